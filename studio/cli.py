@@ -1,0 +1,76 @@
+"""`studio` command line: one subcommand per job, all reading the same RunConfig.
+
+Each subcommand lives in ``studio/commands/<name>.py`` with ``add_arguments(parser)`` and ``run(args) -> int``;
+they are imported only when called so ``studio --help`` stays instant. A ``StudioError`` becomes one line on
+stderr and exit code 2; any other exception is logged in full to ``~/.cache/fine-tune-studio/cli-errors.log``
+and summarised in one line.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "preview": "Show the detected format, rendered rows with trained spans, and token statistics.",
+    "train": "Fine-tune a LoRA/QLoRA adapter from a config file.",
+    "chat": "Ask a trained run (and its base model) a prompt.",
+    "eval": "Score a run's base and tuned model on its held-out split.",
+    "push": "Publish a run's adapter or merged model to the Hugging Face Hub, or export it.",
+    "bench": "Benchmarks printed as ratios against a baseline run in the same call.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Fine-Tune Studio: LoRA/QLoRA fine-tuning.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(_module=f"studio.commands.{name}")
+        p.set_defaults(_needs_args=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
+        parser.print_help()
+        return 0
+    module = importlib.import_module(f"studio.commands.{argv[0]}")
+    sub = argparse.ArgumentParser(prog=f"studio {argv[0]}", description=COMMANDS[argv[0]])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    from studio.errors import StudioError
+
+    try:
+        return int(module.run(args) or 0)
+    except StudioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - last resort: one line for the user, full trace to a log
+        path = _log_traceback()
+        print(f"error: {type(err).__name__}: {err} (details in {path})", file=sys.stderr)
+        return 1
+
+
+def _log_traceback() -> str:
+    import traceback
+    from pathlib import Path
+
+    from studio.paths import cache_root
+
+    path = Path(cache_root()) / "cli-errors.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(traceback.format_exc() + "\n")
+    return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

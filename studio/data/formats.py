@@ -1,0 +1,164 @@
+"""Row formats: detect them from the columns, propose a column mapping, turn rows into chat messages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from studio.errors import DataError
+
+ROLES: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "prompt_completion": ("prompt", "completion"),
+    "instruction": ("instruction", "input", "output"),
+    "messages": ("messages",),
+}
+"""The roles each format maps columns to."""
+
+OPTIONAL_ROLES = {"input"}
+
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "messages": ("messages", "conversations", "conversation", "chat", "dialog"),
+    "instruction": ("instruction", "instructions"),
+    "input": ("input", "context"),
+    "output": ("output", "response"),
+    "prompt": ("prompt", "question", "problem", "query", "input", "instruction", "source"),
+    "completion": ("completion", "answer", "solution", "response", "output", "target", "chosen"),
+    "text": ("text", "content", "document", "body"),
+}
+"""Column names (case-insensitive) that suggest a role, best first."""
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A format with the column chosen for each of its roles."""
+
+    format: str
+    mapping: dict[str, str]
+
+
+def _find(columns: list[str], role: str, taken: set[str]) -> str | None:
+    lower = {c.lower(): c for c in columns if c not in taken}
+    return next((lower[c] for c in CANDIDATES[role] if c in lower), None)
+
+
+def detect_format(columns: list[str], first_row: dict[str, Any] | None = None) -> Detected:
+    """Guess the format and mapping from column names (and the first row's value types).
+
+    Raises:
+        DataError: no column looks usable.
+    """
+    first_row = first_row or {}
+    msg = _find(columns, "messages", set())
+    if msg is None:
+        msg = next((c for c in columns if _looks_like_messages(first_row.get(c))), None)
+    if msg is not None:
+        return Detected("messages", {"messages": msg})
+    ins, out = _find(columns, "instruction", set()), None
+    if ins is not None:
+        out = _find(columns, "output", {ins})
+        if out is not None:
+            mapping = {"instruction": ins, "output": out}
+            inp = _find(columns, "input", {ins, out})
+            if inp is not None:
+                mapping["input"] = inp
+            return Detected("instruction", mapping)
+    prompt = _find(columns, "prompt", set())
+    if prompt is not None:
+        completion = _find(columns, "completion", {prompt})
+        if completion is not None:
+            return Detected("prompt_completion", {"prompt": prompt, "completion": completion})
+    text = _find(columns, "text", set())
+    if text is None:
+        strings = [c for c in columns if isinstance(first_row.get(c), str)] or columns[:1]
+        text = strings[0] if len(strings) == 1 else None
+    if text is not None:
+        return Detected("text", {"text": text})
+    raise DataError(f"can't tell the format from the columns {', '.join(columns)}; pick a format and map "
+                    f"the columns (e.g. prompt -> one column, completion -> another)")
+
+
+def resolve_mapping(fmt: str, columns: list[str], proposed: dict[str, str], override: dict[str, str]
+                    ) -> dict[str, str]:
+    """Merge a user's column mapping over the proposed one and check every column exists.
+
+    Raises:
+        DataError: a mapped column is missing (the message lists the available ones) or a required role is unmapped.
+    """
+    mapping = {**proposed, **{k: v for k, v in override.items() if v}}
+    roles = ROLES[fmt]
+    unknown_roles = [r for r in override if r not in roles]
+    if unknown_roles:
+        raise DataError(f"{unknown_roles[0]!r} is not a role of the {fmt} format; roles: {', '.join(roles)}")
+    for role, col in mapping.items():
+        if role in roles and col not in columns:
+            raise DataError(f"column {col!r} (for {role}) is not in the data; available columns: "
+                            f"{', '.join(columns)}")
+    for role in roles:
+        if role in OPTIONAL_ROLES:
+            continue
+        if role not in mapping:
+            guess = _find(columns, role, set(mapping.values()))
+            if guess is None:
+                raise DataError(f"the {fmt} format needs a column for {role!r}; available columns: "
+                                f"{', '.join(columns)}")
+            mapping[role] = guess
+    return {r: mapping[r] for r in roles if r in mapping}
+
+
+def _looks_like_messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and (
+        {"role", "content"} <= set(value[0]) or {"from", "value"} <= set(value[0]))
+
+
+_SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system", "user": "user",
+                   "assistant": "assistant", "bot": "assistant", "model": "assistant"}
+
+
+def normalize_messages(value: Any, where: str = "row") -> list[dict[str, str]]:
+    """Accept role/content or ShareGPT from/value lists; return role/content dicts.
+
+    Raises:
+        DataError: the value is not a list of messages.
+    """
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: messages must be a non-empty list of {{role, content}}, got {value!r:.80}")
+    out = []
+    for m in value:
+        if not isinstance(m, dict):
+            raise DataError(f"{where}: each message must be a mapping with role and content, got {m!r:.80}")
+        role = m.get("role", _SHAREGPT_ROLES.get(str(m.get("from", "")).lower()))
+        content = m.get("content", m.get("value"))
+        if role not in ("system", "user", "assistant", "tool") or content is None:
+            raise DataError(f"{where}: a message needs role (system, user or assistant) and content, got "
+                            f"{m!r:.80}")
+        out.append({"role": role, "content": _as_text(content)})
+    return out
+
+
+def _as_text(content: Any) -> str:
+    """Flatten content blocks (``[{'type': 'text', 'text': ...}]``) to plain text."""
+    if isinstance(content, list):
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+def to_messages(fmt: str, row: dict[str, Any], mapping: dict[str, str], system_prompt: str | None,
+                where: str = "row") -> list[dict[str, str]]:
+    """A row of any non-text format as chat messages, with the system prompt first when given."""
+    if fmt == "messages":
+        messages = normalize_messages(row[mapping["messages"]], where)
+    elif fmt == "prompt_completion":
+        messages = [{"role": "user", "content": _as_text(row[mapping["prompt"]])},
+                    {"role": "assistant", "content": _as_text(row[mapping["completion"]])}]
+    elif fmt == "instruction":
+        user = _as_text(row[mapping["instruction"]])
+        extra = row.get(mapping["input"]) if "input" in mapping else None
+        if extra:
+            user = f"{user}\n\n{_as_text(extra)}"
+        messages = [{"role": "user", "content": user},
+                    {"role": "assistant", "content": _as_text(row[mapping["output"]])}]
+    else:
+        raise DataError("plain text rows can't be turned into chat messages; pick a text template instead")
+    if system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system_prompt}, *messages]
+    return messages

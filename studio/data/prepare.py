@@ -1,0 +1,226 @@
+"""From a RunConfig to previews, statistics and the tokenized datasets the trainer consumes."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from studio.data.formats import ROLES, Detected, detect_format, resolve_mapping, to_messages
+from studio.data.loading import load_source
+from studio.data.render import RenderSpec, Rendered, make_spec, render
+from studio.data.stats import DataStats, compute_stats
+from studio.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Dataset
+
+    from studio.config import DataConfig, RunConfig
+
+
+@dataclass
+class LoadedData:
+    """All rows of the configured sources, with the resolved format and column mapping."""
+
+    dataset: "Dataset"
+    format: str
+    mapping: dict[str, str]
+    proposed: Detected
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.dataset.column_names)
+
+
+@dataclass
+class Preview:
+    """Rendered rows plus whole-dataset statistics."""
+
+    format: str
+    mapping: dict[str, str]
+    columns: list[str]
+    rows: list[Rendered]
+    stats: DataStats
+    full_lengths: list[int] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.stats.warnings()
+
+
+@dataclass
+class Prepared:
+    """Tokenized splits (``input_ids`` + ``completion_mask``) ready for TRL's SFTTrainer."""
+
+    train: "Dataset"
+    eval: "Dataset | None"
+    spec: RenderSpec
+    stats: DataStats
+    dropped_rows: int
+    fingerprint: str
+
+
+def _source_detect(ds: "Dataset", fmt: str, columns_override: dict[str, str]) -> tuple[str, dict[str, str], Detected]:
+    first = ds[0] if len(ds) else {}
+    proposed = detect_format(list(ds.column_names), first) if fmt == "auto" or not columns_override else None
+    chosen = fmt if fmt != "auto" else proposed.format
+    base = proposed.mapping if proposed is not None and proposed.format == chosen else {}
+    mapping = resolve_mapping(chosen, list(ds.column_names), base, columns_override)
+    return chosen, mapping, proposed or Detected(chosen, mapping)
+
+
+def load_data(cfg: "DataConfig") -> LoadedData:
+    """Load, map, mix (weights), shuffle and cap the configured sources.
+
+    One source keeps its own columns (templates may name them). Several sources are reduced to the role columns
+    of their common format (rows become chat messages when their formats differ) before concatenation.
+
+    Raises:
+        DataError: no sources, unreadable files, missing columns.
+    """
+    import datasets
+
+    if not cfg.sources:
+        raise DataError("no dataset chosen: add a source (a local file or a Hub dataset id)")
+    loaded = []
+    for i, src in enumerate(cfg.sources):
+        ds = load_source(src)
+        fmt, mapping, proposed = _source_detect(ds, cfg.format, src.columns)
+        loaded.append((ds, fmt, mapping, proposed, src.weight))
+    if len(loaded) == 1 and loaded[0][4] == 1.0:
+        ds, fmt, mapping, proposed, _ = loaded[0]
+    else:
+        formats = {fmt for _, fmt, _, _, _ in loaded}
+        target = formats.pop() if len(formats) == 1 else "messages"
+        if target == "messages" and "text" in {f for _, f, _, _, _ in loaded}:
+            raise DataError("can't mix plain-text sources with chat or prompt/completion sources; "
+                            "set the same format for every source")
+        parts = [_weighted(_to_roles(ds, fmt, mapping, target), w, cfg.seed) for ds, fmt, mapping, _, w in loaded]
+        ds = datasets.concatenate_datasets(parts)
+        fmt, mapping = target, {r: r for r in ROLES[target] if r in ds.column_names}
+        proposed = Detected(fmt, mapping)
+    ds = ds.shuffle(seed=cfg.seed) if len(cfg.sources) > 1 else ds
+    if cfg.max_rows is not None and len(ds) > cfg.max_rows:
+        ds = ds.select(range(cfg.max_rows))
+    return LoadedData(dataset=ds, format=fmt, mapping=mapping, proposed=proposed)
+
+
+def _to_roles(ds: "Dataset", fmt: str, mapping: dict[str, str], target: str) -> "Dataset":
+    if target == fmt:
+        def fn(row):
+            return {r: (row[c] if c in row else "") for r, c in mapping.items()}
+        keep = [r for r in ROLES[fmt] if r in mapping]
+    else:
+        def fn(row):
+            return {"messages": to_messages(fmt, row, mapping, None)}
+        keep = ["messages"]
+    out = ds.map(fn, remove_columns=[c for c in ds.column_names if c not in keep] if target != fmt
+                 else list(ds.column_names))
+    return out.select_columns(keep)
+
+
+def _weighted(ds: "Dataset", weight: float, seed: int) -> "Dataset":
+    import datasets
+
+    whole, frac = int(weight), weight - int(weight)
+    parts = [ds] * whole
+    if frac > 0:
+        n = int(round(len(ds) * frac))
+        parts.append(ds.shuffle(seed=seed).select(range(n)))
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def spec_for(cfg: "RunConfig", loaded: LoadedData, tokenizer: Any) -> RenderSpec:
+    """The render spec of a run; checks the template against the columns."""
+    if cfg.data.format == "messages" or loaded.format == "messages":
+        if cfg.data.template:
+            raise DataError("chat (messages) rows are rendered with the chat template; clear the text template")
+        if not getattr(tokenizer, "chat_template", None):
+            raise DataError("chat rows need a chat template, and this model's tokenizer has none; set "
+                            "model.chat_template to chatml")
+    spec = make_spec(cfg.data, loaded.format, loaded.mapping, cfg.train.loss_on, cfg.train.max_length)
+    spec.check_template(loaded.columns)
+    return spec
+
+
+def _row_figures(rendered: Rendered) -> dict[str, Any]:
+    digest = hashlib.blake2b(rendered.text.encode("utf-8"), digest_size=8).digest()
+    return {"full_length": rendered.full_length, "trained": rendered.trained_tokens,
+            "kept": len(rendered.input_ids), "hash": int.from_bytes(digest, "little") >> 1}
+
+
+def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedData | None = None) -> Preview:
+    """Render the first ``n_rows`` rows and compute statistics over all rows."""
+    loaded = loaded or load_data(cfg.data)
+    spec = spec_for(cfg, loaded, tokenizer)
+    ds = loaded.dataset
+    rows = [render(ds[i], tokenizer, spec, where=f"row {i + 1}") for i in range(min(n_rows, len(ds)))]
+    figures = _figures(ds, tokenizer, spec)
+    stats = compute_stats(figures["full_length"], figures["trained"], figures["kept"], figures["hash"],
+                          spec.max_length)
+    return Preview(format=loaded.format, mapping=loaded.mapping, columns=loaded.columns, rows=rows, stats=stats,
+                   full_lengths=list(figures["full_length"]))
+
+
+def _figures(ds: "Dataset", tokenizer: Any, spec: RenderSpec) -> dict[str, list]:
+    def fn(row, idx):
+        return _row_figures(render(row, tokenizer, spec, where=f"row {idx + 1}"))
+
+    out = ds.map(fn, with_indices=True, remove_columns=list(ds.column_names), num_proc=_num_proc(len(ds)),
+                 load_from_cache_file=False)
+    return {k: out[k] for k in ("full_length", "trained", "kept", "hash")}
+
+
+def _num_proc(n: int) -> int | None:
+    cpus = os.cpu_count() or 1
+    return min(cpus, 8) if n >= 20_000 and cpus > 1 else None
+
+
+def prepare_datasets(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | None = None) -> Prepared:
+    """Render, tokenize, cut to max_length, drop rows with nothing to train, and split off the eval rows.
+
+    The result has ``input_ids`` and ``completion_mask`` (the render's loss mask), which TRL turns into labels
+    with ``completion_only_loss=True``: the mask the preview shows is the mask that is trained.
+
+    Raises:
+        DataError: nothing left to train on.
+    """
+    loaded = loaded or load_data(cfg.data)
+    spec = spec_for(cfg, loaded, tokenizer)
+    train_raw, eval_raw = split_rows(cfg.data, loaded)
+
+    def fn(row, idx):
+        r = render(row, tokenizer, spec, where=f"row {idx + 1}")
+        return {"input_ids": r.input_ids, "completion_mask": r.loss_mask, **_row_figures(r)}
+
+    def tokenize(ds: "Dataset") -> "Dataset":
+        return ds.map(fn, with_indices=True, remove_columns=list(ds.column_names), num_proc=_num_proc(len(ds)),
+                      desc="Rendering and tokenizing")
+
+    def keep(ds: "Dataset") -> "Dataset":
+        return ds.filter(lambda r: r["trained"] > 0).select_columns(["input_ids", "completion_mask"])
+
+    train_tok = tokenize(train_raw)
+    eval_tok = tokenize(eval_raw) if eval_raw is not None else None
+    import datasets
+
+    both = datasets.concatenate_datasets([train_tok, eval_tok]) if eval_tok is not None else train_tok
+    stats = compute_stats(both["full_length"], both["trained"], both["kept"], both["hash"], spec.max_length)
+    train, eval_ds = keep(train_tok), keep(eval_tok) if eval_tok is not None else None
+    dropped = len(both) - len(train) - (len(eval_ds) if eval_ds is not None else 0)
+    if len(train) == 0:
+        raise DataError("no row has any trained token: check the response template, the column mapping, or "
+                        "raise max_length")
+    if eval_ds is not None and len(eval_ds) == 0:
+        eval_ds = None
+    return Prepared(train=train, eval=eval_ds, spec=spec, stats=stats, dropped_rows=dropped,
+                    fingerprint=train_tok._fingerprint)
+
+
+def split_rows(cfg: "DataConfig", loaded: LoadedData) -> tuple["Dataset", "Dataset | None"]:
+    """Raw train and held-out rows; the same seed always gives the same split (evaluation reuses it)."""
+    ds = loaded.dataset
+    if cfg.eval_fraction <= 0 or len(ds) < 10:
+        return ds, None
+    split = ds.train_test_split(test_size=cfg.eval_fraction, seed=cfg.seed)
+    return split["train"], split["test"]

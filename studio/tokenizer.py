@@ -1,0 +1,65 @@
+"""Load a model's tokenizer with the pad-token fix and the chat-template choice applied."""
+from __future__ import annotations
+
+from typing import Any
+
+from studio.errors import ModelError
+from studio.templates import CHATML_TEMPLATE
+
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+
+def load_tokenizer(model_cfg: Any, pad_token: str | None = None) -> tuple[Any, int]:
+    """Load the tokenizer for ``model_cfg`` and return ``(tokenizer, n_added_tokens)``.
+
+    ``pad_token``: a preset's pad token (Falcon has none: the seed used ``>>SUFFIX<<``); otherwise eos.
+    A ``chatml`` choice installs ChatML (with ``{% generation %}`` markers) and adds its tokens when missing,
+    in which case the model's embeddings must be resized and saved with the adapter.
+
+    Raises:
+        ModelError: the model id or folder can't be found or has no tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    from studio.demo import resolve_model_path
+
+    path = resolve_model_path(model_cfg.name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, revision=model_cfg.revision,
+                                            trust_remote_code=model_cfg.trust_remote_code)
+    except OSError as exc:
+        raise ModelError(_explain_missing(model_cfg.name_or_path, exc)) from None
+    except ValueError as exc:
+        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer could not be loaded ({str(exc)[:200]})") from None
+    added = 0
+    if model_cfg.chat_template == "chatml":
+        missing = [t for t in CHATML_TOKENS if t not in tok.get_vocab()]
+        if missing:
+            added += tok.add_special_tokens({"additional_special_tokens": missing})
+        tok.chat_template = CHATML_TEMPLATE
+        if tok.eos_token is None or tok.eos_token not in CHATML_TOKENS and missing:
+            tok.eos_token = "<|im_end|>"
+    elif model_cfg.chat_template == "none":
+        tok.chat_template = None
+    if tok.pad_token is None:
+        if pad_token and pad_token in tok.get_vocab():
+            tok.pad_token = pad_token
+        elif pad_token:
+            added += tok.add_special_tokens({"pad_token": pad_token})
+        else:
+            tok.pad_token = tok.eos_token
+    if tok.eos_token is None:
+        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer has no end-of-sequence token; set one")
+    return tok, added
+
+
+def _explain_missing(name: str, exc: Exception) -> str:
+    from pathlib import Path
+
+    if Path(name).expanduser().exists():
+        return f"{name} has no tokenizer files (tokenizer.json or tokenizer_config.json)"
+    text = str(exc)
+    if any(k in text for k in ("offline", "connect", "resolve", "Connection", "internet", "outgoing traffic")):
+        return (f"can't reach the Hugging Face Hub to download {name!r}; use a local folder or the offline demo "
+                f"model 'studio/demo-tiny'")
+    return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"
