@@ -18,6 +18,8 @@ import yaml
 from studio.errors import ConfigError
 
 DEMO_MODEL = "studio/demo-tiny"
+ASSETS_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
+"""Ready configs, one per bundled dataset, on the demo model."""
 
 FORMATS = ("auto", "text", "prompt_completion", "instruction", "messages")
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -365,4 +367,9 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text") from None
-    return RunConfig.from_dict(raw or {})
+    cfg = RunConfig.from_dict(raw or {})
+    for src in cfg.data.sources:  # a relative path that exists beside the config file is read from there
+        beside = (path.parent / src.path).expanduser()
+        if not Path(src.path).expanduser().is_absolute() and not Path(src.path).exists() and beside.exists():
+            src.path = str(beside.resolve())
+    return cfg
