@@ -69,7 +69,7 @@ def detect_format(columns: list[str], first_row: dict[str, Any] | None = None) -
             return Detected("prompt_completion", {"prompt": prompt, "completion": completion})
     text = _find(columns, "text", set())
     if text is None:
-        strings = [c for c in columns if isinstance(first_row.get(c), str)] or columns[:1]
+        strings = [c for c in columns if isinstance(first_row.get(c), str)] if first_row else columns
         text = strings[0] if len(strings) == 1 else None
     if text is not None:
         return Detected("text", {"text": text})
