@@ -1,0 +1,62 @@
+"""``build_app(studio) -> gr.Blocks``: composes the tabs, nothing else.
+
+Each tab is a module in ``TAB_MODULES`` with ``TAB_ID``, ``LABEL`` and ``render(studio, ctx) -> handles``. A new
+tab (Chat, Publish) is one file plus one line here. Tabs share settings through ``ctx.forms`` (every section's
+widgets; ``ctx.forms.read(values)`` gives the RunConfig), ``ctx.run_dir`` (the run this browser started or picked)
+and the ``Studio`` object (the job, the loaded chat model), never by retyping.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Sequence
+
+import gradio as gr
+
+from studio.config import RunConfig, load_config
+from studio.session import Studio
+from studio.ui.common import AppContext
+from studio.ui.forms import CONFIGS_DIR, Forms
+from studio.ui.theme import launch_kwargs
+
+__all__ = ["TAB_MODULES", "build_app", "initial_config", "launch_kwargs"]
+
+TAB_MODULES: tuple[str, ...] = (
+    "studio.ui.data_tab",
+    # "studio.ui.model_tab",
+    # "studio.ui.train_tab",
+    # "studio.ui.chat_tab", "studio.ui.publish_tab": added with their issues
+)
+DEMO_CONFIG = CONFIGS_DIR / "linear_equations.yaml"
+
+
+def initial_config(demo: bool = True) -> RunConfig:
+    """The config the app opens on: the bundled linear-equations run on the demo model (``demo``), or the same
+    dataset with the library defaults for model, LoRA and training (for a real GPU and a real model)."""
+    cfg = load_config(DEMO_CONFIG) if DEMO_CONFIG.exists() else RunConfig()
+    if demo:
+        return cfg
+    return RunConfig(data=cfg.data, train=type(cfg.train)(max_length=cfg.train.max_length))
+
+
+def build_app(studio: Studio, initial: RunConfig | None = None,
+              tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
+    """The whole app. ``blocks.studio_handles`` maps tab id -> that tab's handles (tests use them)."""
+    initial = initial or initial_config()
+    modules = [importlib.import_module(name) for name in tabs]
+    with gr.Blocks(title="Fine-Tune Studio", analytics_enabled=False) as blocks:
+        ctx = AppContext(studio=studio, initial=initial, forms=Forms(initial=initial), blocks=blocks,
+                         run_dir=gr.State(None))
+        gr.Markdown("## Fine-Tune Studio\nFrom a dataset to a tested LoRA / QLoRA adapter: **Data → Model → Train"
+                    + (" → Chat" if any(m.TAB_ID == "chat" for m in modules) else "")
+                    + (" → Publish" if any(m.TAB_ID == "publish" for m in modules) else "") + "**.")
+        handles: dict[str, Any] = {}
+        with gr.Tabs() as tab_block:
+            ctx.tabs = tab_block
+            for module in modules:
+                with gr.Tab(module.LABEL, id=module.TAB_ID, elem_id=f"tab-{module.TAB_ID}"):
+                    handles[module.TAB_ID] = module.render(studio, ctx)
+        for wire in ctx.after_render:
+            wire()
+    blocks.studio_handles = handles
+    blocks.studio_ctx = ctx
+    return blocks

@@ -1,0 +1,89 @@
+"""Small pieces every tab uses: the app context handed to each tab, error display, the "what next" footer.
+
+Errors: a ``StudioError`` is shown as its own sentence (``gr.Warning`` + an error box); anything else is logged in
+full to ``<cache>/ui-errors.log`` and shown as one line that points there. Never a traceback in the page.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from studio.config import RunConfig
+from studio.errors import StudioError
+from studio.session import Studio
+from studio.ui.forms import Forms
+
+log = logging.getLogger("studio.ui")
+
+
+@dataclass
+class AppContext:
+    """What app.py hands every tab's ``render(studio, ctx)``.
+
+    ``forms`` gathers each section's widgets as the tabs render (``ctx.forms.model`` is the Model tab's form), so a
+    handler in any tab can read the whole RunConfig with ``ctx.forms.read(values)`` from ``inputs=ctx.forms.
+    components()`` without retyping. ``run_dir`` is the per-browser run the user started or picked last (Chat and
+    Publish read it). ``tabs`` lets a "Next" button switch tab. ``after_render`` callbacks run once every tab exists,
+    for events whose inputs live in a later tab.
+    """
+
+    studio: Studio
+    initial: RunConfig
+    forms: Forms
+    blocks: Any = None
+    """The ``gr.Blocks`` being built (for ``blocks.load`` events)."""
+    tabs: Any = None
+    run_dir: Any = None
+    """``gr.State[str | None]``: path of the run started or selected in this browser."""
+    after_render: list[Callable[[], None]] = field(default_factory=list)
+
+
+def error_text(err: BaseException) -> str:
+    """The one sentence shown for ``err``; unexpected errors are logged with their traceback."""
+    if isinstance(err, StudioError):
+        return str(err)
+    path = _log_unexpected(err)
+    return f"Unexpected error: {type(err).__name__}: {str(err)[:300]} (details in {path})"
+
+
+def error_box(message: str | None) -> dict:
+    """Update for a ``gr.Markdown`` error box: visible with the message, hidden when None."""
+    if not message:
+        return gr.update(value="", visible=False)
+    return gr.update(value=f"**⚠ {message}**", visible=True)
+
+
+def warn(err: BaseException) -> str:
+    """Show ``err`` as a toast and return its sentence (for an error box too)."""
+    text = error_text(err)
+    gr.Warning(text)
+    return text
+
+
+def next_step(ctx: AppContext, text: str, tab_id: str | None, button: str | None = None) -> gr.Button | None:
+    """The footer every tab ends with: what comes next, and a button that switches to that tab."""
+    with gr.Row(elem_classes=["studio-next"]):
+        gr.Markdown(f"**Next:** {text}")
+        if tab_id is None or ctx.tabs is None:
+            return None
+        btn = gr.Button(button or "Next →", variant="secondary", scale=0, min_width=160)
+    btn.click(lambda: gr.Tabs(selected=tab_id), outputs=ctx.tabs, show_progress="hidden")
+    return btn
+
+
+def _log_unexpected(err: BaseException) -> Path:
+    from studio.paths import cache_root
+
+    path = Path(cache_root()) / "ui-errors.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(type(err), err, err.__traceback__)) + "\n")
+    except OSError:  # pragma: no cover - logging must never fail a handler
+        log.exception("could not write %s", path)
+    return path

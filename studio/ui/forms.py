@@ -1,0 +1,385 @@
+"""Widget values <-> RunConfig, in one place.
+
+Each config section has a form: a dataclass of the widgets that edit it, named like the config fields (so there is
+no string-keyed registry). Tabs create the widgets (typed: Number/Slider/Dropdown/Checkbox, never numbers as text)
+and fill ``ctx.forms``; any handler can then take ``inputs=ctx.forms.components()`` (a set, so gradio passes one
+``{component: value}`` dict) and call ``ctx.forms.read(values)`` for the whole, validated ``RunConfig``. Fields no
+widget edits keep the value of the config the app started with. ``ctx.forms.write(cfg)`` is the inverse: a
+``{component: value}`` dict a handler can return to load a config into the widgets.
+
+This module does not import gradio: it only reads and writes values keyed by widget objects.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from studio.config import (DataConfig, HubConfig, LoraConfig, ModelConfig, RunConfig, SourceConfig, TrainConfig)
+from studio.data.formats import ROLES
+from studio.errors import ConfigError
+from studio.paths import ASSETS
+from studio.templates import NAMED_TEMPLATES
+
+DATASETS_DIR = ASSETS / "datasets"
+CONFIGS_DIR = ASSETS / "configs"
+
+SOURCE_SAMPLE = "Bundled sample"
+SOURCE_UPLOAD = "Upload a file"
+SOURCE_PATH = "Hub id or local path"
+SOURCE_KINDS = (SOURCE_SAMPLE, SOURCE_UPLOAD, SOURCE_PATH)
+
+CHAT_TEMPLATE = "(chat template)"
+CUSTOM_TEMPLATE = "(custom)"
+TEMPLATE_CHOICES = (CHAT_TEMPLATE, *NAMED_TEMPLATES, CUSTOM_TEMPLATE)
+
+MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values() for r in roles))
+"""Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
+
+GRADIENT_CHECKPOINTING = ("auto", "on", "off")
+
+Component = Any  # a gradio component; keys of the values dict
+
+
+def bundled_samples() -> list[str]:
+    """File names of the bundled datasets."""
+    if not DATASETS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in DATASETS_DIR.iterdir() if p.suffix.lower() in (".csv", ".jsonl", ".json",
+                                                                                  ".parquet", ".txt", ".tsv"))
+
+
+def bundled_config_for(sample: str) -> Path | None:
+    """The ready config in assets/configs whose dataset is ``sample`` (same stem), if any."""
+    path = CONFIGS_DIR / f"{Path(sample).stem}.yaml"
+    return path if path.exists() else None
+
+
+# ------------------------------------------------------------------------------------------------ section forms
+@dataclass
+class DataForm:
+    """The Data tab's widgets. ``max_length`` and ``loss_on`` live here (they shape the preview) but are
+    ``train.*`` settings."""
+
+    source_kind: Component
+    sample: Component
+    upload: Component
+    path: Component
+    split: Component
+    subset: Component
+    format: Component
+    mapping: dict[str, Component]
+    """role -> column dropdown, for every role in ``MAPPING_ROLES``."""
+    template_name: Component
+    template: Component
+    response_template: Component
+    system_prompt: Component
+    eval_fraction: Component
+    max_rows: Component
+    seed: Component
+    max_length: Component
+    loss_on: Component
+
+    def components(self) -> list[Component]:
+        out = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mapping"]
+        return out + list(self.mapping.values())
+
+
+@dataclass
+class ModelForm:
+    """Model tab: fields named like ``ModelConfig``; None = not shown (the start config's value is kept)."""
+
+    name_or_path: Component = None
+    revision: Component = None
+    quantization: Component = None
+    bnb_4bit_quant_type: Component = None
+    double_quant: Component = None
+    compute_dtype: Component = None
+    attn_implementation: Component = None
+    chat_template: Component = None
+    trust_remote_code: Component = None
+
+
+@dataclass
+class LoraForm:
+    """LoRA settings (Model tab), named like ``LoraConfig``."""
+
+    r: Component = None
+    alpha: Component = None
+    dropout: Component = None
+    target_modules: Component = None
+    bias: Component = None
+    use_rslora: Component = None
+    use_dora: Component = None
+
+
+@dataclass
+class TrainForm:
+    """Train tab hyperparameters, named like ``TrainConfig`` (``max_length``/``loss_on`` are in ``DataForm``)."""
+
+    run_name: Component = None
+    max_steps: Component = None
+    epochs: Component = None
+    learning_rate: Component = None
+    lr_scheduler: Component = None
+    warmup_ratio: Component = None
+    batch_size: Component = None
+    grad_accum: Component = None
+    packing: Component = None
+    gradient_checkpointing: Component = None
+    optim: Component = None
+    weight_decay: Component = None
+    max_grad_norm: Component = None
+    seed: Component = None
+    logging_steps: Component = None
+    save_steps: Component = None
+    save_total_limit: Component = None
+    eval_steps: Component = None
+    booster: Component = None
+    tensorboard: Component = None
+    probe_prompts: Component = None
+    device: Component = None
+
+
+@dataclass
+class HubForm:
+    """Publish settings, named like ``HubConfig``."""
+
+    repo_id: Component = None
+    private: Component = None
+    push: Component = None
+
+
+_SECTION_OF = {ModelForm: ("model", ModelConfig), LoraForm: ("lora", LoraConfig), TrainForm: ("train", TrainConfig),
+               HubForm: ("hub", HubConfig)}
+
+
+# ------------------------------------------------------------------------------------------------------- Forms
+@dataclass
+class Forms:
+    """All forms of the app; tabs fill in the ones they render."""
+
+    initial: RunConfig = field(default_factory=RunConfig)
+    data: DataForm | None = None
+    model: ModelForm | None = None
+    lora: LoraForm | None = None
+    train: TrainForm | None = None
+    hub: HubForm | None = None
+
+    def _section_forms(self) -> list[Any]:
+        return [f for f in (self.model, self.lora, self.train, self.hub) if f is not None]
+
+    def components(self) -> set[Component]:
+        """Every widget that edits the config: pass as ``inputs=`` (a set) to get one values dict."""
+        out: set[Component] = set(self.data.components()) if self.data else set()
+        for form in self._section_forms():
+            out |= {c for c in _widgets(form).values()}
+        return out
+
+    def read(self, values: dict[Component, Any]) -> RunConfig:
+        """The validated RunConfig the widgets describe.
+
+        Raises:
+            ConfigError: a value is missing or out of range (the message names the field).
+        """
+        raw = self.initial.to_dict()
+        for form in self._section_forms():
+            section, cls = _SECTION_OF[type(form)]
+            for name, comp in _widgets(form).items():
+                if comp in values:
+                    raw[section][name] = from_widget(cls, name, values[comp], section)
+        if self.data is not None:
+            data, train_extra = read_data(self.data, values, self.initial.data)
+            raw["data"] = dataclasses.asdict(data)
+            raw["train"].update(train_extra)
+        return RunConfig.from_dict(raw)
+
+    def write(self, cfg: RunConfig) -> dict[Component, Any]:
+        """``{widget: value}`` that shows ``cfg`` (return it from a handler whose outputs are those widgets)."""
+        out: dict[Component, Any] = {}
+        for form in self._section_forms():
+            section, cls = _SECTION_OF[type(form)]
+            for name, comp in _widgets(form).items():
+                out[comp] = to_widget(cls, name, getattr(getattr(cfg, section), name))
+        if self.data is not None:
+            out.update(write_data(self.data, cfg))
+        return out
+
+
+def _widgets(form: Any) -> dict[str, Component]:
+    return {f.name: getattr(form, f.name) for f in dataclasses.fields(form) if getattr(form, f.name) is not None}
+
+
+# ------------------------------------------------------------------------------------------------- conversions
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def from_widget(cls: type, name: str, value: Any, section: str = "") -> Any:
+    """A widget value as the config field ``cls.name`` expects it (numbers typed, blanks -> None)."""
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    where = f"{section}.{name}" if section else name
+    if name == "gradient_checkpointing":
+        return {"on": True, "off": False}.get(str(value).lower(), value if isinstance(value, bool) else "auto")
+    if name == "target_modules":
+        items = [value] if isinstance(value, str) else list(value or [])
+        items = [s.strip() for s in items if s and s.strip()]
+        return "all-linear" if not items or "all-linear" in items else items
+    if typing.get_origin(hint) is list:  # probe prompts: one per line
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return list(value or [])
+    if _blank(value):
+        if optional:
+            return None
+        if base in (int, float):
+            raise ConfigError(f"{where} needs a number")
+        return "" if base is str else value
+    if base is bool:
+        return bool(value)
+    if base is int:
+        number = float(value)
+        if number != int(number):
+            raise ConfigError(f"{where} must be a whole number, got {value}")
+        return int(number)
+    if base is float:
+        return float(value)
+    if base is str:
+        return str(value).strip() if name != "response_template" else str(value)
+    return value
+
+
+def to_widget(cls: type, name: str, value: Any) -> Any:
+    """A config value as its widget shows it."""
+    if name == "gradient_checkpointing":
+        return "auto" if value == "auto" else ("on" if value else "off")
+    if name == "target_modules":
+        return [value] if isinstance(value, str) else list(value)
+    if name == "probe_prompts":
+        return "\n".join(value or [])
+    if value is None:
+        hint = typing.get_type_hints(cls)[name]
+        return "" if str in typing.get_args(hint) else None
+    return value
+
+
+# ------------------------------------------------------------------------------------------------------ data form
+def _template_parts(data: DataConfig) -> tuple[str, str, str]:
+    """(template dropdown choice, template text, response template text) showing ``data``."""
+    name = (data.template or "").strip()
+    if not name:
+        return CHAT_TEMPLATE, "", data.response_template or ""
+    named = NAMED_TEMPLATES.get(name)
+    if named is not None:
+        response = data.response_template if data.response_template is not None else (named.response_template or "")
+        return name, named.template, response
+    match = next((t.name for t in NAMED_TEMPLATES.values() if t.template == data.template), None)
+    return (match or CUSTOM_TEMPLATE), data.template, data.response_template or ""
+
+
+def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
+    """Widget values showing ``cfg.data`` (first source) plus ``train.max_length``/``loss_on``."""
+    data = cfg.data
+    src = data.sources[0] if data.sources else None
+    out: dict[Component, Any] = {}
+    kind, sample, path, split, subset = SOURCE_SAMPLE, None, "", "train", ""
+    if src is not None:
+        p = Path(src.path).expanduser()
+        if p.parent.resolve() == DATASETS_DIR.resolve() and p.name in bundled_samples():
+            sample = p.name
+        else:
+            kind, path = SOURCE_PATH, src.path
+        split, subset = src.split, src.name or ""
+    elif bundled_samples():
+        sample = bundled_samples()[0]
+    name, template, response = _template_parts(data)
+    out.update({form.source_kind: kind, form.sample: sample, form.path: path, form.split: split,
+                form.subset: subset, form.format: data.format, form.template_name: name, form.template: template,
+                form.response_template: response, form.system_prompt: data.system_prompt or "",
+                form.eval_fraction: data.eval_fraction, form.max_rows: data.max_rows, form.seed: data.seed,
+                form.max_length: cfg.train.max_length, form.loss_on: cfg.train.loss_on})
+    columns = src.columns if src is not None else {}
+    for role, comp in form.mapping.items():
+        out[comp] = columns.get(role)
+    return out
+
+
+def read_data(form: DataForm, values: dict[Component, Any], base: DataConfig | None = None
+              ) -> tuple[DataConfig, dict[str, Any]]:
+    """``(DataConfig, {max_length, loss_on})`` from the Data tab's widget values.
+
+    Raises:
+        ConfigError: no dataset chosen, or a value out of range.
+    """
+    base = base or DataConfig()
+    kind = values.get(form.source_kind) or SOURCE_SAMPLE
+    split, subset = "train", None
+    if kind == SOURCE_SAMPLE:
+        sample = values.get(form.sample)
+        if _blank(sample):
+            raise ConfigError("pick a bundled sample dataset, upload a file, or give a Hub id / local path")
+        path = str(DATASETS_DIR / sample)
+    elif kind == SOURCE_UPLOAD:
+        path = _upload_path(values.get(form.upload))
+        if not path:
+            raise ConfigError("upload a dataset file (csv, json, jsonl, parquet or txt) first")
+    else:
+        path = (values.get(form.path) or "").strip()
+        if not path:
+            raise ConfigError("type a Hub dataset id (owner/name) or the path of a local file or folder")
+        split = (values.get(form.split) or "train").strip() or "train"
+        subset = (values.get(form.subset) or "").strip() or None
+    fmt = values.get(form.format) or "auto"
+    columns: dict[str, str] = {}
+    if fmt != "auto":
+        for role in ROLES.get(fmt, ()):
+            col = values.get(form.mapping[role])
+            if not _blank(col):
+                columns[role] = col
+    name = values.get(form.template_name) or CHAT_TEMPLATE
+    text = values.get(form.template) or ""
+    response = values.get(form.response_template) or ""
+    template: str | None
+    if not text.strip():
+        template = None
+    elif name in NAMED_TEMPLATES and text == NAMED_TEMPLATES[name].template:
+        template = name
+    else:
+        template = text
+    response_template: str | None = response if response.strip() else None
+    if template in NAMED_TEMPLATES and response_template == NAMED_TEMPLATES[template].response_template:
+        response_template = None
+    old = base.sources[0] if base.sources else None
+    keep = old is not None and old.path == path
+    source = SourceConfig(path=path, split=split, name=subset, columns=columns,
+                          weight=old.weight if keep else 1.0)
+    system = values.get(form.system_prompt) or ""
+    data = DataConfig(
+        sources=[source],
+        format=fmt,
+        template=template,
+        response_template=response_template,
+        system_prompt=system if system.strip() else None,
+        eval_fraction=from_widget(DataConfig, "eval_fraction", values.get(form.eval_fraction, base.eval_fraction),
+                                  "data"),
+        max_rows=from_widget(DataConfig, "max_rows", values.get(form.max_rows, base.max_rows) or None, "data"),
+        seed=from_widget(DataConfig, "seed", values.get(form.seed, base.seed), "data"),
+    )
+    extra = {"max_length": from_widget(TrainConfig, "max_length", values.get(form.max_length), "train"),
+             "loss_on": values.get(form.loss_on) or "completion"}
+    return data, extra
+
+
+def _upload_path(value: Any) -> str | None:
+    """gr.File gives a path string (type='filepath'), a FileData-like object, or a list of them."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    return str(getattr(value, "path", None) or getattr(value, "name", None) or value)
