@@ -1,0 +1,203 @@
+"""Plotly figure builders for the tabs (no gradio here): token-length histogram, memory bar, training charts.
+
+``RunSeries`` accumulates training events (``studio.events``) into plain lists; the figure functions draw them.
+Everything is pure and cheap, so a ``gr.Timer`` can redraw from a per-browser series every half second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import plotly.graph_objects as go
+
+GB = 1024 ** 3
+_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320,
+               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+TRAIN_COLOR, EVAL_COLOR, CUT_COLOR = "#2563eb", "#f97316", "#dc2626"
+
+
+def _empty(title: str, message: str, height: int = 320) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(**{**_LAYOUT, "height": height}, title=title, xaxis_visible=False, yaxis_visible=False)
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#6b7280"))
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ data tab
+def token_histogram(lengths: Sequence[int], max_length: int) -> go.Figure:
+    """Histogram of full token lengths with the ``max_length`` cut-off drawn (rows right of it are cut)."""
+    if not lengths:
+        return _empty("Token lengths", "No rows to measure yet")
+    cut = sum(1 for n in lengths if n > max_length)
+    fig = go.Figure(go.Histogram(x=list(lengths), nbinsx=min(60, max(10, len(set(lengths)))),
+                                 marker_color=TRAIN_COLOR, name="rows", hovertemplate="%{x} tokens: %{y} rows"))
+    fig.add_vline(x=max_length, line=dict(color=CUT_COLOR, width=2, dash="dash"))
+    fig.add_annotation(x=max_length, y=1, yref="paper", xanchor="left", showarrow=False,
+                       text=f" max_length={max_length}: {cut} of {len(lengths)} rows cut",
+                       font=dict(color=CUT_COLOR))
+    fig.update_layout(**_LAYOUT, title="Token length per row", bargap=0.05, showlegend=False)
+    fig.update_xaxes(title="tokens", range=[0, max(max(lengths), max_length) * 1.05])
+    fig.update_yaxes(title="rows")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- model tab
+def memory_bar(parts: dict[str, float], device_gb: float, device_name: str, *,
+               measured_gb: float | None = None) -> go.Figure:
+    """One stacked horizontal bar of the estimate's parts (GB) against the device's memory."""
+    colors = ["#2563eb", "#7c3aed", "#db2777", "#f59e0b", "#10b981", "#6b7280"]
+    fig = go.Figure()
+    for (label, gb), color in zip(parts.items(), colors * 2):
+        fig.add_trace(go.Bar(y=["estimate"], x=[gb], name=label, orientation="h", marker_color=color,
+                             hovertemplate=f"{label}: %{{x:.2f}} GB<extra></extra>"))
+    if measured_gb is not None:
+        fig.add_trace(go.Bar(y=["measured"], x=[measured_gb], name="measured peak", orientation="h",
+                             marker_color="#111827", hovertemplate="measured: %{x:.2f} GB<extra></extra>"))
+    total = sum(parts.values())
+    fig.add_vline(x=device_gb, line=dict(color=CUT_COLOR, width=3))
+    fig.add_annotation(x=device_gb, y=1.0, yref="paper", xanchor="right", yanchor="bottom", showarrow=False,
+                       text=f"{device_name}: {device_gb:.1f} GB", font=dict(color=CUT_COLOR))
+    fig.update_layout(**{**_LAYOUT, "height": 230 if measured_gb is None else 280}, barmode="stack",
+                      title=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB")
+    fig.update_xaxes(title="GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- train tab
+@dataclass
+class RunSeries:
+    """Training curves gathered from events; feed it ``log.since(cursor)`` batches with :meth:`add`."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float | None] = field(default_factory=list)
+    learning_rate: list[float | None] = field(default_factory=list)
+    grad_norm: list[float | None] = field(default_factory=list)
+    tokens_per_s: list[float | None] = field(default_factory=list)
+    memory_gb: list[float | None] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_loss: list[float | None] = field(default_factory=list)
+    total_steps: int = 0
+    start_step: int = 0
+    step: int = 0
+    eta_s: float | None = None
+    status: str = "idle"
+    """idle, starting, running, finished, stopped, failed."""
+    message: str = ""
+    run_dir: str = ""
+    estimate_gb: float | None = None
+    peak_gb: float | None = None
+    lines: list[str] = field(default_factory=list)
+    """Human-readable log lines (the tail is shown)."""
+
+    def add(self, events: Iterable[Any]) -> int:
+        """Fold events in; returns how many were added."""
+        n = 0
+        for e in events:
+            n += 1
+            kind = getattr(e, "type", "")
+            if kind == "started":
+                self.status, self.run_dir = "running", e.run_dir
+                self.total_steps, self.start_step, self.step = e.total_steps, e.start_step, e.start_step
+                self.estimate_gb = (e.estimate or {}).get("total_gb")
+                self.lines.append(f"started {e.model} on {e.device}: {e.total_steps} steps, {e.train_rows} train / "
+                                  f"{e.eval_rows} eval rows" + (f"; {e.attention_reason}" if e.attention_reason else "")
+                                  + (f" (resumed at step {e.start_step})" if e.start_step else ""))
+            elif kind == "log":
+                self.steps.append(e.step)
+                self.loss.append(e.loss)
+                self.learning_rate.append(e.learning_rate)
+                self.grad_norm.append(e.grad_norm)
+                self.tokens_per_s.append(e.tokens_per_s)
+                mem = e.peak_memory_bytes or e.memory_bytes
+                self.memory_gb.append(mem / GB if mem else None)
+                if mem:
+                    self.peak_gb = max(self.peak_gb or 0.0, mem / GB)
+                self.step = e.step
+                self.total_steps = e.total_steps or self.total_steps
+                self.eta_s = e.eta_s
+                self.lines.append(f"step {e.step}/{self.total_steps}  loss {_fmt(e.loss)}  lr {_fmt(e.learning_rate)}"
+                                  f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}")
+            elif kind == "eval":
+                self.eval_steps.append(e.step)
+                self.eval_loss.append(e.eval_loss)
+                self.lines.append(f"eval at step {e.step}: eval_loss {_fmt(e.eval_loss)}")
+            elif kind == "checkpoint":
+                self.lines.append(f"checkpoint at step {e.step}: {e.path}")
+            elif kind == "probe":
+                self.lines.append(f"probe at step {e.step}: {e.prompt!r} -> {e.answer[:120]!r}")
+            elif kind == "note":
+                self.lines.append(f"{e.level}: {e.message}")
+            elif kind == "finished":
+                self.status, self.step, self.eta_s = "finished", e.step, 0.0
+                self.message = f"finished at step {e.step}; adapter saved to {e.adapter_path}"
+                if e.peak_memory_bytes:
+                    self.peak_gb = e.peak_memory_bytes / GB
+                self.lines.append(self.message)
+            elif kind == "stopped":
+                self.status, self.step, self.eta_s = "stopped", e.step, None
+                self.message = f"stopped at step {e.step}" + (
+                    f"; adapter saved to {e.adapter_path}" if e.adapter_path else "")
+                self.lines.append(self.message)
+            elif kind == "failed":
+                self.status, self.eta_s = "failed", None
+                self.message = e.message + (f" {e.suggestion}" if e.suggestion else "")
+                self.lines.append(f"failed: {self.message}")
+        return n
+
+    @property
+    def progress(self) -> float:
+        """0..1 of the planned steps."""
+        if self.status == "finished":
+            return 1.0
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _xy(steps: Sequence[int], values: Sequence[float | None]) -> tuple[list[int], list[float]]:
+    pairs = [(s, v) for s, v in zip(steps, values) if v is not None]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[int, float]]]] = ()) -> go.Figure:
+    """Train and eval loss of the current run, with earlier runs' train loss overlaid (dotted)."""
+    if not series.steps and not series.eval_steps and not overlays:
+        return _empty("Loss", "Start a run to see its loss here")
+    fig = go.Figure()
+    for name, points in overlays:
+        if points:
+            fig.add_trace(go.Scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name,
+                                     mode="lines", line=dict(dash="dot", width=1.5), opacity=0.7))
+    x, y = _xy(series.steps, series.loss)
+    fig.add_trace(go.Scatter(x=x, y=y, name="train loss", mode="lines+markers" if len(x) < 60 else "lines",
+                             line=dict(color=TRAIN_COLOR, width=2.5)))
+    ex, ey = _xy(series.eval_steps, series.eval_loss)
+    if ex:
+        fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
+                                 line=dict(color=EVAL_COLOR, width=2.5)))
+    fig.update_layout(**_LAYOUT, title="Loss")
+    fig.update_xaxes(title="step")
+    return fig
+
+
+def metrics_figure(series: RunSeries) -> go.Figure:
+    """Learning rate, grad norm, tokens/s and memory in a 2x2 grid."""
+    from plotly.subplots import make_subplots
+
+    if not series.steps:
+        return _empty("Learning rate, grad norm, tokens/s, memory", "Waiting for the first logged step", 420)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("learning rate", "grad norm", "tokens / s", "memory (GB)"),
+                        horizontal_spacing=0.12, vertical_spacing=0.18)
+    for (row, col), values, color in (((1, 1), series.learning_rate, "#7c3aed"), ((1, 2), series.grad_norm, "#db2777"),
+                                      ((2, 1), series.tokens_per_s, "#059669"), ((2, 2), series.memory_gb, "#6b7280")):
+        x, y = _xy(series.steps, values)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=color, width=2), showlegend=False),
+                      row=row, col=col)
+    if series.estimate_gb:
+        fig.add_hline(y=series.estimate_gb, line=dict(color=CUT_COLOR, dash="dash"), row=2, col=2,
+                      annotation_text="estimate", annotation_position="top left")
+    fig.update_layout(**{**_LAYOUT, "height": 420}, showlegend=False)
+    return fig
