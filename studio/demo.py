@@ -19,6 +19,7 @@ from typing import Iterator
 
 from studio.config import DEMO_MODEL
 from studio.errors import ModelError
+from studio.paths import ASSETS, cache_root
 
 BUILD_NAME = "demo-tiny-v1"
 MARKER = "studio-demo-complete.json"
@@ -42,13 +43,7 @@ MODEL_SHAPE = {"hidden_size": 128, "intermediate_size": 352, "num_hidden_layers"
 
 def assets_dir() -> Path:
     """The bundled ``assets/`` folder of the repository."""
-    return Path(__file__).resolve().parent.parent / "assets"
-
-
-def cache_root() -> Path:
-    """Where built artifacts live: ``$STUDIO_CACHE_DIR`` or ``~/.cache/fine-tune-studio``."""
-    env = os.environ.get("STUDIO_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fine-tune-studio"
+    return ASSETS
 
 
 def demo_model_dir() -> Path:

@@ -9,7 +9,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def cache_root() -> Path:
     """``$STUDIO_CACHE_DIR`` or ``~/.cache/fine-tune-studio``."""
-    return Path(os.environ.get("STUDIO_CACHE_DIR") or Path.home() / ".cache" / "fine-tune-studio")
+    env = os.environ.get("STUDIO_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fine-tune-studio"
 
 
 def default_runs_dir() -> Path:
