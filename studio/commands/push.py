@@ -1,0 +1,86 @@
+"""``studio push``: publish a run's adapter or merged model to the Hugging Face Hub, or export it to a folder.
+
+The token comes from HF_TOKEN or the stored ``hf auth login``; there is deliberately no ``--token`` flag, because a
+token typed on the command line lands in the shell history.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """\
+token: set HF_TOKEN (e.g. `read -s HF_TOKEN && export HF_TOKEN`) or run `hf auth login` once; there is no
+--token flag because a token typed on the command line ends up in your shell history.
+HF_ENDPOINT points the push at a private Hub mirror.
+
+examples:
+  studio push --run runs/my-run --repo my-adapter               # private adapter repo under your account
+  studio push --run runs/my-run --repo my-org/my-model --merged --public
+  studio push --run runs/my-run --export-only exports/my-run    # no network needed
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="The run directory (runs/<name>).")
+    parser.add_argument("--repo", metavar="NAME",
+                        help="Hub repo: 'name' (under your account) or 'owner/name'. Default: the run's hub.repo_id.")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--merged", action="store_true", default=None,
+                      help="Publish the adapter merged into a 16-bit copy of the base (a 4-bit base is reloaded in "
+                           "16-bit first). Default: the run's hub.push setting, else the adapter only.")
+    kind.add_argument("--adapter", dest="merged", action="store_false", help="Publish the adapter only.")
+    vis = parser.add_mutually_exclusive_group()
+    vis.add_argument("--private", dest="private", action="store_true", default=None,
+                     help="Create the repo private (default: the run's hub.private, which defaults to private).")
+    vis.add_argument("--public", dest="private", action="store_false", help="Create the repo public.")
+    parser.add_argument("--export-only", metavar="DIR", type=Path,
+                        help="Only write the export (weights, tokenizer, README.md, loss curve) into DIR; no upload.")
+    parser.add_argument("--card", metavar="FILE", type=Path,
+                        help="Use this README.md instead of the generated model card.")
+    parser.add_argument("--message", metavar="TEXT", help="Commit message.")
+    parser.add_argument("--max-shard-size", default="2GB", help="Largest safetensors shard of a merged model.")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                        help="Merge dtype (never quantized): auto is bf16, or fp32 for an fp32 base.")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to merge.")
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.errors import HubError
+    from studio.hub import export, load_facts, push
+
+    facts = load_facts(args.run)
+    hub_cfg = facts.config.hub
+    merged = args.merged if args.merged is not None else hub_cfg.push == "merged"
+    private = args.private if args.private is not None else hub_cfg.private
+    card = None
+    if args.card is not None:
+        try:
+            card = args.card.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise HubError(f"can't read the card {args.card}: {exc.strerror or exc}") from None
+    if args.export_only is not None:
+        result = export(args.run, args.export_only, merged=merged, card=card, repo_id=args.repo or hub_cfg.repo_id,
+                        max_shard_size=args.max_shard_size, dtype=args.dtype, device=args.device,
+                        progress=_progress)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if result.probe is not None:
+            print(f"probe check: merged and adapter answers match for {result.probe.prompt!r}", file=sys.stderr)
+        print(result.path)
+        return 0
+    repo = args.repo or hub_cfg.repo_id
+    if not repo:
+        raise HubError("no repo to push to: pass --repo NAME (or set hub.repo_id in the run's config), or use "
+                       "--export-only DIR to write a folder without pushing")
+    url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=_progress,
+               commit_message=args.message, max_shard_size=args.max_shard_size, dtype=args.dtype,
+               device=args.device)
+    print(url)
+    return 0

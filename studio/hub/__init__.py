@@ -1,0 +1,19 @@
+"""Publish a run: model card, adapter or merged export, push to the Hugging Face Hub.
+
+The public API (what the CLI and the UI's Hub tab call):
+
+- :func:`render_card` -> editable markdown (README.md with YAML metadata)
+- :func:`export` -> a local folder with the adapter (or merged model), tokenizer, card and loss curve
+- :func:`push` -> export + create the repo + upload; returns the repo URL
+- :func:`whoami`, :func:`resolve_token` -> who a token belongs to; HF_TOKEN / stored login / in-memory value
+
+Heavy imports (torch, transformers, peft, huggingface_hub) happen inside the functions.
+"""
+from studio.hub.card import card_metadata_of, load_facts, render_card
+from studio.hub.export import ExportResult, ProbeCheck, export
+from studio.hub.push import (HubAccount, Token, default_export_dir, describe_error, hub_endpoint, push,
+                             resolve_token, upload_folder, whoami)
+
+__all__ = ["ExportResult", "HubAccount", "ProbeCheck", "Token", "card_metadata_of", "default_export_dir",
+           "describe_error", "export", "hub_endpoint", "load_facts", "push", "render_card", "resolve_token",
+           "upload_folder", "whoami"]

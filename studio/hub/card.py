@@ -1,0 +1,471 @@
+"""The model card: YAML metadata the Hub renders, and a body that says what was trained, how, and how well.
+
+:func:`render_card` returns editable markdown (the UI shows it in a text box; what the user leaves there is what is
+pushed). Everything comes from the run directory: ``config.yaml`` (hyperparameters), ``events.jsonl`` (losses,
+probe answers, eval events), ``environment.json`` (versions, GPU), the adapter files and the evaluation results.
+The token never reaches this module.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.config import DEMO_MODEL, RunConfig, load_config
+from studio.errors import HubError
+
+LOSS_CURVE = "loss_curve.png"
+EVAL_FILES = ("eval_results.json", "eval.json", "evaluation.json")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_MAX_SAMPLES = 3
+
+
+# ------------------------------------------------------------------------------------------------- run facts
+@dataclass
+class RunFacts:
+    """What a card (and an export) needs to know about one run directory."""
+
+    run_dir: Path
+    config: RunConfig
+    events: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    adapter_config: dict[str, Any] = field(default_factory=dict)
+    eval_results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.run_dir / "adapter"
+
+    @property
+    def base_id(self) -> str:
+        """The base model's Hub id or folder (a preset name mapped to its Hub id)."""
+        from studio.modeling import model_id
+
+        return model_id(self.config.model)
+
+    @property
+    def base_on_hub(self) -> bool:
+        return is_hub_id(self.base_id) and self.base_id != DEMO_MODEL
+
+    @property
+    def method(self) -> str:
+        return "qlora" if self.config.model.quantization == "4bit" else "lora"
+
+    def losses(self) -> list[tuple[float, float]]:
+        return [(e["step"], e["loss"]) for e in self.events
+                if e.get("type") == "log" and _finite(e.get("loss")) and e.get("step") is not None]
+
+    def eval_losses(self) -> list[tuple[float, float]]:
+        return [(e["step"], e["eval_loss"]) for e in self.events
+                if e.get("type") == "eval" and _finite(e.get("eval_loss")) and e.get("step") is not None]
+
+    def last(self, kind: str) -> dict[str, Any] | None:
+        return next((e for e in reversed(self.events) if e.get("type") == kind), None)
+
+
+def is_hub_id(name: str) -> bool:
+    """``owner/name`` that is not an existing local path."""
+    return bool(_HUB_ID.match(name or "")) and not Path(name).expanduser().exists()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """events.jsonl as plain dicts; a torn last line (a run still writing) is skipped."""
+    out: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def load_facts(run_dir: str | Path) -> RunFacts:
+    """Read a run directory.
+
+    Raises:
+        HubError: the folder is not a run directory or its config can't be read.
+    """
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file():
+        raise HubError(f"{run_dir} is not a run directory (it has no config.yaml); pick a folder under runs/")
+    config = load_config(run_dir / "config.yaml")
+    evals: dict[str, Any] = {}
+    for name in EVAL_FILES:
+        if (run_dir / name).is_file():
+            evals = _read_json(run_dir / name)
+            break
+    return RunFacts(run_dir=run_dir, config=config, events=read_events(run_dir / "events.jsonl"),
+                    environment=_read_json(run_dir / "environment.json"),
+                    adapter_config=_read_json(run_dir / "adapter" / "adapter_config.json"), eval_results=evals)
+
+
+# ------------------------------------------------------------------------------------------------- loss curve
+def loss_curve_png(facts: RunFacts) -> bytes | None:
+    """The training (and eval) loss curve as PNG bytes, or None when no loss was logged."""
+    from studio.hub.chart import line_chart_png
+
+    series = {"train loss": facts.losses()}
+    if facts.eval_losses():
+        series["eval loss"] = facts.eval_losses()
+    if not series["train loss"] and "eval loss" not in series:
+        return None
+    return line_chart_png(series)
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalSummary:
+    """Normalised evaluation numbers: metric -> (base, tuned); plus sample answers."""
+
+    dataset: str | None = None
+    metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    samples: list[dict[str, str]] = field(default_factory=list)
+    rows: int | None = None
+
+
+def summarise_eval(facts: RunFacts) -> EvalSummary:
+    """Evaluation results from the run's results file (``{"base": {...}, "tuned": {...}, "samples": [...]}``),
+    falling back to the last ``eval`` event (tuned loss and metrics only) and to probe answers (first probe at
+    step 0 as the base answer, the last one as the tuned answer)."""
+    out = EvalSummary()
+    res = facts.eval_results
+    base, tuned = res.get("base") or {}, res.get("tuned") or {}
+    if isinstance(base, dict) and isinstance(tuned, dict):
+        for key in dict.fromkeys([*tuned, *base]):
+            b, t = base.get(key), tuned.get(key)
+            if _finite(b) or _finite(t):
+                out.metrics[key] = (b if _finite(b) else None, t if _finite(t) else None)
+    out.dataset = res.get("dataset") if isinstance(res.get("dataset"), str) else None
+    out.rows = res.get("rows") if isinstance(res.get("rows"), int) else None
+    for s in res.get("samples") or []:
+        if isinstance(s, dict) and s.get("prompt") and ("tuned" in s or "base" in s):
+            out.samples.append({k: str(s[k]) for k in ("prompt", "reference", "base", "tuned") if s.get(k) is not None})
+    last_eval = facts.last("eval")
+    if last_eval:
+        if "loss" not in out.metrics and _finite(last_eval.get("eval_loss")):
+            out.metrics["loss"] = (None, last_eval["eval_loss"])
+        for key, value in (last_eval.get("metrics") or {}).items():
+            name = key.removeprefix("eval_")
+            if name not in out.metrics and _finite(value) and name not in ("runtime", "samples_per_second",
+                                                                            "steps_per_second", "loss"):
+                out.metrics[name] = (None, value)
+    if not out.samples:
+        out.samples = _probe_samples(facts.events)
+    out.samples = out.samples[:_MAX_SAMPLES]
+    return out
+
+
+def _probe_samples(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    first: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.get("type") == "probe" and e.get("prompt"):
+            first.setdefault(e["prompt"], e)
+            last[e["prompt"]] = e
+    out = []
+    for prompt, tuned in last.items():
+        item = {"prompt": prompt, "tuned": str(tuned.get("answer", ""))}
+        if first[prompt].get("step") == 0 and first[prompt] is not tuned:
+            item["base"] = str(first[prompt].get("answer", ""))
+        out.append(item)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- the card
+def base_license(facts: RunFacts) -> str | None:
+    """The base model's licence from its model card when it is on disk (a local folder or the Hub cache)."""
+    readme: str | None = None
+    base = facts.base_id
+    local = Path(base).expanduser()
+    try:
+        if local.is_dir() and (local / "README.md").is_file():
+            readme = (local / "README.md").read_text(encoding="utf-8")
+        elif is_hub_id(base):
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(base, "README.md", revision=facts.config.model.revision)
+            if isinstance(cached, str):
+                readme = Path(cached).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    if not readme:
+        return None
+    front = re.match(r"^---\s*\n(.*?)\n---\s*\n", readme, re.S)
+    if not front:
+        return None
+    import yaml
+
+    try:
+        meta = yaml.safe_load(front.group(1)) or {}
+    except yaml.YAMLError:
+        return None
+    value = meta.get("license") if isinstance(meta, dict) else None
+    return str(value) if value else None
+
+
+def hub_datasets(cfg: RunConfig) -> list[str]:
+    return list(dict.fromkeys(s.path for s in cfg.data.sources if is_hub_id(s.path)))
+
+
+def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None = None,
+                  license: str | None = None) -> Any:
+    """``huggingface_hub.ModelCardData`` for the card's YAML header (model-index when there are eval numbers)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    evals = summarise_eval(facts)
+    tags = ["fine-tune-studio", facts.method, "peft" if not merged else "merged-lora", "trl", "sft",
+            "text-generation"]
+    datasets = hub_datasets(facts.config)
+    model_name = (repo_id or facts.run_dir.name).split("/")[-1]
+    results = []
+    dataset_type = evals.dataset or (datasets[0] if datasets else "held-out-split")
+    for metric, (_, tuned) in evals.metrics.items():
+        if tuned is None:
+            continue
+        results.append(EvalResult(task_type="text-generation", task_name="Text Generation",
+                                  dataset_type=dataset_type, dataset_name=f"{dataset_type} (held-out split)",
+                                  dataset_split="held-out", metric_type=metric, metric_value=round(tuned, 6),
+                                  metric_name=metric.replace("_", " ")))
+    return ModelCardData(
+        base_model=facts.base_id if facts.base_on_hub else None,
+        library_name="transformers" if merged else "peft",
+        license=license or base_license(facts),
+        tags=tags,
+        datasets=datasets or None,
+        pipeline_tag="text-generation",
+        model_name=model_name if results else None,
+        eval_results=results or None,
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
+    m, lo, t = cfg.model, cfg.lora, cfg.train
+    rows: list[tuple[str, Any]] = [
+        ("Method", "QLoRA (4-bit base)" if m.quantization == "4bit" else
+         "LoRA (8-bit base)" if m.quantization == "8bit" else "LoRA"),
+        ("LoRA rank r", lo.r), ("LoRA alpha", lo.alpha), ("LoRA dropout", lo.dropout),
+        ("Target modules", lo.target_modules), ("rsLoRA", lo.use_rslora), ("DoRA", lo.use_dora),
+    ]
+    if m.quantization == "4bit":
+        rows += [("4-bit type", m.bnb_4bit_quant_type), ("Double quantization", m.double_quant)]
+    rows += [
+        ("Compute dtype", m.compute_dtype), ("Learning rate", t.learning_rate), ("LR schedule", t.lr_scheduler),
+        ("Warmup ratio", t.warmup_ratio),
+        ("Max steps" if t.max_steps > 0 else "Epochs", t.max_steps if t.max_steps > 0 else t.epochs),
+        ("Batch size per device", t.batch_size), ("Gradient accumulation", t.grad_accum),
+        ("Effective batch size", t.batch_size * t.grad_accum), ("Max sequence length", t.max_length),
+        ("Packing", t.packing), ("Loss on", t.loss_on), ("Optimizer", t.optim), ("Weight decay", t.weight_decay),
+        ("Max grad norm", t.max_grad_norm), ("Gradient checkpointing", t.gradient_checkpointing), ("Seed", t.seed),
+    ]
+    return rows
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _quote(text: str, limit: int = 600) -> str:
+    text = text.strip()
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " …"
+    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+
+
+def _data_lines(facts: RunFacts) -> list[str]:
+    cfg = facts.config
+    started = facts.last("started") or {}
+    lines = []
+    for s in cfg.data.sources:
+        name = (f"[{s.path}](https://huggingface.co/datasets/{s.path})" if is_hub_id(s.path)
+                else f"`{Path(s.path).name}` (a local file)")
+        extra = f", config `{s.name}`" if s.name else ""
+        lines.append(f"- {name}, split `{s.split}`{extra}" + (f", weight {s.weight}" if s.weight != 1.0 else ""))
+    if started.get("train_rows"):
+        lines.append(f"- {started['train_rows']} training rows, {started.get('eval_rows', 0)} held out for evaluation")
+    fmt = f"- Row format `{cfg.data.format}`"
+    if cfg.data.template:
+        fmt += f", template `{cfg.data.template}`"
+    if cfg.data.response_template:
+        fmt += f", answer starts after `{cfg.data.response_template.strip()}`"
+    lines.append(fmt + f"; chat template: {cfg.model.chat_template}")
+    return lines
+
+
+def _usage(facts: RunFacts, repo: str, merged: bool) -> str:
+    quant = facts.config.model.quantization == "4bit"
+    chat = facts.config.model.chat_template != "none"
+    prompt_code = ('messages = [{"role": "user", "content": "Your question here"}]\n'
+                   'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,\n'
+                   '                                       return_tensors="pt", return_dict=True).to(model.device)'
+                   if chat else
+                   'inputs = tokenizer("Your prompt here", return_tensors="pt").to(model.device)')
+    if merged:
+        load = (f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+                f'model = AutoModelForCausalLM.from_pretrained("{repo}", dtype="auto", device_map="auto")')
+        imports = "from transformers import AutoModelForCausalLM, AutoTokenizer"
+    else:
+        load = (f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+                f'model = AutoPeftModelForCausalLM.from_pretrained("{repo}", dtype="auto", device_map="auto"'
+                + (",\n    quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="
+                   f'"{facts.config.model.bnb_4bit_quant_type}"))' if quant else ")"))
+        imports = ("from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer"
+                   + (", BitsAndBytesConfig" if quant else ""))
+    code = (f"{imports}\n\n{load}\n{prompt_code}\n"
+            "output = model.generate(**inputs, max_new_tokens=256, do_sample=False)\n"
+            'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))')
+    note = ""
+    if not merged and not facts.base_on_hub:
+        note = ("\nThe base model is not on the Hub, so `AutoPeftModelForCausalLM` can't fetch it: load the base "
+                f"yourself and attach the adapter with `PeftModel.from_pretrained(base, \"{repo}\")`.\n")
+    if not merged and quant:
+        note += "\nDrop `quantization_config` to load the base in 16-bit instead of 4-bit (as trained).\n"
+    return f"```python\n{code}\n```\n{note}"
+
+
+def _environment_lines(env: dict[str, Any]) -> list[str]:
+    lines = []
+    packages = env.get("packages") or {}
+    if isinstance(packages, dict):
+        found = [f"{k} {v}" for k, v in packages.items() if v]
+        if found:
+            lines.append("- " + ", ".join(found))
+    if env.get("python"):
+        lines.append(f"- Python {env['python']}" + (f" on {env['platform']}" if env.get("platform") else ""))
+    gpu = env.get("gpu")
+    if isinstance(gpu, dict) and gpu.get("name"):
+        count = f"{gpu.get('count')} × " if gpu.get("count", 1) not in (None, 1) else ""
+        mem = f", {gpu['memory_gb']} GB" if gpu.get("memory_gb") else ""
+        cuda = f", CUDA {gpu['cuda']}" if gpu.get("cuda") else ""
+        lines.append(f"- GPU: {count}{gpu['name']}{mem}{cuda}")
+    elif env.get("device"):
+        lines.append(f"- Device: {env['device']}" + (f", {env['cpu_count']} CPU cores" if env.get("cpu_count") else ""))
+    if env.get("world_size", 1) not in (None, 1):
+        lines.append(f"- Processes: {env['world_size']}")
+    return lines
+
+
+def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool = False,
+                license: str | None = None, facts: RunFacts | None = None) -> str:
+    """The model card (README.md) for a run, as editable markdown with a YAML header.
+
+    Args:
+        run_dir: the run directory (config.yaml, events.jsonl, adapter/ ...).
+        repo_id: where it will be pushed (used in the usage snippet and the title); the run name otherwise.
+        merged: describe a merged model (library transformers) instead of an adapter (library peft).
+        license: overrides the licence read from the base model's card.
+
+    Raises:
+        HubError: ``run_dir`` is not a run directory.
+    """
+    facts = facts or load_facts(run_dir)
+    cfg = facts.config
+    meta = card_metadata(facts, merged=merged, repo_id=repo_id, license=license)
+    repo = repo_id or f"your-name/{facts.run_dir.name}"
+    title = repo.split("/")[-1]
+    base = facts.base_id
+    base_link = (f"[{base}](https://huggingface.co/{base})" if facts.base_on_hub else
+                 f"`{base}` (the offline demo model, not on the Hub)" if base == DEMO_MODEL else f"`{Path(base).name}`")
+    what = ("a merged model: the LoRA adapter folded into the base weights" if merged
+            else "a LoRA adapter")
+    parts = [f"# {title}", "",
+             f"This is {what} for {base_link}, fine-tuned with supervised fine-tuning (TRL `SFTTrainer`, "
+             f"{'QLoRA on a 4-bit base' if facts.method == 'qlora' else 'LoRA'}) in Fine-Tune Studio."]
+    if merged and cfg.model.quantization != "none":
+        parts += ["", f"Training used a {cfg.model.quantization} base; the merge reloaded the base in 16-bit and "
+                  "merged there (merging into quantized weights would round the LoRA update away)."]
+    parts += ["", "## Training data", "", *_data_lines(facts)]
+    finished = facts.last("finished") or facts.last("stopped") or {}
+    summary = []
+    if finished.get("step"):
+        summary.append(f"{finished['step']} optimizer steps")
+    if _finite(finished.get("runtime_s")):
+        summary.append(f"{finished['runtime_s'] / 60:.1f} minutes")
+    losses = facts.losses()
+    if losses:
+        summary.append(f"training loss {losses[0][1]:.4g} → {losses[-1][1]:.4g}")
+    parts += ["", "## Training", ""]
+    if summary:
+        parts += ["Ran " + ", ".join(summary) + ".", ""]
+    parts += [_table(("Setting", "Value"), hyperparameters(cfg))]
+    if losses or facts.eval_losses():
+        parts += ["", "### Loss curve", "", f"![Training loss]({LOSS_CURVE})"]
+    evals = summarise_eval(facts)
+    if evals.metrics:
+        rows = [(k.replace("_", " "), b, t) for k, (b, t) in evals.metrics.items()]
+        where = f" ({evals.rows} rows)" if evals.rows else ""
+        parts += ["", "## Evaluation", "", f"On the held-out split{where}:", "",
+                  _table(("Metric", "Base model", "Fine-tuned"), rows)]
+    if evals.samples:
+        parts += ["", "## Sample answers", ""]
+        for i, s in enumerate(evals.samples, 1):
+            parts += [f"**Prompt {i}**", "", _quote(s["prompt"]), ""]
+            if "base" in s:
+                parts += ["*Base model:*", "", _quote(s["base"]), ""]
+            if "tuned" in s:
+                parts += ["*Fine-tuned:*", "", _quote(s["tuned"]), ""]
+            if "reference" in s:
+                parts += ["*Reference:*", "", _quote(s["reference"]), ""]
+        parts.pop()
+    parts += ["", "## Usage", "", _usage(facts, repo, merged)]
+    env = _environment_lines(facts.environment)
+    if env:
+        parts += ["## Environment", "", *env]
+    body = "\n".join(parts).rstrip() + "\n"
+    return f"---\n{meta.to_yaml()}\n---\n\n{body}"
+
+
+def card_metadata_of(card: str) -> dict[str, Any]:
+    """The YAML header of a card as a dict (empty when there is none).
+
+    Raises:
+        HubError: the header is not valid YAML.
+    """
+    import yaml
+
+    front = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", card, re.S)
+    if not front:
+        return {}
+    try:
+        meta = yaml.safe_load(front.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise HubError(f"the model card's YAML header is invalid ({str(exc).splitlines()[0]}); fix it and retry") \
+            from None
+    if not isinstance(meta, dict):
+        raise HubError("the model card's YAML header must be a mapping of keys (base_model: ..., tags: ...)")
+    return meta

@@ -1,0 +1,319 @@
+"""Push an export to the Hugging Face Hub, and everything about the token.
+
+The token is resolved from (in order) a value the UI holds in memory, ``HF_TOKEN``, or the stored
+``hf auth login``; it is passed to ``HfApi`` in memory and never written anywhere by Studio: not to the export,
+the card, the run directory, events, logs or error messages. ``HF_ENDPOINT`` (a private Hub mirror) is read at call
+time. Every failure becomes a :class:`HubError` with one sentence saying what to do; the local export is kept, so
+a push can be retried.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import HubError
+
+WHOAMI_TIMEOUT_S = 15.0
+IGNORE = [".studio-export.json", ".git/*", "*/.ipynb_checkpoints/*"]
+Progress = Callable[[float, str], None]
+
+
+# ------------------------------------------------------------------------------------------------- token
+@dataclass(frozen=True)
+class Token:
+    """A resolved token and where it came from. ``repr``/``str`` never show the secret."""
+
+    value: str = field(repr=False)
+    source: str
+
+    def __str__(self) -> str:
+        return f"token from {self.source}"
+
+
+def resolve_token(explicit: str | Token | None = None) -> Token | None:
+    """The token to use: ``explicit`` (typed into the UI, kept in memory), ``HF_TOKEN``, or the stored login.
+
+    Returns None when there is none; nothing is read from or written to disk except huggingface_hub's own
+    stored-login file (read only).
+    """
+    if isinstance(explicit, Token):
+        return explicit
+    if explicit and explicit.strip():
+        return Token(explicit.strip(), "the value entered in the app (kept in memory only)")
+    env = (os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or "").strip()
+    if env:
+        return Token(env, "the HF_TOKEN environment variable")
+    try:
+        from huggingface_hub import get_token
+
+        stored = get_token()
+    except Exception:  # noqa: BLE001 - an unreadable login file is the same as none
+        stored = None
+    if stored:
+        return Token(stored, "the stored Hugging Face login (hf auth login)")
+    return None
+
+
+NO_TOKEN = ("No Hugging Face token found: set HF_TOKEN, run `hf auth login`, or paste a token with write access in "
+            "the Hub tab (create one at https://huggingface.co/settings/tokens)")
+
+
+def _require_token(token: str | Token | None) -> Token:
+    resolved = resolve_token(token)
+    if resolved is None:
+        raise HubError(NO_TOKEN)
+    return resolved
+
+
+def hub_endpoint(endpoint: str | None = None) -> str:
+    """``endpoint``, else ``HF_ENDPOINT`` read now (not at import), else https://huggingface.co."""
+    return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+# ------------------------------------------------------------------------------------------------- errors
+def _http_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(timeout, transport) exception classes of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in
+    1.x), plus requests' when installed."""
+    timeouts: list[type] = []
+    transport: list[type] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        timeouts.append(mod.TimeoutException)
+        transport.append(mod.TransportError)
+    try:
+        import requests
+
+        timeouts.append(requests.Timeout)
+        transport.append(requests.ConnectionError)
+    except ImportError:
+        pass
+    return tuple(timeouts), tuple(transport)
+
+
+def explain(exc: BaseException, *, endpoint: str, repo_id: str | None = None, kept: Path | None = None,
+            timeout: float | None = None) -> HubError:
+    """One sentence with the fix for a failed Hub call (never containing the token)."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+
+    timeouts, transport = _http_errors()
+
+    repo = f" {repo_id}" if repo_id else ""
+    if isinstance(exc, HubError):
+        message = str(exc)
+    elif isinstance(exc, OfflineModeIsEnabled):
+        message = ("HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, so nothing can be sent to the Hub: unset it "
+                   "and push again")
+    elif isinstance(exc, LocalTokenNotFoundError):
+        message = NO_TOKEN
+    elif isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        if status == 401:
+            message = (f"The Hub at {endpoint} rejected the token (401 Unauthorized): it is wrong, expired or revoked; "
+                       f"create a new token with write access at {endpoint}/settings/tokens and set HF_TOKEN or log "
+                       "in again")
+        elif status == 403:
+            message = (f"The token may not write to{repo} (403 Forbidden): use a token with write access (a "
+                       "fine-grained token needs write permission on that namespace) or push to a namespace you own")
+        elif status == 404:
+            message = (f"The repo{repo} was not found (404): check the owner/name spelling and that the token's "
+                       "account or organization owns it")
+        elif status == 429:
+            message = "The Hub is rate-limiting this account (429 Too Many Requests): wait a few minutes and push again"
+        elif status >= 500:
+            message = (f"The Hub at {endpoint} had a server error ({status}); nothing is wrong with your files: "
+                       "wait a minute and push again")
+        else:
+            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            message = f"The Hub refused the push ({status}{': ' + detail if detail else ''}); fix that and push again"
+    elif isinstance(exc, timeouts):
+        wait = f" within {timeout:g} s" if timeout else ""
+        message = (f"The Hub at {endpoint} did not answer{wait}: check your connection or proxy (and HF_ENDPOINT), "
+                   "then push again")
+    elif isinstance(exc, (*transport, ConnectionError, OSError)):
+        message = (f"Cannot reach the Hub at {endpoint}: there is no network connection or the address is wrong; "
+                   "check your connection, proxy settings and HF_ENDPOINT, then push again"
+                   + ("" if kept else " (`studio push --export-only DIR` exports without a network)"))
+    elif isinstance(exc, ValueError) and "metadata" in str(exc).lower():
+        detail = " ".join(str(exc).split())[:200]
+        message = f"The Hub rejected the model card's YAML header ({detail}); edit the card and push again"
+    else:
+        message = f"The push failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+    if kept is not None:
+        message = message.rstrip(".") + f". The export is kept in {kept}, so a retry only uploads."
+    return HubError(message)
+
+
+# ------------------------------------------------------------------------------------------------- whoami
+@dataclass
+class HubAccount:
+    """Who a token belongs to."""
+
+    name: str
+    fullname: str = ""
+    orgs: list[str] = field(default_factory=list)
+    role: str | None = None
+    """The token's role (read / write / fineGrained) when the Hub says."""
+    endpoint: str = "https://huggingface.co"
+    source: str = ""
+
+    def describe(self) -> str:
+        orgs = f" (organizations: {', '.join(self.orgs)})" if self.orgs else ""
+        role = f", {self.role} token" if self.role else ""
+        src = f", {self.source}" if self.source else ""
+        return f"Logged in as {self.name}{orgs}{role}{src}"
+
+
+def whoami(token: str | Token | None = None, *, endpoint: str | None = None,
+           timeout: float = WHOAMI_TIMEOUT_S) -> HubAccount:
+    """Ask the Hub who ``token`` (or the resolved token) belongs to, with a timeout.
+
+    Raises:
+        HubError: no token, a rejected token, or the Hub can't be reached.
+    """
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    tok = _require_token(token)
+    url = hub_endpoint(endpoint)
+    try:
+        response = get_session().get(f"{url}/api/whoami-v2", headers=build_hf_headers(token=tok.value),
+                                     timeout=timeout)
+        hf_raise_for_status(response)
+        data = response.json()
+    except Exception as exc:  # noqa: BLE001 - translated into one sentence
+        raise explain(exc, endpoint=url, timeout=timeout) from None
+    access = (data.get("auth") or {}).get("accessToken") or {}
+    return HubAccount(name=str(data.get("name") or "?"), fullname=str(data.get("fullname") or ""),
+                      orgs=[o.get("name") for o in data.get("orgs") or [] if isinstance(o, dict) and o.get("name")],
+                      role=access.get("role"), endpoint=url, source=tok.source)
+
+
+# ------------------------------------------------------------------------------------------------- push
+def full_repo_id(repo_id: str, account: HubAccount) -> str:
+    repo_id = repo_id.strip().strip("/")
+    if not repo_id or repo_id.count("/") > 1:
+        raise HubError(f"repo id must look like 'name' or 'owner/name', got {repo_id!r}")
+    return repo_id if "/" in repo_id else f"{account.name}/{repo_id}"
+
+
+def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *, private: bool = True,
+                  commit_message: str | None = None, endpoint: str | None = None,
+                  progress: Progress | None = None, account: HubAccount | None = None) -> str:
+    """Create ``repo_id`` (exist_ok) and upload every file of ``folder`` in one commit; returns the repo URL.
+
+    Files are pre-uploaded one at a time (large ones go through LFS/Xet), so ``progress`` moves per file.
+
+    Raises:
+        HubError: with the fix, and saying the folder is kept.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfUriError
+
+    progress = progress or (lambda f, m: None)
+    folder = Path(folder)
+    tok = _require_token(token)
+    url = hub_endpoint(endpoint)
+    account = account or whoami(tok, endpoint=url)
+    repo_id = full_repo_id(repo_id, account)
+    api = HfApi(endpoint=url, token=tok.value, library_name="fine-tune-studio")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _ignored(p.relative_to(folder).as_posix()))
+    try:
+        progress(0.0, f"creating {repo_id} ({'private' if private else 'public'}) if it does not exist")
+        try:
+            repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            repo_id = getattr(repo_url, "repo_id", None) or repo_id
+        except HfUriError:
+            # The repo exists (create answered 401/403, repo_info found it) and huggingface_hub then builds its URL
+            # against the endpoint it read at import time, which fails for an endpoint passed in later.
+            pass
+        ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p)) for p in files]
+        total = sum(p.stat().st_size for p in files) or 1
+        done = 0
+        for op, path in zip(ops, files):
+            progress(0.05 + 0.85 * done / total, f"uploading {op.path_in_repo} ({_size(path.stat().st_size)})")
+            api.preupload_lfs_files(repo_id, additions=[op], repo_type="model")
+            done += path.stat().st_size
+        progress(0.92, f"committing {len(ops)} files")
+        api.create_commit(repo_id, operations=ops, repo_type="model",
+                          commit_message=commit_message or "Upload fine-tuned model with Fine-Tune Studio")
+    except HubError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated into one sentence
+        raise explain(exc, endpoint=url, repo_id=repo_id, kept=folder) from None
+    link = f"{url}/{repo_id}"
+    progress(1.0, f"pushed to {link}")
+    return link
+
+
+def _ignored(rel: str) -> bool:
+    from fnmatch import fnmatch
+
+    return any(fnmatch(rel, pattern) for pattern in IGNORE)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def default_export_dir(run_dir: str | Path, merged: bool) -> Path:
+    """Where a push exports before uploading: ``RUN/export/adapter`` or ``RUN/export/merged``."""
+    return Path(run_dir) / "export" / ("merged" if merged else "adapter")
+
+
+def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, private: bool = True,
+         merged: bool = False, card: str | None = None, progress: Progress | None = None, *,
+         endpoint: str | None = None, export_dir: str | Path | None = None, commit_message: str | None = None,
+         max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto") -> str:
+    """Export a run (adapter or merged) and upload it to ``repo_id``; returns the repo URL.
+
+    The token is checked first (``whoami``) so a bad token fails before any merge. The export lands in
+    ``export_dir`` (default ``RUN/export/<adapter|merged>``) and stays there if the upload fails; a retry reuses the
+    merged weights when the adapter has not changed.
+
+    Args:
+        run_dir: the run directory.
+        repo_id: ``name`` (under the token's account) or ``owner/name``.
+        token: a token string (kept in memory), a :class:`Token`, or None for HF_TOKEN / the stored login.
+        private: create the repo private (ignored when it already exists).
+        merged: publish a merged 16-bit model instead of the adapter.
+        card: README.md text (edited in the UI); rendered from the run when None.
+        progress: ``callback(fraction, message)``.
+        endpoint: Hub URL; default ``HF_ENDPOINT`` or https://huggingface.co.
+
+    Raises:
+        HubError: one sentence with the fix.
+    """
+    from studio.hub.export import export
+
+    progress = progress or (lambda f, m: None)
+    tok = _require_token(token)
+    url = hub_endpoint(endpoint)
+    progress(0.0, f"checking the token with {url}")
+    account = whoami(tok, endpoint=url)
+    progress(0.01, account.describe())
+    full_id = full_repo_id(repo_id, account)
+    out = Path(export_dir) if export_dir is not None else default_export_dir(run_dir, merged)
+    result = export(run_dir, out, merged=merged, card=card, repo_id=full_id, max_shard_size=max_shard_size,
+                    dtype=dtype, device=device, reuse=True,
+                    progress=lambda f, m: progress(0.02 + 0.48 * f, m))
+    return upload_folder(result.path, full_id, tok, private=private, endpoint=url, account=account,
+                         commit_message=commit_message or _commit_message(merged, run_dir),
+                         progress=lambda f, m: progress(0.5 + 0.5 * f, m))
+
+
+def _commit_message(merged: bool, run_dir: str | Path) -> str:
+    return f"Upload {'merged model' if merged else 'LoRA adapter'} from run {Path(run_dir).name} (Fine-Tune Studio)"
+
+
+def describe_error(exc: BaseException, **kwargs: Any) -> str:
+    """The one-sentence explanation of ``exc`` (for UIs that catch broadly)."""
+    return str(explain(exc, endpoint=hub_endpoint(kwargs.pop("endpoint", None)), **kwargs))
