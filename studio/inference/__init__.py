@@ -1,0 +1,15 @@
+"""Inference: prompts in a run's training format, streamed answers, base vs tuned on one copy of the weights.
+
+- :class:`ChatEngine` (``from_run``, ``load_adapter``, ``set_adapter``, ``stream``, ``stream_compare``, ``stop``)
+- :class:`GenerationParams` (deterministic defaults), :class:`Prompt` (with the trimming notice)
+"""
+from studio.inference.engine import (BASE, AdapterInfo, ChatEngine, CompareStream, Reply, ReplyStream,
+                                     adapter_name_for, resolve_adapter_source, run_prompt_setup)
+from studio.inference.params import GREEDY, GenerationParams, SeededSampler, StopCriteria, StopScanner
+from studio.inference.prompt import (Prompt, PromptBuilder, PromptTooLong, flatten_content, normalize_history)
+
+__all__ = [
+    "BASE", "AdapterInfo", "ChatEngine", "CompareStream", "Reply", "ReplyStream", "adapter_name_for",
+    "resolve_adapter_source", "run_prompt_setup", "GREEDY", "GenerationParams", "SeededSampler", "StopCriteria",
+    "StopScanner", "Prompt", "PromptBuilder", "PromptTooLong", "flatten_content", "normalize_history",
+]

@@ -1,0 +1,530 @@
+"""The chat engine: one base model, several adapters, streamed answers, base vs tuned on one copy of the weights.
+
+``ChatEngine.from_run(run_dir)`` loads the run's base model once (quantized as trained, 4-bit included) and its
+adapter. Answers stream through ``TextIteratorStreamer`` from a worker thread; the tuned answer runs with the
+adapter active, the base answer inside ``with model.disable_adapter():``, with the same prompt, seed and
+parameters. Further adapters (other runs, folders, Hub ids) are added with ``load_adapter`` and chosen per
+request (``set_adapter`` under the engine lock), never reloading the base. One lock serialises generation, so two
+browser tabs never see each other's adapter state.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from studio.errors import ModelError, StudioError
+from studio.inference.params import GREEDY, GenerationParams, StopScanner, generate_kwargs
+from studio.inference.prompt import Prompt, PromptBuilder
+
+BASE = "base"
+"""The name that selects the base model (adapters disabled)."""
+
+
+@dataclass
+class AdapterInfo:
+    """One loaded adapter and how to prompt it (its own run's template, else the engine's)."""
+
+    name: str
+    source: str
+    builder: PromptBuilder
+    run_dir: Path | None = None
+    config: Any = None
+
+
+def adapter_name_for(source: str | Path) -> str:
+    """A peft-safe adapter name from a run folder, adapter folder or Hub id."""
+    path = Path(str(source))
+    if path.name in ("adapter",) or path.name.startswith("checkpoint-"):
+        text = f"{path.parent.name}-{path.name}" if path.name != "adapter" else path.parent.name
+        if path.parent.name == "checkpoints":
+            text = f"{path.parent.parent.name}-{path.name}"
+    else:
+        text = path.name or str(source)
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "adapter"
+
+
+def resolve_adapter_source(source: str | Path) -> tuple[str, Path | None]:
+    """``(adapter folder or Hub id, run dir or None)`` for a run directory, a checkpoint, a folder or a Hub id.
+
+    A run directory gives its ``adapter/`` (or its newest checkpoint while it has no final adapter yet).
+
+    Raises:
+        ModelError: a local folder without an adapter.
+    """
+    from studio import runs
+
+    path = Path(str(source)).expanduser()
+    if not path.exists():
+        if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
+            return str(source), None  # a Hub id
+        raise ModelError(f"adapter {source} not found: give a run directory, an adapter folder or a Hub id")
+    if (path / runs.CONFIG).exists():
+        adapter = path / runs.ADAPTER
+        if not (adapter / "adapter_config.json").exists():
+            ckpt = runs.last_checkpoint(path) or next(iter(reversed(runs.checkpoints(path))), None)
+            if ckpt is None or not (ckpt / "adapter_config.json").exists():
+                raise ModelError(f"run {path.name} has no adapter yet (no adapter/ and no checkpoint); wait for "
+                                 f"its first checkpoint or pick a finished run")
+            adapter = ckpt
+        return str(adapter), path
+    if (path / "adapter_config.json").exists():
+        run = path.parent if (path.parent / runs.CONFIG).exists() else \
+            path.parent.parent if (path.parent.parent / runs.CONFIG).exists() else None
+        return str(path), run
+    raise ModelError(f"{path} holds no adapter (adapter_config.json); give a run directory or an adapter folder")
+
+
+def run_prompt_setup(cfg: Any, tokenizer: Any) -> tuple[PromptBuilder, Any]:
+    """The PromptBuilder of a run (its data spec, input limit and system prompt) and its loaded data (or None).
+
+    The data is loaded to resolve the format and column mapping exactly as training did; if it can't be read
+    (moved file, Hub offline) the format is taken from the config alone.
+    """
+    from studio.data import load_data, make_spec, spec_for
+    from studio.data.formats import ROLES
+
+    loaded = None
+    try:
+        loaded = load_data(cfg.data)
+        spec = spec_for(cfg, loaded, tokenizer)
+    except StudioError:
+        fmt = cfg.data.format
+        if fmt == "auto":
+            fmt = "prompt_completion" if cfg.data.template else "messages"
+        columns = cfg.data.sources[0].columns if cfg.data.sources else {}
+        mapping = {r: columns.get(r, r) for r in ROLES[fmt]}
+        spec = make_spec(cfg.data, fmt, mapping, cfg.train.loss_on, cfg.train.max_length)
+    system = cfg.data.system_prompt
+    if not system and loaded is not None and spec.format == "messages" and len(loaded.dataset):
+        from studio.data.formats import normalize_messages
+
+        first = normalize_messages(loaded.dataset[0][spec.mapping["messages"]])
+        system = first[0]["content"] if first and first[0]["role"] == "system" else None
+    builder = PromptBuilder(spec, tokenizer, max_input_tokens=cfg.train.max_length, system_prompt=system)
+    return builder, loaded
+
+
+class ChatEngine:
+    """A loaded base model with its adapters.
+
+    Args:
+        model: a peft ``PeftModel`` (or a plain model: base answers only).
+        tokenizer: the run's tokenizer.
+        builder: the prompt builder used for the base model and adapters without a run of their own.
+        base_model: the base model's name (to check that another run's adapter fits).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, builder: PromptBuilder, *, base_model: str = "",
+                 base_config: Any = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.builder = builder
+        self.base_model = base_model
+        self.base_config = base_config
+        self.adapters: dict[str, AdapterInfo] = {}
+        self.active: str | None = None
+        self._lock = threading.Lock()
+        self._live: set[threading.Event] = set()
+        self._live_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, device: str = "auto", quantization: str | None = None,
+                 adapter: str | Path | None = None) -> "ChatEngine":
+        """Load a run's base model (as trained, or with ``quantization`` none/8bit/4bit) and its adapter.
+
+        ``adapter`` picks a checkpoint folder instead of the run's final adapter.
+
+        Raises:
+            ModelError: the base model or the adapter can't be loaded.
+            ConfigError: the run's config.yaml is invalid.
+        """
+        from studio import runs
+        from studio.config import load_config
+        from studio.modeling import load_base
+
+        run_dir = Path(run_dir)
+        cfg = load_config(run_dir / runs.CONFIG)
+        model_cfg = cfg.model if quantization is None else dataclasses.replace(cfg.model, quantization=quantization)
+        model, tokenizer = _quiet(load_base, model_cfg, device=device)
+        builder, _ = run_prompt_setup(cfg, tokenizer)
+        engine = cls(model, tokenizer, builder, base_model=cfg.model.name_or_path, base_config=model_cfg)
+        engine.load_adapter(adapter or run_dir, activate=True)
+        return engine
+
+    @classmethod
+    def from_base(cls, model_cfg: Any, builder_cfg: Any = None, *, device: str = "auto") -> "ChatEngine":
+        """A base model alone (adapters can be added later); prompts follow ``builder_cfg`` (a RunConfig) if given.
+        """
+        from studio.config import RunConfig
+        from studio.modeling import load_base
+
+        model, tokenizer = _quiet(load_base, model_cfg, device=device)
+        builder, _ = run_prompt_setup(builder_cfg or RunConfig(model=model_cfg), tokenizer)
+        return cls(model, tokenizer, builder, base_model=model_cfg.name_or_path, base_config=model_cfg)
+
+    def load_adapter(self, source: str | Path, name: str | None = None, *, activate: bool = False) -> str:
+        """Add an adapter from a run directory, a checkpoint or adapter folder, or a Hub id, without reloading the
+        base. Returns its name (unique among the loaded ones).
+
+        Raises:
+            ModelError: no adapter there, it was trained on another base model, or peft can't load it.
+        """
+        from studio import runs
+        from studio.config import load_config
+
+        path, run_dir = resolve_adapter_source(source)
+        cfg = load_config(run_dir / runs.CONFIG) if run_dir is not None else None
+        if cfg is not None and self.base_model and cfg.model.name_or_path != self.base_model:
+            raise ModelError(f"{run_dir.name} was trained on {cfg.model.name_or_path}, but the loaded base model is "
+                             f"{self.base_model}; open that run on its own")
+        name = name or adapter_name_for(run_dir if run_dir is not None and Path(path).name == runs.ADAPTER
+                                        else path)
+        base, n = name, 1
+        while name in self.adapters or name == BASE:
+            n += 1
+            name = f"{base}_{n}"
+        builder = run_prompt_setup(cfg, self.tokenizer)[0] if cfg is not None else self.builder
+        with self._lock:
+            try:
+                self.model = _quiet(_attach, self.model, path, name)
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                raise ModelError(f"adapter {source} could not be loaded onto {self.base_model or 'the base'}: "
+                                 f"{str(exc).splitlines()[0][:240]}") from None
+            self.model.eval()
+            self.adapters[name] = AdapterInfo(name, str(source), builder, run_dir, cfg)
+            if activate or self.active is None:
+                self.model.set_adapter(name)
+                self.active = name
+        return name
+
+    def set_adapter(self, name: str) -> None:
+        """Make ``name`` the default adapter for requests that don't name one.
+
+        Raises:
+            ModelError: no such adapter.
+        """
+        self._check(name)
+        with self._lock:
+            self.model.set_adapter(name)
+            self.active = name
+
+    def _check(self, name: str | None) -> str | None:
+        if name is None or name == BASE:
+            return name
+        if name not in self.adapters:
+            raise ModelError(f"no adapter named {name!r} is loaded; loaded: {', '.join(self.adapters) or 'none'}")
+        return name
+
+    def builder_for(self, adapter: str | None = None) -> PromptBuilder:
+        """The prompt builder of an adapter (its run's template), the active one by default."""
+        name = self._check(adapter) if adapter is not None else self.active
+        info = self.adapters.get(name) if name else None
+        return info.builder if info else self.builder
+
+    def default_system_prompt(self, adapter: str | None = None) -> str:
+        return self.builder_for(adapter).default_system_prompt
+
+    @property
+    def device(self) -> str:
+        try:
+            return str(next(self.model.parameters()).device)
+        except StopIteration:  # pragma: no cover
+            return "cpu"
+
+    # ------------------------------------------------------------------------------------------------ prompts
+    def build_prompt(self, message: str, history: Iterable[Any] | None = None, system_prompt: str | None = None, *,
+                     adapter: str | None = None, max_new_tokens: int = 0,
+                     max_input_tokens: int | None = None) -> Prompt:
+        """The prompt for ``message`` in the adapter's training format, history trimmed to fit."""
+        builder = self.builder_for(None if adapter == BASE else adapter)
+        limit = max_input_tokens or builder.max_input_tokens
+        ctx = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if ctx and max_new_tokens:
+            limit = max(1, min(limit, ctx - max_new_tokens))
+        return builder.build(message, history, system_prompt, max_input_tokens=limit)
+
+    # --------------------------------------------------------------------------------------------- generation
+    def stream(self, message: str | None = None, history: Iterable[Any] | None = None, *,
+               params: GenerationParams = GREEDY, system_prompt: str | None = None, adapter: str | None = None,
+               stop_event: threading.Event | None = None, prompt: Prompt | None = None) -> "ReplyStream":
+        """Stream one answer: iterate the result for text pieces; afterwards it holds ``text``, ``finish_reason``.
+
+        ``adapter``: an adapter name, :data:`BASE` for the base model, or None for the active adapter.
+        ``prompt``: a prebuilt prompt (``build_prompt``) instead of ``message``/``history``.
+        """
+        target = self._check(adapter) if adapter is not None else (self.active or BASE)
+        if prompt is None:
+            if message is None:
+                raise ValueError("stream() needs a message or a prompt")
+            prompt = self.build_prompt(message, history, system_prompt, adapter=target,
+                                       max_new_tokens=params.max_new_tokens)
+        return ReplyStream(self, prompt, params, target, stop_event or threading.Event())
+
+    def generate(self, message: str | None = None, history: Iterable[Any] | None = None, **kwargs: Any) -> "Reply":
+        """The whole answer at once (same arguments as :meth:`stream`)."""
+        s = self.stream(message, history, **kwargs)
+        for _ in s:
+            pass
+        return s.reply()
+
+    def stream_compare(self, message: str, history: Iterable[Any] | None = None, *,
+                       base_history: Iterable[Any] | None = None, params: GenerationParams = GREEDY,
+                       system_prompt: str | None = None, adapter: str | None = None,
+                       stop_event: threading.Event | None = None) -> "CompareStream":
+        """Base and tuned answers to the same prompt, seed and parameters, on one copy of the base weights.
+
+        Iterating yields ``(base_text, tuned_text)`` (the whole text so far of each); the tuned answer streams
+        first, then the base answer. ``base_history`` is the base pane's own conversation (default: ``history``).
+
+        Raises:
+            ModelError: no adapter is loaded.
+        """
+        tuned = self._check(adapter) if adapter is not None else self.active
+        if tuned is None or tuned == BASE:
+            raise ModelError("compare needs an adapter: load a run's adapter first")
+        stop_event = stop_event or threading.Event()
+        builder = self.builder_for(tuned)
+        system = builder.default_system_prompt if system_prompt is None else system_prompt
+        tuned_prompt = self.build_prompt(message, history, system, adapter=tuned,
+                                         max_new_tokens=params.max_new_tokens)
+        base_prompt = tuned_prompt if base_history is None else self.build_prompt(
+            message, base_history, system, adapter=tuned, max_new_tokens=params.max_new_tokens)
+        return CompareStream(ReplyStream(self, base_prompt, params, BASE, stop_event),
+                             ReplyStream(self, tuned_prompt, params, tuned, stop_event))
+
+    def compare(self, message: str, history: Iterable[Any] | None = None, **kwargs: Any) -> dict[str, "Reply"]:
+        """``{"base": Reply, "tuned": Reply}`` (same arguments as :meth:`stream_compare`)."""
+        s = self.stream_compare(message, history, **kwargs)
+        for _ in s:
+            pass
+        return {"base": s.base.reply(), "tuned": s.tuned.reply()}
+
+    def stop(self) -> None:
+        """End every answer being generated now (the stop button)."""
+        with self._live_lock:
+            for event in self._live:
+                event.set()
+
+    @property
+    def busy(self) -> bool:
+        """An answer is being generated."""
+        return self._lock.locked()
+
+    def close(self) -> None:
+        """Stop, drop the model and release its memory."""
+        import gc
+
+        self.stop()
+        with self._lock:
+            self.model = None
+        gc.collect()
+        with contextlib.suppress(Exception):
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------------------------------- worker side
+    def _run(self, stream: "ReplyStream") -> None:
+        """Generate in the worker thread (holding the engine lock), feeding the stream's streamer."""
+        import torch
+
+        with self._live_lock:
+            self._live.add(stream.stop_event)
+        try:
+            with self._lock:
+                if stream.stop_event.is_set() or stream.halt.is_set():
+                    return
+                model = self.model
+                if model is None:
+                    raise ModelError("the chat model was unloaded")
+                peft = hasattr(model, "disable_adapter")
+                if stream.adapter not in (None, BASE) and model.active_adapter != stream.adapter:
+                    model.set_adapter(stream.adapter)
+                off = model.disable_adapter() if stream.adapter == BASE and peft else contextlib.nullcontext()
+                ids = torch.tensor([stream.prompt.input_ids], device=_input_device(model))
+                kwargs = generate_kwargs(stream.params, self.tokenizer, model, ids.shape[1],
+                                         (stream.stop_event, stream.halt))
+                stream.started_at = time.perf_counter()
+                with off, torch.inference_mode(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+                    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                         streamer=stream.streamer, **kwargs)
+                stream.n_tokens = int(out.shape[1] - ids.shape[1])
+                stream.token_ids = out[0, ids.shape[1]:].tolist()
+                if self.active and model.active_adapter != self.active:
+                    model.set_adapter(self.active)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading side, which raises it
+            stream.error = exc
+        finally:
+            stream.ended_at = time.perf_counter()
+            with self._live_lock:
+                self._live.discard(stream.stop_event)
+            stream.streamer.end()
+
+
+def _input_device(model: Any) -> Any:
+    emb = model.get_input_embeddings()
+    return emb.weight.device
+
+
+def _attach(model: Any, path: str, name: str) -> Any:
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model.load_adapter(path, adapter_name=name, is_trainable=False)
+        return model
+    return PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
+
+
+def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
+        return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished answer."""
+
+    text: str
+    finish_reason: str
+    """eos, length, stop_string, stopped (the stop button) or error."""
+    adapter: str
+    n_tokens: int
+    seconds: float
+    prompt: Prompt
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.n_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def notice(self) -> str | None:
+        return self.prompt.notice
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "finish_reason": self.finish_reason, "adapter": self.adapter,
+                "n_tokens": self.n_tokens, "seconds": round(self.seconds, 3), "trimmed": self.prompt.trimmed,
+                "notice": self.notice}
+
+
+class ReplyStream(Iterator[str]):
+    """Text pieces of one answer as they are generated. Generation starts on the first ``next()``.
+
+    Stop strings are cut (the piece of text that might be the start of one is held back until it is decided).
+    ``close()`` (or the engine's ``stop()``) ends generation within a token.
+    """
+
+    def __init__(self, engine: ChatEngine, prompt: Prompt, params: GenerationParams, adapter: str,
+                 stop_event: threading.Event) -> None:
+        from transformers import TextIteratorStreamer
+
+        self.engine, self.prompt, self.params, self.adapter = engine, prompt, params, adapter
+        self.stop_event = stop_event
+        """Shared with the other pane in compare mode: the stop button."""
+        self.halt = threading.Event()
+        """This answer's own end (a stop string was seen)."""
+        self.streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.text = ""
+        self.finish_reason: str | None = None
+        self.error: BaseException | None = None
+        self.n_tokens = 0
+        self.token_ids: list[int] = []
+        self.started_at = self.ended_at = 0.0
+        self._scanner = StopScanner(params.stop)
+        self._thread: threading.Thread | None = None
+        self._done = False
+
+    @property
+    def notice(self) -> str | None:
+        return self.prompt.notice
+
+    def start(self) -> "ReplyStream":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.engine._run, args=(self,), daemon=True,
+                                            name=f"studio-generate-{self.adapter}")
+            self._thread.start()
+        return self
+
+    def __next__(self) -> str:
+        if self._done:
+            raise StopIteration
+        self.start()
+        for chunk in self.streamer:
+            out = self._scanner.feed(chunk)
+            if self._scanner.hit is not None:
+                self.halt.set()
+            if out:
+                self.text += out
+                return out
+        return self._finish()
+
+    def _finish(self) -> str:
+        assert self._thread is not None
+        self._thread.join()
+        rest = self._scanner.flush()
+        self.text += rest
+        if self.error is not None:
+            self._done, self.finish_reason = True, "error"
+            err = self.error
+            if isinstance(err, StudioError):
+                raise err
+            raise ModelError(f"generation failed: {type(err).__name__}: {str(err).splitlines()[0][:240]}") from err
+        if rest:
+            return rest
+        self._done = True
+        if self._scanner.hit is not None:
+            self.finish_reason = "stop_string"
+        elif self.stop_event.is_set():
+            self.finish_reason = "stopped"
+        elif self.n_tokens >= self.params.max_new_tokens:
+            self.finish_reason = "length"
+        else:
+            self.finish_reason = "eos"
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop generating (the rest of the stream ends promptly)."""
+        self.stop_event.set()
+
+    def reply(self) -> Reply:
+        """The finished answer (consumes what is left of the stream)."""
+        for _ in self:
+            pass
+        return Reply(self.text, self.finish_reason or "eos", self.adapter, self.n_tokens,
+                     max(self.ended_at - self.started_at, 0.0), self.prompt)
+
+
+class CompareStream(Iterator[tuple[str, str]]):
+    """``(base_text, tuned_text)`` so far, as both answers stream (tuned first, then base)."""
+
+    def __init__(self, base: ReplyStream, tuned: ReplyStream) -> None:
+        self.base, self.tuned = base, tuned
+        self._order = [tuned, base]
+
+    @property
+    def notice(self) -> str | None:
+        return self.tuned.notice or self.base.notice
+
+    def __next__(self) -> tuple[str, str]:
+        while self._order:
+            try:
+                next(self._order[0])
+                return self.base.text, self.tuned.text
+            except StopIteration:
+                self._order.pop(0)
+        raise StopIteration
+
+    def close(self) -> None:
+        self.base.close()
+        self.tuned.close()
