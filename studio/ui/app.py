@@ -22,8 +22,8 @@ __all__ = ["TAB_MODULES", "build_app", "initial_config", "launch_kwargs"]
 
 TAB_MODULES: tuple[str, ...] = (
     "studio.ui.data_tab",
-    # "studio.ui.model_tab",
-    # "studio.ui.train_tab",
+    "studio.ui.model_tab",
+    "studio.ui.train_tab",
     # "studio.ui.chat_tab", "studio.ui.publish_tab": added with their issues
 )
 DEMO_CONFIG = CONFIGS_DIR / "linear_equations.yaml"
@@ -45,7 +45,7 @@ def build_app(studio: Studio, initial: RunConfig | None = None,
     modules = [importlib.import_module(name) for name in tabs]
     with gr.Blocks(title="Fine-Tune Studio", analytics_enabled=False) as blocks:
         ctx = AppContext(studio=studio, initial=initial, forms=Forms(initial=initial), blocks=blocks,
-                         run_dir=gr.State(None))
+                         run_dir=gr.State(None), tab_ids=tuple(m.TAB_ID for m in modules))
         gr.Markdown("## Fine-Tune Studio\nFrom a dataset to a tested LoRA / QLoRA adapter: **Data → Model → Train"
                     + (" → Chat" if any(m.TAB_ID == "chat" for m in modules) else "")
                     + (" → Publish" if any(m.TAB_ID == "publish" for m in modules) else "") + "**.")

@@ -40,6 +40,8 @@ class AppContext:
     tabs: Any = None
     run_dir: Any = None
     """``gr.State[str | None]``: path of the run started or selected in this browser."""
+    tab_ids: tuple[str, ...] = ()
+    """Ids of every tab in the app (a tab can point to the next one only if it exists)."""
     after_render: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -69,7 +71,7 @@ def next_step(ctx: AppContext, text: str, tab_id: str | None, button: str | None
     """The footer every tab ends with: what comes next, and a button that switches to that tab."""
     with gr.Row(elem_classes=["studio-next"]):
         gr.Markdown(f"**Next:** {text}")
-        if tab_id is None or ctx.tabs is None:
+        if tab_id is None or ctx.tabs is None or (ctx.tab_ids and tab_id not in ctx.tab_ids):
             return None
         btn = gr.Button(button or "Next →", variant="secondary", scale=0, min_width=160)
     btn.click(lambda: gr.Tabs(selected=tab_id), outputs=ctx.tabs, show_progress="hidden")

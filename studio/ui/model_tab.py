@@ -1,0 +1,255 @@
+"""Model tab: preset or any Hub id / local folder, quantization, attention (with the reason), chat template, LoRA,
+and the memory estimate drawn against the device's memory, before anything is downloaded or loaded.
+
+Glue only: ``studio.modeling`` knows presets, attention and memory; ``forms`` maps widgets to the config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from studio.config import (ATTENTIONS, BIAS, CHAT_TEMPLATES, DTYPES, QUANT_TYPES, QUANTIZATIONS, LoraConfig,
+                           ModelConfig, RunConfig, field_help)
+from studio.errors import StudioError
+from studio.ui import charts
+from studio.ui.common import AppContext, error_box, error_text, next_step
+from studio.ui.forms import LoraForm, ModelForm
+
+TAB_ID = "model"
+LABEL = "2 · Model"
+TARGET_MODULES = ("all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                  "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
+
+
+# ----------------------------------------------------------------------------------------------------- core glue
+def preset_choices() -> list[tuple[str, str]]:
+    """(label, Hub id) for the model dropdown; any other id or folder may be typed."""
+    from studio.modeling import list_presets
+
+    return [(f"{p.name} — {p.description}" if p.description else p.name, p.model) for p in list_presets()]
+
+
+def preset_note(name_or_path: str) -> str:
+    """What the preset knows about this model, or a line saying it is used as given."""
+    from studio.modeling import find_preset
+
+    preset = find_preset(name_or_path or "")
+    if preset is None:
+        return (f"`{name_or_path}` is not a preset: it is loaded as a Hub id or local folder with the settings "
+                f"below.")
+    notes = [_note_text(n) for n in preset.notes]
+    lines = [f"**{preset.name}** (`{preset.model}`): {preset.description}"]
+    lines += [f"- {n}" for n in notes if n]
+    return "\n".join(lines)
+
+
+def _note_text(note: Any) -> str:
+    if isinstance(note, dict):
+        return "; ".join(f"{k}: {v}" for k, v in note.items())
+    return str(note)
+
+
+def with_preset(cfg: RunConfig) -> RunConfig | None:
+    """``cfg`` with the chosen preset's model/LoRA/train settings layered in (None when it is not a preset)."""
+    from studio.modeling import apply_preset, find_preset
+
+    preset = find_preset(cfg.model.name_or_path)
+    return apply_preset(cfg, preset) if preset is not None else None
+
+
+def attention_text(cfg: RunConfig) -> str:
+    """``**sdpa**: flash-attn not installed: using PyTorch SDPA ...`` for the chosen model and setting."""
+    from studio.modeling import choose_attention, find_preset
+
+    try:
+        impl, reason = choose_attention(cfg.model.attn_implementation, preset=find_preset(cfg.model.name_or_path),
+                                        device=cfg.train.device)
+    except StudioError as err:
+        return f"Attention: {err}"
+    return f"Attention: **{impl}** ({reason})"
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+def measured_peak_gb(studio: Any) -> float | None:
+    """Peak memory of the current or last run (after its first steps), for the bar beside the estimate."""
+    job = getattr(studio, "job", None)
+    if job is None:
+        return None
+    from studio.events import Log
+
+    last = job.events.last(Log)
+    mem = last and (last.peak_memory_bytes or last.memory_bytes)
+    return mem / charts.GB if mem else None
+
+
+@dataclass
+class EstimateView:
+    figure: Any
+    summary: str
+    params: str
+    error: str | None = None
+    estimate: Any = None
+
+
+def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
+    """The memory estimate (from the model config alone) as a chart and two lines of text; never raises."""
+    from studio.modeling import estimate_memory
+
+    try:
+        est = estimate_memory(cfg)
+    except Exception as err:  # noqa: BLE001
+        return EstimateView(figure=charts._empty("Estimated training memory", "No estimate", 230),
+                            summary="", params="", error=error_text(err))
+    measured = measured_peak_gb(studio) if studio is not None else None
+    fig = charts.memory_bar(est.parts(), est.device_gb, est.device_name, measured_gb=measured)
+    verdict = "fits" if est.fits else "**does not fit**: try 4-bit, a smaller batch, a shorter max_length or " \
+                                      "gradient checkpointing"
+    summary = f"Estimate {est.summary()}: {verdict}."
+    if measured is not None:
+        summary += f" Measured peak of the last run: {measured:.2f} GB."
+    share = est.lora_params / est.total_params if est.total_params else 0
+    params = (f"**Trainable (LoRA) parameters: {_count(est.lora_params)}** of {_count(est.total_params)} "
+              f"({share:.2%}); the base model stays frozen.")
+    return EstimateView(figure=fig, summary=summary, params=params, estimate=est)
+
+
+# ----------------------------------------------------------------------------------------------------------- UI
+@dataclass
+class ModelHandles:
+    model: ModelForm
+    lora: LoraForm
+    note: gr.Markdown
+    attention: gr.Markdown
+    memory: gr.Plot
+    summary: gr.Markdown
+    params: gr.Markdown
+    error: gr.Markdown
+    estimate: Callable[[dict], dict]
+    """``estimate(values) -> {component: update}``: the handler behind the memory chart."""
+    pick_model: Callable[[dict], dict]
+    """``pick_model(values) -> {component: update}``: apply a preset's settings when the model is a preset."""
+
+
+def render(studio: Any, ctx: AppContext) -> ModelHandles:
+    m, lc = ctx.initial.model, ctx.initial.lora
+    gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the settings the seed "
+                "notebooks learned the hard way) or type any Hub id or local folder. The memory estimate is computed "
+                "from the model's config alone, before anything is downloaded.")
+    with gr.Row():
+        with gr.Column(scale=3):
+            name = gr.Dropdown(preset_choices(), value=m.name_or_path, allow_custom_value=True, label="Model",
+                               info=field_help(ModelConfig, "name_or_path"), elem_id="model-name")
+            note = gr.Markdown(preset_note(m.name_or_path), elem_id="model-note")
+        with gr.Column(scale=2):
+            chat_template = gr.Radio(list(CHAT_TEMPLATES), value=m.chat_template, label="Chat template",
+                                     info=field_help(ModelConfig, "chat_template"), elem_id="model-chat-template")
+            attn = gr.Dropdown(list(ATTENTIONS), value=m.attn_implementation, label="Attention",
+                               info=field_help(ModelConfig, "attn_implementation"), elem_id="model-attention")
+            attention = gr.Markdown(elem_id="model-attention-reason")
+    with gr.Group():
+        with gr.Row():
+            quantization = gr.Radio(list(QUANTIZATIONS), value=m.quantization, label="Quantization",
+                                    info=field_help(ModelConfig, "quantization"), elem_id="model-quantization")
+            quant_type = gr.Radio(list(QUANT_TYPES), value=m.bnb_4bit_quant_type, label="4-bit type",
+                                  info=field_help(ModelConfig, "bnb_4bit_quant_type"),
+                                  visible=m.quantization == "4bit", elem_id="model-quant-type")
+            double_quant = gr.Checkbox(value=m.double_quant, label="Double quantization",
+                                       info=field_help(ModelConfig, "double_quant"), visible=m.quantization == "4bit")
+            compute_dtype = gr.Dropdown(list(DTYPES), value=m.compute_dtype, label="Compute dtype",
+                                        info=field_help(ModelConfig, "compute_dtype"))
+    with gr.Accordion("Revision and remote code", open=False):
+        with gr.Row():
+            revision = gr.Textbox(value=m.revision or "", label="Revision", info=field_help(ModelConfig, "revision"))
+            trust = gr.Checkbox(value=m.trust_remote_code, label="Trust remote code",
+                                info=field_help(ModelConfig, "trust_remote_code"))
+    gr.Markdown("#### LoRA adapter")
+    with gr.Row():
+        r = gr.Number(value=lc.r, precision=0, minimum=1, maximum=1024, label="Rank r", info=field_help(LoraConfig, "r"),
+                      elem_id="lora-r")
+        alpha = gr.Number(value=lc.alpha, precision=0, minimum=1, label="Alpha", info=field_help(LoraConfig, "alpha"),
+                          elem_id="lora-alpha")
+        dropout = gr.Slider(0, 0.5, step=0.01, value=lc.dropout, label="Dropout", info=field_help(LoraConfig, "dropout"))
+        target = gr.Dropdown(list(TARGET_MODULES), value=[lc.target_modules] if isinstance(lc.target_modules, str)
+                             else list(lc.target_modules), multiselect=True, allow_custom_value=True,
+                             label="Target modules", info=field_help(LoraConfig, "target_modules"))
+    with gr.Row():
+        bias = gr.Radio(list(BIAS), value=lc.bias, label="Bias", info=field_help(LoraConfig, "bias"))
+        rslora = gr.Checkbox(value=lc.use_rslora, label="rsLoRA", info=field_help(LoraConfig, "use_rslora"))
+        dora = gr.Checkbox(value=lc.use_dora, label="DoRA", info=field_help(LoraConfig, "use_dora"))
+    error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
+    params = gr.Markdown(elem_id="model-params")
+    memory = gr.Plot(label="Memory estimate", elem_id="model-memory")
+    summary = gr.Markdown(elem_id="model-memory-summary")
+    next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
+                   "there change this estimate).", "train", "Next: Train →")
+
+    model_form = ModelForm(name_or_path=name, revision=revision, quantization=quantization,
+                           bnb_4bit_quant_type=quant_type, double_quant=double_quant, compute_dtype=compute_dtype,
+                           attn_implementation=attn, chat_template=chat_template, trust_remote_code=trust)
+    lora_form = LoraForm(r=r, alpha=alpha, dropout=dropout, target_modules=target, bias=bias, use_rslora=rslora,
+                         use_dora=dora)
+    ctx.forms.model, ctx.forms.lora = model_form, lora_form
+    estimate_outputs = [memory, summary, params, attention, error]
+
+    def estimate(values: dict) -> dict:
+        try:
+            cfg = ctx.forms.read(values)
+        except StudioError as err:
+            return {error: error_box(str(err)), memory: gr.skip(), summary: "", params: "", attention: gr.skip()}
+        view = build_estimate(cfg, studio)
+        return {memory: view.figure, summary: view.summary, params: view.params, attention: attention_text(cfg),
+                error: error_box(view.error)}
+
+    section_widgets = [w for form in (model_form, lora_form) for w in vars(form).values()]
+
+    def pick_model(values: dict) -> dict:
+        """A preset brings its settings (model, LoRA, train); any model id refreshes note and estimate."""
+        out: dict = {note: preset_note(values.get(name) or "")}
+        try:
+            cfg = ctx.forms.read(values)
+            applied = with_preset(cfg)
+        except StudioError as err:
+            out.update({error: error_box(str(err))})
+            return out
+        if applied is not None:
+            shown = ctx.forms.write(applied)
+            shown[name] = values.get(name)  # keep what the user picked
+            out.update({w: v for w, v in shown.items() if w in settable})
+            values = {**values, **{w: v for w, v in shown.items() if w in values}}
+        out.update(estimate(values))
+        return out
+
+    settable: set = set()
+
+    def wire() -> None:
+        settable.update(section_widgets)
+        if ctx.forms.train is not None:
+            settable.update(w for w in vars(ctx.forms.train).values() if w is not None)
+        if ctx.forms.data is not None:
+            settable.add(ctx.forms.data.max_length)
+        inputs = ctx.forms.components()
+        quantization.change(lambda q: (gr.update(visible=q == "4bit"), gr.update(visible=q == "4bit")),
+                            inputs=quantization, outputs=[quant_type, double_quant], show_progress="hidden")
+        name.input(pick_model, inputs=inputs, outputs=[note, *estimate_outputs, *sorted(settable, key=id)],
+                   show_progress="minimal", trigger_mode="always_last")
+        triggers = [w for w in section_widgets if w is not name]
+        if ctx.forms.train is not None:
+            t = ctx.forms.train
+            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device) if w is not None]
+        if ctx.forms.data is not None:
+            triggers.append(ctx.forms.data.max_length)
+        gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,
+              show_progress="minimal", trigger_mode="always_last")
+        ctx.blocks.load(estimate, inputs=inputs, outputs=estimate_outputs, show_progress="minimal")
+
+    ctx.after_render.append(wire)
+    return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,
+                        summary=summary, params=params, error=error, estimate=estimate, pick_model=pick_model)

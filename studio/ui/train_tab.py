@@ -1,0 +1,314 @@
+"""Train tab: hyperparameters, Start / Stop / Resume, and live charts of the one run the app holds.
+
+The run lives in ``Studio`` (a daemon thread); this tab only reads its ``EventLog``. A ``gr.Timer`` polls it with a
+cursor kept per browser in ``gr.State``, so a reloaded page or a second browser replays the log from the start and
+then follows the same live run. Closing the page never touches the run.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gradio as gr
+
+from studio.config import BOOSTERS, OPTIMIZERS, SCHEDULERS, TrainConfig, field_help
+from studio.errors import BusyError, StudioError
+from studio.ui import charts
+from studio.ui.common import AppContext, error_box, error_text, next_step
+from studio.ui.forms import GRADIENT_CHECKPOINTING, TrainForm
+
+TAB_ID = "train"
+LABEL = "3 · Train"
+POLL_S = 1.0
+TAIL_LINES = 40
+
+
+# ----------------------------------------------------------------------------------------------------- core glue
+@dataclass
+class TrainView:
+    """One browser's view of the app's run: which job it follows, how far it has read, and the curves so far."""
+
+    key: str = ""
+    cursor: int = 0
+    series: charts.RunSeries = field(default_factory=charts.RunSeries)
+    overlays: list[tuple[str, list[tuple[int, float]]]] = field(default_factory=list)
+    shown_status: str = ""
+
+
+def _job_key(job: Any) -> str:
+    return f"{job.run_dir}#{id(job)}" if job is not None else ""
+
+
+def follow(studio: Any, view: TrainView) -> tuple[TrainView, bool]:
+    """Read the job's new events into ``view`` (replaying from 0 when the job changed); True when any arrived."""
+    job = studio.job
+    key = _job_key(job)
+    if key != view.key:
+        view = TrainView(key=key, overlays=view.overlays)
+    if job is None:
+        return view, False
+    events, view.cursor = job.events.since(view.cursor)
+    view.series.add(events)
+    return view, bool(events)
+
+
+def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
+    """``(state, text, progress 0..1)`` of the followed job."""
+    job = studio.job
+    if job is None:
+        return "idle", "No run yet. Set the hyperparameters and press **Start**.", 0.0
+    st = job.status()
+    s = view.series
+    state = st.state
+    step = max(s.step, st.step)
+    total = s.total_steps or st.total_steps
+    parts = [f"step {step}/{total or '?'}"]
+    loss = next((v for v in reversed(s.loss) if v is not None), None)
+    if loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    eta = s.eta_s if s.eta_s is not None else st.eta_s
+    if state in ("running", "stopping") and eta is not None:
+        parts.append(f"ETA {_seconds(eta)}")
+    parts.append(f"elapsed {_seconds(st.elapsed_s)}")
+    detail = st.message if state == "preparing" and st.message else ""
+    icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
+            "failed": "❌"}.get(state, "•")
+    text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
+    if state in ("finished", "stopped", "failed") and s.message:
+        text += f"  \n{s.message}"
+    progress = 1.0 if state == "finished" else (min(1.0, step / total) if total else 0.0)
+    return state, text, progress
+
+
+def progress_html(progress: float, state: str, eta_text: str = "") -> str:
+    pct = max(0.0, min(1.0, progress)) * 100
+    color = {"failed": "#dc2626", "stopped": "#f59e0b", "finished": "#16a34a"}.get(state, "#2563eb")
+    return (f'<div class="studio-progress" role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" '
+            f'aria-valuemax="100" style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
+            f'<div style="width:{pct:.1f}%;background:{color};height:100%;transition:width .4s"></div></div>'
+            f'<div style="font-size:12px;color:#6b7280">{pct:.0f}%{html.escape(eta_text)}</div>')
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def overlay_points(studio: Any, names: list[str]) -> list[tuple[str, list[tuple[int, float]]]]:
+    """Train-loss curves of earlier runs, by run name."""
+    from studio.runs import list_runs
+
+    wanted = set(names or [])
+    return [(r.name, r.losses()) for r in list_runs(studio.runs_dir) if r.name in wanted]
+
+
+def run_choices(studio: Any) -> tuple[list[str], list[str]]:
+    """(every run name, runs that can be resumed), newest first."""
+    from studio.runs import list_runs
+
+    runs = list_runs(studio.runs_dir)
+    resumable = [r.name for r in runs if r.checkpoint_path is not None and r.status in ("stopped", "failed",
+                                                                                        "interrupted")]
+    return [r.name for r in runs], resumable
+
+
+def start(studio: Any, cfg: Any, resume: str | None = None) -> tuple[str, str | None]:
+    """Start (or resume) a run; returns (message, run_dir). A second start raises BusyError."""
+    if resume:
+        from studio.runs import load_run
+
+        run = load_run(studio.runs_dir / resume)
+        job = studio.start_training(run.config, resume=run.path)
+        return f"Resuming {run.name} from {run.checkpoint_path.name if run.checkpoint_path else 'its checkpoint'}.", \
+            str(job.run_dir)
+    job = studio.start_training(cfg)
+    return f"Started {job.run_dir.name}: loading the model and the data…", str(job.run_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------- UI
+@dataclass
+class TrainHandles:
+    form: TrainForm
+    start: gr.Button
+    stop: gr.Button
+    resume: gr.Button
+    resume_run: gr.Dropdown
+    overlay: gr.Dropdown
+    status: gr.Markdown
+    progress: gr.HTML
+    loss_plot: gr.Plot
+    metrics_plot: gr.Plot
+    log_tail: gr.Textbox
+    error: gr.Markdown
+    view: gr.State
+    timer: gr.Timer
+    on_start: Callable[[dict], dict]
+    """``on_start(values) -> {component: update}`` (Start button; values from ``ctx.forms.components()``)."""
+    on_tick: Callable[[TrainView], tuple]
+    """``on_tick(view) -> outputs`` (the timer's handler)."""
+
+
+def render(studio: Any, ctx: AppContext) -> TrainHandles:
+    t = ctx.initial.train
+    h = lambda name: field_help(TrainConfig, name)  # noqa: E731
+    gr.Markdown("### Train the adapter\nOne run at a time for the whole app. The charts follow the run live; reload "
+                "the page or open a second browser and you see the same run. Closing the page does not stop it.")
+    with gr.Row():
+        max_steps = gr.Number(value=t.max_steps, precision=0, minimum=-1, label="Max steps", info=h("max_steps"),
+                              elem_id="train-max-steps")
+        epochs = gr.Number(value=t.epochs, minimum=0, label="Epochs", info=h("epochs"), elem_id="train-epochs")
+        learning_rate = gr.Number(value=t.learning_rate, minimum=0, label="Learning rate", info=h("learning_rate"),
+                                  elem_id="train-learning-rate")
+        lr_scheduler = gr.Dropdown(list(SCHEDULERS), value=t.lr_scheduler, label="LR schedule",
+                                   info=h("lr_scheduler"))
+        warmup_ratio = gr.Slider(0, 0.5, step=0.01, value=t.warmup_ratio, label="Warmup ratio", info=h("warmup_ratio"))
+    with gr.Row():
+        batch_size = gr.Number(value=t.batch_size, precision=0, minimum=1, label="Batch size", info=h("batch_size"),
+                               elem_id="train-batch-size")
+        grad_accum = gr.Number(value=t.grad_accum, precision=0, minimum=1, label="Gradient accumulation",
+                               info=h("grad_accum"))
+        gradient_checkpointing = gr.Radio(list(GRADIENT_CHECKPOINTING),
+                                          value={True: "on", False: "off"}.get(t.gradient_checkpointing, "auto"),
+                                          label="Gradient checkpointing", info=h("gradient_checkpointing"))
+        packing = gr.Checkbox(value=t.packing, label="Packing", info=h("packing"))
+    with gr.Accordion("More settings", open=False):
+        with gr.Row():
+            optim = gr.Dropdown(list(OPTIMIZERS), value=t.optim, label="Optimizer", info=h("optim"))
+            weight_decay = gr.Number(value=t.weight_decay, minimum=0, label="Weight decay", info=h("weight_decay"))
+            max_grad_norm = gr.Number(value=t.max_grad_norm, minimum=0, label="Max grad norm", info=h("max_grad_norm"))
+            seed = gr.Number(value=t.seed, precision=0, label="Seed", info=h("seed"))
+            booster = gr.Dropdown(list(BOOSTERS), value=t.booster, label="Booster", info=h("booster"))
+        with gr.Row():
+            logging_steps = gr.Number(value=t.logging_steps, precision=0, minimum=1, label="Logging steps",
+                                      info=h("logging_steps"))
+            save_steps = gr.Number(value=t.save_steps, precision=0, minimum=1, label="Save steps", info=h("save_steps"))
+            save_total_limit = gr.Number(value=t.save_total_limit, precision=0, minimum=1, label="Keep checkpoints",
+                                         info=h("save_total_limit"))
+            eval_steps = gr.Number(value=t.eval_steps, precision=0, minimum=1, label="Eval steps", info=h("eval_steps"))
+        with gr.Row():
+            device = gr.Dropdown(["auto", "cuda", "cpu"], value=t.device, label="Device", info=h("device"))
+            tensorboard = gr.Checkbox(value=t.tensorboard, label="TensorBoard logs", info=h("tensorboard"))
+            run_name = gr.Textbox(value=t.run_name or "", label="Run name", info=h("run_name"))
+        probe_prompts = gr.Textbox(value="\n".join(t.probe_prompts), lines=2, label="Probe prompts (one per line)",
+                                   info=h("probe_prompts"))
+    all_runs, resumable = run_choices(studio)
+    with gr.Row(equal_height=True):
+        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        resume_run = gr.Dropdown(resumable, value=resumable[0] if resumable else None, label="Resume run",
+                                 info="Stopped, failed or interrupted runs with a checkpoint.", scale=2,
+                                 elem_id="train-resume-run")
+        resume_btn = gr.Button("Resume", elem_id="train-resume")
+    error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="train-error")
+    status = gr.Markdown("No run yet. Set the hyperparameters and press **Start**.", elem_classes=["studio-status"],
+                        elem_id="train-status")
+    progress = gr.HTML(progress_html(0, "idle"), elem_id="train-progress")
+    with gr.Row():
+        loss_plot = gr.Plot(charts.loss_figure(charts.RunSeries()), label="Loss", elem_id="train-loss")
+        metrics_plot = gr.Plot(charts.metrics_figure(charts.RunSeries()), label="Learning rate, grad norm, "
+                               "tokens/s, memory", elem_id="train-metrics")
+    overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
+                          elem_id="train-overlay")
+    log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,
+                          elem_id="train-log")
+    view = gr.State(TrainView())
+    timer = gr.Timer(POLL_S)
+    has_chat = "chat" in getattr(ctx, "tab_ids", ())
+    next_step(ctx, "when the run finishes, compare the base and the tuned model side by side in the **Chat** tab."
+              if has_chat else "when the run finishes, its adapter is in the run folder shown above "
+              "(`adapter/`); `studio chat --run <run folder>` tries it.", "chat" if has_chat else None,
+              "Next: Chat →")
+
+    form = TrainForm(run_name=run_name, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
+                     lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
+                     grad_accum=grad_accum, packing=packing, gradient_checkpointing=gradient_checkpointing,
+                     optim=optim, weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed,
+                     logging_steps=logging_steps, save_steps=save_steps, save_total_limit=save_total_limit,
+                     eval_steps=eval_steps, booster=booster, tensorboard=tensorboard, probe_prompts=probe_prompts,
+                     device=device)
+    ctx.forms.train = form
+    tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error]
+
+    def draw(v: TrainView, force: bool = False) -> tuple:
+        """Outputs for ``tick_outputs``; plots are skipped when nothing new arrived."""
+        state, text, frac = status_line(studio, v)
+        changed = force or text != v.shown_status
+        v.shown_status = text
+        s = v.series
+        eta = f" · ETA {_seconds(s.eta_s)}" if state in ("running", "stopping") and s.eta_s is not None else ""
+        failed = s.message if state == "failed" else None
+        return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
+                charts.loss_figure(s, v.overlays) if force else gr.skip(),
+                charts.metrics_figure(s) if force else gr.skip(),
+                "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
+                error_box(failed) if changed else gr.skip())
+
+    def on_tick(v: TrainView) -> tuple:
+        v, new = follow(studio, v)
+        return draw(v, force=new)
+
+    def on_start(values: dict) -> dict:
+        try:
+            cfg = ctx.forms.read(values)
+            message, run_dir = start(studio, cfg)
+        except BusyError as err:
+            text = f"{err}. One run at a time: watch it below, or press Stop first."
+            gr.Warning(text)
+            return {error: error_box(text)}
+        except Exception as err:  # noqa: BLE001
+            text = error_text(err)
+            gr.Warning(text)
+            return {error: error_box(text)}
+        gr.Info(message)
+        return {error: error_box(None), ctx.run_dir: run_dir, status: message}
+
+    def on_resume(name: str | None) -> dict:
+        if not name:
+            text = "Pick a run to resume (stopped, failed or interrupted runs with a checkpoint are listed)."
+            gr.Warning(text)
+            return {error: error_box(text)}
+        try:
+            message, run_dir = start(studio, None, resume=name)
+        except Exception as err:  # noqa: BLE001
+            text = error_text(err) + (". One run at a time." if isinstance(err, BusyError) else "")
+            gr.Warning(text)
+            return {error: error_box(text)}
+        gr.Info(message)
+        return {error: error_box(None), ctx.run_dir: run_dir, status: message}
+
+    def on_stop() -> dict:
+        if studio.stop_training():
+            gr.Info("Stopping after the current step; the adapter and a checkpoint will be saved.")
+            return {error: error_box(None)}
+        return {error: error_box("Nothing is running.")}
+
+    def on_overlay(names: list[str], v: TrainView) -> tuple:
+        v.overlays = overlay_points(studio, names)
+        return v, charts.loss_figure(v.series, v.overlays)
+
+    def refresh_runs(current: list[str]) -> tuple:
+        names, res = run_choices(studio)
+        return (gr.update(choices=names, value=[n for n in (current or []) if n in names]),
+                gr.update(choices=res, value=res[0] if res else None))
+
+    def wire() -> None:
+        start_btn.click(on_start, inputs=ctx.forms.components(), outputs=[error, ctx.run_dir, status],
+                        concurrency_limit=1, concurrency_id="train-control")
+        resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status],
+                         concurrency_limit=1, concurrency_id="train-control")
+        stop_btn.click(on_stop, outputs=[error], concurrency_limit=1, concurrency_id="train-control")
+        timer.tick(on_tick, inputs=view, outputs=tick_outputs, show_progress="hidden", concurrency_limit=None,
+                   trigger_mode="once")
+        overlay.change(on_overlay, inputs=[overlay, view], outputs=[view, loss_plot], show_progress="hidden")
+        overlay.focus(refresh_runs, inputs=overlay, outputs=[overlay, resume_run], show_progress="hidden")
+        resume_run.focus(refresh_runs, inputs=overlay, outputs=[overlay, resume_run], show_progress="hidden")
+        ctx.blocks.load(lambda: refresh_runs([]), outputs=[overlay, resume_run], show_progress="hidden")
+
+    ctx.after_render.append(wire)
+    return TrainHandles(form=form, start=start_btn, stop=stop_btn, resume=resume_btn, resume_run=resume_run,
+                        overlay=overlay, status=status, progress=progress, loss_plot=loss_plot,
+                        metrics_plot=metrics_plot, log_tail=log_tail, error=error, view=view, timer=timer,
+                        on_start=on_start, on_tick=on_tick)
