@@ -258,6 +258,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if not for_training:
         model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
     model.studio_attention_reason = reason
     model.studio_added_token_ids = added_ids
     model.studio_device = dev

@@ -1,0 +1,118 @@
+"""`studio train`: fine-tune from a config file, with a progress line; runs unchanged under torchrun.
+
+    studio train --config assets/configs/linear_equations.yaml --set train.max_steps=50
+    studio train --resume runs/20261128-101500-demo-tiny --set train.max_steps=100
+    torchrun --nproc_per_node 2 -m studio.cli train --config run.yaml     # only rank 0 writes and prints
+
+Ctrl-C stops gracefully (adapter and checkpoint saved); a second Ctrl-C aborts.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio.errors import ConfigError, TrainingError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="Run config YAML (a run's config.yaml repeats that run).")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="Override a config value, e.g. --set train.max_steps=100 (repeatable).")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="Continue RUN_DIR from its last checkpoint (its config.yaml unless --config is given).")
+    parser.add_argument("--runs-dir", help="Where run directories go (default: train.output_dir of the config).")
+    parser.add_argument("--quiet", action="store_true", help="No progress output; print only the run directory.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.config import load_config
+    from studio.events import Failed, Log, Note, Started, Stopped
+    from studio.runs import CONFIG, is_main_process
+    from studio.training import TrainingJob, format_seconds
+
+    if not args.config and not args.resume:
+        raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    config_path = args.config or str(Path(args.resume) / CONFIG)
+    cfg = load_config(config_path).with_overrides(args.overrides)
+    _quiet_libraries()
+    job = TrainingJob(cfg, args.runs_dir, resume=args.resume)
+    main = is_main_process()
+    show = main and not args.quiet
+    tty = sys.stderr.isatty()
+    if show:
+        print(f"run directory: {job.run_dir}", file=sys.stderr)
+    job.start()
+    cursor, interrupted = 0, 0
+    while True:
+        try:
+            job.events.wait(cursor, timeout=1.0)
+            events, cursor = job.events.since(cursor)
+            for ev in events:
+                if not show:
+                    continue
+                if isinstance(ev, Started):
+                    loaded = ev.loaded
+                    print(f"training {ev.model} on {ev.device} (world size {ev.world_size}): "
+                          f"{loaded.get('trainable_params', 0):,} trainable of {loaded.get('total_params', 0):,} "
+                          f"parameters, {loaded.get('quantization')}, {loaded.get('attn_implementation')}; "
+                          f"steps {ev.start_step}->{ev.total_steps}", file=sys.stderr)
+                elif isinstance(ev, Log):
+                    line = _progress(ev, format_seconds)
+                    print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr,
+                          flush=True)
+                elif isinstance(ev, Note):
+                    print(("\n" if tty else "") + ev.message, file=sys.stderr)
+            if not job.alive and cursor >= len(job.events):
+                break
+        except KeyboardInterrupt:
+            interrupted += 1
+            if interrupted > 1:
+                raise
+            if show:
+                print("\nstopping after the current step (Ctrl-C again to abort)...", file=sys.stderr)
+            job.stop()
+    if show and tty:
+        print(file=sys.stderr)
+    result = job.result
+    if isinstance(result, Failed):
+        hint = f" {result.suggestion}" if result.suggestion else ""
+        raise TrainingError(f"{result.message}.{hint} Run kept: {job.run_dir}")
+    if show and isinstance(result, Stopped):
+        print(f"stopped at step {result.step}; resume with: studio train --resume {job.run_dir}", file=sys.stderr)
+    if main:
+        print(job.run_dir)
+    return 0
+
+
+def _progress(ev, format_seconds) -> str:
+    total = ev.total_steps or 0
+    width = 20
+    filled = int(width * ev.step / total) if total else 0
+    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {ev.step}/{total or '?'}"]
+    if ev.loss is not None:
+        parts.append(f"loss {ev.loss:.4f}")
+    if ev.learning_rate is not None:
+        parts.append(f"lr {ev.learning_rate:.2e}")
+    if ev.tokens_per_s is not None:
+        parts.append(f"{ev.tokens_per_s:,.0f} tok/s")
+    if ev.eta_s is not None:
+        parts.append(f"ETA {format_seconds(ev.eta_s)}")
+    return " | ".join(parts)
+
+
+def _quiet_libraries() -> None:
+    """Progress bars of datasets/transformers would interleave with ours (CLI process only)."""
+    import warnings
+
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")

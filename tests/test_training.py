@@ -1,0 +1,210 @@
+"""The training engine end to end on the demo model (CPU): events, adapter, QLoRA, packing, stop/resume, failures."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from studio import runs
+from studio.config import RunConfig, load_config
+from studio.errors import BusyError
+from studio.events import Checkpoint, EventLog, Failed, Finished, Log, Note, Started, Stopped
+from studio.training import TrainingJob, explain_failure, is_oom
+
+
+def _callback(fn):
+    from transformers import TrainerCallback
+
+    class At(TrainerCallback):
+        def __init__(self, job):
+            self.job = job
+
+        def on_step_end(self, args, state, control, **kwargs):
+            fn(self.job, state)
+
+    return At
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    from conftest import tiny_config_dict
+
+    cfg = RunConfig.from_dict(tiny_config_dict(tmp_path_factory.mktemp("runs"), max_steps=8, save_steps=4))
+    job = TrainingJob(cfg)
+    result = job.run()
+    return cfg, job, result
+
+
+def test_run_finishes_loss_goes_down_and_events_are_written(finished):
+    cfg, job, result = finished
+    assert isinstance(result, Finished), result
+    assert result.step == 8 and job.status().state == "finished"
+    events = EventLog.read(job.run_dir / runs.EVENTS).all()
+    assert events == job.events.all()
+    assert isinstance(events[0], Started) and events[0].total_steps == 8 and events[0].start_step == 0
+    logs = [e for e in events if isinstance(e, Log)]
+    assert [e.step for e in logs] == list(range(1, 9))
+    assert logs[-1].loss < logs[0].loss
+    assert all(e.tokens_per_s and e.tokens_per_s > 0 and e.learning_rate == pytest.approx(3e-3) for e in logs[1:])
+    assert all(e.memory_bytes and e.grad_norm is not None for e in logs)
+    assert [e.step for e in events if isinstance(e, Checkpoint)] == [4, 8]
+    assert any(isinstance(e, Note) and "estimate error" in e.message for e in events)
+    lines = (job.run_dir / runs.EVENTS).read_text().splitlines()
+    first_log = next(json.loads(x) for x in lines if json.loads(x)["type"] == "log")
+    assert {"step", "loss", "learning_rate", "grad_norm", "tokens_per_s", "epoch"} <= set(first_log)
+
+
+def test_run_directory_layout_and_environment(finished):
+    cfg, job, _ = finished
+    d = job.run_dir
+    for name in (runs.CONFIG, runs.EVENTS, runs.ENVIRONMENT, runs.TRAIN_LOG):
+        assert (d / name).is_file(), name
+    assert (d / "adapter" / "adapter_config.json").exists()
+    assert (d / "adapter" / "chat_template.jinja").exists() or "chat_template" in \
+        (d / "adapter" / "tokenizer_config.json").read_text()
+    assert runs.last_checkpoint(d).name == "checkpoint-8"
+    env = json.loads((d / runs.ENVIRONMENT).read_text())
+    assert env["loaded"]["quantization"] == "none" and env["loaded"]["attn_implementation"] == "sdpa"
+    assert env["loaded"]["dtype"] == "float32"
+    assert 0 < env["loaded"]["trainable_params"] < env["loaded"]["total_params"]
+    assert env["data_fingerprint"] and env["packages"]["trl"] and env["device"] == "cpu"
+    info = runs.load_run(d)
+    assert info.status == "finished" and info.adapter_path is not None and info.final_loss is not None
+    assert runs.list_runs(d.parent)[0].path == d
+
+
+def test_adapter_reloads_and_changes_outputs(finished):
+    import torch
+    from peft import PeftModel
+
+    from studio.modeling import load_base
+
+    cfg, job, _ = finished
+    base, tok = load_base(cfg.model)
+    model = PeftModel.from_pretrained(base, str(job.run_dir / "adapter"))
+    ids = tok("Solve for x: 2x + 3 = 11\n ### Solution:", return_tensors="pt")
+    with torch.no_grad():
+        tuned = model(**ids).logits
+        with model.disable_adapter():
+            plain = model(**ids).logits
+    assert not torch.allclose(tuned, plain, atol=1e-4)
+
+
+def test_config_yaml_reproduces_the_run(finished, tmp_path):
+    cfg, job, _ = finished
+    again = load_config(job.run_dir / runs.CONFIG)
+    assert again.to_dict() == cfg.to_dict()
+    rerun = TrainingJob(again.with_overrides(["train.max_steps=2"]), tmp_path)
+    assert isinstance(rerun.run(), Finished)
+    first = [e.loss for e in job.events.all() if isinstance(e, Log)][:2]
+    second = [e.loss for e in rerun.events.all() if isinstance(e, Log)][:2]
+    assert second == pytest.approx(first, rel=1e-4)
+
+
+def test_qlora_4bit_nf4_trains_on_cpu(tiny_cfg):
+    cfg = tiny_cfg(max_steps=3).with_overrides(["model.quantization=4bit", "model.bnb_4bit_quant_type=nf4"])
+    job = TrainingJob(cfg)
+    result = job.run()
+    assert isinstance(result, Finished), result
+    started = job.events.all()[0]
+    assert started.loaded["quantization"] == "4bit"
+    assert [e.step for e in job.events.all() if isinstance(e, Log)] == [1, 2, 3]
+    assert (job.run_dir / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_packing_trains(tiny_cfg):
+    job = TrainingJob(tiny_cfg(max_steps=3, packing=True, max_length=96))
+    result = job.run()
+    assert isinstance(result, Finished), result
+    logs = [e for e in job.events.all() if isinstance(e, Log)]
+    assert len(logs) == 3 and all(e.loss is not None for e in logs)
+
+
+def test_stop_mid_run_saves_adapter_then_resume_continues_from_its_step(tiny_cfg):
+    cfg = tiny_cfg(max_steps=6)
+    stop_at_2 = _callback(lambda job, state: job.stop() if state.global_step == 2 else None)
+    job = TrainingJob(cfg, extra_callbacks=[stop_at_2]).start()
+    assert job.wait(120)
+    stopped = job.result
+    assert isinstance(stopped, Stopped), stopped
+    assert 2 <= stopped.step < 6 and job.status().state == "stopped"
+    assert (job.run_dir / "adapter" / "adapter_config.json").exists()
+    assert stopped.checkpoint_path.endswith(f"checkpoint-{stopped.step}")
+    assert runs.load_run(job.run_dir).status == "stopped"
+
+    resumed = TrainingJob(load_config(job.run_dir / runs.CONFIG), resume=job.run_dir)
+    result = resumed.run()
+    assert isinstance(result, Finished) and result.step == 6
+    new_events = resumed.events.all()[len(job.events.all()):]
+    started = next(e for e in new_events if isinstance(e, Started))
+    assert started.start_step == stopped.step
+    assert [e.step for e in new_events if isinstance(e, Log)] == list(range(stopped.step + 1, 7))
+    assert runs.load_run(job.run_dir).status == "finished"
+
+
+def test_injected_oom_becomes_failed_with_run_kept_and_studio_stays_usable(tiny_cfg, tmp_path):
+    import torch
+
+    from studio.session import Studio
+
+    release = threading.Event()
+
+    def boom(job, state):
+        if state.global_step == 1:
+            release.wait(60)
+        if state.global_step == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    studio = Studio(runs_dir=tmp_path / "studio-runs")
+    job = studio.start_training(tiny_cfg(max_steps=5, save_steps=1), extra_callbacks=[_callback(boom)])
+    with pytest.raises(BusyError, match="a run is in progress: .*" + job.run_dir.name):
+        studio.start_training(tiny_cfg())
+    assert studio.current_job is job
+    release.set()
+    assert job.wait(120)
+    failed = job.result
+    assert isinstance(failed, Failed), failed
+    assert failed.message == "out of memory while training"
+    assert "batch_size" in failed.suggestion and "gradient_checkpointing" in failed.suggestion
+    assert failed.checkpoint_path and failed.checkpoint_path.endswith("checkpoint-1")
+    assert failed.released_bytes is not None
+    assert "OutOfMemoryError" in (job.run_dir / runs.TRAIN_LOG).read_text()
+    assert runs.load_run(job.run_dir).status == "failed"
+    assert studio.current_job is None and job.trainer is None and job.model is None
+    # the app is still usable: a new job starts (and stops before training)
+    second = studio.start_training(tiny_cfg())
+    assert studio.stop_training()
+    assert second.wait(120) and isinstance(second.result, (Stopped, Finished))
+
+
+def test_explain_failure():
+    cfg = RunConfig.from_dict({"train": {"batch_size": 8, "max_length": 2048}})
+    msg, tip = explain_failure(RuntimeError("CUDA out of memory. Tried to allocate"), cfg)
+    assert msg == "out of memory while training"
+    assert "train.batch_size to 4" in tip and "grad_accum to 2" in tip and "4-bit" in tip and "1024" in tip
+    assert is_oom(MemoryError()) and not is_oom(ValueError("x"))
+    msg, tip = explain_failure(ValueError("bad shape\nmore"), cfg)
+    assert msg == "ValueError: bad shape" and "train.log" in tip
+
+
+@pytest.mark.gpu
+def test_bf16_lora_on_cuda(tiny_cfg):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    job = TrainingJob(tiny_cfg(max_steps=3, device="cuda").with_overrides(["model.compute_dtype=bf16"]))
+    result = job.run()
+    assert isinstance(result, Finished), result
+    assert job.events.all()[0].loaded["dtype"] == "bfloat16"
+
+
+@pytest.mark.gpu
+def test_qlora_4bit_on_cuda(tiny_cfg):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    cfg = tiny_cfg(max_steps=3, device="cuda").with_overrides(["model.quantization=4bit"])
+    job = TrainingJob(cfg)
+    assert isinstance(job.run(), Finished)
+    assert job.events.all()[0].loaded["quantization"] == "4bit"
