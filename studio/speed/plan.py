@@ -1,0 +1,205 @@
+"""One speed plan per run: which attention kernel, packing, booster, checkpointing and k-bit preparation, each with
+the one-line reason the UI shows and the run's environment.json records.
+
+The engine calls, in order::
+
+    plan = plan_speed(cfg, device=device, mean_tokens=prepared.stats.mean_tokens)
+    model, tok = load_base(dataclasses.replace(cfg.model, attn_implementation=plan.attn_impl), device=device)
+    prepare_for_training(model, plan)          # k-bit prep without fp32 upcast (no-op for unquantized models)
+    apply_booster(model, plan)                 # Liger kernels where supported, else a reason
+    SFTConfig(**{...the run's own args..., **sft_speed_kwargs(plan)})
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.speed.attention import choose_packed_attention
+from studio.speed.boosters import apply_named_booster, choose_booster
+from studio.speed.checkpointing import CHECKPOINT_KWARGS, decide_checkpointing
+
+
+@dataclass
+class SpeedPlan:
+    """What the fast path turns on for one run, and why."""
+
+    device: str
+    attn_impl: str
+    attn_reason: str
+    packing: bool
+    packing_strategy: str | None
+    packing_reason: str
+    booster: str
+    booster_reason: str
+    gradient_checkpointing: bool
+    gc_reason: str
+    kbit: str
+    """``studio`` (no fp32 upcast), ``peft`` (fp16 compute: peft's upcast) or ``none`` (not quantized)."""
+    kbit_reason: str
+    per_device_batch: int
+    batch_reason: str
+    estimate: dict[str, Any] | None = None
+    applied: dict[str, str] = field(default_factory=dict)
+    """Filled in by :func:`apply_booster` / :func:`prepare_for_training` with what really happened."""
+
+    @property
+    def padding_free(self) -> bool:
+        return self.packing and self.packing_strategy in ("bfd", "bfd_split")
+
+    def lines(self) -> list[str]:
+        """One line per optimization: what is on and why (UI, logs)."""
+        return [f"attention: {self.attn_impl} -- {self.attn_reason}",
+                f"packing: {self.packing_strategy if self.packing else 'off'} -- {self.packing_reason}",
+                f"booster: {self.booster} -- {self.applied.get('booster', self.booster_reason)}",
+                f"gradient checkpointing: {'on' if self.gradient_checkpointing else 'off'} -- {self.gc_reason}",
+                f"k-bit preparation: {self.kbit} -- {self.applied.get('kbit', self.kbit_reason)}",
+                f"micro-batch: {self.per_device_batch} -- {self.batch_reason}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["padding_free"] = self.padding_free
+        return out
+
+
+def _model_type(cfg: Any, model_config: Any) -> str | None:
+    from studio.modeling import find_preset
+
+    mt = model_config.get("model_type") if isinstance(model_config, dict) else \
+        getattr(model_config, "model_type", None)
+    if mt:
+        return str(mt)
+    preset = find_preset(cfg.model.name_or_path)
+    return preset.family if preset and preset.family else None
+
+
+def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean_tokens: float | None = None,
+               flash_version: str | None | bool = False, capability: tuple[int, int] | None | bool = False,
+               flex_ok: bool | None = None, liger: str | None | bool = False,
+               estimate: Any = None) -> SpeedPlan:
+    """Decide the fast path for RunConfig ``cfg`` before the model loads.
+
+    Args:
+        cfg: the RunConfig.
+        model_config: a transformers config or a preset ``arch`` mapping; None reads the preset / the model's config.
+        device: ``auto``, ``cuda`` or ``cpu`` (``auto`` follows ``cfg.train.device``).
+        mean_tokens: mean tokenized row length (``Prepared.stats.mean_tokens``); with packing it sizes the
+            micro-batch so a step still holds about ``train.batch_size`` rows (see ``batch_reason``).
+        flash_version, capability, flex_ok, liger: detection overrides (tests).
+        estimate: a ready :class:`~studio.modeling.MemoryEstimate` for the planned micro-batch (tests).
+
+    Returns:
+        a :class:`SpeedPlan`; nothing here raises because an optional package is missing.
+    """
+    from studio.errors import StudioError
+    from studio.modeling import _model_config_for, estimate_memory, find_preset, resolve_device
+
+    tc, mc = cfg.train, cfg.model
+    dev = resolve_device(tc.device) if device == "auto" else device  # an explicit device plans without probing
+    preset = find_preset(mc.name_or_path)
+    if model_config is None:
+        try:
+            model_config = _model_config_for(mc)
+        except StudioError:
+            model_config = None
+    attn, attn_reason = choose_packed_attention(mc.attn_implementation, packing=tc.packing, device=dev,
+                                                preset=preset, flash_version=flash_version,
+                                                capability=capability, flex_ok=flex_ok)
+    packing = bool(tc.packing)
+    if not packing:
+        strategy, packing_reason = None, "off (train.packing: false): rows are padded to the longest in the batch"
+    elif attn_reason.startswith("no packing:"):
+        packing, strategy, packing_reason = False, None, attn_reason
+    else:
+        strategy = "bfd"
+        packing_reason = ("bfd, padding-free: rows packed best-fit-decreasing into max_length bins, "
+                          "flattened into one row per step; position_ids restart per row")
+
+    rows = tc.batch_size
+    if packing and mean_tokens and mean_tokens > 0:
+        packs = max(1, math.ceil(rows * min(mean_tokens, tc.max_length) / tc.max_length))
+        batch_reason = (f"{packs} pack(s) of up to {tc.max_length} tokens ~ {rows} rows of ~{mean_tokens:.0f} "
+                        f"tokens (train.batch_size counts rows, packed or not)")
+    elif packing:
+        packs = rows
+        batch_reason = f"{rows} packs of up to {tc.max_length} tokens (row lengths unknown)"
+    else:
+        packs = rows
+        batch_reason = f"{rows} rows padded to the longest in the batch"
+
+    est = estimate
+    if est is None and model_config is not None:
+        try:
+            planned = dataclasses.replace(cfg, train=dataclasses.replace(tc, batch_size=packs))
+            est = estimate_memory(planned, model_config, gradient_checkpointing=False, device=dev)
+        except (StudioError, TypeError, ValueError):
+            est = None
+    gc_on, gc_reason = decide_checkpointing(tc.gradient_checkpointing, est)
+
+    model_type = _model_type(cfg, model_config) if model_config is not None else \
+        (preset.family if preset else None)
+    booster, booster_reason = choose_booster(tc.booster, model_type, device=dev, liger=liger)
+
+    if mc.quantization == "none":
+        kbit, kbit_reason = "none", "no quantization: nothing to prepare"
+    elif mc.compute_dtype == "fp16":
+        kbit, kbit_reason = "peft", "fp16 compute: peft's fp32 upcast of norms/embeddings (fp16 overflows)"
+    else:
+        kbit, kbit_reason = "studio", ("no fp32 upcast: norms, embeddings and LM head stay in the compute dtype "
+                                       "(norm statistics and the loss already run in fp32)")
+    return SpeedPlan(device=dev, attn_impl=attn, attn_reason=attn_reason, packing=packing,
+                     packing_strategy=strategy, packing_reason=packing_reason, booster=booster,
+                     booster_reason=booster_reason, gradient_checkpointing=gc_on, gc_reason=gc_reason, kbit=kbit,
+                     kbit_reason=kbit_reason, per_device_batch=packs, batch_reason=batch_reason,
+                     estimate=est.to_dict() if est is not None and hasattr(est, "to_dict") else None)
+
+
+def model_config_for_plan(model_cfg: Any, plan: SpeedPlan) -> Any:
+    """``cfg.model`` with the planned attention kernel (pass it to :func:`studio.modeling.load_base`)."""
+    return dataclasses.replace(model_cfg, attn_implementation=plan.attn_impl)
+
+
+def prepare_for_training(model: Any, plan: SpeedPlan) -> Any:
+    """k-bit preparation per the plan (load the model with ``for_training=False`` so peft's upcast is not run
+    first). Returns the :class:`~studio.speed.kbit.KbitPrep`."""
+    from studio.speed.kbit import prepare_kbit_model
+
+    if plan.kbit == "none":
+        return None
+    compute = None
+    if plan.kbit == "peft":
+        import torch
+
+        compute = torch.float16
+    prep = prepare_kbit_model(model, compute_dtype=compute)
+    plan.applied["kbit"] = prep.reason + f" ({prep.fp32_params} fp32 parameters left)"
+    return prep
+
+
+def apply_booster(model: Any, plan: SpeedPlan) -> str:
+    """Apply the planned booster to ``model`` in place; a failure downgrades the plan with a reason. Returns the
+    reason that is recorded."""
+    if plan.booster == "none":
+        return plan.booster_reason
+    ok, reason = apply_named_booster(model, plan.booster)
+    if not ok:
+        plan.booster = "none"
+    plan.applied["booster"] = reason
+    return reason
+
+
+def sft_speed_kwargs(plan: SpeedPlan) -> dict[str, Any]:
+    """``SFTConfig`` keyword arguments that carry the plan (override the run's own)."""
+    out: dict[str, Any] = {
+        "packing": plan.packing,
+        "gradient_checkpointing": plan.gradient_checkpointing,
+        "per_device_train_batch_size": plan.per_device_batch,
+    }
+    if plan.packing:
+        out["packing_strategy"] = plan.packing_strategy
+    if plan.gradient_checkpointing:
+        out["gradient_checkpointing_kwargs"] = dict(CHECKPOINT_KWARGS)
+    if plan.booster == "none":
+        out["use_liger_kernel"] = False
+    return out
