@@ -176,15 +176,34 @@ def _num_proc(n: int) -> int | None:
     return min(cpus, 8) if n >= 20_000 and cpus > 1 else None
 
 
-def prepare_datasets(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | None = None) -> Prepared:
+def prepare_datasets(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | None = None, *,
+                     cache: bool | None = None) -> Prepared:
     """Render, tokenize, cut to max_length, drop rows with nothing to train, and split off the eval rows.
 
     The result has ``input_ids`` and ``completion_mask`` (the render's loss mask), which TRL turns into labels
     with ``completion_only_loss=True``: the mask the preview shows is the mask that is trained.
 
+    Results are cached on disk by a fingerprint of (data, data config, tokenizer, max_length) -- see
+    :mod:`studio.data.cache`; a second call with the same inputs loads them without reading or tokenizing the data.
+    ``cache=False`` (or ``STUDIO_DATA_CACHE=0``) skips the cache.
+
     Raises:
         DataError: nothing left to train on.
     """
+    from studio.data import cache as data_cache
+
+    key = data_cache.dataset_key(cfg, tokenizer) if (data_cache.enabled() if cache is None else cache) else None
+    if key is not None:
+        hit = data_cache.load(key)
+        if hit is not None:
+            return hit
+    prepared = _prepare_uncached(cfg, tokenizer, loaded)
+    if key is not None:
+        data_cache.save(key, prepared)
+    return prepared
+
+
+def _prepare_uncached(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | None) -> Prepared:
     loaded = loaded or load_data(cfg.data)
     spec = spec_for(cfg, loaded, tokenizer)
     train_raw, eval_raw = split_rows(cfg.data, loaded)
