@@ -87,12 +87,17 @@ def create_run_dir(cfg: Any, runs_dir: str | Path) -> Path:
 
 
 def _broadcast(value: Any) -> Any:
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
+    import torch
+    import torch.distributed as dist
 
-    PartialState()  # sets up the process group from the torchrun environment
+    if not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())  # the process group from the torchrun environment
+    if not dist.is_initialized():  # pragma: no cover - WORLD_SIZE set without a launcher
+        return value
     box = [value]
-    broadcast_object_list(box, from_process=0)
+    dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
