@@ -9,8 +9,9 @@ The public API (what the CLI and the UI's Hub tab call):
 
 Heavy imports (torch, transformers, peft, huggingface_hub) happen inside the functions.
 """
-from studio.hub.card import card_metadata_of, load_facts, render_card
-from studio.hub.export import ExportResult, ProbeCheck, export
+from studio.hub.card import card_metadata_of, render_card
+from studio.hub.facts import load_facts
+from studio.hub.exporting import ExportResult, ProbeCheck, export
 from studio.hub.push import (HubAccount, Token, default_export_dir, describe_error, hub_endpoint, push,
                              resolve_token, upload_folder, whoami)
 

@@ -292,7 +292,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     Raises:
         HubError: one sentence with the fix.
     """
-    from studio.hub.export import export
+    from studio.hub.exporting import export
 
     progress = progress or (lambda f, m: None)
     tok = _require_token(token)
@@ -305,6 +305,8 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     result = export(run_dir, out, merged=merged, card=card, repo_id=full_id, max_shard_size=max_shard_size,
                     dtype=dtype, device=device, reuse=True,
                     progress=lambda f, m: progress(0.02 + 0.48 * f, m))
+    for note in result.notes:
+        progress(0.5, f"note: {note}")
     return upload_folder(result.path, full_id, tok, private=private, endpoint=url, account=account,
                          commit_message=commit_message or _commit_message(merged, run_dir),
                          progress=lambda f, m: progress(0.5 + 0.5 * f, m))

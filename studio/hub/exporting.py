@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import HubError, StudioError
-from studio.hub.card import LOSS_CURVE, RunFacts, load_facts, loss_curve_png, render_card
+from studio.hub.card import LOSS_CURVE, loss_curve_png, render_card
+from studio.hub.facts import RunFacts, load_facts
 
 MANIFEST = ".studio-export.json"
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -118,7 +119,7 @@ def _embedding_rows(adapter_file: Path) -> int | None:
     if not keys:
         return None
     with safe_open(str(adapter_file), framework="pt") as fh:
-        return int(fh.get_slice(keys[0]).get_shape()[0])
+        return max(int(fh.get_slice(k).get_shape()[0]) for k in keys)  # full rows, not a trainable-token delta
 
 
 def _write_card(out_dir: Path, facts: RunFacts, card: str | None, merged: bool, repo_id: str | None) -> list[str]:
@@ -140,8 +141,8 @@ def _export_adapter(facts: RunFacts, out_dir: Path, notes: list[str], progress: 
     shutil.copyfile(adapter / "adapter_model.safetensors", out_dir / "adapter_model.safetensors")
     written.append("adapter_model.safetensors")
     config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    if facts.base_on_hub or not Path(str(config.get("base_model_name_or_path") or "")).is_absolute():
-        config["base_model_name_or_path"] = facts.base_id  # a Hub id loads anywhere; a cache path does not
+    # The model id as configured (a Hub id, the demo id, or the user's folder), not the cache folder it resolved to.
+    config["base_model_name_or_path"] = facts.base_id
     config["revision"] = facts.config.model.revision or config.get("revision")
     (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
                                                  encoding="utf-8")

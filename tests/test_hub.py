@@ -1,0 +1,392 @@
+"""Publishing: loss-curve PNG, model card, adapter and merged export, push to a local Hub server, failures, token."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import uuid
+import zlib
+from pathlib import Path
+
+import pytest
+
+from hub_fixtures import PROBE, make_run_dir, set_config
+from hub_server import HubServer
+from studio.errors import HubError
+
+TOKEN = "hf_" + uuid.uuid4().hex  # unique, so a grep for it can't match anything else
+
+
+# ------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
+
+
+@pytest.fixture
+def run_dir(base_run, tmp_path) -> Path:
+    """A private copy of the run, so exports written into it don't leak between tests."""
+    return Path(shutil.copytree(base_run, tmp_path / "runs" / "demo-run"))
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A local Hub at HF_ENDPOINT, offline mode off (huggingface_hub reads HF_HUB_OFFLINE once, at import, into
+    ``constants``), no ambient token (HF_TOKEN unset, the stored-login path pointed at an empty folder)."""
+    import huggingface_hub.constants as constants
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
+    with HubServer(token=TOKEN) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def _meta(card: str) -> dict:
+    from studio.hub import card_metadata_of
+
+    return card_metadata_of(card)
+
+
+# ------------------------------------------------------------------------------------------------- chart
+def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, color) == (8, 2)
+    raw = zlib.decompress(chunks[b"IDAT"])
+    assert len(raw) == height * (1 + 3 * width)
+    return width, height, raw
+
+
+def test_loss_chart_is_a_valid_png_with_both_curves():
+    from studio.hub.chart import PALETTE, line_chart_png
+
+    png = line_chart_png({"train loss": [(s, 6 - 0.1 * s) for s in range(1, 40)],
+                          "eval loss": [(10, 5.5), (20, 5.0), (30, 4.8)]}, width=320, height=200)
+    width, height, raw = _png_pixels(png)
+    assert (width, height) == (320, 200)
+    for color in PALETTE[:2]:
+        assert bytes(color) in raw  # both series were drawn
+    with pytest.raises(ValueError):
+        line_chart_png({"train loss": [(1, float("nan"))]})
+
+
+# ------------------------------------------------------------------------------------------------- card
+def test_card_metadata_and_sections(run_dir):
+    from studio.hub import render_card
+
+    card = render_card(run_dir, repo_id="tester/demo-adapter")
+    meta = _meta(card)
+    assert meta["library_name"] == "peft"
+    assert meta["pipeline_tag"] == "text-generation"
+    assert {"lora", "trl", "sft"} <= set(meta["tags"])
+    assert meta["datasets"] == ["openai/gsm8k"]  # the local jsonl is described in the body, not listed
+    assert "base_model" not in meta  # the demo model is not on the Hub
+    results = meta["model-index"][0]["results"]
+    metrics = {m["type"]: m["value"] for r in results for m in r["metrics"]}
+    assert metrics == {"accuracy": 0.5, "loss": 5.25}
+    assert meta["model-index"][0]["name"] == "demo-adapter"
+    body = card.split("\n---\n", 1)[1]
+    assert "| LoRA rank r | 4 |" in body and "| Learning rate | 0.003 |" in body
+    assert "![Training loss](loss_curve.png)" in body
+    assert "| accuracy | 0 | 0.5 |" in body  # base vs tuned
+    assert "He has 5 apples" in body and "apples apples" in body  # sample answers, base and tuned
+    assert 'AutoPeftModelForCausalLM.from_pretrained("tester/demo-adapter"' in body
+    assert "NVIDIA H100 80GB HBM3" in body and "peft 0.21.2" in body
+    assert "word_problems.jsonl" in body and str(run_dir) not in body  # no local absolute paths
+
+
+def test_card_falls_back_to_events_and_probes(run_dir):
+    from studio.hub import render_card
+
+    (run_dir / "eval_results.json").unlink()
+    card = render_card(run_dir)
+    results = _meta(card)["model-index"][0]["results"]
+    assert [m["type"] for r in results for m in r["metrics"]] == ["loss"]  # from the last eval event
+    assert PROBE in card and "five, probably" in card  # the step-0 probe is the base answer
+
+
+def test_card_for_a_hub_base_in_4bit_merged(run_dir, tmp_path):
+    from studio.hub import render_card
+
+    set_config(run_dir, name_or_path="tiiuae/falcon-7b", quantization="4bit")
+    meta = _meta(card := render_card(run_dir, repo_id="me/falcon-merged", merged=True, license="apache-2.0"))
+    assert meta["base_model"] == "tiiuae/falcon-7b"
+    assert meta["library_name"] == "transformers"
+    assert "qlora" in meta["tags"] and meta["license"] == "apache-2.0"
+    assert "reloaded the base in 16-bit" in card
+    assert 'AutoModelForCausalLM.from_pretrained("me/falcon-merged"' in card
+
+
+def test_card_reads_the_license_of_a_local_base(run_dir, tmp_path):
+    from studio.hub import render_card
+
+    base = tmp_path / "my-base"
+    base.mkdir()
+    (base / "README.md").write_text("---\nlicense: mit\n---\n# base\n", encoding="utf-8")
+    set_config(run_dir, name_or_path=str(base))
+    meta = _meta(render_card(run_dir))
+    assert meta["license"] == "mit" and "base_model" not in meta
+
+
+def test_not_a_run_dir(tmp_path):
+    from studio.hub import export, render_card
+
+    with pytest.raises(HubError, match="not a run directory"):
+        render_card(tmp_path)
+    with pytest.raises(HubError, match="not a run directory"):
+        export(tmp_path, tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------------------- export
+def test_export_adapter(run_dir, tmp_path):
+    from studio.hub import export
+
+    out = tmp_path / "export"
+    result = export(run_dir, out, repo_id="tester/demo")
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+            "chat_template.jinja", "README.md", "loss_curve.png"} <= names
+    assert set(result.files) <= names
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "studio/demo-tiny"  # not the local cache folder
+    assert (out / "chat_template.jinja").read_text() == (run_dir / "adapter" / "chat_template.jinja").read_text()
+    assert (out / "adapter_model.safetensors").read_bytes() == (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    _png_pixels((out / "loss_curve.png").read_bytes())
+    edited = "---\nlicense: mit\n---\n# my words\n"
+    export(run_dir, out, card=edited)  # a previous export is replaced
+    assert (out / "README.md").read_text() == edited
+
+
+def test_export_refuses_foreign_folder_and_missing_adapter(run_dir, tmp_path):
+    from studio.hub import export
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(HubError, match="not empty"):
+        export(run_dir, mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    shutil.rmtree(run_dir / "adapter")
+    with pytest.raises(HubError, match="no saved adapter.*train the run"):
+        export(run_dir, tmp_path / "out")
+
+
+def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from studio.demo import ensure_demo_model
+    from studio.hub import export
+
+    set_config(run_dir, quantization="4bit")  # trained as QLoRA: the merge must not happen in 4-bit
+    steps = []
+    result = export(run_dir, tmp_path / "merged", merged=True, max_shard_size="300KB",
+                    progress=lambda f, m: steps.append((f, m)))
+    out = result.path
+    shards = sorted(out.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (out / "model.safetensors.index.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert result.probe is not None and result.probe.same and result.probe.prompt == PROBE
+    assert any("4bit base" in n and "unquantized" in n for n in result.notes)
+    assert any("unquantized" in m for _, m in steps) and steps[-1][0] == 1.0
+    assert _meta((out / "README.md").read_text())["library_name"] == "transformers"
+
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(ensure_demo_model())
+    adapted = PeftModel.from_pretrained(base, run_dir / "adapter").eval()
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
+        with adapted.disable_adapter():
+            assert not torch.allclose(adapted(ids).logits, merged(ids).logits, atol=1e-4)  # the merge changed it
+
+
+def test_merge_refuses_when_answers_differ(run_dir, tmp_path, monkeypatch):
+    import studio.hub.exporting as export_mod
+
+    answers = iter([[5, 6, 7], [5, 6, 8]])
+    monkeypatch.setattr(export_mod, "_probe_ids", lambda model, tok, prompt: next(answers))
+    with pytest.raises(HubError, match="answers the probe prompt differently.*not saved"):
+        export_mod.export(run_dir, tmp_path / "merged", merged=True)
+    assert not list((tmp_path / "merged").glob("*.safetensors"))
+
+
+def test_added_tokens_travel_with_the_adapter_and_the_merge(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.hub import export
+
+    run = make_run_dir(tmp_path / "chatml-run", add_token="<|tool|>", eval_results=False)
+    adapter = export(run, tmp_path / "adapter")
+    assert any("added tokens" in n for n in adapter.notes)
+    tok = AutoTokenizer.from_pretrained(adapter.path)
+    assert "<|tool|>" in tok.get_vocab()
+    merged = export(run, tmp_path / "merged", merged=True)
+    assert merged.probe.same
+    model = AutoModelForCausalLM.from_pretrained(merged.path)
+    assert model.get_input_embeddings().num_embeddings == len(tok)
+
+
+# ------------------------------------------------------------------------------------------------- token
+def test_resolve_token_order(monkeypatch, tmp_path):
+    import huggingface_hub.constants as constants
+
+    from studio.hub import Token, resolve_token
+
+    stored = tmp_path / "token"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(stored))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    assert resolve_token() is None
+    stored.write_text("hf_stored")
+    assert resolve_token().value == "hf_stored" and "stored" in resolve_token().source
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert resolve_token().value == "hf_env" and "HF_TOKEN" in resolve_token().source
+    typed = resolve_token("  hf_typed ")
+    assert typed.value == "hf_typed" and "memory" in typed.source
+    assert "hf_typed" not in repr(typed) and "hf_typed" not in str(typed)
+    assert resolve_token(Token("x", "y")) == Token("x", "y")
+
+
+def test_whoami(hub):
+    from studio.hub import whoami
+
+    account = whoami(TOKEN)
+    assert (account.name, account.orgs, account.role) == ("tester", ["studio-org"], "write")
+    assert account.endpoint == hub.url  # HF_ENDPOINT read at call time
+    assert "tester" in account.describe()
+
+
+# ------------------------------------------------------------------------------------------------- push
+def test_push_adapter(hub, run_dir):
+    from studio.hub import push
+
+    steps = []
+    url = push(run_dir, "demo-adapter", TOKEN, private=True, progress=lambda f, m: steps.append((f, m)))
+    assert url == f"{hub.url}/tester/demo-adapter"
+    repo = hub.repo("tester/demo-adapter")
+    assert repo.private is True
+    assert set(repo.files) == {"README.md", "adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
+                               "tokenizer_config.json", "chat_template.jinja", "loss_curve.png"}
+    assert repo.files["adapter_model.safetensors"] == (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    meta = _meta(repo.files["README.md"].decode())
+    assert meta["library_name"] == "peft" and "sft" in meta["tags"]
+    assert 'from_pretrained("tester/demo-adapter"' in repo.files["README.md"].decode()
+    assert repo.files["loss_curve.png"].startswith(b"\x89PNG")
+    assert "LoRA adapter" in repo.commits[-1]["summary"]
+    assert hub.yaml_checked and hub.yaml_checked[-1] == repo.files["README.md"].decode()
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert hub.routes_called()[:2] == ["whoami", "create"]
+    assert all(r.authorised for r in hub.requests if r.route != "validate_yaml")
+    assert (run_dir / "export" / "adapter" / "README.md").is_file()  # the export stays beside the run
+
+
+def test_push_public_into_an_org_with_an_edited_card(hub, run_dir):
+    from studio.hub import push, render_card
+
+    card = render_card(run_dir, repo_id="studio-org/shared").replace("# shared", "# Shared, edited by hand")
+    push(run_dir, "studio-org/shared", TOKEN, private=False, card=card)
+    repo = hub.repo("studio-org/shared")
+    assert repo.private is False
+    assert repo.files["README.md"].decode() == card
+
+
+def test_push_merged_and_retry_reuses_the_merge(hub, run_dir):
+    from studio.hub import push
+
+    hub.fail = {"commit": 500}
+    with pytest.raises(HubError) as err:
+        push(run_dir, "demo-merged", TOKEN, merged=True, max_shard_size="300KB")
+    message = str(err.value)
+    assert "server error (500)" in message and "push again" in message and "export is kept" in message
+    kept = run_dir / "export" / "merged"
+    assert (kept / "model.safetensors.index.json").is_file()
+    hub.fail = {}
+    steps = []
+    push(run_dir, "demo-merged", TOKEN, merged=True, max_shard_size="300KB", progress=lambda f, m: steps.append(m))
+    assert any("reused the merged weights" in m for m in steps)
+    assert not any("loading the base" in m for m in steps)
+    files = hub.repo("tester/demo-merged").files
+    assert "model.safetensors.index.json" in files and "config.json" in files and "tokenizer.json" in files
+    assert ".studio-export.json" not in files
+    assert _meta(files["README.md"].decode())["library_name"] == "transformers"
+
+
+@pytest.mark.parametrize("fail, token, match", [
+    ({}, "hf_wrong", "rejected the token \\(401 Unauthorized\\).*settings/tokens"),
+    ({"create": 401}, TOKEN, "rejected the token \\(401"),
+    ({"create": 403}, TOKEN, "may not write to tester/new-repo \\(403 Forbidden\\).*write access"),
+    ({"commit": 404}, TOKEN, "tester/new-repo was not found \\(404\\)"),
+    ({"create": 500}, TOKEN, "server error \\(500\\).*push again"),
+    ({"whoami": 503}, TOKEN, "server error \\(503\\)"),
+])
+def test_push_failures_are_one_clear_sentence(hub, run_dir, fail, token, match):
+    from studio.hub import push
+
+    hub.fail = fail
+    with pytest.raises(HubError, match=match) as err:
+        push(run_dir, "new-repo", token)
+    assert "\n" not in str(err.value) and TOKEN not in str(err.value)
+    if "whoami" not in fail and token == TOKEN:
+        assert "export is kept" in str(err.value)
+        assert (run_dir / "export" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_timeout_no_network_offline_and_no_token(hub, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    from studio.hub import push, whoami
+
+    hub.delay = {"whoami": 1.5}
+    with pytest.raises(HubError, match="did not answer within 0.3 s"):
+        whoami(TOKEN, timeout=0.3)
+    hub.delay = {}
+    with pytest.raises(HubError, match="Cannot reach the Hub at http://127.0.0.1:9.*export-only"):
+        whoami(TOKEN, endpoint="http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE .*unset it"):
+        whoami(TOKEN)
+    with pytest.raises(HubError, match="No Hugging Face token found: set HF_TOKEN"):
+        push("unused", "x", None)
+
+
+def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
+    import logging
+
+    from studio.cli import main
+    from studio.hub import export, push, whoami
+
+    caplog.set_level(logging.DEBUG)
+    whoami(TOKEN)
+    push(run_dir, "secret-check", TOKEN)
+    export(run_dir, tmp_path / "offline")
+    hub.fail = {"commit": 500}
+    with pytest.raises(HubError):
+        push(run_dir, "secret-check", TOKEN)
+    hub.fail = {}
+    hub_token_env = pytest.MonkeyPatch()
+    try:
+        hub_token_env.setenv("HF_TOKEN", TOKEN)
+        assert main(["push", "--run", str(run_dir), "--repo", "secret-cli"]) == 0
+    finally:
+        hub_token_env.undo()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 20
+    for path in written:
+        assert TOKEN.encode() not in path.read_bytes(), f"token found in {path}"
+    out, err = capfd.readouterr()
+    assert TOKEN not in out + err and TOKEN not in caplog.text
