@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from studio.errors import ModelError, StudioError
-from studio.inference.params import GREEDY, GenerationParams, StopScanner, generate_kwargs
+from studio.inference.batch import adapter_context, generate_texts, mean_loss, token_nll
+from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
 from studio.inference.prompt import Prompt, PromptBuilder
+from studio.inference.streams import CompareStream, Reply, ReplyStream
 
 BASE = "base"
 """The name that selects the base model (adapters disabled)."""
@@ -254,7 +256,8 @@ class ChatEngine:
     # --------------------------------------------------------------------------------------------- generation
     def stream(self, message: str | None = None, history: Iterable[Any] | None = None, *,
                params: GenerationParams = GREEDY, system_prompt: str | None = None, adapter: str | None = None,
-               stop_event: threading.Event | None = None, prompt: Prompt | None = None) -> "ReplyStream":
+               stop_event: threading.Event | None = None, prompt: Prompt | None = None,
+               max_input_tokens: int | None = None) -> "ReplyStream":
         """Stream one answer: iterate the result for text pieces; afterwards it holds ``text``, ``finish_reason``.
 
         ``adapter``: an adapter name, :data:`BASE` for the base model, or None for the active adapter.
@@ -265,7 +268,7 @@ class ChatEngine:
             if message is None:
                 raise ValueError("stream() needs a message or a prompt")
             prompt = self.build_prompt(message, history, system_prompt, adapter=target,
-                                       max_new_tokens=params.max_new_tokens)
+                                       max_new_tokens=params.max_new_tokens, max_input_tokens=max_input_tokens)
         return ReplyStream(self, prompt, params, target, stop_event or threading.Event())
 
     def generate(self, message: str | None = None, history: Iterable[Any] | None = None, **kwargs: Any) -> "Reply":
@@ -278,7 +281,8 @@ class ChatEngine:
     def stream_compare(self, message: str, history: Iterable[Any] | None = None, *,
                        base_history: Iterable[Any] | None = None, params: GenerationParams = GREEDY,
                        system_prompt: str | None = None, adapter: str | None = None,
-                       stop_event: threading.Event | None = None) -> "CompareStream":
+                       stop_event: threading.Event | None = None,
+                       max_input_tokens: int | None = None) -> "CompareStream":
         """Base and tuned answers to the same prompt, seed and parameters, on one copy of the base weights.
 
         Iterating yields ``(base_text, tuned_text)`` (the whole text so far of each); the tuned answer streams
@@ -293,10 +297,10 @@ class ChatEngine:
         stop_event = stop_event or threading.Event()
         builder = self.builder_for(tuned)
         system = builder.default_system_prompt if system_prompt is None else system_prompt
-        tuned_prompt = self.build_prompt(message, history, system, adapter=tuned,
-                                         max_new_tokens=params.max_new_tokens)
+        limits = dict(max_new_tokens=params.max_new_tokens, max_input_tokens=max_input_tokens)
+        tuned_prompt = self.build_prompt(message, history, system, adapter=tuned, **limits)
         base_prompt = tuned_prompt if base_history is None else self.build_prompt(
-            message, base_history, system, adapter=tuned, max_new_tokens=params.max_new_tokens)
+            message, base_history, system, adapter=tuned, **limits)
         return CompareStream(ReplyStream(self, base_prompt, params, BASE, stop_event),
                              ReplyStream(self, tuned_prompt, params, tuned, stop_event))
 
@@ -306,6 +310,38 @@ class ChatEngine:
         for _ in s:
             pass
         return {"base": s.base.reply(), "tuned": s.tuned.reply()}
+
+    def generate_batch(self, prompts: list[list[int]], params: GenerationParams = GREEDY, *,
+                       adapter: str | None = None, batch_size: int = 8, progress: Any = None,
+                       stop_event: threading.Event | None = None) -> list[str]:
+        """Answers to several token-id prompts at once (left-padded batches), not streamed; ``adapter=BASE`` for
+        the base model. Used by evaluation."""
+        with self._lock, self._using(adapter) as base:
+            return generate_texts(self.model, self.tokenizer, prompts, params, base=base, batch_size=batch_size,
+                                  progress=progress, stop_event=stop_event)
+
+    def loss(self, rows: list[tuple[list[int], list[int]]], *, adapter: str | None = None, batch_size: int = 4,
+             progress: Any = None) -> tuple[list[tuple[float, int]], float | None, float | None]:
+        """Per-row ``(summed NLL, tokens)`` of rendered ``(input_ids, loss_mask)`` rows, the mean loss and its
+        perplexity, for an adapter or the base model."""
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with self._lock, self._using(adapter) as base:
+            parts = token_nll(self.model, rows, pad_id=pad, base=base, batch_size=batch_size, progress=progress)
+        return (parts, *mean_loss(parts))
+
+    @contextlib.contextmanager
+    def _using(self, adapter: str | None) -> Iterator[bool]:
+        """Inside the lock: select ``adapter`` (None: the active one); yields True for the base model."""
+        target = self._check(adapter) if adapter is not None else (self.active or BASE)
+        if self.model is None:
+            raise ModelError("the chat model was unloaded")
+        if target != BASE and self.model.active_adapter != target:
+            self.model.set_adapter(target)
+        try:
+            yield target == BASE
+        finally:
+            if self.active and target != BASE and self.model.active_adapter != self.active:
+                self.model.set_adapter(self.active)
 
     def stop(self) -> None:
         """End every answer being generated now (the stop button)."""
@@ -346,10 +382,9 @@ class ChatEngine:
                 model = self.model
                 if model is None:
                     raise ModelError("the chat model was unloaded")
-                peft = hasattr(model, "disable_adapter")
                 if stream.adapter not in (None, BASE) and model.active_adapter != stream.adapter:
                     model.set_adapter(stream.adapter)
-                off = model.disable_adapter() if stream.adapter == BASE and peft else contextlib.nullcontext()
+                off = adapter_context(model, stream.adapter == BASE)
                 ids = torch.tensor([stream.prompt.input_ids], device=_input_device(model))
                 kwargs = generate_kwargs(stream.params, self.tokenizer, model, ids.shape[1],
                                          (stream.stop_event, stream.halt))
@@ -360,7 +395,7 @@ class ChatEngine:
                                          streamer=stream.streamer, **kwargs)
                 stream.n_tokens = int(out.shape[1] - ids.shape[1])
                 stream.token_ids = out[0, ids.shape[1]:].tolist()
-                if self.active and model.active_adapter != self.active:
+                if self.active and stream.adapter != BASE and model.active_adapter != self.active:
                     model.set_adapter(self.active)
         except BaseException as exc:  # noqa: BLE001 - handed to the reading side, which raises it
             stream.error = exc
@@ -372,8 +407,7 @@ class ChatEngine:
 
 
 def _input_device(model: Any) -> Any:
-    emb = model.get_input_embeddings()
-    return emb.weight.device
+    return model.get_input_embeddings().weight.device
 
 
 def _attach(model: Any, path: str, name: str) -> Any:
@@ -390,141 +424,3 @@ def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
         warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
         warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
         return fn(*args, **kwargs)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A finished answer."""
-
-    text: str
-    finish_reason: str
-    """eos, length, stop_string, stopped (the stop button) or error."""
-    adapter: str
-    n_tokens: int
-    seconds: float
-    prompt: Prompt
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.n_tokens / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def notice(self) -> str | None:
-        return self.prompt.notice
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "finish_reason": self.finish_reason, "adapter": self.adapter,
-                "n_tokens": self.n_tokens, "seconds": round(self.seconds, 3), "trimmed": self.prompt.trimmed,
-                "notice": self.notice}
-
-
-class ReplyStream(Iterator[str]):
-    """Text pieces of one answer as they are generated. Generation starts on the first ``next()``.
-
-    Stop strings are cut (the piece of text that might be the start of one is held back until it is decided).
-    ``close()`` (or the engine's ``stop()``) ends generation within a token.
-    """
-
-    def __init__(self, engine: ChatEngine, prompt: Prompt, params: GenerationParams, adapter: str,
-                 stop_event: threading.Event) -> None:
-        from transformers import TextIteratorStreamer
-
-        self.engine, self.prompt, self.params, self.adapter = engine, prompt, params, adapter
-        self.stop_event = stop_event
-        """Shared with the other pane in compare mode: the stop button."""
-        self.halt = threading.Event()
-        """This answer's own end (a stop string was seen)."""
-        self.streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self.text = ""
-        self.finish_reason: str | None = None
-        self.error: BaseException | None = None
-        self.n_tokens = 0
-        self.token_ids: list[int] = []
-        self.started_at = self.ended_at = 0.0
-        self._scanner = StopScanner(params.stop)
-        self._thread: threading.Thread | None = None
-        self._done = False
-
-    @property
-    def notice(self) -> str | None:
-        return self.prompt.notice
-
-    def start(self) -> "ReplyStream":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.engine._run, args=(self,), daemon=True,
-                                            name=f"studio-generate-{self.adapter}")
-            self._thread.start()
-        return self
-
-    def __next__(self) -> str:
-        if self._done:
-            raise StopIteration
-        self.start()
-        for chunk in self.streamer:
-            out = self._scanner.feed(chunk)
-            if self._scanner.hit is not None:
-                self.halt.set()
-            if out:
-                self.text += out
-                return out
-        return self._finish()
-
-    def _finish(self) -> str:
-        assert self._thread is not None
-        self._thread.join()
-        rest = self._scanner.flush()
-        self.text += rest
-        if self.error is not None:
-            self._done, self.finish_reason = True, "error"
-            err = self.error
-            if isinstance(err, StudioError):
-                raise err
-            raise ModelError(f"generation failed: {type(err).__name__}: {str(err).splitlines()[0][:240]}") from err
-        if rest:
-            return rest
-        self._done = True
-        if self._scanner.hit is not None:
-            self.finish_reason = "stop_string"
-        elif self.stop_event.is_set():
-            self.finish_reason = "stopped"
-        elif self.n_tokens >= self.params.max_new_tokens:
-            self.finish_reason = "length"
-        else:
-            self.finish_reason = "eos"
-        raise StopIteration
-
-    def close(self) -> None:
-        """Stop generating (the rest of the stream ends promptly)."""
-        self.stop_event.set()
-
-    def reply(self) -> Reply:
-        """The finished answer (consumes what is left of the stream)."""
-        for _ in self:
-            pass
-        return Reply(self.text, self.finish_reason or "eos", self.adapter, self.n_tokens,
-                     max(self.ended_at - self.started_at, 0.0), self.prompt)
-
-
-class CompareStream(Iterator[tuple[str, str]]):
-    """``(base_text, tuned_text)`` so far, as both answers stream (tuned first, then base)."""
-
-    def __init__(self, base: ReplyStream, tuned: ReplyStream) -> None:
-        self.base, self.tuned = base, tuned
-        self._order = [tuned, base]
-
-    @property
-    def notice(self) -> str | None:
-        return self.tuned.notice or self.base.notice
-
-    def __next__(self) -> tuple[str, str]:
-        while self._order:
-            try:
-                next(self._order[0])
-                return self.base.text, self.tuned.text
-            except StopIteration:
-                self._order.pop(0)
-        raise StopIteration
-
-    def close(self) -> None:
-        self.base.close()
-        self.tuned.close()

@@ -1,0 +1,119 @@
+"""Non-streamed, batched generation and held-out loss: what evaluation and training probes use.
+
+Prompts are left-padded into batches; the same private-seed sampler and stop strings as the playground apply.
+``base=True`` runs inside ``model.disable_adapter()``. Callers that share the model with the playground hold
+the engine's lock (``ChatEngine.generate_batch`` / ``ChatEngine.loss``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from typing import Any, Callable, Sequence
+
+from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
+
+
+def adapter_context(model: Any, base: bool) -> Any:
+    """``model.disable_adapter()`` when ``base`` and the model has adapters, else a no-op context."""
+    if base and hasattr(model, "disable_adapter"):
+        return model.disable_adapter()
+    return contextlib.nullcontext()
+
+
+def _device(model: Any) -> Any:
+    return model.get_input_embeddings().weight.device
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` before the first stop string, and whether one was found."""
+    at = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:at], True) if at >= 0 else (text, False)
+
+
+def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
+                   params: GenerationParams = GREEDY, *, base: bool = False, batch_size: int = 8,
+                   progress: Callable[[int], None] | None = None, stop_event: Any = None) -> list[str]:
+    """Answers (decoded, special tokens skipped, cut at stop strings) to token-id prompts.
+
+    Args:
+        model: a model or PeftModel (its active adapter answers unless ``base``).
+        prompts: token ids per prompt.
+        progress: called with the number of prompts finished after each batch.
+        stop_event: a ``threading.Event`` that ends the remaining work early (answers so far are returned).
+    """
+    import torch
+
+    out: list[str] = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for start in range(0, len(prompts), max(1, batch_size)):
+        if stop_event is not None and stop_event.is_set():
+            break
+        chunk = [list(p) for p in prompts[start:start + batch_size]]
+        width = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, p in enumerate(chunk):  # left padding: every answer starts at the same column
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p):] = 1
+        device = _device(model)
+        kwargs = generate_kwargs(params, tokenizer, model, width, (stop_event,) if stop_event is not None else ())
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        for row in gen[:, width:].tolist():
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            out.append(cut_at_stop(text, params.stop)[0])
+        if progress is not None:
+            progress(len(out))
+    return out
+
+
+def token_nll(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id: int, base: bool = False,
+              batch_size: int = 4, progress: Callable[[int], None] | None = None) -> list[tuple[float, int]]:
+    """Summed negative log-likelihood and token count of the trained tokens of each row.
+
+    Args:
+        rows: ``(input_ids, loss_mask)`` per row, as ``studio.data.render`` gives them; the loss is taken on the
+            tokens whose mask is 1 (predicted from the tokens before them), exactly as in training.
+    """
+    import torch
+
+    out: list[tuple[float, int]] = []
+    for start in range(0, len(rows), max(1, batch_size)):
+        chunk = rows[start:start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        attn = torch.zeros((len(chunk), width), dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        for i, (row_ids, row_mask) in enumerate(chunk):
+            n = len(row_ids)
+            ids[i, :n] = torch.tensor(list(row_ids))
+            attn[i, :n] = 1
+            m = torch.tensor(list(row_mask), dtype=torch.bool)
+            labels[i, :n] = torch.where(m, ids[i, :n], torch.full_like(ids[i, :n], -100))
+        device = _device(model)
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+            logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
+        shift_logits = logits[:, :-1, :].float()
+        shift_labels = labels[:, 1:].to(logits.device)
+        nll = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
+                                                shift_labels.reshape(-1), ignore_index=-100, reduction="none")
+        nll = nll.view(shift_labels.shape)
+        valid = shift_labels != -100
+        for i in range(len(chunk)):
+            out.append((float(nll[i][valid[i]].sum()), int(valid[i].sum())))
+        del logits
+        if progress is not None:
+            progress(len(out))
+    return out
+
+
+def mean_loss(parts: Sequence[tuple[float, int]]) -> tuple[float | None, float | None]:
+    """Token-weighted mean loss and its perplexity (None when there are no tokens)."""
+    total, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    if n == 0:
+        return None, None
+    loss = total / n
+    return loss, math.exp(loss) if loss < 700 else float("inf")

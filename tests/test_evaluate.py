@@ -1,0 +1,141 @@
+"""Held-out evaluation: answer extraction on tricky strings, base vs tuned numbers on a short-trained run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from chat_helpers import chat_run, chat_runs_dir, one_thread, wp_engine, wp_run  # noqa: F401
+from studio.errors import ConfigError, DataError
+from studio.evaluate import AnswerExtractor, extract_after_separator, normalize_answer
+
+H = AnswerExtractor()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("24 servings is 4 times.\n#### 16", "16"),
+    ("#### 1,234", "1234"),
+    ("#### 1,234,567.50 dollars", "1234567.5"),
+    ("#### -5", "-5"),
+    ("#### \u22127", "-7"),
+    ("####-0", "0"),
+    ("#### 3.50", "3.5"),
+    ("#### 16.0", "16"),
+    ("#### 16.", "16"),
+    ("#### $1,200.00.", "1200"),
+    ("#### 0.25", "0.25"),
+    ("#### The total is 18 apples", "18"),
+    ("#### seven", "seven"),
+    ("step one ####\n#### 42\n#### 43", "42"),  # several ####: the first that is followed by something
+    ("####    \n\n#### 12 #### 13", "12"),
+    ("#### 5\nThen more text 99", "5"),
+    ("#### 3, 4", "3"),
+    ("no separator 17", None),
+    ("####", None),
+    ("#### ", None),
+    ("", None),
+])
+def test_hash_extractor_on_tricky_strings(text, expected):
+    assert H.extract(text) == expected
+
+
+def test_separator_rule_matches_the_seed():
+    assert extract_after_separator("a #### b #### c") == "b"
+    assert extract_after_separator("a ####  #### c") == "c"
+    assert extract_after_separator("nothing") is None
+
+
+def test_numbers_compare_after_normalising():
+    assert normalize_answer("1,000") == normalize_answer("1000.00") == "1000"
+    assert normalize_answer("-0.50") == "-0.5"
+    assert normalize_answer("x2 is 7") == "7"  # digits inside a word are not the answer
+    assert normalize_answer("  Paris. ") == "paris"
+
+
+def test_regex_and_exact_extractors():
+    rx = AnswerExtractor("regex", r"answer is (-?[\d,.]+)")
+    assert rx.extract("so the answer is -1,250.0 now") == "-1250"
+    assert rx.extract("no answer") is None
+    whole = AnswerExtractor("regex", r"\d+")
+    assert whole.extract("a 12 b 13") == "12"
+    ex = AnswerExtractor("exact")
+    assert ex.extract("  Hello   World ") == "hello world" and ex.extract("  ") is None
+    with pytest.raises(ConfigError):
+        AnswerExtractor("regex")
+    with pytest.raises(ConfigError, match="regular expression"):
+        AnswerExtractor("regex", "(unclosed")
+    with pytest.raises(ConfigError):
+        AnswerExtractor("fuzzy")
+
+
+def test_evaluate_run_reports_both_models(wp_run, wp_engine):
+    from studio.evaluate import evaluate_run
+
+    seen = []
+    report = evaluate_run(wp_run, rows=4, max_new_tokens=12, engine=wp_engine,
+                          progress=lambda f, m: seen.append((f, m)))
+    assert report.rows == 4 and len(report.per_row) == 4
+    for side in (report.base, report.tuned):
+        assert side.loss is not None and math.isfinite(side.loss) and side.loss > 0
+        assert side.perplexity == pytest.approx(math.exp(side.loss))
+        assert side.scored == 4  # every word-problem row has a '####' reference
+        assert 0 <= side.accuracy <= 1 and 0 <= side.unclear_rate <= 1
+        assert side.correct + side.unclear <= side.scored
+    assert report.tuned.loss < report.base.loss  # training on these rows' format lowered the loss
+    row = report.per_row[0]
+    assert row.reference_answer is not None and row.reference_answer == H.extract(row.reference)
+    assert row.base_output is not None and row.tuned_output is not None
+    assert row.base_loss is not None and row.tuned_loss is not None
+    assert seen[-1] == (1.0, "done") and all(0 <= f <= 1 for f, _ in seen)
+    summary = report.summary()
+    assert set(summary) == {"base", "tuned", "rows"}
+    assert set(summary["base"]) == {"loss", "perplexity", "accuracy", "unclear_rate"}
+    assert [r[0] for r in report.table()] == ["loss", "perplexity", "accuracy", "no clear answer"]
+
+
+def test_loss_matches_the_training_render(wp_run, wp_engine):
+    """The tuned eval loss is the mean NLL of the trained tokens, computed independently here."""
+    import torch
+
+    from studio.config import load_config
+    from studio.data import render
+    from studio.evaluate import evaluate_run, heldout_rows
+    from studio.inference import run_prompt_setup
+
+    cfg = load_config(wp_run / "config.yaml")
+    builder, loaded = run_prompt_setup(cfg, wp_engine.tokenizer)
+    row = heldout_rows(cfg, loaded)[0]
+    import dataclasses
+
+    r = render(row, wp_engine.tokenizer, dataclasses.replace(builder.spec, loss_on="completion", max_length=192))
+    ids = torch.tensor([r.input_ids])
+    labels = torch.where(torch.tensor([r.loss_mask]) == 1, ids, torch.tensor(-100))
+    with torch.no_grad():
+        expected = wp_engine.model(input_ids=ids, labels=labels).loss.item()
+    report = evaluate_run(wp_run, rows=1, engine=wp_engine, accuracy=False)
+    assert report.tuned.loss == pytest.approx(expected, rel=1e-4)
+    assert report.tuned.accuracy is None and report.per_row[0].tuned_output is None
+
+
+def test_chat_run_without_extractable_answers_has_null_accuracy(chat_run):
+    from studio.evaluate import evaluate_run
+
+    report = evaluate_run(chat_run, rows=2, max_new_tokens=4, device="cpu")
+    assert report.base.loss is not None and report.tuned.loss is not None
+    assert report.base.accuracy is None and report.tuned.accuracy is None
+    assert report.per_row[0].prompt  # the last user message
+
+
+def test_no_heldout_rows_is_a_clear_error(wp_run, wp_engine, tmp_path):
+    import shutil
+
+    from studio.config import load_config
+    from studio.evaluate import evaluate_run
+
+    run = tmp_path / "noeval"
+    shutil.copytree(wp_run, run)
+    cfg = load_config(run / "config.yaml")
+    cfg.data.eval_fraction = 0.0
+    cfg.save(run / "config.yaml")
+    with pytest.raises(DataError, match="no held-out rows"):
+        evaluate_run(run, engine=wp_engine)
