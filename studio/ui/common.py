@@ -74,7 +74,7 @@ def next_step(ctx: AppContext, text: str, tab_id: str | None, button: str | None
         if tab_id is None or ctx.tabs is None or (ctx.tab_ids and tab_id not in ctx.tab_ids):
             return None
         btn = gr.Button(button or "Next →", variant="secondary", scale=0, min_width=160)
-    btn.click(lambda: gr.Tabs(selected=tab_id), outputs=ctx.tabs, show_progress="hidden")
+    btn.click(lambda: gr.Tabs(selected=tab_id), outputs=ctx.tabs, show_progress="hidden", api_visibility="private")
     return btn
 
 

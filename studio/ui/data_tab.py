@@ -21,7 +21,8 @@ from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
 from studio.ui.forms import (CHAT_TEMPLATE, CUSTOM_TEMPLATE, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH, SOURCE_SAMPLE,
-                             SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for, bundled_samples)
+                             SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for, bundled_samples,
+                             data_field_values)
 
 TAB_ID = "data"
 LABEL = "1 · Data"
@@ -206,48 +207,50 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     initial = ctx.initial
     cache = PreviewCache()
     samples = bundled_samples()
+    init = data_field_values(initial)
     gr.Markdown("### Pick a dataset and see exactly which tokens the model will learn\n"
                 "Choose a bundled sample, upload a file, or name a Hub dataset. The format and column mapping are "
                 "detected (override them if they are wrong); the template turns each row into text, and the "
                 "**green** tokens are the ones that carry loss.")
     with gr.Row():
         with gr.Column(scale=2):
-            source_kind = gr.Radio(list(SOURCE_KINDS), value=SOURCE_SAMPLE, label="Source", elem_id="data-source-kind")
-            sample = gr.Dropdown(samples, value=samples[0] if samples else None, label="Bundled sample",
+            source_kind = gr.Radio(list(SOURCE_KINDS), value=init["source_kind"], label="Source", elem_id="data-source-kind")
+            sample = gr.Dropdown(samples, value=init["sample"], label="Bundled sample", visible=init["source_kind"] == SOURCE_SAMPLE,
                                  elem_id="data-sample", info="Small datasets that mirror the seed notebooks.")
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
-            with gr.Group(visible=False) as path_group:
-                path = gr.Textbox(label="Hub dataset id or local path", placeholder="openai/gsm8k or ./my_data.jsonl",
+            with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
+                path = gr.Textbox(value=init["path"], label="Hub dataset id or local path", placeholder="openai/gsm8k or ./my_data.jsonl",
                                   elem_id="data-path")
                 with gr.Row():
-                    split = gr.Textbox(value="train", label="Split", scale=1)
-                    subset = gr.Textbox(label="Config name (optional)", placeholder="main", scale=1)
+                    split = gr.Textbox(value=init["split"], label="Split", scale=1)
+                    subset = gr.Textbox(value=init["subset"], label="Config name (optional)", placeholder="main", scale=1)
                 load_btn = gr.Button("Load", variant="secondary")
         with gr.Column(scale=3):
             summary = gr.Markdown("Loading the preview…", elem_id="data-summary")
-            fmt = gr.Dropdown(list(FORMATS), value=initial.data.format, label="Format",
+            fmt = gr.Dropdown(list(FORMATS), value=init["format"], label="Format",
                               info=field_help(DataConfig, "format"), elem_id="data-format")
             with gr.Row():
-                mapping = {role: gr.Dropdown([NO_COLUMN], value=None, label=f"{role} column", visible=False,
+                mapping = {role: gr.Dropdown([NO_COLUMN, *([init["mapping"][role]] if init["mapping"][role] else [])],
+                                             value=init["mapping"][role], label=f"{role} column", visible=False,
                                              allow_custom_value=False, min_width=140, elem_id=f"data-map-{role}")
                            for role in MAPPING_ROLES}
     with gr.Accordion("Template", open=True):
         with gr.Row():
-            template_name = gr.Dropdown(list(TEMPLATE_CHOICES), value=CHAT_TEMPLATE, label="Named template",
+            template_name = gr.Dropdown(list(TEMPLATE_CHOICES), value=init["template_name"], label="Named template",
                                         info="(chat template) renders chat-style rows with the model's chat template.",
                                         elem_id="data-template-name")
-            response_template = gr.Textbox(label="Response template", info=field_help(DataConfig, "response_template"),
+            response_template = gr.Textbox(value=init["response_template"], label="Response template", info=field_help(DataConfig, "response_template"),
                                            elem_id="data-response-template")
-            system_prompt = gr.Textbox(label="System prompt", info=field_help(DataConfig, "system_prompt"),
+            system_prompt = gr.Textbox(value=init["system_prompt"], label="System prompt", info=field_help(DataConfig, "system_prompt"),
                                        elem_id="data-system-prompt")
-        template = gr.Textbox(label="Template", lines=3, max_lines=12, elem_id="data-template",
+        template = gr.Textbox(value=init["template"], label="Template", lines=3, max_lines=12, elem_id="data-template",
                               info="Text with {column} placeholders (also {prompt}, {completion}, … for the mapped "
                                    "roles, and {system}); empty = chat template.")
     with gr.Row():
-        max_length = gr.Slider(16, 8192, step=8, value=initial.train.max_length, label="max_length (tokens)",
+        max_length = gr.Slider(16, 8192, step=8, value=init["max_length"], label="max_length (tokens)",
                                info=field_help(TrainConfig, "max_length"), elem_id="data-max-length")
-        loss_on = gr.Radio(list(LOSS_ON), value=initial.train.loss_on, label="Loss on",
+        loss_on = gr.Radio(list(LOSS_ON), value=init["loss_on"], label="Loss on",
                            info=field_help(TrainConfig, "loss_on"), elem_id="data-loss-on")
         n_rows = gr.Slider(1, 10, step=1, value=3, label="Rows to preview", elem_id="data-n-rows")
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="data-error")
@@ -262,11 +265,11 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             warnings = gr.Markdown(elem_id="data-warnings")
     with gr.Accordion("Held-out split and row cap", open=False):
         with gr.Row():
-            eval_fraction = gr.Slider(0, 0.5, step=0.01, value=initial.data.eval_fraction, label="Eval fraction",
+            eval_fraction = gr.Slider(0, 0.5, step=0.01, value=init["eval_fraction"], label="Eval fraction",
                                       info=field_help(DataConfig, "eval_fraction"))
-            max_rows = gr.Number(value=initial.data.max_rows, precision=0, minimum=1, label="Max rows",
+            max_rows = gr.Number(value=init["max_rows"], precision=0, minimum=1, label="Max rows",
                                  info=field_help(DataConfig, "max_rows"))
-            seed = gr.Number(value=initial.data.seed, precision=0, label="Seed", info=field_help(DataConfig, "seed"))
+            seed = gr.Number(value=init["seed"], precision=0, label="Seed", info=field_help(DataConfig, "seed"))
     next_step(ctx, "choose the base model, quantization and LoRA settings in the **Model** tab.", "model",
               "Next: Model →")
 
@@ -336,29 +339,27 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
 
     def wire() -> None:
         all_inputs = inputs() | {n_rows}
+        hidden = dict(api_visibility="undocumented")
         common = dict(inputs=all_inputs, outputs=preview_outputs, show_progress="minimal",
                       trigger_mode="always_last")
-        sample.input(lambda v: refresh(v, reset=True, sample_name=v[sample]), **common)
-        upload.upload(lambda v: refresh(v, reset=True), **common)
-        path.submit(lambda v: refresh(v, reset=True), **common)
-        load_btn.click(lambda v: refresh(v, reset=True), **common)
-        for w in (fmt, *mapping.values(), response_template, system_prompt, loss_on, template):
-            w.input(refresh, **common)
-        for w in (max_length, n_rows):
-            w.release(refresh, **common)
-        max_rows.submit(refresh, **common)
+        sample.input(lambda v: refresh(v, reset=True, sample_name=v[sample]), api_name="preview_sample", **common)
+        upload.upload(lambda v: refresh(v, reset=True), **common, **hidden)
+        path.submit(lambda v: refresh(v, reset=True), **common, **hidden)
+        load_btn.click(lambda v: refresh(v, reset=True), **common, **hidden)
+        gr.on([w.input for w in (fmt, *mapping.values(), response_template, system_prompt, loss_on, template)]
+              + [w.release for w in (max_length, n_rows)] + [max_rows.submit], refresh, **common, **hidden)
         template_name.input(_pick_template, inputs=[template_name, template, response_template],
-                            outputs=[template, response_template], show_progress="hidden").then(refresh, **common)
+                            outputs=[template, response_template], show_progress="hidden", **hidden
+                            ).then(refresh, **common, **hidden)
         source_kind.input(_toggle_source, inputs=source_kind, outputs=[sample, upload, path_group],
-                          show_progress="hidden").then(
-            lambda v: refresh(v, reset=True) if v[source_kind] == SOURCE_SAMPLE else {}, **common)
+                          show_progress="hidden", **hidden).then(
+            lambda v: refresh(v, reset=True) if v[source_kind] == SOURCE_SAMPLE else {}, **common, **hidden)
         model = ctx.forms.model
         if model is not None:
-            for w in (model.name_or_path, model.chat_template):
-                if w is not None:
-                    w.change(refresh, **common)
-        ctx.blocks.load(lambda v: refresh(v, reset=False), inputs=all_inputs, outputs=preview_outputs,
-                        show_progress="minimal")
+            gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], refresh,
+                  **common, **hidden)
+        ctx.blocks.load(lambda v: refresh(v), inputs=all_inputs, outputs=preview_outputs, show_progress="minimal",
+                        api_name="preview")
 
     ctx.after_render.append(wire)
     return DataHandles(form=form, n_rows=n_rows, summary=summary, highlighted=highlighted, histogram=histogram,

@@ -283,11 +283,10 @@ def _template_parts(data: DataConfig) -> tuple[str, str, str]:
     return (match or CUSTOM_TEMPLATE), data.template, data.response_template or ""
 
 
-def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
-    """Widget values showing ``cfg.data`` (first source) plus ``train.max_length``/``loss_on``."""
+def data_field_values(cfg: RunConfig) -> dict[str, Any]:
+    """The Data tab's widget values for ``cfg``, by ``DataForm`` field name (``mapping`` is role -> column)."""
     data = cfg.data
     src = data.sources[0] if data.sources else None
-    out: dict[Component, Any] = {}
     kind, sample, path, split, subset = SOURCE_SAMPLE, None, "", "train", ""
     if src is not None:
         p = Path(src.path).expanduser()
@@ -296,17 +295,23 @@ def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
         else:
             kind, path = SOURCE_PATH, src.path
         split, subset = src.split, src.name or ""
-    elif bundled_samples():
+    if sample is None and bundled_samples():
         sample = bundled_samples()[0]
     name, template, response = _template_parts(data)
-    out.update({form.source_kind: kind, form.sample: sample, form.path: path, form.split: split,
-                form.subset: subset, form.format: data.format, form.template_name: name, form.template: template,
-                form.response_template: response, form.system_prompt: data.system_prompt or "",
-                form.eval_fraction: data.eval_fraction, form.max_rows: data.max_rows, form.seed: data.seed,
-                form.max_length: cfg.train.max_length, form.loss_on: cfg.train.loss_on})
     columns = src.columns if src is not None else {}
-    for role, comp in form.mapping.items():
-        out[comp] = columns.get(role)
+    return {"source_kind": kind, "sample": sample, "upload": None, "path": path, "split": split, "subset": subset,
+            "format": data.format, "mapping": {role: columns.get(role) for role in MAPPING_ROLES},
+            "template_name": name, "template": template, "response_template": response,
+            "system_prompt": data.system_prompt or "", "eval_fraction": data.eval_fraction,
+            "max_rows": data.max_rows, "seed": data.seed, "max_length": cfg.train.max_length,
+            "loss_on": cfg.train.loss_on}
+
+
+def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
+    """``{widget: value}`` showing ``cfg.data`` (first source) plus ``train.max_length``/``loss_on``."""
+    values = data_field_values(cfg)
+    out = {getattr(form, name): value for name, value in values.items() if name not in ("mapping", "upload")}
+    out.update({form.mapping[role]: col for role, col in values["mapping"].items() if role in form.mapping})
     return out
 
 

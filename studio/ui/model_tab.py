@@ -237,9 +237,10 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
             settable.add(ctx.forms.data.max_length)
         inputs = ctx.forms.components()
         quantization.change(lambda q: (gr.update(visible=q == "4bit"), gr.update(visible=q == "4bit")),
-                            inputs=quantization, outputs=[quant_type, double_quant], show_progress="hidden")
+                            inputs=quantization, outputs=[quant_type, double_quant], show_progress="hidden",
+                            api_visibility="undocumented")
         name.input(pick_model, inputs=inputs, outputs=[note, *estimate_outputs, *sorted(settable, key=id)],
-                   show_progress="minimal", trigger_mode="always_last")
+                   show_progress="minimal", trigger_mode="always_last", api_name="pick_model")
         triggers = [w for w in section_widgets if w is not name]
         if ctx.forms.train is not None:
             t = ctx.forms.train
@@ -247,8 +248,10 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         if ctx.forms.data is not None:
             triggers.append(ctx.forms.data.max_length)
         gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,
-              show_progress="minimal", trigger_mode="always_last")
-        ctx.blocks.load(estimate, inputs=inputs, outputs=estimate_outputs, show_progress="minimal")
+              show_progress="minimal", trigger_mode="always_last", api_visibility="undocumented",
+              api_name="estimate_on_change")
+        ctx.blocks.load(estimate, inputs=inputs, outputs=estimate_outputs, show_progress="minimal",
+                        api_name="estimate")
 
     ctx.after_render.append(wire)
     return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,

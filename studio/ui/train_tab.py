@@ -295,17 +295,19 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                 gr.update(choices=res, value=res[0] if res else None))
 
     def wire() -> None:
+        hidden = dict(api_visibility="undocumented", show_progress="hidden")
+        control = dict(concurrency_limit=1, concurrency_id="train-control")
         start_btn.click(on_start, inputs=ctx.forms.components(), outputs=[error, ctx.run_dir, status],
-                        concurrency_limit=1, concurrency_id="train-control")
+                        api_name="start_training", **control)
         resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status],
-                         concurrency_limit=1, concurrency_id="train-control")
-        stop_btn.click(on_stop, outputs=[error], concurrency_limit=1, concurrency_id="train-control")
+                         api_name="resume_training", **control)
+        stop_btn.click(on_stop, outputs=[error], api_name="stop_training", **control)
         timer.tick(on_tick, inputs=view, outputs=tick_outputs, show_progress="hidden", concurrency_limit=None,
-                   trigger_mode="once")
-        overlay.change(on_overlay, inputs=[overlay, view], outputs=[view, loss_plot], show_progress="hidden")
-        overlay.focus(refresh_runs, inputs=overlay, outputs=[overlay, resume_run], show_progress="hidden")
-        resume_run.focus(refresh_runs, inputs=overlay, outputs=[overlay, resume_run], show_progress="hidden")
-        ctx.blocks.load(lambda: refresh_runs([]), outputs=[overlay, resume_run], show_progress="hidden")
+                   trigger_mode="once", api_name="poll")
+        overlay.change(on_overlay, inputs=[overlay, view], outputs=[view, loss_plot], **hidden)
+        gr.on([overlay.focus, resume_run.focus], refresh_runs, inputs=overlay, outputs=[overlay, resume_run],
+              **hidden)
+        ctx.blocks.load(lambda: refresh_runs([]), outputs=[overlay, resume_run], **hidden)
 
     ctx.after_render.append(wire)
     return TrainHandles(form=form, start=start_btn, stop=stop_btn, resume=resume_btn, resume_run=resume_run,

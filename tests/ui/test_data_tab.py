@@ -1,0 +1,148 @@
+"""Data tab, headless: the preview handler on every bundled set, template edits, and bad input as messages."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.session import Studio
+from studio.ui.app import build_app, initial_config
+from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples
+
+SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.jsonl", "chat.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.studio_handles["data"], blocks.studio_ctx
+
+
+def _values(app, **changes):
+    h, ctx = app
+    values = ctx.forms.write(ctx.initial)
+    values[h.n_rows] = 2
+    for name, value in changes.items():
+        values[getattr(h.form, name)] = value
+    return values
+
+
+def _message(update) -> str:
+    return update.get("value", "") if isinstance(update, dict) else str(update)
+
+
+def test_bundled_samples_are_offered():
+    assert set(SAMPLES) <= set(bundled_samples())
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_preview_highlights_trained_tokens(app, sample):
+    h, _ = app
+    out = h.refresh(_values(app, sample=sample), reset=True, sample_name=sample)
+    assert out[h.error]["visible"] is False, _message(out[h.error])
+    spans = out[h.highlighted]
+    trained = [text for text, label in spans if label == "trained"]
+    untrained = [text for text, label in spans if label is None and text.strip()]
+    assert trained and untrained, "both trained and untrained spans are shown"
+    assert "row 2" in "".join(text for text, _ in spans)
+    fig = out[h.histogram]
+    max_length = out[h.form.max_length]
+    assert any(shape.x0 == max_length for shape in fig.layout.shapes), "the max_length cut-off is drawn"
+    assert len(fig.data[0].x) > 100
+    stats = dict((k, v) for k, v in out[h.stats])
+    assert stats["rows"] > 100
+    assert out[h.form.format] in ("prompt_completion", "instruction", "messages")
+
+
+def test_linear_equations_trains_only_after_the_response_marker(app):
+    h, _ = app
+    out = h.refresh(_values(app, sample="linear_equations.csv"), reset=True, sample_name="linear_equations.csv")
+    spans = out[h.highlighted]
+    first_trained = next(i for i, (_, label) in enumerate(spans) if label == "trained")
+    assert spans[first_trained - 1][0].rstrip().endswith("### Solution:")
+
+
+def test_template_edit_updates_the_preview(app):
+    h, _ = app
+    values = _values(app, template_name=CUSTOM_TEMPLATE, template="Q: {Problem}\nA: {Solution}",
+                     response_template="A:")
+    out = h.refresh(values)
+    assert out[h.error]["visible"] is False, _message(out[h.error])
+    spans = out[h.highlighted]
+    untrained = "".join(t for t, label in spans if label is None)
+    trained = "".join(t for t, label in spans if label == "trained")
+    assert "Q: " in untrained and "Q: " not in trained
+
+
+def test_loss_on_all_trains_every_token(app):
+    h, _ = app
+    out = h.refresh(_values(app, loss_on="all"))
+    labels = {label for t, label in out[h.highlighted] if label != "row" and t.strip()}
+    assert labels == {"trained"}
+
+
+def test_max_length_cut_is_reported(app):
+    h, _ = app
+    out = h.refresh(_values(app, max_length=32))
+    stats = dict((k, v) for k, v in out[h.stats])
+    assert stats["rows longer than max_length (32)"].split()[0] != "0"
+    assert "max_length=32" in out[h.warnings]
+    assert any(label == "cut" for _, label in out[h.highlighted])
+
+
+def _assert_error(h, out, *needles):
+    box = out[h.error]
+    assert box["visible"] is True
+    text = box["value"]
+    for needle in needles:
+        assert needle in text, text
+    assert "Traceback" not in text and 'File "' not in text
+
+
+def test_unknown_placeholder_is_a_message(app):
+    h, _ = app
+    out = h.refresh(_values(app, template_name=CUSTOM_TEMPLATE, template="{Problem} -> {Answr}"))
+    _assert_error(h, out, "{Answr}", "Problem")
+
+
+def test_wrong_column_lists_the_available_ones(app):
+    h, _ = app
+    values = _values(app, format="prompt_completion")
+    values[h.form.mapping["prompt"]] = "Question"
+    out = h.refresh(values)
+    _assert_error(h, out, "'Question'", "Problem, Solution")
+
+
+def test_broken_upload_names_the_line(app, tmp_path):
+    h, _ = app
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": \n', encoding="utf-8")
+    out = h.refresh(_values(app, source_kind=SOURCE_UPLOAD, upload=str(bad)), reset=True)
+    _assert_error(h, out, "line 2")
+
+
+def test_missing_path_and_empty_source(app, tmp_path):
+    h, _ = app
+    out = h.refresh(_values(app, source_kind=SOURCE_PATH, path=str(tmp_path / "nope.csv")), reset=True)
+    _assert_error(h, out, "not found")
+    out = h.refresh(_values(app, source_kind=SOURCE_UPLOAD, upload=None), reset=True)
+    _assert_error(h, out, "upload")
+
+
+def test_user_maps_columns_the_detector_cannot_guess(app, tmp_path):
+    h, _ = app
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps({"q": f"question {i}", "a": f"answer {i}"}) + "\n" for i in range(12)),
+                    encoding="utf-8")
+    values = _values(app, source_kind=SOURCE_PATH, path=str(path), template_name=CUSTOM_TEMPLATE,
+                     template="{q}\nAnswer: {a}", response_template="Answer:")
+    out = h.refresh(values, reset=True)
+    _assert_error(h, out, "can't tell the format", "q, a")
+    offered = [c for c in out[h.form.mapping["prompt"]]["choices"] if c != ("— none —", "")]
+    assert offered == ["q", "a"], "the columns are offered so the user can map them"
+    values[h.form.format] = "prompt_completion"
+    values[h.form.mapping["prompt"]], values[h.form.mapping["completion"]] = "q", "a"
+    out = h.refresh(values)
+    assert out[h.error]["visible"] is False, _message(out[h.error])
+    assert out[h.form.mapping["prompt"]]["value"] == "q" and out[h.form.mapping["prompt"]]["visible"]
+    assert "".join(t for t, label in out[h.highlighted] if label == "trained").startswith(" answer 0")
