@@ -51,14 +51,14 @@ def is_main_process() -> bool:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip("/").split("/")[-1]).strip("-")[:40] or "run"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")[:60] or "run"
 
 
 def new_run_name(cfg: Any) -> str:
     """``cfg.train.run_name`` or ``<YYYYmmdd-HHMMSS>-<model>``."""
     if cfg.train.run_name:
         return _slug(cfg.train.run_name)
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(cfg.model.name_or_path)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(cfg.model.name_or_path.rstrip('/').split('/')[-1])}"
 
 
 def create_run_dir(cfg: Any, runs_dir: str | Path) -> Path:

@@ -1,0 +1,125 @@
+"""Presets, quantization config, attention choice, loading (none / 4-bit / 8-bit on CPU), memory estimate."""
+from __future__ import annotations
+
+import pytest
+
+from studio import modeling as m
+from studio.config import RunConfig
+from studio.errors import ModelError
+
+SEVEN_B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "vocab_size": 32000, "tie_word_embeddings": False}
+
+
+def test_presets_are_valid_configs():
+    presets = m.list_presets()
+    names = [p.name for p in presets]
+    assert names[0] == "demo-tiny"
+    for hub_id in ("google/gemma-2b", "microsoft/phi-2", "tiiuae/falcon-7b", "mistralai/Mistral-7B-v0.1",
+                   "HuggingFaceH4/zephyr-7b-beta", "meta-llama/Meta-Llama-3-8B-Instruct",
+                   "Qwen/Qwen2.5-1.5B-Instruct", "studio/demo-tiny"):
+        assert m.find_preset(hub_id) is not None, hub_id
+    assert any(p.model.startswith("TinyLlama/") for p in presets)
+    for p in presets:
+        cfg = m.apply_preset(RunConfig(), p)  # validates every section
+        assert cfg.model.name_or_path == p.model
+        if p.arch:
+            assert m.estimate_memory(cfg, device="cpu").total_gb > 0
+    falcon = m.find_preset("falcon-7b")
+    assert falcon.pad_token == ">>SUFFIX<<"
+    cfg = m.apply_preset(RunConfig(), "tiiuae/falcon-7b")
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules) == (256, 128, 0.05, "all-linear")
+    assert (cfg.train.learning_rate, cfg.train.lr_scheduler, cfg.train.warmup_ratio, cfg.train.max_grad_norm,
+            cfg.train.optim, cfg.model.quantization) == (2e-4, "constant", 0.03, 0.3, "adamw_torch_fused", "4bit")
+    gemma = m.apply_preset(RunConfig(), "gemma-2b")
+    assert (gemma.lora.r, gemma.lora.alpha, gemma.train.packing, gemma.train.lr_scheduler,
+            gemma.train.learning_rate) == (6, 8, True, "cosine", 2e-5)
+    assert m.model_id(RunConfig.from_dict({"model": {"name_or_path": "mistral-7b"}}).model) == \
+        "mistralai/Mistral-7B-v0.1"
+    assert m.find_preset("someone/unknown") is None
+
+
+def test_choose_attention():
+    impl, why = m.choose_attention("auto", device="cpu", flash_version=None)
+    assert impl == "sdpa" and why.startswith("flash-attn not installed: using PyTorch SDPA")
+    impl, why = m.choose_attention("flash_attention_2", device="cuda", flash_version=None, capability=(8, 0))
+    assert impl == "sdpa" and "flash-attn not installed" in why
+    assert m.choose_attention("auto", device="cuda", flash_version="2.7.4", capability=(8, 6))[0] == \
+        "flash_attention_2"
+    impl, why = m.choose_attention("auto", device="cuda", flash_version="2.7.4", capability=(7, 5))
+    assert impl == "sdpa" and "compute capability 7.5" in why
+    gemma2 = m.find_preset("gemma-2-2b")
+    assert m.choose_attention("auto", preset=gemma2, device="cpu", flash_version=None)[0] == "eager"
+    assert m.choose_attention("sdpa", preset=gemma2, device="cpu", flash_version=None)[0] == "eager"
+    assert m.choose_attention("auto", preset=gemma2, device="cuda", flash_version="2.5.0",
+                              capability=(8, 0))[0] == "eager"
+    assert m.choose_attention("auto", preset=gemma2, device="cuda", flash_version="2.6.3",
+                              capability=(9, 0))[0] == "flash_attention_2"
+    assert m.choose_attention("eager", device="cpu") == ("eager", "eager as requested")
+
+
+def test_quantization_config():
+    assert m.quantization_config(RunConfig().model, "cpu") is None
+    q = m.quantization_config(RunConfig.from_dict({"model": {"quantization": "4bit", "bnb_4bit_quant_type": "fp4",
+                                                             "double_quant": False, "compute_dtype": "bf16"}}).model,
+                              "cpu")
+    import torch
+
+    assert q.load_in_4bit and q.bnb_4bit_quant_type == "fp4" and not q.bnb_4bit_use_double_quant
+    assert q.bnb_4bit_compute_dtype == torch.bfloat16
+    assert m.quantization_config(RunConfig.from_dict({"model": {"quantization": "8bit"}}).model, "cpu").load_in_8bit
+
+
+def test_estimate_memory_shapes():
+    cfg = RunConfig.from_dict({"model": {"quantization": "none", "compute_dtype": "bf16"},
+                               "train": {"batch_size": 4, "max_length": 1024}})
+    full = m.estimate_memory(cfg, SEVEN_B, gradient_checkpointing=False, device="cpu")
+    ckpt = m.estimate_memory(cfg, SEVEN_B, gradient_checkpointing=True, device="cpu")
+    assert 7.0e9 < full.total_params < 7.5e9
+    assert 13 < full.weights_gb < 14  # 7.24B x 2 bytes
+    assert ckpt.activations_gb < full.activations_gb / 4 and ckpt.total_gb < full.total_gb
+    q4 = m.estimate_memory(RunConfig.from_dict({"model": {"quantization": "4bit", "compute_dtype": "bf16"}}),
+                           SEVEN_B, device="cpu")
+    assert 3.3 < q4.weights_gb < 4.5
+    assert q4.lora_params == 32 * 16 * sum(i + o for _, i, o in m._linear_shapes(m.arch_of(SEVEN_B)))
+    assert set(full.parts()) == {"weights", "LoRA", "gradients", "optimizer", "activations", "overhead"}
+    assert full.device_gb > 0 and "GB" in full.summary()
+    assert m.estimate_memory(cfg, device="cpu").total_params > 0  # demo model: reads its config.json
+
+
+def test_load_base_demo_full_4bit_8bit():
+    cfg = RunConfig()
+    model, tok = m.load_base(cfg.model, device="cpu")
+    loaded = m.describe_loaded(model)
+    assert (loaded.quantization, loaded.attn_implementation, loaded.dtype, loaded.trainable_params) == \
+        ("none", "sdpa", "float32", 0)
+    assert tok.pad_token is not None and model.studio_attention_reason
+    q4, _ = m.load_base(RunConfig.from_dict({"model": {"quantization": "4bit"}}).model, device="cpu",
+                        for_training=True)
+    assert m.describe_loaded(q4).quantization == "4bit"
+    assert m.describe_loaded(m.add_lora(q4, cfg)).trainable_params > 0
+    q8, _ = m.load_base(RunConfig.from_dict({"model": {"quantization": "8bit"}}).model, device="cpu")
+    assert m.describe_loaded(q8).quantization == "8bit"
+    with pytest.raises(ModelError, match="flash|not found|can't reach|no model"):
+        m.load_base(RunConfig.from_dict({"model": {"name_or_path": "/nonexistent/model"}}).model, device="cpu")
+
+
+def test_flash_attention_request_without_package_is_a_sentence_not_an_import_error():
+    model, _ = m.load_base(RunConfig.from_dict({"model": {"attn_implementation": "flash_attention_2"}}).model,
+                           device="cpu")
+    assert m.describe_loaded(model).attn_implementation == "sdpa"
+    assert "using PyTorch SDPA" in model.studio_attention_reason
+
+
+@pytest.mark.gpu
+def test_estimate_close_to_measured_on_cuda(tiny_cfg):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from studio.events import Note
+    from studio.training import TrainingJob
+
+    job = TrainingJob(tiny_cfg(max_steps=3, device="cuda"))
+    job.run()
+    note = next(e for e in job.events.all() if isinstance(e, Note) and "estimate error" in e.message)
+    assert abs(note.data["error"]) < 3  # tiny model: overhead dominates; the 1B check lives in bench/gpu script
