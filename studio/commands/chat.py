@@ -1,0 +1,146 @@
+"""`studio chat`: ask a trained run (and, with --compare, its base model) a prompt, or chat interactively.
+
+    studio chat --run runs/wp --prompt "Tom has 3 apples..."              # the tuned answer, streamed
+    studio chat --run runs/wp --prompt "..." --compare --json             # {"base": "...", "tuned": "..."}
+    studio chat --run runs/wp                                             # interactive; /reset, /exit
+
+Defaults are deterministic (greedy), so the same prompt gives the same answer twice; --sample uses --seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from studio.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="A run directory (its adapter and config).")
+    parser.add_argument("--prompt", help="Ask this and exit (without it: an interactive loop).")
+    parser.add_argument("--compare", action="store_true", help="Also answer with the base model (adapter off).")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of streamed text.")
+    parser.add_argument("--system", default=None, help="System prompt (default: the run's; '' for none).")
+    parser.add_argument("--adapter", action="append", default=[], metavar="PATH_OR_HUB_ID",
+                        help="Load another adapter too (another run, folder or Hub id); the last one answers.")
+    parser.add_argument("--base-only", action="store_true", help="Answer with the base model only.")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="Most tokens per answer.")
+    parser.add_argument("--sample", action="store_true", help="Sample (with --seed) instead of greedy decoding.")
+    parser.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature.")
+    parser.add_argument("--top-p", type=float, default=0.95, help="Nucleus sampling mass.")
+    parser.add_argument("--top-k", type=int, default=50, help="Top-k sampling (0: off).")
+    parser.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats.")
+    parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="Stop string (repeatable).")
+    parser.add_argument("--max-input-tokens", type=int, default=None,
+                        help="Trim history to this many prompt tokens (default: the run's train.max_length).")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to run.")
+    parser.add_argument("--quantization", choices=("none", "8bit", "4bit"), default=None,
+                        help="Load the base quantized (default: as trained).")
+
+
+def params_from_args(args: argparse.Namespace) -> "GenerationParams":  # noqa: F821
+    from studio.inference import GenerationParams
+
+    return GenerationParams(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=args.temperature,
+                            top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+                            seed=args.seed, stop=tuple(args.stop))
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.commands.train import _quiet_libraries
+    from studio.inference import BASE, ChatEngine
+
+    if args.compare and args.base_only:
+        raise ConfigError("--compare and --base-only exclude each other")
+    params = params_from_args(args)
+    _quiet_libraries()
+    engine = ChatEngine.from_run(args.run, device=args.device, quantization=args.quantization)
+    for extra in args.adapter:
+        engine.set_adapter(engine.load_adapter(extra))
+    adapter = BASE if args.base_only else None
+    if args.prompt is not None:
+        return _one(engine, args, params, adapter)
+    return _interactive(engine, args, params, adapter)
+
+
+def _one(engine, args, params, adapter) -> int:
+    kw = dict(params=params, system_prompt=args.system)
+    if args.compare:
+        stream = engine.stream_compare(args.prompt, **kw)
+        if args.json:
+            for _ in stream:
+                pass
+            _json({"base": stream.base.text, "tuned": stream.tuned.text,
+                   "finish_reason": {"base": stream.base.finish_reason, "tuned": stream.tuned.finish_reason},
+                   "adapter": stream.tuned.adapter})
+            return 0
+        print("--- tuned ---", flush=True)
+        _echo(stream.tuned)
+        print("--- base ---", flush=True)
+        _echo(stream.base)
+        return 0
+    stream = engine.stream(args.prompt, **kw, adapter=adapter)
+    if args.json:
+        reply = stream.reply()
+        _json({"text": reply.text, "finish_reason": reply.finish_reason, "adapter": reply.adapter,
+               "n_tokens": reply.n_tokens})
+        return 0
+    _echo(stream)
+    return 0
+
+
+def _echo(stream) -> None:
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    if stream.notice:
+        print(f"note: {stream.notice}", file=sys.stderr)
+
+
+def _json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _interactive(engine, args, params, adapter) -> int:
+    names = ", ".join(engine.adapters)
+    print(f"chatting with {engine.base_model} + {engine.active} (adapters: {names}); /reset clears the history, "
+          f"/exit or Ctrl-D quits", file=sys.stderr)
+    history: list[tuple[str, str]] = []
+    base_history: list[tuple[str, str]] = []
+    while True:
+        try:
+            message = input("you> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if message.strip() in ("/exit", "/quit"):
+            return 0
+        if message.strip() == "/reset":
+            history.clear()
+            base_history.clear()
+            continue
+        if not message.strip():
+            continue
+        try:
+            if args.compare:
+                stream = engine.stream_compare(message, history, base_history=base_history, params=params,
+                                               system_prompt=args.system,
+                                               max_input_tokens=args.max_input_tokens)
+                print("tuned> ", end="", flush=True)
+                _echo(stream.tuned)
+                print("base> ", end="", flush=True)
+                _echo(stream.base)
+                history.append((message, stream.tuned.text))
+                base_history.append((message, stream.base.text))
+            else:
+                stream = engine.stream(message, history, params=params, system_prompt=args.system, adapter=adapter,
+                                       max_input_tokens=args.max_input_tokens)
+                print("bot> ", end="", flush=True)
+                _echo(stream)
+                history.append((message, stream.text))
+        except KeyboardInterrupt:  # Ctrl-C ends the answer, not the session
+            engine.stop()
+            print("\n(stopped)", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""`studio chat` and `studio eval` end to end (in-process through studio.cli.main)."""
+from __future__ import annotations
+
+import json
+
+from chat_helpers import chat_runs_dir, one_thread, wp2_run, wp_run  # noqa: F401
+from studio.cli import main
+
+PROMPT = "A baker makes 5 trays of 12 cookies. How many cookies?"
+
+
+def _json_out(capsys, argv):
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def test_chat_compare_json_is_deterministic(wp_run, capsys):
+    argv = ["chat", "--run", str(wp_run), "--prompt", PROMPT, "--compare", "--json", "--max-new-tokens", "12",
+            "--device", "cpu"]
+    first = _json_out(capsys, argv)
+    assert isinstance(first["base"], str) and isinstance(first["tuned"], str)
+    assert first["base"] != first["tuned"]
+    assert first["adapter"] == "wp"
+    assert _json_out(capsys, argv) == first  # same prompt, same answers
+
+
+def test_chat_single_prompt_streams_text_and_samples_with_a_seed(wp_run, capsys):
+    assert main(["chat", "--run", str(wp_run), "--prompt", PROMPT, "--max-new-tokens", "8", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
+    argv = ["chat", "--run", str(wp_run), "--prompt", PROMPT, "--max-new-tokens", "10", "--json", "--sample",
+            "--seed", "5", "--device", "cpu"]
+    a, b = _json_out(capsys, argv), _json_out(capsys, argv)
+    assert a == b and a["finish_reason"] in ("eos", "length")
+
+
+def test_chat_interactive_loop(wp_run, capsys, monkeypatch):
+    lines = iter(["How many?", "/reset", "And now?", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", "--run", str(wp_run), "--max-new-tokens", "4", "--device", "cpu", "--compare"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("tuned> ") == 2 and out.count("base> ") == 2
+
+
+def test_chat_with_a_second_adapter(wp_run, wp2_run, capsys):
+    common = ["--prompt", PROMPT, "--json", "--max-new-tokens", "10", "--sample", "--seed", "2", "--device", "cpu"]
+    other = _json_out(capsys, ["chat", "--run", str(wp_run), "--adapter", str(wp2_run), *common])
+    alone = _json_out(capsys, ["chat", "--run", str(wp2_run), *common])
+    assert other["adapter"] == "wp2" and other["text"] == alone["text"]
+
+
+def test_chat_errors_are_one_line(tmp_path, capsys):
+    assert main(["chat", "--run", str(tmp_path), "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_eval_json_reports_numbers_for_both_models(wp_run, capsys, tmp_path):
+    per_row = tmp_path / "rows.jsonl"
+    out = _json_out(capsys, ["eval", "--run", str(wp_run), "--rows", "3", "--json", "--max-new-tokens", "8",
+                             "--device", "cpu", "--per-row", str(per_row)])
+    assert set(out) == {"base", "tuned", "rows"} and out["rows"] == 3
+    for side in ("base", "tuned"):
+        assert set(out[side]) == {"loss", "perplexity", "accuracy", "unclear_rate"}
+        assert all(isinstance(out[side][k], float) for k in out[side])
+    rows = [json.loads(line) for line in per_row.read_text().splitlines()]
+    assert len(rows) == 3 and {"base_answer", "tuned_answer", "reference_answer"} <= set(rows[0])
+
+
+def test_eval_table_and_loss_only(wp_run, capsys):
+    assert main(["eval", "--run", str(wp_run), "--rows", "2", "--no-accuracy", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "perplexity" in out and "base" in out and "tuned" in out
+    out = _json_out(capsys, ["eval", "--run", str(wp_run), "--rows", "2", "--no-accuracy", "--json",
+                             "--device", "cpu"])
+    assert out["base"]["accuracy"] is None and out["tuned"]["loss"] is not None
