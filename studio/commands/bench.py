@@ -1,0 +1,38 @@
+"""`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
+
+    studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+
+BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer script (steps/s ratio)."}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=sorted(BENCHES), help="; ".join(f"{k}: {v}" for k, v in BENCHES.items()))
+    parser.add_argument("--config", help="Run config YAML (default: linear equations on the demo model).")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="Override a config value (repeatable).")
+    parser.add_argument("--steps", type=int, default=40, help="Optimizer steps per timed run.")
+    parser.add_argument("--rounds", type=int, default=2, help="Alternated rounds (each runs both engines).")
+    parser.add_argument("--warmup", type=int, default=5, help="Steps left out of the timing at the start.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.errors import ConfigError
+
+    if args.steps < 3 or args.rounds < 1:
+        raise ConfigError("--steps must be >= 3 and --rounds >= 1")
+    from studio.commands.train import _quiet_libraries
+
+    _quiet_libraries()
+    from studio import bench
+    from studio.config import load_config
+
+    cfg = load_config(args.config) if args.config else bench.default_config(args.steps)
+    cfg = cfg.with_overrides(args.overrides)
+    result = bench.train_overhead(cfg, steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+                                  report=lambda line: print(line, flush=True))
+    print(f"ratio {result.ratio:.3f}")
+    return 0
