@@ -271,6 +271,7 @@ def _export_merged(facts: RunFacts, out_dir: Path, notes: list[str], progress: P
                    device: str, max_shard_size: str | int, prompt: str | None) -> tuple[list[str], ProbeCheck]:
     import gc
 
+    progress(0.02, "loading torch, transformers and peft")
     from peft import PeftModel
     from transformers import AutoTokenizer
 

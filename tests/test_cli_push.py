@@ -1,0 +1,104 @@
+"""`studio push`: export-only, push to a local Hub server, one-line errors with exit code 2."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hub_fixtures import make_run_dir
+from hub_server import HubServer
+from studio.cli import main
+
+TOKEN = "hf_" + uuid.uuid4().hex
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "cli-run")
+
+
+@pytest.fixture
+def run_dir(base_run, tmp_path) -> Path:
+    return Path(shutil.copytree(base_run, tmp_path / "cli-run"))
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    import huggingface_hub.constants as constants
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import; the env var alone is too late
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
+    with HubServer(token=TOKEN) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def test_help_names_the_token_sources_and_has_no_token_flag():
+    out = subprocess.run([sys.executable, "-m", "studio.cli", "push", "--help"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0
+    assert "--export-only" in out.stdout and "--merged" in out.stdout and "--private" in out.stdout
+    assert "HF_TOKEN" in out.stdout and "hf auth login" in out.stdout and "shell history" in out.stdout
+    assert not re.search(r"^\s+--token", out.stdout, re.M)  # no such option (the epilog says why)
+
+
+def test_export_only_needs_no_network_or_token(run_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    out = tmp_path / "exported"
+    assert main(["push", "--run", str(run_dir), "--export-only", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out)
+    assert "100%" in captured.err
+    assert {"adapter_model.safetensors", "README.md", "loss_curve.png", "tokenizer.json"} <= {
+        p.name for p in out.iterdir()}
+
+
+def test_push_uses_hf_token_and_the_run_config(hub, run_dir, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", "--run", str(run_dir), "--repo", "cli-adapter", "--message", "first upload"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"{hub.url}/tester/cli-adapter"
+    assert "Logged in as tester" in captured.err and "HF_TOKEN" in captured.err
+    repo = hub.repo("tester/cli-adapter")
+    assert repo.private is True  # hub.private defaults to true in the config
+    assert repo.commits[-1]["summary"] == "first upload"
+    assert "adapter_model.safetensors" in repo.files
+    assert main(["push", "--run", str(run_dir), "--repo", "studio-org/cli-public", "--public"]) == 0
+    assert hub.repo("studio-org/cli-public").private is False
+
+
+def test_push_with_a_card_file(hub, run_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    card = tmp_path / "card.md"
+    card.write_text("---\nlicense: mit\ntags: [sft]\n---\n# Hand-written\n", encoding="utf-8")
+    assert main(["push", "--run", str(run_dir), "--repo", "carded", "--card", str(card)]) == 0
+    assert hub.repo("tester/carded").files["README.md"] == card.read_bytes()
+
+
+@pytest.mark.parametrize("args, env_token, fail, match", [
+    (["--repo", "x"], None, {}, "No Hugging Face token found: set HF_TOKEN"),
+    (["--repo", "x"], "hf_bad", {}, "rejected the token (401 Unauthorized)"),
+    (["--repo", "x"], TOKEN, {"create": 500}, "server error (500)"),
+    ([], TOKEN, {}, "no repo to push to: pass --repo NAME"),
+])
+def test_errors_are_one_line_and_exit_2(hub, run_dir, monkeypatch, capsys, args, env_token, fail, match):
+    if env_token:
+        monkeypatch.setenv("HF_TOKEN", env_token)
+    hub.fail = fail
+    assert main(["push", "--run", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and match in err[-1]
+    assert TOKEN not in "\n".join(err)
+
+
+def test_not_a_run_dir(tmp_path, capsys):
+    assert main(["push", "--run", str(tmp_path), "--export-only", str(tmp_path / "out")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
