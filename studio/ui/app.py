@@ -24,7 +24,8 @@ TAB_MODULES: tuple[str, ...] = (
     "studio.ui.data_tab",
     "studio.ui.model_tab",
     "studio.ui.train_tab",
-    # "studio.ui.chat_tab", "studio.ui.publish_tab": added with their issues
+    "studio.ui.chat_tab",
+    "studio.ui.hub_tab",
 )
 DEMO_CONFIG = CONFIGS_DIR / "linear_equations.yaml"
 

@@ -1,0 +1,384 @@
+"""Chat tab: the base model and the tuned adapter side by side, fed by one input box, both streaming.
+
+Glue only: ``studio.inference.ChatEngine`` builds prompts with the run's own template, streams, and compares base vs
+tuned on one copy of the weights; ``studio.evaluate`` scores the held-out split; the probe timeline is read from
+the run's events. The loaded engine lives in ``Studio.chat`` (shared by every browser; each request names its own
+adapter, so two browsers never see each other's choice).
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from studio.errors import ModelError, StudioError
+from studio.inference.params import GenerationParams
+from studio.inference.prompt import flatten_content
+from studio.ui.common import AppContext, error_box, error_text, next_step
+
+TAB_ID = "chat"
+LABEL = "4 · Chat"
+DEFAULT_MAX_NEW_TOKENS = 64
+EVAL_HEADERS = ["Metric", "Base model", "Fine-tuned"]
+ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
+
+
+# ----------------------------------------------------------------------------------------------------- core glue
+def run_choices(studio: Any) -> list[tuple[str, str]]:
+    """``(label, run dir)`` of runs that have an adapter (finished, or stopped with one), newest first."""
+    from studio.runs import list_runs
+
+    out = []
+    for r in list_runs(studio.runs_dir):
+        if r.adapter_path is None or r.status == "running":
+            continue
+        loss = f" · loss {r.final_loss:.3f}" if r.final_loss is not None else ""
+        out.append((f"{r.name} · {r.status} · step {r.step}{loss}", str(r.path)))
+    return out
+
+
+def pick_run(choices: list[tuple[str, str]], *preferred: str | None) -> str | None:
+    """The first of ``preferred`` that is a choice, else the newest run."""
+    values = [v for _, v in choices]
+    for p in preferred:
+        if p and str(p) in values:
+            return str(p)
+    return values[0] if values else None
+
+
+def open_engine(studio: Any, source: str) -> tuple[Any, str]:
+    """The shared ChatEngine with ``source``'s adapter loaded; returns ``(engine, adapter name)``.
+
+    Reuses the loaded base when the adapter was trained on it (``load_adapter``, no reload); otherwise the old
+    engine is closed and the run (or the adapter's base model) is loaded.
+
+    Raises:
+        ModelError: no adapter at ``source``, or it can't be loaded.
+    """
+    from studio.inference import ChatEngine, resolve_adapter_source
+
+    factory = getattr(studio, "chat_engine", None)
+    if callable(factory):  # the session's own loader, when it has one
+        return factory(source)
+    path, run_dir = resolve_adapter_source(source)
+    with studio.lock:
+        engine = studio.chat
+        if engine is not None and getattr(engine, "model", None) is not None:
+            for name, info in engine.adapters.items():
+                if info.source in (str(source), path):
+                    return engine, name
+            if _same_base(engine, run_dir, path):
+                return engine, engine.load_adapter(source)
+            engine.close()
+            studio.chat = None
+        if run_dir is not None:
+            engine = ChatEngine.from_run(run_dir, adapter=path if Path(path).name != "adapter" else None)
+            name = engine.active
+        else:
+            engine = ChatEngine.from_base(_adapter_base(path))
+            name = engine.load_adapter(source, activate=True)
+        studio.chat = engine
+        return engine, name
+
+
+def _same_base(engine: Any, run_dir: Path | None, path: str) -> bool:
+    if run_dir is not None:
+        from studio import runs
+        from studio.config import load_config
+
+        cfg = load_config(Path(run_dir) / runs.CONFIG)
+        same_quant = engine.base_config is None or cfg.model.quantization == engine.base_config.quantization
+        return cfg.model.name_or_path == engine.base_model and same_quant
+    try:
+        return _adapter_base(path).name_or_path == engine.base_model
+    except ModelError:
+        return False
+
+
+def _adapter_base(path: str) -> Any:
+    """The ModelConfig of the base an adapter folder names (``base_model_name_or_path``)."""
+    import json
+
+    from studio.config import ModelConfig
+
+    cfg_file = Path(path) / "adapter_config.json"
+    try:
+        base = json.loads(cfg_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        base = None
+    if not base:
+        raise ModelError(f"{path} does not name its base model (adapter_config.json: base_model_name_or_path); "
+                         "open it from its run folder instead")
+    return ModelConfig(name_or_path=base)
+
+
+def system_prompt_of(source: str | None) -> str:
+    """The system prompt a run trained with (its config), or empty."""
+    if not source:
+        return ""
+    from studio import runs
+    from studio.config import load_config
+
+    cfg_file = Path(source) / runs.CONFIG
+    try:
+        return load_config(cfg_file).data.system_prompt or "" if cfg_file.exists() else ""
+    except StudioError:
+        return ""
+
+
+def probe_timeline(source: str | None) -> str:
+    """Markdown: each probe prompt with its answers by step (step 0 is the base model), from the run's events."""
+    if not source or not (Path(source) / "events.jsonl").exists():
+        return "_Pick a run to see how its answers to the probe prompts changed during training._"
+    from studio.runs import load_run
+
+    try:
+        probes = [e for e in load_run(source).events() if e.type == "probe"]
+    except (StudioError, OSError):
+        probes = []
+    if not probes:
+        return ("_This run recorded no probe answers. Add probe prompts under **Train → More settings** to see "
+                "the answers change at every checkpoint._")
+    by_prompt: dict[str, list[Any]] = {}
+    for e in probes:
+        by_prompt.setdefault(e.prompt, []).append(e)
+    parts = []
+    for prompt, events in by_prompt.items():
+        parts.append(f"**{_md(prompt)}**\n\n| Step | Answer |\n|---:|---|")
+        for e in sorted(events, key=lambda e: e.step):
+            step = "base" if e.step == 0 else str(e.step)
+            parts.append(f"| {step} | {_md(e.answer).replace(chr(10), ' ⏎ ') or '∅'} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _md(text: str) -> str:
+    return html.escape(text or "").replace("|", "\\|").strip()
+
+
+def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
+    """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages."""
+    out = []
+    for m in history or []:
+        if isinstance(m, dict):
+            out.append({"role": m.get("role", "user"), "content": flatten_content(m.get("content"))})
+        else:
+            role, content = getattr(m, "role", "user"), getattr(m, "content", "")
+            out.append({"role": role, "content": flatten_content(content)})
+    return out
+
+
+def gen_params(max_new_tokens: Any, do_sample: bool, temperature: Any, top_p: Any, top_k: Any,
+               repetition_penalty: Any, seed: Any, stop: str) -> GenerationParams:
+    """GenerationParams from the accordion's widgets (stop strings one per line).
+
+    Raises:
+        ConfigError: a value out of range.
+    """
+    return GenerationParams(max_new_tokens=int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS), do_sample=bool(do_sample),
+                            temperature=float(temperature), top_p=float(top_p), top_k=int(top_k or 0),
+                            repetition_penalty=float(repetition_penalty), seed=int(seed or 0),
+                            stop=tuple(s for s in (stop or "").splitlines() if s.strip()))
+
+
+def eval_tables(report: Any) -> tuple[list[list[Any]], list[list[Any]]]:
+    """(summary table, per-row table) of an ``EvalReport``."""
+    mark = {True: "✅", False: "❌", None: ""}
+    rows = [[r.index + 1, r.prompt, r.reference_answer or r.reference or "", r.base_answer or "",
+             mark[r.base_correct], r.tuned_answer or "", mark[r.tuned_correct]] for r in report.per_row]
+    return report.table(), rows
+
+
+# ----------------------------------------------------------------------------------------------------------- UI
+@dataclass
+class ChatHandles:
+    run: gr.Dropdown
+    adapter_path: gr.Textbox
+    load: gr.Button
+    loaded: gr.Markdown
+    system: gr.Textbox
+    base_chat: gr.Chatbot
+    tuned_chat: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    clear: gr.Button
+    notice: gr.Markdown
+    params: list[Any]
+    probes: gr.Markdown
+    eval_rows: gr.Number
+    eval_button: gr.Button
+    eval_table: gr.Dataframe
+    eval_per_row: gr.Dataframe
+    error: gr.Markdown
+
+
+def render(studio: Any, ctx: AppContext) -> ChatHandles:
+    gr.Markdown("### Chat with the base model and your fine-tune\nOne question goes to both; the answers use the "
+                "exact prompt format the run trained with. Base and tuned share one copy of the base weights.")
+    choices = run_choices(studio)
+    first = pick_run(choices)
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(choices, value=first, label="Run", scale=3, elem_id="chat-run",
+                          info="Runs with an adapter, newest first.")
+        adapter_path = gr.Textbox(label="…or an adapter folder / Hub id", scale=2, elem_id="chat-adapter-path",
+                                  placeholder="runs/my-run/checkpoints/checkpoint-20, or owner/name")
+        load = gr.Button("Load", scale=0, min_width=100, elem_id="chat-load")
+    loaded = gr.Markdown("_Nothing loaded yet: the model loads on **Load** or with the first question._",
+                         elem_id="chat-loaded")
+    error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="chat-error")
+    system = gr.Textbox(system_prompt_of(first), label="System prompt", lines=1, max_lines=4, elem_id="chat-system",
+                        info="Prefilled from the run's config; empty means none.")
+    with gr.Row(equal_height=True):
+        base_chat = gr.Chatbot(label="Base model", height=340, elem_id="chat-base")
+        tuned_chat = gr.Chatbot(label="Fine-tuned", height=340, elem_id="chat-tuned")
+    with gr.Row(equal_height=True):
+        message = gr.Textbox(placeholder="Ask both models… (Enter sends)", show_label=False, scale=5,
+                             elem_id="chat-input")
+        send = gr.Button("Send", variant="primary", scale=0, min_width=90, elem_id="chat-send")
+        stop = gr.Button("Stop", variant="stop", scale=0, min_width=80, elem_id="chat-stop")
+        clear = gr.Button("Clear", scale=0, min_width=80, elem_id="chat-clear")
+    notice = gr.Markdown(elem_id="chat-notice")
+    g = GenerationParams()
+    with gr.Accordion("Generation parameters", open=False, elem_id="chat-params"):
+        with gr.Row():
+            max_new_tokens = gr.Slider(1, 1024, step=1, value=DEFAULT_MAX_NEW_TOKENS, label="Max new tokens")
+            do_sample = gr.Checkbox(value=g.do_sample, label="Sample (off = greedy, deterministic)")
+            seed = gr.Number(value=g.seed, precision=0, label="Seed")
+        with gr.Row():
+            temperature = gr.Slider(0.05, 2.0, step=0.05, value=g.temperature, label="Temperature")
+            top_p = gr.Slider(0.05, 1.0, step=0.01, value=g.top_p, label="Top p")
+            top_k = gr.Slider(0, 200, step=1, value=g.top_k, label="Top k (0 = off)")
+            repetition_penalty = gr.Slider(0.5, 2.0, step=0.05, value=g.repetition_penalty,
+                                           label="Repetition penalty")
+        stop_strings = gr.Textbox(label="Stop strings (one per line)", lines=2)
+    params = [max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed, stop_strings]
+    with gr.Accordion("Probe timeline: answers at each checkpoint", open=False, elem_id="chat-probes-panel"):
+        probes = gr.Markdown(probe_timeline(first), elem_id="chat-probes")
+    with gr.Accordion("Evaluate on the held-out split", open=False, elem_id="chat-eval-panel"):
+        with gr.Row(equal_height=True):
+            eval_rows = gr.Number(value=20, precision=0, minimum=1, label="Rows (first N held-out rows)",
+                                  elem_id="chat-eval-rows")
+            eval_tokens = gr.Number(value=64, precision=0, minimum=1, label="Max answer tokens")
+            eval_button = gr.Button("Evaluate base vs tuned", elem_id="chat-eval")
+        eval_table = gr.Dataframe(headers=EVAL_HEADERS, value=None, interactive=False, label="Base vs tuned",
+                                  elem_id="chat-eval-table")
+        eval_per_row = gr.Dataframe(headers=ROW_HEADERS, value=None, interactive=False, wrap=True, max_height=400,
+                                    label="Per-row results", elem_id="chat-eval-rows-table")
+    has_publish = "publish" in ctx.tab_ids
+    next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
+              if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
+              "publish" if has_publish else None, "Next: Publish →")
+
+    def source_of(run_value: str | None, folder: str | None) -> str:
+        src = (folder or "").strip() or (run_value or "")
+        if not src:
+            raise ModelError("Pick a run with an adapter (train one in the Train tab) or type an adapter folder")
+        return src
+
+    def describe(engine: Any, name: str) -> str:
+        info = engine.adapters.get(name)
+        where = info.source if info else name
+        return f"Loaded **{engine.base_model}** on {engine.device} with adapter `{name}` ({where})."
+
+    def on_load(run_value: str | None, folder: str | None, progress: gr.Progress = gr.Progress()) -> dict:
+        try:
+            progress(0.1, desc="loading the base model and the adapter")
+            engine, name = open_engine(studio, source_of(run_value, folder))
+            return {loaded: describe(engine, name), system: engine.default_system_prompt(name),
+                    error: error_box(None)}
+        except Exception as err:  # noqa: BLE001 - shown as one sentence
+            text = error_text(err)
+            gr.Warning(text)
+            return {error: error_box(text)}
+
+    def on_send(text: str, base_hist: list, tuned_hist: list, run_value: str | None, folder: str | None,
+                sys_prompt: str, *values: Any) -> Iterator[tuple]:
+        text = (text or "").strip()
+        if not text:
+            yield gr.skip(), base_hist, tuned_hist, gr.skip(), gr.skip(), gr.skip()
+            return
+        base_turns, tuned_turns = to_turns(base_hist), to_turns(tuned_hist)
+        ask = {"role": "user", "content": text}
+        base_new = [*base_turns, ask, {"role": "assistant", "content": ""}]
+        tuned_new = [*tuned_turns, ask, {"role": "assistant", "content": ""}]
+        yield "", base_new, tuned_new, gr.skip(), error_box(None), "_Loading the model…_"
+        try:
+            params = gen_params(*values)
+            engine, name = open_engine(studio, source_of(run_value, folder))
+            stream = engine.stream_compare(text, tuned_turns, base_history=base_turns, params=params,
+                                           system_prompt=sys_prompt or "", adapter=name)
+            yield gr.skip(), gr.skip(), gr.skip(), describe(engine, name), gr.skip(), "_Answering…_"
+            for base_text, tuned_text in stream:
+                base_new[-1]["content"], tuned_new[-1]["content"] = base_text, tuned_text
+                yield gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(), gr.skip()
+            base_new[-1]["content"], tuned_new[-1]["content"] = stream.base.text, stream.tuned.text
+            end = {"stopped": "stopped", "length": "hit the token limit"}
+            notes = [stream.notice] if stream.notice else []
+            notes += [f"{side} answer {end[s.finish_reason]}." for side, s in (("Tuned", stream.tuned),
+                                                                               ("Base", stream.base))
+                      if s.finish_reason in end]
+            yield (gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(),
+                   " ".join(notes) if notes else "")
+        except Exception as err:  # noqa: BLE001 - shown as one sentence
+            message_text = error_text(err)
+            gr.Warning(message_text)
+            yield (gr.skip(), base_turns, tuned_turns, gr.skip(), error_box(message_text), "")
+
+    def on_stop() -> str:
+        engine = studio.chat
+        if engine is not None:
+            engine.stop()
+        return "_Stopped._"
+
+    def on_pick(run_value: str | None) -> tuple:
+        return system_prompt_of(run_value), probe_timeline(run_value)
+
+    def refresh(current: str | None, run_dir: str | None) -> tuple:
+        opts = run_choices(studio)
+        value = pick_run(opts, current, run_dir)
+        sys_update = gr.skip() if value == current else system_prompt_of(value)
+        return gr.update(choices=opts, value=value), probe_timeline(value), sys_update
+
+    def on_eval(run_value: str | None, folder: str | None, rows: Any, tokens: Any,
+                progress: gr.Progress = gr.Progress()) -> dict:
+        from studio.evaluate import evaluate_run
+
+        try:
+            if (folder or "").strip() or not run_value:
+                raise ModelError("Evaluation needs a run (its held-out split): pick one in the Run list")
+            progress(0.0, desc="loading the model")
+            engine, name = open_engine(studio, run_value)
+            report = evaluate_run(run_value, rows=int(rows or 20), engine=engine, adapter=name,
+                                  max_new_tokens=int(tokens or 64),
+                                  progress=lambda f, m: progress(f, desc=m))
+            summary, per_row = eval_tables(report)
+            return {eval_table: summary, eval_per_row: per_row, error: error_box(None)}
+        except Exception as err:  # noqa: BLE001 - shown as one sentence
+            text = error_text(err)
+            gr.Warning(text)
+            return {error: error_box(text)}
+
+    send_inputs = [message, base_chat, tuned_chat, run, adapter_path, system, *params]
+    send_outputs = [message, base_chat, tuned_chat, loaded, error, notice]
+    send.click(on_send, send_inputs, send_outputs, concurrency_limit=1, concurrency_id="chat-generate",
+               show_progress="hidden")
+    message.submit(on_send, send_inputs, send_outputs, concurrency_limit=1, concurrency_id="chat-generate",
+                   show_progress="hidden")
+    stop.click(on_stop, outputs=notice, concurrency_limit=None, show_progress="hidden")
+    clear.click(lambda: ([], [], ""), outputs=[base_chat, tuned_chat, notice], show_progress="hidden")
+    load.click(on_load, [run, adapter_path], [loaded, system, error], concurrency_limit=1,
+               concurrency_id="chat-generate")
+    run.input(on_pick, run, [system, probes], show_progress="hidden")
+    eval_button.click(on_eval, [run, adapter_path, eval_rows, eval_tokens], [eval_table, eval_per_row, error],
+                      concurrency_limit=1, concurrency_id="chat-generate")
+    run.focus(refresh, [run, ctx.run_dir], [run, probes, system], show_progress="hidden")
+    if ctx.tabs is not None:  # entering the tab (a click or a "Next" button) refreshes the run list
+        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, probes, system], show_progress="hidden")
+    return ChatHandles(run=run, adapter_path=adapter_path, load=load, loaded=loaded, system=system,
+                       base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
+                       clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,
+                       eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error)

@@ -1,0 +1,252 @@
+"""Publish tab: pick a run, edit its model card, push the adapter (or a merged model) to the Hub, or export it.
+
+Glue only: ``studio.hub`` renders the card, exports, resolves the token and pushes. The token typed here stays in
+the browser field and this request's memory: it is passed to ``push``/``whoami`` and never stored, logged or
+written. Errors arrive as ``HubError`` sentences with the fix; the local export is kept so a push can be retried.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.config import HubConfig, field_help
+from studio.errors import HubError, StudioError
+from studio.ui.common import AppContext, error_box, error_text
+from studio.ui.forms import HubForm
+
+TAB_ID = "publish"
+LABEL = "5 · Publish"
+KINDS = [("Adapter only (small; loads on top of the base)", "adapter"),
+         ("Merged model (16-bit, standalone)", "merged")]
+
+
+# ----------------------------------------------------------------------------------------------------- core glue
+def run_choices(studio: Any) -> list[tuple[str, str]]:
+    """``(label, run dir)`` of runs with a saved adapter, newest first."""
+    from studio.runs import list_runs
+
+    return [(f"{r.name} · {r.status} · step {r.step}", str(r.path)) for r in list_runs(studio.runs_dir)
+            if r.adapter_path is not None and r.status != "running"]
+
+
+def run_defaults(run_dir: str | None) -> tuple[str, bool, str]:
+    """(repo id, private, kind) from the run's config: its hub section, else the run's name."""
+    if not run_dir:
+        return "", True, "adapter"
+    from studio import runs
+    from studio.config import load_config
+
+    try:
+        hub = load_config(Path(run_dir) / runs.CONFIG).hub
+    except (StudioError, OSError):
+        hub = HubConfig()
+    return hub.repo_id or Path(run_dir).name, hub.private, hub.push
+
+
+def card_for(run_dir: str | None, repo_id: str | None, kind: str) -> str:
+    """The rendered model card (markdown with YAML metadata), or empty with no run."""
+    if not run_dir:
+        return ""
+    from studio.hub import render_card
+
+    return render_card(run_dir, repo_id=(repo_id or "").strip() or None, merged=kind == "merged")
+
+
+def card_preview(card: str) -> str:
+    """The card as the page shows it: the YAML header in a code block, image links (files in the repo) as notes."""
+    if not card.strip():
+        return "_Pick a run to render its model card._"
+    front = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", card, re.S)
+    body = card[front.end():] if front else card
+    body = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", r"_(\1: `\2`, uploaded with the model)_", body)
+    head = f"**Metadata (YAML header)**\n\n```yaml\n{front.group(1)}\n```\n\n" if front else ""
+    return head + body
+
+
+def token_status(token: str | None) -> str:
+    """Where the token would come from, without asking the Hub (no network)."""
+    from studio.hub import resolve_token
+
+    resolved = resolve_token(token or None)
+    if resolved is None:
+        return ("No token yet: paste one with write access below, set `HF_TOKEN`, or run `hf auth login`. "
+                "Export works without one.")
+    return f"A token is available ({resolved.source}). Press **Check token** to see whose it is."
+
+
+def check_token(token: str | None) -> str:
+    """``whoami`` as one line. Raises HubError."""
+    from studio.hub import hub_endpoint, whoami
+
+    account = whoami(token or None)
+    return f"✅ {account.describe()} on {hub_endpoint()}"
+
+
+# ----------------------------------------------------------------------------------------------------------- UI
+@dataclass
+class PublishHandles:
+    form: HubForm
+    run: gr.Dropdown
+    repo_id: gr.Textbox
+    private: gr.Checkbox
+    kind: gr.Radio
+    token: gr.Textbox
+    check: gr.Button
+    account: gr.Markdown
+    card: gr.Textbox
+    preview: gr.Markdown
+    rerender: gr.Button
+    push: gr.Button
+    export_dir: gr.Textbox
+    export: gr.Button
+    status: gr.Markdown
+    link: gr.Markdown
+    error: gr.Markdown
+
+
+def render(studio: Any, ctx: AppContext) -> PublishHandles:
+    gr.Markdown("### Publish\nPush the adapter (or a merged model) with a model card to the Hugging Face Hub, or "
+                "export it to a folder. The card is rendered from the run and is yours to edit before pushing.")
+    choices = run_choices(studio)
+    first = choices[0][1] if choices else None
+    repo0, private0, kind0 = run_defaults(first)
+    h = lambda name: field_help(HubConfig, name)  # noqa: E731
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(choices, value=first, label="Run", scale=3, elem_id="publish-run",
+                          info="Runs with a saved adapter, newest first.")
+        repo_id = gr.Textbox(repo0, label="Repo id", scale=2, elem_id="publish-repo", info=h("repo_id"),
+                             placeholder="name or owner/name")
+        private = gr.Checkbox(value=private0, label="Private", elem_id="publish-private", info=h("private"))
+    kind = gr.Radio(KINDS, value=kind0, label="What to publish", elem_id="publish-kind", info=h("push"))
+    with gr.Row(equal_height=True):
+        token = gr.Textbox(type="password", label="Hugging Face token (optional)", scale=3, elem_id="publish-token",
+                           placeholder="hf_… (kept in memory for this request only; empty = HF_TOKEN or your login)")
+        check = gr.Button("Check token", scale=0, min_width=130, elem_id="publish-check")
+    account = gr.Markdown(token_status(None), elem_id="publish-account")
+    error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="publish-error")
+    card0 = _safe_card(first, repo0, kind0)
+    with gr.Row():
+        with gr.Column():
+            card = gr.Textbox(card0, label="Model card (README.md, editable)", lines=22, max_lines=40,
+                              elem_id="publish-card")
+            rerender = gr.Button("Re-render the card from the run", elem_id="publish-rerender")
+        with gr.Column():
+            preview = gr.Markdown(card_preview(card0), elem_id="publish-preview", max_height=620,
+                                  container=True)
+    with gr.Row(equal_height=True):
+        push = gr.Button("Push to the Hub", variant="primary", elem_id="publish-push")
+        export_dir = gr.Textbox(label="Export folder", scale=2, elem_id="publish-export-dir",
+                                placeholder="default: <run>/export/adapter (or merged)")
+        export = gr.Button("Export only (no upload)", elem_id="publish-export")
+    status = gr.Markdown(elem_id="publish-status")
+    link = gr.Markdown(elem_id="publish-link")
+    gr.Markdown("**Done.** The pushed repo's README is the card above; "
+                "`studio push --run <run folder> --repo NAME` does the same from a terminal.")
+    # Not registered as ctx.forms.hub: these widgets follow the picked run, and must not leak into the next run.
+    form = HubForm(repo_id=repo_id, private=private, push=kind)
+
+    def fail(err: BaseException) -> dict:
+        text = error_text(err)
+        gr.Warning(text)
+        return {error: error_box(text)}
+
+    def on_pick(run_value: str | None) -> dict:
+        try:
+            repo, priv, kd = run_defaults(run_value)
+            text = card_for(run_value, repo, kd)
+            return {repo_id: repo, private: priv, kind: kd, card: text, preview: card_preview(text),
+                    error: error_box(None), link: ""}
+        except Exception as err:  # noqa: BLE001 - one sentence
+            return fail(err)
+
+    def on_rerender(run_value: str | None, repo: str, kd: str) -> dict:
+        try:
+            text = card_for(run_value, repo, kd)
+            return {card: text, preview: card_preview(text), error: error_box(None)}
+        except Exception as err:  # noqa: BLE001
+            return fail(err)
+
+    def on_check(tok: str) -> dict:
+        try:
+            return {account: check_token(tok), error: error_box(None)}
+        except Exception as err:  # noqa: BLE001
+            out = fail(err)
+            out[account] = token_status(tok)
+            return out
+
+    def on_push(run_value: str | None, repo: str, priv: bool, kd: str, text: str, tok: str,
+                progress: gr.Progress = gr.Progress()) -> dict:
+        from studio.hub import push as push_run
+
+        try:
+            if not run_value:
+                raise HubError("Pick a run with an adapter first (train one in the Train tab)")
+            if not (repo or "").strip():
+                raise HubError("Type a repo id (name or owner/name) to push to")
+            url = push_run(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
+                           card=text if text.strip() else None, progress=lambda f, m: progress(f, desc=m))
+            gr.Info(f"Pushed to {url}")
+            return {status: f"✅ Pushed {'a merged model' if kd == 'merged' else 'the adapter'} "
+                            f"({'private' if priv else 'public'}).",
+                    link: f"🔗 [{url}]({url})", error: error_box(None)}
+        except Exception as err:  # noqa: BLE001
+            out = fail(err)
+            out[status] = "Push failed; the local export (if any) is kept, so you can retry."
+            return out
+
+    def on_export(run_value: str | None, repo: str, kd: str, text: str, folder: str,
+                  progress: gr.Progress = gr.Progress()) -> dict:
+        from studio.hub import default_export_dir
+        from studio.hub import export as export_run
+
+        try:
+            if not run_value:
+                raise HubError("Pick a run with an adapter first (train one in the Train tab)")
+            merged = kd == "merged"
+            out = Path(folder.strip()).expanduser() if (folder or "").strip() else \
+                default_export_dir(run_value, merged)
+            result = export_run(run_value, out, merged=merged, card=text if text.strip() else None,
+                                repo_id=(repo or "").strip() or None, progress=lambda f, m: progress(f, desc=m))
+            notes = "".join(f"\n- {n}" for n in result.notes)
+            probe = (f"\n- probe check: merged and adapter answers match for “{result.probe.prompt}”"
+                     if result.probe is not None and result.probe.same else "")
+            return {status: f"✅ Exported {len(result.files)} files to `{result.path}`{notes}{probe}",
+                    error: error_box(None)}
+        except Exception as err:  # noqa: BLE001
+            return fail(err)
+
+    def refresh(current: str | None, run_dir: str | None) -> dict:
+        opts = run_choices(studio)
+        values = [v for _, v in opts]
+        value = next((v for v in (current, run_dir) if v and v in values), values[0] if values else None)
+        if value == current:
+            return {run: gr.update(choices=opts)}
+        return {run: gr.update(choices=opts, value=value), **on_pick(value)}
+
+    everything = [repo_id, private, kind, card, preview, error, link]
+    run.input(on_pick, run, everything, show_progress="hidden")
+    kind.input(on_rerender, [run, repo_id, kind], [card, preview, error], show_progress="hidden")
+    rerender.click(on_rerender, [run, repo_id, kind], [card, preview, error])
+    card.change(card_preview, card, preview, show_progress="hidden", trigger_mode="always_last")
+    check.click(on_check, token, [account, error])
+    push.click(on_push, [run, repo_id, private, kind, card, token], [status, link, error], concurrency_limit=1,
+               concurrency_id="publish")
+    export.click(on_export, [run, repo_id, kind, card, export_dir], [status, error], concurrency_limit=1,
+                 concurrency_id="publish")
+    run.focus(refresh, [run, ctx.run_dir], [run, *everything], show_progress="hidden")
+    if ctx.tabs is not None:
+        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], show_progress="hidden")
+    return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, token=token, check=check,
+                          account=account, card=card, preview=preview, rerender=rerender, push=push,
+                          export_dir=export_dir, export=export, status=status, link=link, error=error)
+
+
+def _safe_card(run_dir: str | None, repo: str, kind: str) -> str:
+    try:
+        return card_for(run_dir, repo, kind)
+    except StudioError:
+        return ""
