@@ -245,3 +245,37 @@ def test_four_bit_base_with_its_adapter(wp_run):
     assert result["base"].text != result["tuned"].text
     layer, weight = _base_weight(engine)
     assert weight.__class__.__name__ == "Params4bit"
+
+
+# ------------------------------------------------------------------------------------------------------ probes
+def test_probe_prompts_are_answered_at_every_checkpoint(one_thread, tmp_path):
+    from chat_helpers import WORD_PROBLEMS, make_config
+    from studio.events import Probe
+    from studio.probes import probe_callback, probe_timeline
+    from studio.training import TrainingJob
+
+    cfg = make_config(WORD_PROBLEMS, train__max_steps=4, train__save_steps=2, train__batch_size=4,
+                      train__max_length=128, train__tensorboard=False, train__probe_prompts=[QUESTION])
+    job = TrainingJob(cfg, tmp_path, extra_callbacks=[probe_callback(params=GenerationParams(max_new_tokens=6))])
+    result = job.run()
+    assert result.type == "finished", result
+    probes = [e for e in job.events.all() if isinstance(e, Probe)]
+    assert sorted({p.step for p in probes}) == [0, 2, 4]
+    assert {p.prompt for p in probes} == {QUESTION}
+    timeline = probe_timeline(job.run_dir)
+    assert [s for s, _ in timeline[QUESTION]] == [0, 2, 4]
+    # the step-0 answer is the base model's: the same as the playground's base answer to the same prompt
+    engine = ChatEngine.from_run(job.run_dir, device="cpu")
+    assert engine.generate(QUESTION, params=GenerationParams(max_new_tokens=6), adapter=BASE).text == \
+        timeline[QUESTION][0][1]
+    assert engine.generate(QUESTION, params=GenerationParams(max_new_tokens=6)).text == timeline[QUESTION][-1][1]
+
+
+def test_probe_inputs_default_to_heldout_rows(wp_engine):
+    from studio.probes import probe_inputs
+
+    cfg = wp_engine.adapters["wp"].config
+    inputs = probe_inputs(cfg, wp_engine.tokenizer, n_rows=2)
+    assert len(inputs) == 2
+    text, ids = inputs[0]
+    assert wp_engine.build_prompt(text).input_ids == ids
