@@ -36,15 +36,19 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-EVAL_RESULTS = {
-    "dataset": "openai/gsm8k",
+EVAL_RESULTS = {  # the shape of studio.evaluate.EvalReport.to_dict()
+    "base": {"loss": 6.1, "perplexity": 445.9, "accuracy": 0.0, "unclear_rate": 1.0},
+    "tuned": {"loss": 5.25, "perplexity": 190.6, "accuracy": 0.5, "unclear_rate": 0.0},
     "rows": 4,
-    "base": {"accuracy": 0.0, "loss": 6.1},
-    "tuned": {"accuracy": 0.5, "loss": 5.25},
-    "samples": [
-        {"prompt": "Tom has 3 apples and buys 2 more. How many?", "reference": "5", "base": "apples apples",
-         "tuned": "He has 5 apples. #### 5"},
-        {"prompt": "What is 10 - 4?", "reference": "6", "base": "10", "tuned": "#### 6"},
+    "run_dir": "/somewhere/runs/demo-run",
+    "adapter": "",
+    "per_row": [
+        {"index": 0, "prompt": "Tom has 3 apples and buys 2 more. How many?", "reference": "5",
+         "reference_answer": "5", "base_output": "apples apples", "base_answer": None, "base_correct": False,
+         "tuned_output": "He has 5 apples. #### 5", "tuned_answer": "5", "tuned_correct": True},
+        {"index": 1, "prompt": "What is 10 - 4?", "reference": "6", "reference_answer": "6", "base_output": "10",
+         "base_answer": None, "base_correct": False, "tuned_output": "#### 6", "tuned_answer": "6",
+         "tuned_correct": True},
     ],
 }
 

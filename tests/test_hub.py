@@ -94,16 +94,27 @@ def test_card_metadata_and_sections(run_dir):
     assert "base_model" not in meta  # the demo model is not on the Hub
     results = meta["model-index"][0]["results"]
     metrics = {m["type"]: m["value"] for r in results for m in r["metrics"]}
-    assert metrics == {"accuracy": 0.5, "loss": 5.25}
+    assert metrics == {"accuracy": 0.5, "loss": 5.25, "perplexity": 190.6}
     assert meta["model-index"][0]["name"] == "demo-adapter"
     body = card.split("\n---\n", 1)[1]
     assert "| LoRA rank r | 4 |" in body and "| Learning rate | 0.003 |" in body
     assert "![Training loss](loss_curve.png)" in body
-    assert "| accuracy | 0 | 0.5 |" in body  # base vs tuned
+    assert "| accuracy (exact match) | 0 | 0.5 |" in body and "| perplexity | 445.9 | 190.6 |" in body
+    assert "/somewhere" not in body
     assert "He has 5 apples" in body and "apples apples" in body  # sample answers, base and tuned
     assert 'AutoPeftModelForCausalLM.from_pretrained("tester/demo-adapter"' in body
     assert "NVIDIA H100 80GB HBM3" in body and "peft 0.21.2" in body
     assert "word_problems.jsonl" in body and str(run_dir) not in body  # no local absolute paths
+
+
+def test_card_takes_an_eval_report_object(run_dir):
+    from studio.evaluate import EvalReport, ModelScores
+    from studio.hub import render_card
+
+    report = EvalReport(run_dir=str(run_dir), base=ModelScores(loss=3.0, accuracy=0.25),
+                        tuned=ModelScores(loss=2.0, accuracy=0.75), rows=8)
+    card = render_card(run_dir, eval_results=report)
+    assert "| accuracy (exact match) | 0.25 | 0.75 |" in card and "(8 rows)" in card
 
 
 def test_card_falls_back_to_events_and_probes(run_dir):

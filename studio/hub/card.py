@@ -16,6 +16,9 @@ from studio.errors import HubError
 from studio.hub.facts import RunFacts, is_hub_id, is_number, load_facts, summarise_eval
 
 LOSS_CURVE = "loss_curve.png"
+METRIC_NAMES = {"loss": "loss", "perplexity": "perplexity", "accuracy": "accuracy (exact match)",
+                "unclear_rate": "no clear answer (rate)"}
+INDEX_METRICS = ("accuracy", "loss", "perplexity")
 
 
 # ------------------------------------------------------------------------------------------------- loss curve
@@ -80,12 +83,12 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
     results = []
     dataset_type = evals.dataset or (datasets[0] if datasets else "held-out-split")
     for metric, (_, tuned) in evals.metrics.items():
-        if tuned is None:
+        if tuned is None or metric not in INDEX_METRICS:
             continue
         results.append(EvalResult(task_type="text-generation", task_name="Text Generation",
                                   dataset_type=dataset_type, dataset_name=f"{dataset_type} (held-out split)",
                                   dataset_split="held-out", metric_type=metric, metric_value=round(tuned, 6),
-                                  metric_name=metric.replace("_", " ")))
+                                  metric_name=METRIC_NAMES[metric]))
     return ModelCardData(
         base_model=facts.base_id if facts.base_on_hub else None,
         library_name="transformers" if merged else "peft",
@@ -220,7 +223,7 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
 
 
 def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool = False,
-                license: str | None = None, facts: RunFacts | None = None) -> str:
+                license: str | None = None, eval_results: Any = None, facts: RunFacts | None = None) -> str:
     """The model card (README.md) for a run, as editable markdown with a YAML header.
 
     Args:
@@ -228,11 +231,13 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
         repo_id: where it will be pushed (used in the usage snippet and the title); the run name otherwise.
         merged: describe a merged model (library transformers) instead of an adapter (library peft).
         license: overrides the licence read from the base model's card.
+        eval_results: an ``EvalReport`` (or its dict) from ``studio.evaluate``; default: the run's
+            ``eval_results.json``, else the last eval event.
 
     Raises:
         HubError: ``run_dir`` is not a run directory.
     """
-    facts = facts or load_facts(run_dir)
+    facts = facts or load_facts(run_dir, eval_results)
     cfg = facts.config
     meta = card_metadata(facts, merged=merged, repo_id=repo_id, license=license)
     repo = repo_id or f"your-name/{facts.run_dir.name}"
@@ -266,7 +271,7 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
         parts += ["", "### Loss curve", "", f"![Training loss]({LOSS_CURVE})"]
     evals = summarise_eval(facts)
     if evals.metrics:
-        rows = [(k.replace("_", " "), b, t) for k, (b, t) in evals.metrics.items()]
+        rows = [(METRIC_NAMES.get(k, k.replace("_", " ")), b, t) for k, (b, t) in evals.metrics.items()]
         where = f" ({evals.rows} rows)" if evals.rows else ""
         parts += ["", "## Evaluation", "", f"On the held-out split{where}:", "",
                   _table(("Metric", "Base model", "Fine-tuned"), rows)]

@@ -15,7 +15,8 @@ from typing import Any
 from studio.config import DEMO_MODEL, RunConfig, load_config
 from studio.errors import HubError
 
-EVAL_FILES = ("eval_results.json", "eval.json", "evaluation.json")
+EVAL_FILES = ("eval_results.json", "eval.json")
+"""Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / "eval_results.json")``)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_SAMPLES = 3
 
@@ -97,8 +98,13 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def load_facts(run_dir: str | Path) -> RunFacts:
+def load_facts(run_dir: str | Path, eval_results: Any = None) -> RunFacts:
     """Read a run directory.
+
+    Args:
+        run_dir: the run directory.
+        eval_results: an ``studio.evaluate.EvalReport`` (or its ``to_dict()``) to use instead of the run's
+            ``eval_results.json``.
 
     Raises:
         HubError: the folder is not a run directory or its config can't be read.
@@ -108,10 +114,13 @@ def load_facts(run_dir: str | Path) -> RunFacts:
         raise HubError(f"{run_dir} is not a run directory (it has no config.yaml); pick a folder under runs/")
     config = load_config(run_dir / "config.yaml")
     evals: dict[str, Any] = {}
-    for name in EVAL_FILES:
-        if (run_dir / name).is_file():
-            evals = _read_json(run_dir / name)
-            break
+    if eval_results is not None:
+        evals = eval_results.to_dict() if hasattr(eval_results, "to_dict") else dict(eval_results)
+    else:
+        for name in EVAL_FILES:
+            if (run_dir / name).is_file():
+                evals = _read_json(run_dir / name)
+                break
     return RunFacts(run_dir=run_dir, config=config, events=read_events(run_dir / "events.jsonl"),
                     environment=_read_json(run_dir / "environment.json"),
                     adapter_config=_read_json(run_dir / "adapter" / "adapter_config.json"), eval_results=evals)
@@ -129,7 +138,8 @@ class EvalSummary:
 
 
 def summarise_eval(facts: RunFacts) -> EvalSummary:
-    """Evaluation results from the run's results file (``{"base": {...}, "tuned": {...}, "samples": [...]}``),
+    """Evaluation results from the run's results file (``EvalReport.to_dict()``: ``{"base": {...}, "tuned":
+    {...}, "rows": N, "per_row": [...]}``; the first rows are the samples, not hand-picked ones),
     falling back to the last ``eval`` event (tuned loss and metrics only) and to probe answers (first probe at
     step 0 as the base answer, the last one as the tuned answer)."""
     out = EvalSummary()
@@ -142,9 +152,13 @@ def summarise_eval(facts: RunFacts) -> EvalSummary:
                 out.metrics[key] = (b if is_number(b) else None, t if is_number(t) else None)
     out.dataset = res.get("dataset") if isinstance(res.get("dataset"), str) else None
     out.rows = res.get("rows") if isinstance(res.get("rows"), int) else None
-    for s in res.get("samples") or []:
-        if isinstance(s, dict) and s.get("prompt") and ("tuned" in s or "base" in s):
-            out.samples.append({k: str(s[k]) for k in ("prompt", "reference", "base", "tuned") if s.get(k) is not None})
+    for s in res.get("per_row") or res.get("samples") or []:  # EvalReport.to_dict() rows, or plain samples
+        if not isinstance(s, dict) or not s.get("prompt"):
+            continue
+        item = {"prompt": s["prompt"], "reference": s.get("reference"), "base": s.get("base_output", s.get("base")),
+                "tuned": s.get("tuned_output", s.get("tuned"))}
+        if item["base"] is not None or item["tuned"] is not None:
+            out.samples.append({k: str(v) for k, v in item.items() if v is not None})
     last_eval = facts.last("eval")
     if last_eval:
         if "loss" not in out.metrics and is_number(last_eval.get("eval_loss")):
