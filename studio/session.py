@@ -60,3 +60,56 @@ class Studio:
             return False
         job.stop()
         return True
+
+    # ---------------------------------------------------------------------------------------------------- chat
+    def chat_engine(self, run_dir: str | Path, *, device: str = "auto", quantization: str | None = None) -> Any:
+        """The chat engine for ``run_dir``, loaded once and kept in ``self.chat`` (another run replaces it).
+
+        While a run trains on the GPU the playground does not touch the GPU: ``device="cpu"`` loads on the CPU,
+        anything else gets a clear "busy" answer, so a chat request never takes memory from the run.
+
+        Raises:
+            BusyError: a run is training on the GPU and the engine would use it.
+            ModelError: the run's model or adapter can't be loaded.
+        """
+        from studio.errors import BusyError
+        from studio.inference import ChatEngine
+
+        run_dir = Path(run_dir)
+        with self.lock:
+            job = self.current_job
+            engine = self.chat
+            key = (run_dir.resolve(), device, quantization)
+            if engine is not None and getattr(engine, "studio_key", None) != key:
+                self.release_chat()
+                engine = None
+            on_gpu = engine.device.startswith("cuda") if engine is not None else device != "cpu" and _gpu()
+            if job is not None and _job_on_gpu(job) and on_gpu:
+                raise BusyError(f"a run is training on the GPU ({Path(job.run_dir).name}); the playground can answer "
+                                f"when it finishes, or choose the CPU for the playground now")
+            if engine is None:
+                engine = ChatEngine.from_run(run_dir, device=device, quantization=quantization)
+                engine.studio_key = key
+                self.chat = engine
+            return engine
+
+    def release_chat(self) -> None:
+        """Unload the chat engine and free its memory (before a training run needs the GPU, for instance)."""
+        with self.lock:
+            engine, self.chat = self.chat, None
+        if engine is not None:
+            engine.close()
+
+
+def _gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _job_on_gpu(job: Any) -> bool:
+    """The job uses (or is about to use) the GPU."""
+    if getattr(job, "device", "cpu") == "cuda":
+        return True
+    wanted = getattr(getattr(getattr(job, "cfg", None), "train", None), "device", "cpu")
+    return wanted in ("auto", "cuda") and _gpu()

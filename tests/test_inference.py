@@ -279,3 +279,27 @@ def test_probe_inputs_default_to_heldout_rows(wp_engine):
     assert len(inputs) == 2
     text, ids = inputs[0]
     assert wp_engine.build_prompt(text).input_ids == ids
+
+
+# ----------------------------------------------------------------------------------------------------- session
+def test_studio_caches_the_engine_and_answers_busy_during_a_gpu_run(wp_run, wp2_run, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    import studio.session as session
+    from studio.errors import BusyError
+    from studio.session import Studio
+
+    studio = Studio(runs_dir=tmp_path)
+    engine = studio.chat_engine(wp_run, device="cpu")
+    assert studio.chat is engine and studio.chat_engine(wp_run, device="cpu") is engine
+    # a run training on the GPU: the playground stays off the GPU
+    monkeypatch.setattr(session, "_gpu", lambda: True)
+    studio.job = SimpleNamespace(alive=True, device="cuda", run_dir=str(tmp_path / "training-run"))
+    assert studio.chat_engine(wp_run, device="cpu") is engine  # the CPU engine keeps answering
+    with pytest.raises(BusyError, match="training on the GPU"):
+        studio.chat_engine(wp_run, device="auto")
+    studio.job = SimpleNamespace(alive=False, device="cuda", run_dir="x")  # finished: the GPU is free again
+    other = studio.chat_engine(wp2_run, device="cpu")
+    assert other is not engine and engine.model is None  # replaced and released
+    studio.release_chat()
+    assert studio.chat is None
