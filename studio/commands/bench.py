@@ -8,7 +8,9 @@ import argparse
 
 BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer script (steps/s ratio).",
            "gpu-memory": "GPU: LoRA on a random ~1B Llama, bf16 and 4-bit, 1024 tokens: tokens/s, peak memory, "
-                         "memory estimate error."}
+                         "memory estimate error.",
+           "gpu": "Studio's engine vs plain and hand-tuned TRL on Llama-1B / Mistral-7B shapes (--smoke: CPU, tiny).",
+           "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,10 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=40, help="Optimizer steps per timed run.")
     parser.add_argument("--rounds", type=int, default=2, help="Alternated rounds (each runs both engines).")
     parser.add_argument("--warmup", type=int, default=5, help="Steps left out of the timing at the start.")
+    parser.add_argument("--rows", type=int, default=20_000, help="data: synthetic chat rows.")
+    from studio.bench_gpu import add_arguments as gpu_arguments
+
+    gpu_arguments(parser.add_argument_group("gpu"))
 
 
 def run(args: argparse.Namespace) -> int:
     from studio.errors import ConfigError
+
+    if args.name == "gpu":
+        from studio import bench_gpu
+
+        return bench_gpu.run(args)
+    if args.name == "data":
+        from studio.speed.databench import run_data_bench
+
+        run_data_bench(args.rows)
+        return 0
 
     if args.steps < 3 or args.rounds < 1:
         raise ConfigError("--steps must be >= 3 and --rounds >= 1")

@@ -200,6 +200,5 @@ def sft_speed_kwargs(plan: SpeedPlan) -> dict[str, Any]:
         out["packing_strategy"] = plan.packing_strategy
     if plan.gradient_checkpointing:
         out["gradient_checkpointing_kwargs"] = dict(CHECKPOINT_KWARGS)
-    if plan.booster == "none":
-        out["use_liger_kernel"] = False
+    out["use_liger_kernel"] = False  # the booster is applied by apply_booster (instance patch, reason on failure)
     return out
