@@ -149,6 +149,9 @@ class TrainHandles:
     """``on_start(values) -> {component: update}`` (Start button; values from ``ctx.forms.components()``)."""
     on_tick: Callable[[TrainView], tuple]
     """``on_tick(view) -> outputs`` (the timer's handler)."""
+    on_stop: Callable[[], dict]
+    on_resume: Callable[[str | None], dict]
+    on_overlay: Callable[[list[str], TrainView], tuple]
 
 
 def render(studio: Any, ctx: AppContext) -> TrainHandles:
@@ -313,4 +316,5 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     return TrainHandles(form=form, start=start_btn, stop=stop_btn, resume=resume_btn, resume_run=resume_run,
                         overlay=overlay, status=status, progress=progress, loss_plot=loss_plot,
                         metrics_plot=metrics_plot, log_tail=log_tail, error=error, view=view, timer=timer,
-                        on_start=on_start, on_tick=on_tick)
+                        on_start=on_start, on_tick=on_tick, on_stop=on_stop, on_resume=on_resume,
+                        on_overlay=on_overlay)

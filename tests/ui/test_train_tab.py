@@ -1,0 +1,124 @@
+"""Train tab, headless: Start -> events -> charts on the demo model, the busy answer, replay in a second browser,
+overlays of earlier runs, and Stop."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from studio.session import Studio
+from studio.ui.app import build_app, initial_config
+from studio.ui.train_tab import TrainView, progress_html
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    studio = Studio(runs_dir=tmp_path_factory.mktemp("runs"))
+    blocks = build_app(studio, initial=initial_config(demo=True))
+    return blocks.studio_handles["train"], blocks.studio_ctx, studio
+
+
+def _values(app, **train):
+    h, ctx, _ = app
+    values = ctx.forms.write(ctx.initial)
+    data = ctx.forms.data
+    values[data.max_rows], values[data.eval_fraction], values[data.max_length] = 48, 0.0, 128
+    changes = {"max_steps": 3, "batch_size": 4, "logging_steps": 1, "save_steps": 100, "tensorboard": False,
+               "probe_prompts": "", **train}
+    for name, value in changes.items():
+        values[getattr(h.form, name)] = value
+    return values
+
+
+def _poll_until_done(h, studio, view, timeout=300):
+    """Tick like the browser's timer until the job ends; returns the view and how often the loss chart redrew."""
+    redraws, deadline = 0, time.time() + timeout
+    while True:
+        alive = studio.job.alive
+        out = h.on_tick(view)
+        view = out[0]
+        redraws += not isinstance(out[3], dict)  # a figure (not gr.skip()) means the chart was redrawn
+        if not alive:
+            return view, redraws
+        assert time.time() < deadline, "training did not finish in time"
+        time.sleep(0.3)
+
+
+def test_start_streams_events_into_charts_and_a_second_start_is_busy(app):
+    h, ctx, studio = app
+    out = h.on_start(_values(app))
+    assert out[h.error]["visible"] is False, out[h.error]
+    run_dir = out[ctx.run_dir]
+    assert run_dir and "Started" in out[h.status]
+    busy = h.on_start(_values(app))
+    assert busy[h.error]["visible"] is True and "a run is in progress" in busy[h.error]["value"]
+    view, redraws = _poll_until_done(h, studio, TrainView())
+    s = view.series
+    assert s.status == "finished", s.message
+    assert s.steps == [1, 2, 3] and all(v is not None for v in s.loss)
+    assert redraws >= 2, "the chart was redrawn as events arrived"
+    out = h.on_tick(view)
+    assert "finished" in out[1] if isinstance(out[1], str) else True
+    fig = h.on_tick(TrainView())[3]  # a new browser (fresh cursor) replays the whole log
+    train_trace = next(t for t in fig.data if t.name == "train loss")
+    assert list(train_trace.x) == [1, 2, 3]
+
+
+def test_reloaded_view_replays_the_same_series(app):
+    h, _, studio = app
+    first = h.on_tick(TrainView())[0]
+    second = h.on_tick(TrainView())[0]
+    assert first.series.steps == second.series.steps and first.cursor == second.cursor == len(studio.job.events)
+    again = h.on_tick(first)
+    assert all(isinstance(x, dict) for x in again[3:6]), "nothing new: the plots are not redrawn"
+
+
+def test_earlier_runs_overlay_the_loss_chart(app):
+    h, _, studio = app
+    view = h.on_tick(TrainView())[0]
+    name = studio.job.run_dir.name
+    view, fig = h.on_overlay([name], view)
+    assert name in [t.name for t in fig.data]
+
+
+def test_stop_then_resume_is_offered(app):
+    h, _, studio = app
+    out = h.on_start(_values(app, max_steps=200, save_steps=1))
+    assert out[h.error]["visible"] is False, out[h.error]
+    view = TrainView()
+    deadline = time.time() + 300
+    while not view.series.steps:
+        view = h.on_tick(view)[0]
+        assert time.time() < deadline and studio.job.alive, view.series.message
+        time.sleep(0.3)
+    assert h.on_stop()[h.error]["visible"] is False
+    view, _ = _poll_until_done(h, studio, view)
+    assert view.series.status == "stopped"
+    from studio.ui.train_tab import run_choices
+
+    _, resumable = run_choices(studio)
+    assert studio.job.run_dir.name in resumable
+    assert h.on_stop()[h.error]["value"].endswith("Nothing is running.**")
+
+
+def test_progress_bar_html():
+    html = progress_html(0.5, "running", " · ETA 0:00:05")
+    assert 'aria-valuenow="50"' in html and "ETA 0:00:05" in html
+
+
+def test_resume_without_a_choice_is_a_message(app):
+    h, _, _ = app
+    assert "Pick a run to resume" in h.on_resume(None)[h.error]["value"]
+
+
+def test_a_failing_run_shows_its_message(app, tmp_path):
+    h, ctx, studio = app
+    values = _values(app)
+    values[ctx.forms.model.name_or_path] = str(tmp_path / "missing-model")
+    out = h.on_start(values)
+    assert out[h.error]["visible"] is False
+    view, _ = _poll_until_done(h, studio, TrainView())
+    assert view.series.status == "failed"
+    out = h.on_tick(TrainView())
+    assert out[6]["visible"] is True and "missing-model" in out[6]["value"]
+    assert "Traceback" not in out[6]["value"]
