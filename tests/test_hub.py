@@ -210,7 +210,7 @@ def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
     assert len(shards) > 1 and (out / "model.safetensors.index.json").is_file()
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
-    assert result.probe is not None and result.probe.same and result.probe.prompt == PROBE
+    assert result.probe is not None and result.probe.same and result.probe.prompt == PROBE  # fp32 base: exact
     assert any("4bit base" in n and "unquantized" in n for n in result.notes)
     assert any("unquantized" in m for _, m in steps) and steps[-1][0] == 1.0
     assert _meta((out / "README.md").read_text())["library_name"] == "transformers"
@@ -226,13 +226,41 @@ def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
 
 
 def test_merge_refuses_when_answers_differ(run_dir, tmp_path, monkeypatch):
-    import studio.hub.exporting as export_mod
+    import torch
 
-    answers = iter([[5, 6, 7], [5, 6, 8]])
-    monkeypatch.setattr(export_mod, "_probe_ids", lambda model, tok, prompt: next(answers))
-    with pytest.raises(HubError, match="answers the probe prompt differently.*not saved"):
-        export_mod.export(run_dir, tmp_path / "merged", merged=True)
+    import studio.hub.exporting as exporting
+
+    logits = [torch.zeros(16) for _ in range(3)]
+    logits[2][7], logits[2][8] = 2.0, 0.5  # the adapter model was sure about token 7
+    answers = iter([([5, 6, 7], logits), ([5, 6, 8], [])])
+    monkeypatch.setattr(exporting, "_greedy", lambda model, tok, prompt: next(answers))
+    with pytest.raises(HubError, match="differently from the adapter model after 2 tokens.*not saved.*fp32"):
+        exporting.export(run_dir, tmp_path / "merged", merged=True)
     assert not list((tmp_path / "merged").glob("*.safetensors"))
+
+
+def test_compare_answers_accepts_only_near_ties():
+    import torch
+
+    from studio.hub.exporting import ProbeCheck, compare_answers
+
+    row = torch.tensor([0.0, 1.0, 0.998, -3.0])
+    assert compare_answers([1, 1], [row, row], [1, 1]) == (2, None)
+    agreed, gap = compare_answers([1, 1], [row, row], [1, 2])
+    assert agreed == 1 and gap == pytest.approx(0.002, abs=1e-6)
+    assert ProbeCheck("p", "a", "b", same=False, agreed_tokens=1, gap=gap, tolerance=0.1).passed
+    agreed, gap = compare_answers([1, 1], [row, row], [3, 1])
+    assert agreed == 0 and not ProbeCheck("p", "a", "b", False, agreed, gap, tolerance=0.1).passed
+    assert compare_answers([1, 1], [row, row], [1]) == (1, float("inf"))  # stopped early
+
+
+def test_merge_in_bf16(run_dir, tmp_path):
+    from studio.hub import export
+
+    result = export(run_dir, tmp_path / "bf16", merged=True, dtype="bf16")
+    assert result.probe.passed
+    config = json.loads((result.path / "config.json").read_text())
+    assert config.get("dtype", config.get("torch_dtype")) == "bfloat16"
 
 
 def test_added_tokens_travel_with_the_adapter_and_the_merge(tmp_path):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
         if result.probe is not None:
-            print(f"probe check: merged and adapter answers match for {result.probe.prompt!r}", file=sys.stderr)
+            print(f"probe check: {result.probe.describe()}", file=sys.stderr)
         print(result.path)
         return 0
     repo = args.repo or hub_cfg.repo_id
