@@ -24,6 +24,9 @@ class Studio:
     chat: Any = None
     """The loaded chat engine (studio.inference), reused across requests."""
     extras: dict[str, Any] = field(default_factory=dict)
+    publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """Held while a push or export runs (one at a time). No Hub token is ever kept here: the state is shared by
+    every browser session, so the UI keeps a typed token in its own per-session state and passes it per call."""
 
     def __post_init__(self) -> None:
         self.runs_dir = Path(self.runs_dir)
@@ -99,6 +102,44 @@ class Studio:
             engine, self.chat = self.chat, None
         if engine is not None:
             engine.close()
+
+    # ----------------------------------------------------------------------------------------------------- hub
+    def publish(self, run_dir: str | Path, repo_id: str | None = None, token: Any = None, *, private: bool = True,
+                merged: bool = False, card: str | None = None, export_dir: str | Path | None = None,
+                progress: Any = None, device: str = "auto") -> str:
+        """Push a run to ``repo_id`` (returns the repo URL), or only export it into ``export_dir`` (returns the
+        folder) when no ``repo_id`` is given. See :func:`studio.hub.push` / :func:`studio.hub.export`.
+
+        A merged export loads a full 16-bit copy of the base: while a run trains on the GPU it needs
+        ``device="cpu"``, and the chat engine is released first so its memory is free.
+
+        Raises:
+            BusyError: another push/export is running, or a merge would share the GPU with a training run.
+            HubError: what went wrong, with the fix.
+        """
+        from studio.errors import BusyError, HubError
+        from studio.hub import export, push
+
+        if not repo_id and export_dir is None:
+            raise HubError("give a repo id to push to, or a folder to export into")
+        if merged:
+            job = self.current_job
+            if job is not None and _job_on_gpu(job) and device != "cpu":
+                raise BusyError(f"a run is training on the GPU ({Path(job.run_dir).name}); merging loads a full "
+                                "16-bit copy of the base, so wait for it to finish, merge on the CPU, or publish "
+                                "the adapter only")
+            if device != "cpu" and _gpu():
+                self.release_chat()
+        if not self.publishing.acquire(blocking=False):
+            raise BusyError("a push or export is already running; wait for it to finish")
+        try:
+            if not repo_id:
+                return str(export(run_dir, export_dir, merged=merged, card=card, device=device,
+                                  progress=progress).path)
+            return push(run_dir, repo_id, token, private=private, merged=merged, card=card, progress=progress,
+                        export_dir=export_dir, device=device)
+        finally:
+            self.publishing.release()
 
 
 def _gpu() -> bool:

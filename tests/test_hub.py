@@ -429,3 +429,21 @@ def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
         assert TOKEN.encode() not in path.read_bytes(), f"token found in {path}"
     out, err = capfd.readouterr()
     assert TOKEN not in out + err and TOKEN not in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------- Studio
+def test_studio_publish_exports_pushes_and_is_one_at_a_time(hub, run_dir, tmp_path):
+    from studio.errors import BusyError
+    from studio.session import Studio
+
+    studio = Studio(runs_dir=run_dir.parent)
+    folder = studio.publish(run_dir, export_dir=tmp_path / "only-export")
+    assert (Path(folder) / "adapter_model.safetensors").is_file()
+    url = studio.publish(run_dir, "from-studio", TOKEN, private=False)
+    assert url.endswith("/tester/from-studio") and hub.repo("tester/from-studio").private is False
+    assert not any(TOKEN in repr(v) for v in vars(studio).values())
+    with studio.publishing:
+        with pytest.raises(BusyError, match="already running"):
+            studio.publish(run_dir, export_dir=tmp_path / "second")
+    with pytest.raises(HubError, match="repo id to push to, or a folder"):
+        studio.publish(run_dir)
