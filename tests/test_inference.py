@@ -303,3 +303,15 @@ def test_studio_caches_the_engine_and_answers_busy_during_a_gpu_run(wp_run, wp2_
     assert other is not engine and engine.model is None  # replaced and released
     studio.release_chat()
     assert studio.chat is None
+
+
+@pytest.mark.slow
+def test_chat_memory_bench_holds_one_copy(one_thread, tmp_path):
+    from studio.bench_chat import chat_memory
+
+    lines = []
+    result = chat_memory(device="cpu", size="small", max_new_tokens=4, report=lines.append, workdir=tmp_path)
+    assert result.param_ratio < 0.55  # one base + adapter vs the base twice
+    assert result.compare["base_text"] == result.twice["base_text"]
+    assert result.compare["tuned_text"] == result.twice["tuned_text"] != result.compare["base_text"]
+    assert lines[-1].startswith("chat-memory ratio")
