@@ -50,69 +50,37 @@ def pick_run(choices: list[tuple[str, str]], *preferred: str | None) -> str | No
 
 
 def open_engine(studio: Any, source: str) -> tuple[Any, str]:
-    """The shared ChatEngine with ``source``'s adapter loaded; returns ``(engine, adapter name)``.
+    """The shared ChatEngine with ``source``'s adapter active; returns ``(engine, adapter name)``.
 
-    Reuses the loaded base when the adapter was trained on it (``load_adapter``, no reload); otherwise the old
-    engine is closed and the run (or the adapter's base model) is loaded.
+    A run directory goes through ``Studio.chat_engine`` (cached; "busy" while a run trains on the GPU). An adapter
+    folder or Hub id is added to the loaded engine (``load_adapter``, no reload of the base); with no engine loaded
+    yet, pick a run first.
 
     Raises:
-        ModelError: no adapter at ``source``, or it can't be loaded.
+        ModelError: no adapter at ``source``, or nothing loaded to add a folder to.
+        BusyError: a run trains on the GPU.
     """
-    from studio.inference import ChatEngine, resolve_adapter_source
+    from studio import runs
+    from studio.inference import resolve_adapter_source
 
-    factory = getattr(studio, "chat_engine", None)
-    if callable(factory):  # the session's own loader, when it has one
-        return factory(source)
+    if (Path(source) / runs.CONFIG).exists():
+        engine = studio.chat_engine(source)
+        run = Path(source).resolve()
+        name = next((n for n, a in engine.adapters.items() if a.run_dir and Path(a.run_dir).resolve() == run),
+                    engine.active)
+        return engine, name
     path, run_dir = resolve_adapter_source(source)
     with studio.lock:
         engine = studio.chat
-        if engine is not None and getattr(engine, "model", None) is not None:
-            for name, info in engine.adapters.items():
-                if info.source in (str(source), path):
-                    return engine, name
-            if _same_base(engine, run_dir, path):
-                return engine, engine.load_adapter(source)
-            engine.close()
-            studio.chat = None
-        if run_dir is not None:
-            engine = ChatEngine.from_run(run_dir, adapter=path if Path(path).name != "adapter" else None)
-            name = engine.active
-        else:
-            engine = ChatEngine.from_base(_adapter_base(path))
-            name = engine.load_adapter(source, activate=True)
-        studio.chat = engine
-        return engine, name
-
-
-def _same_base(engine: Any, run_dir: Path | None, path: str) -> bool:
-    if run_dir is not None:
-        from studio import runs
-        from studio.config import load_config
-
-        cfg = load_config(Path(run_dir) / runs.CONFIG)
-        same_quant = engine.base_config is None or cfg.model.quantization == engine.base_config.quantization
-        return cfg.model.name_or_path == engine.base_model and same_quant
-    try:
-        return _adapter_base(path).name_or_path == engine.base_model
-    except ModelError:
-        return False
-
-
-def _adapter_base(path: str) -> Any:
-    """The ModelConfig of the base an adapter folder names (``base_model_name_or_path``)."""
-    import json
-
-    from studio.config import ModelConfig
-
-    cfg_file = Path(path) / "adapter_config.json"
-    try:
-        base = json.loads(cfg_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        base = None
-    if not base:
-        raise ModelError(f"{path} does not name its base model (adapter_config.json: base_model_name_or_path); "
-                         "open it from its run folder instead")
-    return ModelConfig(name_or_path=base)
+        if engine is None and run_dir is not None:
+            engine = studio.chat_engine(run_dir)
+        if engine is None or getattr(engine, "model", None) is None:
+            raise ModelError("Load a run first (pick it in the Run list and press Load); an adapter folder or Hub "
+                             "id is then added on top of that run's base model")
+        for name, info in engine.adapters.items():
+            if info.source in (str(source), path):
+                return engine, name
+        return engine, engine.load_adapter(source)
 
 
 def system_prompt_of(source: str | None) -> str:
@@ -133,24 +101,20 @@ def probe_timeline(source: str | None) -> str:
     """Markdown: each probe prompt with its answers by step (step 0 is the base model), from the run's events."""
     if not source or not (Path(source) / "events.jsonl").exists():
         return "_Pick a run to see how its answers to the probe prompts changed during training._"
-    from studio.runs import load_run
+    from studio.probes import probe_timeline as timeline
 
     try:
-        probes = [e for e in load_run(source).events() if e.type == "probe"]
-    except (StudioError, OSError):
-        probes = []
-    if not probes:
+        by_prompt = timeline(source)
+    except (StudioError, OSError, ValueError):
+        by_prompt = {}
+    if not by_prompt:
         return ("_This run recorded no probe answers. Add probe prompts under **Train → More settings** to see "
                 "the answers change at every checkpoint._")
-    by_prompt: dict[str, list[Any]] = {}
-    for e in probes:
-        by_prompt.setdefault(e.prompt, []).append(e)
     parts = []
-    for prompt, events in by_prompt.items():
+    for prompt, steps in by_prompt.items():
         parts.append(f"**{_md(prompt)}**\n\n| Step | Answer |\n|---:|---|")
-        for e in sorted(events, key=lambda e: e.step):
-            step = "base" if e.step == 0 else str(e.step)
-            parts.append(f"| {step} | {_md(e.answer).replace(chr(10), ' ⏎ ') or '∅'} |")
+        for step, answer in steps:
+            parts.append(f"| {'base' if step == 0 else step} | {_md(answer).replace(chr(10), ' ⏎ ') or '∅'} |")
         parts.append("")
     return "\n".join(parts)
 
@@ -311,7 +275,8 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             engine, name = open_engine(studio, source_of(run_value, folder))
             stream = engine.stream_compare(text, tuned_turns, base_history=base_turns, params=params,
                                            system_prompt=sys_prompt or "", adapter=name)
-            yield gr.skip(), gr.skip(), gr.skip(), describe(engine, name), gr.skip(), "_Answering…_"
+            loaded_text = describe(engine, name)
+            yield gr.skip(), gr.skip(), gr.skip(), loaded_text, gr.skip(), "_Answering…_"
             for base_text, tuned_text in stream:
                 base_new[-1]["content"], tuned_new[-1]["content"] = base_text, tuned_text
                 yield gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(), gr.skip()
@@ -321,12 +286,11 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             notes += [f"{side} answer {end[s.finish_reason]}." for side, s in (("Tuned", stream.tuned),
                                                                                ("Base", stream.base))
                       if s.finish_reason in end]
-            yield (gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(),
-                   " ".join(notes) if notes else "")
+            yield "", list(base_new), list(tuned_new), loaded_text, error_box(None), " ".join(notes) if notes else ""
         except Exception as err:  # noqa: BLE001 - shown as one sentence
             message_text = error_text(err)
             gr.Warning(message_text)
-            yield (gr.skip(), base_turns, tuned_turns, gr.skip(), error_box(message_text), "")
+            yield text, base_turns, tuned_turns, gr.skip(), error_box(message_text), ""
 
     def on_stop() -> str:
         engine = studio.chat
@@ -364,20 +328,19 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
 
     send_inputs = [message, base_chat, tuned_chat, run, adapter_path, system, *params]
     send_outputs = [message, base_chat, tuned_chat, loaded, error, notice]
-    send.click(on_send, send_inputs, send_outputs, concurrency_limit=1, concurrency_id="chat-generate",
-               show_progress="hidden")
-    message.submit(on_send, send_inputs, send_outputs, concurrency_limit=1, concurrency_id="chat-generate",
-                   show_progress="hidden")
-    stop.click(on_stop, outputs=notice, concurrency_limit=None, show_progress="hidden")
-    clear.click(lambda: ([], [], ""), outputs=[base_chat, tuned_chat, notice], show_progress="hidden")
-    load.click(on_load, [run, adapter_path], [loaded, system, error], concurrency_limit=1,
-               concurrency_id="chat-generate")
-    run.input(on_pick, run, [system, probes], show_progress="hidden")
+    generate = dict(concurrency_limit=1, concurrency_id="chat-generate")
+    hidden = dict(api_visibility="undocumented", show_progress="hidden")
+    send.click(on_send, send_inputs, send_outputs, api_name="chat", show_progress="hidden", **generate)
+    message.submit(on_send, send_inputs, send_outputs, api_name="chat_submit", **hidden, **generate)
+    stop.click(on_stop, outputs=notice, concurrency_limit=None, show_progress="hidden", api_name="stop_chat")
+    clear.click(lambda: ([], [], ""), outputs=[base_chat, tuned_chat, notice], api_name="clear_chat", **hidden)
+    load.click(on_load, [run, adapter_path], [loaded, system, error], api_name="load_adapter", **generate)
+    run.input(on_pick, run, [system, probes], api_name="chat_pick_run", **hidden)
     eval_button.click(on_eval, [run, adapter_path, eval_rows, eval_tokens], [eval_table, eval_per_row, error],
-                      concurrency_limit=1, concurrency_id="chat-generate")
-    run.focus(refresh, [run, ctx.run_dir], [run, probes, system], show_progress="hidden")
+                      api_name="evaluate", **generate)
+    run.focus(refresh, [run, ctx.run_dir], [run, probes, system], api_name="chat_runs", **hidden)
     if ctx.tabs is not None:  # entering the tab (a click or a "Next" button) refreshes the run list
-        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, probes, system], show_progress="hidden")
+        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, probes, system], api_name="chat_runs_on_tab", **hidden)
     return ChatHandles(run=run, adapter_path=adapter_path, load=load, loaded=loaded, system=system,
                        base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,

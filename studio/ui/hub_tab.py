@@ -228,18 +228,20 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         return {run: gr.update(choices=opts, value=value), **on_pick(value)}
 
     everything = [repo_id, private, kind, card, preview, error, link]
-    run.input(on_pick, run, everything, show_progress="hidden")
-    kind.input(on_rerender, [run, repo_id, kind], [card, preview, error], show_progress="hidden")
-    rerender.click(on_rerender, [run, repo_id, kind], [card, preview, error])
-    card.change(card_preview, card, preview, show_progress="hidden", trigger_mode="always_last")
-    check.click(on_check, token, [account, error])
-    push.click(on_push, [run, repo_id, private, kind, card, token], [status, link, error], concurrency_limit=1,
-               concurrency_id="publish")
-    export.click(on_export, [run, repo_id, kind, card, export_dir], [status, error], concurrency_limit=1,
-                 concurrency_id="publish")
-    run.focus(refresh, [run, ctx.run_dir], [run, *everything], show_progress="hidden")
+    hidden = dict(api_visibility="undocumented", show_progress="hidden")
+    publishing = dict(concurrency_limit=1, concurrency_id="publish")
+    run.input(on_pick, run, everything, api_name="publish_pick_run", **hidden)
+    kind.input(on_rerender, [run, repo_id, kind], [card, preview, error], api_name="publish_kind", **hidden)
+    rerender.click(on_rerender, [run, repo_id, kind], [card, preview, error], api_name="render_card")
+    card.change(card_preview, card, preview, trigger_mode="always_last", api_name="card_preview", **hidden)
+    check.click(on_check, token, [account, error], api_name="whoami")
+    push.click(on_push, [run, repo_id, private, kind, card, token], [status, link, error], api_name="push",
+               **publishing)
+    export.click(on_export, [run, repo_id, kind, card, export_dir], [status, error], api_name="export",
+                 **publishing)
+    run.focus(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs", **hidden)
     if ctx.tabs is not None:
-        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], show_progress="hidden")
+        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs_on_tab", **hidden)
     return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, token=token, check=check,
                           account=account, card=card, preview=preview, rerender=rerender, push=push,
                           export_dir=export_dir, export=export, status=status, link=link, error=error)

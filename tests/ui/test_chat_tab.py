@@ -1,0 +1,176 @@
+"""Chat tab: its glue (run list, probe timeline, content blocks, parameters) and a served app driven with
+gradio_client on a word-problems run trained for a few steps (both panes answer, same seed same answer, history,
+stop, evaluate, one-sentence errors)."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from chat_helpers import chat_runs_dir, one_thread, wp_run  # noqa: F401
+from studio.config import RunConfig
+from studio.errors import ConfigError
+from studio.inference.prompt import flatten_content
+from studio.session import Studio
+from studio.ui import chat_tab
+
+PARAMS = [16, False, 0.7, 0.95, 50, 1.0, 0, ""]  # max_new_tokens, sample, temperature, top_p, top_k, rep., seed, stop
+
+
+def _fake_run(path, *, adapter: bool, events: list[dict] | None = None, system: str | None = None):
+    path.mkdir(parents=True)
+    cfg = RunConfig.from_dict({"data": {"system_prompt": system}} if system else {})
+    cfg.save(path / "config.yaml")
+    if adapter:
+        (path / "adapter").mkdir()
+        (path / "adapter" / "adapter_config.json").write_text("{}")
+    lines = events if events is not None else [{"type": "finished", "time": 1.0, "step": 3, "adapter_path": "x"}]
+    (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- glue
+def test_run_choices_lists_runs_with_an_adapter_newest_first(tmp_path):
+    import os
+
+    old = _fake_run(tmp_path / "old", adapter=True)
+    _fake_run(tmp_path / "no-adapter", adapter=False)
+    new = _fake_run(tmp_path / "new", adapter=True)
+    os.utime(old / "config.yaml", (1, 1))
+    choices = chat_tab.run_choices(Studio(runs_dir=tmp_path))
+    assert [v for _, v in choices] == [str(new), str(old)]
+    assert choices[0][0].startswith("new · finished · step 3")
+    assert chat_tab.pick_run(choices, None, str(old)) == str(old)
+    assert chat_tab.pick_run(choices, "gone") == str(new)
+    assert chat_tab.pick_run([], "x") is None
+
+
+def test_probe_timeline_groups_answers_by_prompt_and_step(tmp_path):
+    events = [{"type": "probe", "time": 1.0, "step": 10, "prompt": "2+2?", "answer": "four | 4"},
+              {"type": "probe", "time": 1.0, "step": 0, "prompt": "2+2?", "answer": "fish"},
+              {"type": "probe", "time": 1.0, "step": 10, "prompt": "Hi <b>", "answer": "line1\nline2"}]
+    run = _fake_run(tmp_path / "r", adapter=True, events=events)
+    text = chat_tab.probe_timeline(str(run))
+    assert text.index("| base | fish |") < text.index("| 10 | four \\| 4 |")
+    assert "Hi &lt;b&gt;" in text and "line1 ⏎ line2" in text
+    quiet = _fake_run(tmp_path / "q", adapter=True)
+    assert "recorded no probe answers" in chat_tab.probe_timeline(str(quiet))
+    assert "Pick a run" in chat_tab.probe_timeline(None)
+
+
+def test_system_prompt_comes_from_the_run_config(tmp_path):
+    run = _fake_run(tmp_path / "s", adapter=True, system="Answer with a number.")
+    assert chat_tab.system_prompt_of(str(run)) == "Answer with a number."
+    assert chat_tab.system_prompt_of(str(tmp_path / "missing")) == ""
+
+
+def test_content_blocks_are_flattened():
+    history = [{"role": "user", "content": [{"type": "text", "text": "Solve "}, {"type": "text", "text": "x"}]},
+               {"role": "assistant", "content": "x = 4"}]
+    assert chat_tab.to_turns(history) == [{"role": "user", "content": "Solve x"},
+                                          {"role": "assistant", "content": "x = 4"}]
+
+
+def test_generation_parameters_are_typed_and_checked():
+    p = chat_tab.gen_params(32.0, True, 0.5, 0.9, 40.0, 1.1, 7.0, "###\n\nEND")
+    assert (p.max_new_tokens, p.do_sample, p.top_k, p.seed, p.stop) == (32, True, 40, 7, ("###", "END"))
+    with pytest.raises(ConfigError, match="top_p"):
+        chat_tab.gen_params(32, True, 0.5, 0, 40, 1.0, 0, "")
+
+
+# ------------------------------------------------------------------------------------------------- served app
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(wp_run, chat_runs_dir):  # noqa: F811
+    from gradio_client import Client
+
+    from studio.ui.app import build_app, initial_config, launch_kwargs
+
+    studio = Studio(runs_dir=chat_runs_dir)
+    app = build_app(studio, initial=initial_config(demo=True))
+    port = _free_port()
+    app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), studio, str(wp_run)
+    finally:
+        app.close()
+        if studio.chat is not None:
+            studio.chat.close()
+
+
+def _texts(history: list) -> list[tuple[str, str]]:
+    return [(m["role"], flatten_content(m["content"])) for m in history]
+
+
+def _ask(client, run, text, base=(), tuned=(), params=PARAMS, folder=""):
+    return client.predict(text, list(base), list(tuned), run, folder, "", *params, api_name="/chat")
+
+
+def test_tab_lists_the_run_and_is_composed(served):
+    client, studio, run = served
+    assert run in [v for _, v in chat_tab.run_choices(studio)]
+    assert "/chat" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_one_question_fills_both_panes_and_is_deterministic(served):
+    client, studio, run = served
+    cleared, base, tuned, loaded, error, notice = _ask(client, run, "Tom has 3 apples and buys 2. How many?")
+    assert cleared == ""
+    assert [r for r, _ in _texts(base)] == ["user", "assistant"] == [r for r, _ in _texts(tuned)]
+    assert _texts(base)[0][1] == _texts(tuned)[0][1] == "Tom has 3 apples and buys 2. How many?"
+    assert _texts(base)[1][1].strip() and _texts(tuned)[1][1].strip()
+    assert "adapter" in loaded and "studio/demo-tiny" in loaded
+    again = _ask(client, run, "Tom has 3 apples and buys 2. How many?")
+    assert _texts(again[1]) == _texts(base) and _texts(again[2]) == _texts(tuned)
+    assert studio.chat is not None and len(studio.chat.adapters) == 1  # loaded once, reused
+
+
+def test_second_turn_keeps_each_panes_history(served):
+    client, _, run = served
+    _, base, tuned, *_ = _ask(client, run, "What is 2 + 2?")
+    _, base2, tuned2, *_ = _ask(client, run, "And 3 + 3?", base, tuned)
+    assert [t for _, t in _texts(base2)][::2] == ["What is 2 + 2?", "And 3 + 3?"]
+    assert _texts(base2)[:2] == _texts(base) and _texts(tuned2)[:2] == _texts(tuned)
+
+
+def test_stop_ends_a_long_answer_promptly(served):
+    client, _, run = served
+    params = [1024, *PARAMS[1:]]
+    job = client.submit("Write a very long story.", [], [], run, "", "", *params, api_name="/chat")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (job.outputs() and "Answering" in str(job.outputs()[-1][-1])):
+        time.sleep(0.1)
+    t0 = time.perf_counter()
+    client.predict(api_name="/stop_chat")
+    _, base, tuned, _, _, notice = job.result(timeout=60)
+    assert time.perf_counter() - t0 < 20
+    assert "stopped" in notice
+
+
+def test_bad_adapter_folder_is_one_sentence_in_the_error_box(served, tmp_path):
+    client, _, run = served
+    _, base, tuned, _, error, _ = _ask(client, run, "hi", folder=str(tmp_path / "nope"))
+    text = error["value"] if isinstance(error, dict) else str(error)
+    assert "not found" in text and "Traceback" not in text
+    assert base == [] and tuned == []
+
+
+def test_evaluate_fills_the_table_and_the_rows(served):
+    client, _, run = served
+    table, rows, error = client.predict(run, "", 3, 8, api_name="/evaluate")
+    assert [r[0] for r in table["data"]] == ["loss", "perplexity", "accuracy", "no clear answer"]
+    assert table["headers"] == chat_tab.EVAL_HEADERS
+    assert len(rows["data"]) == 3 and rows["headers"] == chat_tab.ROW_HEADERS
+    float(table["data"][0][1]), float(table["data"][0][2])  # both losses are numbers
+
+
+def test_stop_with_nothing_running_is_harmless(served):
+    client, *_ = served
+    assert "Stopped" in client.predict(api_name="/stop_chat")
