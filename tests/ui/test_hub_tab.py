@@ -1,0 +1,142 @@
+"""Publish tab: card preview glue, and a served app pushing to the local Hub server through gradio_client (whoami,
+edited card arrives, private flag, link, 401/500 sentences, export only, the token written nowhere)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hub_fixtures import make_run_dir
+from hub_server import HubServer
+from studio.session import Studio
+from studio.ui import hub_tab
+
+TOKEN = "hf_" + uuid.uuid4().hex
+
+
+def test_card_preview_shows_the_yaml_header_as_code_and_images_as_notes():
+    card = "---\nbase_model: x\ntags:\n- lora\n---\n\n# Title\n\n![Training loss](loss_curve.png)\n"
+    out = hub_tab.card_preview(card)
+    assert out.startswith("**Metadata (YAML header)**\n\n```yaml\nbase_model: x\ntags:\n- lora\n```")
+    assert "# Title" in out and "](loss_curve.png)" not in out and "`loss_curve.png`" in out
+    assert "Pick a run" in hub_tab.card_preview("")
+
+
+def test_run_defaults_and_token_status(tmp_path, monkeypatch):
+    assert hub_tab.run_defaults(None) == ("", True, "adapter")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "none"))
+    assert "No token yet" in hub_tab.token_status("")
+    assert "kept in memory" in hub_tab.token_status("hf_abc")
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert "HF_TOKEN" in hub_tab.token_status(None)
+
+
+# ------------------------------------------------------------------------------------------------- served app
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(base_run, hub, tmp_path_factory):
+    import huggingface_hub.constants as constants
+    from gradio_client import Client
+
+    from studio.ui.app import build_app, initial_config, launch_kwargs
+
+    mp = pytest.MonkeyPatch()
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        mp.delenv(name, raising=False)
+    mp.setattr(constants, "HF_HUB_OFFLINE", False)
+    mp.setattr(constants, "HF_TOKEN_PATH", str(tmp_path_factory.mktemp("hf-home") / "token"))
+    mp.setenv("HF_ENDPOINT", hub.url)
+    studio = Studio(runs_dir=base_run.parent)
+    app = build_app(studio, initial=initial_config(demo=True))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), str(base_run)
+    finally:
+        app.close()
+        mp.undo()
+
+
+def _text(update) -> str:
+    return update.get("value") or "" if isinstance(update, dict) else str(update or "")
+
+
+def test_the_tab_opens_on_the_newest_run_with_its_card(served):
+    client, run = served
+    card, preview, error = client.predict(run, "me/demo", "adapter", api_name="/render_card")
+    assert card.startswith("---\n") and "library_name: peft" in card and "me/demo" in card
+    assert "```yaml" in preview
+
+
+def test_whoami_names_the_account_and_a_bad_token_is_one_sentence(served, hub):
+    client, _ = served
+    account, error = client.predict(TOKEN, api_name="/whoami")
+    assert "Logged in as tester" in account and hub.url in account
+    account, error = client.predict("hf_wrong", api_name="/whoami")
+    assert "rejected the token (401" in _text(error) and "Traceback" not in _text(error)
+    assert "hf_wrong" not in _text(error)
+
+
+def test_push_sends_the_edited_card_privately_and_shows_the_link(served, hub):
+    client, run = served
+    card, _, _ = client.predict(run, "demo-lora", "adapter", api_name="/render_card")
+    edited = card + "\nEdited in the Publish tab.\n"
+    status, link, error = client.predict(run, "demo-lora", True, "adapter", edited, TOKEN, api_name="/push")
+    assert "Pushed" in status, _text(error)
+    assert f"{hub.url}/tester/demo-lora" in link
+    repo = hub.repo("tester/demo-lora")
+    assert repo.private is True
+    assert {"README.md", "adapter_model.safetensors", "adapter_config.json"} <= set(repo.files)
+    assert repo.files["README.md"].decode().endswith("Edited in the Publish tab.\n")
+    written = [p for p in Path(run).rglob("*") if p.is_file()]
+    assert written and not any(TOKEN.encode() in p.read_bytes() for p in written)
+
+
+def test_push_failure_is_one_sentence_and_keeps_the_export(served, hub):
+    client, run = served
+    hub.fail["create"] = 500
+    try:
+        status, link, error = client.predict(run, "broken", False, "adapter", "", TOKEN, api_name="/push")
+    finally:
+        hub.fail.clear()
+    assert "Push failed" in status and "kept" in status
+    text = _text(error)
+    assert "500" in text or "server" in text.lower()
+    assert "Traceback" not in text and TOKEN not in text
+    assert (Path(run) / "export" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_no_repo_id_and_no_token_are_sentences(served):
+    client, run = served
+    _, _, error = client.predict(run, "  ", True, "adapter", "", TOKEN, api_name="/push")
+    assert "Type a repo id" in _text(error)
+    _, _, error = client.predict(run, "x", True, "adapter", "", "", api_name="/push")
+    assert "No Hugging Face token found" in _text(error)
+
+
+def test_export_only_writes_a_folder_without_the_network(served, tmp_path):
+    client, run = served
+    out = tmp_path / "exported"
+    status, error = client.predict(run, "demo-lora", "adapter", "# My card\n", str(out), api_name="/export")
+    assert "Exported" in status and str(out) in status
+    assert (out / "README.md").read_text() == "# My card\n"
+    assert (out / "adapter_model.safetensors").exists()
+    shutil.rmtree(out)
