@@ -423,7 +423,10 @@ def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
         assert main(["push", "--run", str(run_dir), "--repo", "secret-cli"]) == 0
     finally:
         hub_token_env.undo()
+    from studio.paths import cache_root
+
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    written += [p for p in [cache_root() / "cli-errors.log"] if p.is_file()]
     assert len(written) > 20
     for path in written:
         assert TOKEN.encode() not in path.read_bytes(), f"token found in {path}"

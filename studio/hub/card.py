@@ -17,7 +17,7 @@ from studio.hub.facts import RunFacts, is_hub_id, is_number, load_facts, summari
 
 LOSS_CURVE = "loss_curve.png"
 METRIC_NAMES = {"loss": "loss", "perplexity": "perplexity", "accuracy": "accuracy (exact match)",
-                "unclear_rate": "no clear answer (rate)"}
+                "unclear_rate": "no clear answer (rate)", "mean_token_accuracy": "next-token accuracy"}
 INDEX_METRICS = ("accuracy", "loss", "perplexity")
 
 
@@ -81,7 +81,8 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
     datasets = hub_datasets(facts.config)
     model_name = (repo_id or facts.run_dir.name).split("/")[-1]
     results = []
-    dataset_type = evals.dataset or (datasets[0] if datasets else "held-out-split")
+    local = [Path(src.path).name for src in facts.config.data.sources if not is_hub_id(src.path)]
+    dataset_type = evals.dataset or (datasets[0] if datasets else local[0] if local else "held-out")
     for metric, (_, tuned) in evals.metrics.items():
         if tuned is None or metric not in INDEX_METRICS:
             continue
@@ -149,6 +150,11 @@ def _quote(text: str, limit: int = 600) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
 
 
+def _inline(text: str) -> str:
+    """Text for an inline code span: newlines shown as \\n, backticks dropped."""
+    return text.replace("\n", "\\n").replace("`", "'")
+
+
 def _data_lines(facts: RunFacts) -> list[str]:
     cfg = facts.config
     started = facts.last("started") or {}
@@ -162,9 +168,9 @@ def _data_lines(facts: RunFacts) -> list[str]:
         lines.append(f"- {started['train_rows']} training rows, {started.get('eval_rows', 0)} held out for evaluation")
     fmt = f"- Row format `{cfg.data.format}`"
     if cfg.data.template:
-        fmt += f", template `{cfg.data.template}`"
+        fmt += f", template `{_inline(cfg.data.template)}`"
     if cfg.data.response_template:
-        fmt += f", answer starts after `{cfg.data.response_template.strip()}`"
+        fmt += f", answer starts after `{_inline(cfg.data.response_template.strip())}`"
     lines.append(fmt + f"; chat template: {cfg.model.chat_template}")
     return lines
 

@@ -19,6 +19,8 @@ EVAL_FILES = ("eval_results.json", "eval.json")
 """Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / "eval_results.json")``)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_SAMPLES = 3
+EVENT_METRICS = ("mean_token_accuracy",)
+"""Trainer eval metrics worth a card row besides the loss (runtime, token counts and entropy are not)."""
 
 
 # ------------------------------------------------------------------------------------------------- run facts
@@ -165,8 +167,7 @@ def summarise_eval(facts: RunFacts) -> EvalSummary:
             out.metrics["loss"] = (None, last_eval["eval_loss"])
         for key, value in (last_eval.get("metrics") or {}).items():
             name = key.removeprefix("eval_")
-            if name not in out.metrics and is_number(value) and name not in ("runtime", "samples_per_second",
-                                                                            "steps_per_second", "loss"):
+            if name in EVENT_METRICS and name not in out.metrics and is_number(value):
                 out.metrics[name] = (None, value)
     if not out.samples:
         out.samples = _probe_samples(facts.events)
