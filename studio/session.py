@@ -39,8 +39,11 @@ class Studio:
             job = self.job
             return job if job is not None and job.alive else None
 
-    def start_training(self, cfg: Any, *, resume: str | Path | None = None, extra_callbacks: Any = ()) -> Any:
+    def start_training(self, cfg: Any, *, resume: str | Path | None = None, extra_callbacks: Any = None) -> Any:
         """Start a ``TrainingJob`` in the background; one job at a time for the whole app.
+
+        ``extra_callbacks`` None: the default ones (probe prompts answered at checkpoints when
+        ``train.probe_prompts`` is set); pass a list to choose them yourself.
 
         Raises:
             BusyError: a run is in progress (the message names its run directory).
@@ -52,6 +55,10 @@ class Studio:
         with self.lock:
             if self.job is not None and self.job.alive:
                 raise BusyError(f"a run is in progress: {self.job.run_dir}")
+            if extra_callbacks is None:
+                from studio.training import default_callbacks
+
+                extra_callbacks = default_callbacks(cfg)
             job = TrainingJob(cfg, self.runs_dir, resume=resume, extra_callbacks=extra_callbacks)
             self.job = job.start()
             return job

@@ -551,6 +551,15 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
     )
 
 
+def default_callbacks(cfg: Any) -> list[Any]:
+    """Callbacks the app and the CLI add: probe prompts answered at every checkpoint when configured."""
+    if not cfg.train.probe_prompts:
+        return []
+    from studio.probes import probe_callback
+
+    return [probe_callback()]
+
+
 def start_job(cfg: Any, runs_dir: str | Path | None = None, **kwargs: Any) -> TrainingJob:
     """Build and start a job (convenience for scripts)."""
     return TrainingJob(cfg, runs_dir, **kwargs).start()

@@ -29,14 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from studio.config import load_config
     from studio.events import Failed, Log, Note, Started, Stopped
     from studio.runs import CONFIG, is_main_process
-    from studio.training import TrainingJob, format_seconds
+    from studio.training import TrainingJob, default_callbacks, format_seconds
 
     if not args.config and not args.resume:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
     config_path = args.config or str(Path(args.resume) / CONFIG)
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()
-    job = TrainingJob(cfg, args.runs_dir, resume=args.resume)
+    job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg))
     main = is_main_process()
     show = main and not args.quiet
     tty = sys.stderr.isatty()
