@@ -34,6 +34,8 @@ class Preset:
     family: str = ""
     description: str = ""
     pad_token: str | None = None
+    license: str | None = None
+    """The base model's licence id on the Hub (used by the model card when the base card isn't on disk)."""
     notes: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     arch: dict[str, Any] = field(default_factory=dict)

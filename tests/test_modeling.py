@@ -123,3 +123,14 @@ def test_estimate_close_to_measured_on_cuda(tiny_cfg):
     job.run()
     note = next(e for e in job.events.all() if isinstance(e, Note) and "estimate error" in e.message)
     assert abs(note.data["error"]) < 3  # tiny model: overhead dominates; the 1B check lives in bench/gpu script
+
+
+def test_presets_carry_the_base_licence_for_the_card():
+    from studio.hub.card import _preset_license
+    from studio.modeling import list_presets
+
+    hub_presets = [p for p in list_presets() if p.name != "demo-tiny"]
+    assert hub_presets and all(p.license for p in hub_presets)
+    assert all(isinstance(n, str) for p in list_presets() for n in p.notes)
+    assert _preset_license("microsoft/phi-2") == "mit"
+    assert _preset_license("some/unknown-model") is None

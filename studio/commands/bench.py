@@ -10,7 +10,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "gpu-memory": "GPU: LoRA on a random ~1B Llama, bf16 and 4-bit, 1024 tokens: tokens/s, peak memory, "
                          "memory estimate error.",
            "gpu": "Studio's engine vs plain and hand-tuned TRL on Llama-1B / Mistral-7B shapes (--smoke: CPU, tiny).",
-           "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map."}
+           "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
+           "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
         from studio import bench_gpu
 
         return bench_gpu.run(args)
+    if args.name == "chat-memory":
+        from studio.bench_chat import chat_memory
+
+        result = chat_memory(device="auto", size="medium", report=lambda line: print(line, flush=True))
+        print(f"ratio {result.ratio:.3f}")
+        return 0
     if args.name == "data":
         from studio.speed.databench import run_data_bench
 

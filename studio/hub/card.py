@@ -50,9 +50,9 @@ def base_license(facts: RunFacts) -> str | None:
             if isinstance(cached, str):
                 readme = Path(cached).read_text(encoding="utf-8")
     except (OSError, ValueError):
-        return None
+        readme = None
     if not readme:
-        return None
+        return _preset_license(base)
     front = re.match(r"^---\s*\n(.*?)\n---\s*\n", readme, re.S)
     if not front:
         return None
@@ -64,6 +64,13 @@ def base_license(facts: RunFacts) -> str | None:
         return None
     value = meta.get("license") if isinstance(meta, dict) else None
     return str(value) if value else None
+
+
+def _preset_license(base: str) -> str | None:
+    from studio.modeling import find_preset
+
+    preset = find_preset(base)
+    return preset.license if preset is not None else None
 
 
 def hub_datasets(cfg: RunConfig) -> list[str]:
