@@ -188,6 +188,10 @@ def heldout_rows(cfg: Any, loaded: Any = None) -> Any:
     return eval_rows
 
 
+RESULTS_FILE = "eval_results.json"
+"""Written into the run directory by every evaluation; the model card reads the latest."""
+
+
 def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: AnswerExtractor | None = None,
                  max_new_tokens: int = 256, batch_size: int = 8, engine: Any = None, adapter: str | None = None,
                  device: str = "auto", accuracy: bool = True,
@@ -285,8 +289,11 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
                 s.accuracy = s.correct / s.scored
                 s.unclear_rate = s.unclear / s.scored
     report_progress(1.0, "done")
-    return EvalReport(run_dir=str(run_dir), base=scores["base"], tuned=scores["tuned"], rows=n, per_row=per_row,
-                      extractor=extractor, adapter=adapter or "")
+    report = EvalReport(run_dir=str(run_dir), base=scores["base"], tuned=scores["tuned"], rows=n, per_row=per_row,
+                        extractor=extractor, adapter=adapter or "")
+    if runs.is_main_process():
+        report.save(Path(run_dir) / RESULTS_FILE)  # the model card reads it
+    return report
 
 
 def _question_text(row: dict[str, Any], builder: Any) -> str:

@@ -91,6 +91,11 @@ def test_evaluate_run_reports_both_models(wp_run, wp_engine):
     assert set(summary) == {"base", "tuned", "rows"}
     assert set(summary["base"]) == {"loss", "perplexity", "accuracy", "unclear_rate"}
     assert [r[0] for r in report.table()] == ["loss", "perplexity", "accuracy", "no clear answer"]
+    import json
+    from pathlib import Path
+
+    saved = json.loads((Path(wp_run) / "eval_results.json").read_text())  # the model card reads this file
+    assert saved["base"]["loss"] == pytest.approx(report.base.loss)
 
 
 def test_loss_matches_the_training_render(wp_run, wp_engine):

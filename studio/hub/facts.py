@@ -15,7 +15,7 @@ from typing import Any
 from studio.config import DEMO_MODEL, RunConfig, load_config
 from studio.errors import HubError
 
-EVAL_FILES = ("eval_results.json", "eval.json")
+EVAL_FILES = ("eval_results.json",)
 """Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / "eval_results.json")``)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_SAMPLES = 3
