@@ -59,6 +59,8 @@ class Studio:
                 from studio.training import default_callbacks
 
                 extra_callbacks = default_callbacks(cfg)
+            if self.chat is not None and self.chat.device.startswith("cuda") and cfg.train.device != "cpu":
+                self.release_chat()  # the run gets the playground's GPU memory back
             job = TrainingJob(cfg, self.runs_dir, resume=resume, extra_callbacks=extra_callbacks)
             self.job = job.start()
             return job
