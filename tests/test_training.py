@@ -173,9 +173,26 @@ def test_injected_oom_becomes_failed_with_run_kept_and_studio_stays_usable(tiny_
     assert runs.load_run(job.run_dir).status == "failed"
     assert studio.current_job is None and job.trainer is None and job.model is None
     # the app is still usable: a new job starts (and stops before training)
+    # a playground model held on the GPU is unloaded before a GPU run starts (a CPU one is kept)
+    closed = []
+
+    class FakeEngine:
+        def __init__(self, device):
+            self.device = device
+
+        def close(self):
+            closed.append(self.device)
+
+    studio.chat = FakeEngine("cpu")
     second = studio.start_training(tiny_cfg())
+    assert studio.chat is not None and closed == []
     assert studio.stop_training()
     assert second.wait(120) and isinstance(second.result, (Stopped, Finished))
+    studio.chat = FakeEngine("cuda:0")
+    third = studio.start_training(tiny_cfg())
+    assert studio.chat is None and closed == ["cuda:0"]
+    assert studio.stop_training()
+    assert third.wait(120) and isinstance(third.result, (Stopped, Finished))
 
 
 def test_explain_failure():
