@@ -60,8 +60,8 @@ SHAPES: dict[str, dict[str, Any]] = {
                       num_key_value_heads=2, head_dim=16, vocab_size=512, max_position_embeddings=512),
     },
 }
-GPU = dict(min_len=64, max_len=2048, rows=4096, tokens={"llama-1b": 400_000, "mistral-7b": 100_000},
-           warmup=3, max_seconds=75.0, batch_size=8)
+GPU = dict(min_len=64, max_len=2048, rows=4096, tokens={"llama-1b": 300_000, "mistral-7b": 60_000},
+           warmup=3, max_seconds=40.0, batch_size=8)
 SMOKE = dict(min_len=16, max_len=128, rows=96, tokens={"llama-1b": 1_200, "mistral-7b": 800},
              warmup=1, max_seconds=30.0, batch_size=4)
 LORA = dict(r=16, alpha=32, dropout=0.05, target_modules="all-linear")
@@ -282,7 +282,9 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
         kbit = "peft" if quant != "none" else "none"
         args.update(packing=True, packing_strategy="bfd", gradient_checkpointing=gc_on,
                     use_liger_kernel=booster == "liger")
-    elif run == "studio":
+    elif run in ("studio", "studio-lowmem"):
+        if run == "studio-lowmem":  # the same engine with checkpointing forced on: the memory-first trade-off
+            cfg = cfg.with_overrides(["train.gradient_checkpointing=true"])
         plan = plan_speed(cfg, mconf, device, mean_tokens=mean_tokens)
         attn, packing, gc_on = plan.attn_impl, plan.packing, plan.gradient_checkpointing
         model = _load(shape, smoke, attn, dtype, workdir, device)
@@ -292,7 +294,7 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
         args.update(sft_speed_kwargs(plan))
         notes = plan.lines()
     else:
-        raise ValueError(f"unknown run {run!r}; choose from {', '.join(RUNS)}")
+        raise ValueError(f"unknown run {run!r}; choose from {', '.join(RUNS)}, studio-lowmem")
 
     if device == "cuda" and attn not in ("flash_attention_2", "flex_attention") and packing:
         notes.append(f"{attn} with packing: dense block-diagonal mask over the flattened batch")
@@ -383,9 +385,15 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
         return round(a / b, 3) if a and b else None
 
     p, t, s = by.get("plain", {}), by.get("tuned", {}), by.get("studio", {})
-    return {"studio_vs_plain_tokens": div(s.get("tokens_per_s"), p.get("tokens_per_s")),
-            "studio_vs_plain_memory": div(s.get("peak_mem_bytes"), p.get("peak_mem_bytes")),
-            "studio_vs_tuned_tokens": div(s.get("tokens_per_s"), t.get("tokens_per_s"))}
+    out = {"studio_vs_plain_tokens": div(s.get("tokens_per_s"), p.get("tokens_per_s")),
+           "studio_vs_plain_memory": div(s.get("peak_mem_bytes"), p.get("peak_mem_bytes")),
+           "studio_vs_tuned_tokens": div(s.get("tokens_per_s"), t.get("tokens_per_s"))}
+    low = by.get("studio-lowmem")
+    if low:
+        out.update({"lowmem_vs_plain_tokens": div(low.get("tokens_per_s"), p.get("tokens_per_s")),
+                    "lowmem_vs_plain_memory": div(low.get("peak_mem_bytes"), p.get("peak_mem_bytes")),
+                    "lowmem_vs_tuned_tokens": div(low.get("tokens_per_s"), t.get("tokens_per_s"))})
+    return out
 
 
 def run_bench(ns: argparse.Namespace) -> dict[str, Any]:
@@ -420,8 +428,8 @@ def _gb(x: float) -> str:
 
 def _row(r: dict[str, Any]) -> str:
     if r.get("error"):
-        return f"{r['model']:<11} {r['name']:<7} FAILED: {r['error']}"
-    return (f"{r['model']:<11} {r['name']:<7} {r['tokens_per_s']:>10.0f} tok/s  step p50 {r['step_time_p50']:.3f}s "
+        return f"{r['model']:<11} {r['name']:<13} FAILED: {r['error']}"
+    return (f"{r['model']:<11} {r['name']:<13} {r['tokens_per_s']:>10.0f} tok/s  step p50 {r['step_time_p50']:.3f}s "
             f"p95 {r['step_time_p95']:.3f}s  peak {_gb(r['peak_mem_bytes'])}/{_gb(r['peak_reserved_bytes'])} GB "
             f"(alloc/reserved)  MFU {r['mfu']:.1%}  first loss {r['first_loss']}  probe {r['probe_loss']}  "
             f"[{r['attn']}, packing {'on' if r['packing'] else 'off'}, ckpt {'on' if r['gradient_checkpointing'] else 'off'}, "
@@ -435,7 +443,7 @@ def format_report(report: dict[str, Any]) -> str:
                      f"studio/plain peak memory {rat['studio_vs_plain_memory']} (target <= 0.5), "
                      f"studio/tuned tokens/s {rat['studio_vs_tuned_tokens']} (target >= 1.3)")
     for r in report["runs"]:
-        if r.get("name") == "studio" and r.get("notes"):
+        if r.get("name", "").startswith("studio") and r.get("notes"):
             lines.append(f"studio plan ({r['model']}): " + "; ".join(r["notes"]))
     return "\n".join(lines)
 
@@ -444,7 +452,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="Same code on CPU with tiny shapes (seconds).")
     p.add_argument("--json", action="store_true", help="Print one JSON object instead of the table.")
     p.add_argument("--models", default="llama-1b,mistral-7b", help="Comma-separated shapes: llama-1b, mistral-7b.")
-    p.add_argument("--runs", default=",".join(RUNS), help="Comma-separated runs: plain, tuned, studio.")
+    p.add_argument("--runs", default=",".join(RUNS),
+                   help="Comma-separated runs: plain, tuned, studio, studio-lowmem (checkpointing forced on).")
     p.add_argument("--tokens", type=int, default=None, help="Real tokens to time per run after warm-up.")
     p.add_argument("--max-seconds", type=float, default=None, help="Stop timing a run after this many seconds.")
     p.add_argument("--tuned-attn", default=None,

@@ -298,3 +298,27 @@ def test_packed_logits_differ_without_boundaries():
         joined = model(input_ids=torch.cat([a, b])[None], use_cache=False).logits[0, 20:]
         alone = model(input_ids=b[None], use_cache=False).logits[0]
     assert (joined - alone).abs().max().item() > 1e-3
+
+
+def test_packed_micro_batch_counts_rows_with_a_throughput_floor():
+    from studio.config import RunConfig
+    from studio.speed import plan_speed
+
+    cfg = RunConfig.from_dict({"train": {"packing": True, "batch_size": 8, "max_length": 2048}})
+    kw = dict(device="cuda", mean_tokens=500, flash_version=None, capability=(9, 0), flex_ok=True, liger=None,
+              estimate=_est(10, 1, 2, 1, 80))
+    assert plan_speed(cfg, min_step_tokens=0, **kw).per_device_batch == 2      # 8 rows x 500 tokens
+    plan = plan_speed(cfg, min_step_tokens=8192, **kw)
+    assert plan.per_device_batch == 4 and "per-step overhead" in plan.batch_reason
+    assert plan_speed(cfg, min_step_tokens=10 ** 6, **kw).per_device_batch == 8  # never more packs than rows
+
+
+def test_bench_ratios_include_the_lowmem_trade_off():
+    from studio.bench_gpu import ratios
+
+    runs = [{"name": "plain", "tokens_per_s": 100, "peak_mem_bytes": 10}, {"name": "tuned", "tokens_per_s": 200,
+            "peak_mem_bytes": 20}, {"name": "studio", "tokens_per_s": 300, "peak_mem_bytes": 15},
+            {"name": "studio-lowmem", "tokens_per_s": 250, "peak_mem_bytes": 4}]
+    r = ratios(runs)
+    assert (r["studio_vs_plain_tokens"], r["studio_vs_plain_memory"], r["studio_vs_tuned_tokens"]) == (3.0, 1.5, 1.5)
+    assert (r["lowmem_vs_plain_tokens"], r["lowmem_vs_plain_memory"]) == (2.5, 0.4)

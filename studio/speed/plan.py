@@ -77,7 +77,7 @@ def _model_type(cfg: Any, model_config: Any) -> str | None:
 def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean_tokens: float | None = None,
                flash_version: str | None | bool = False, capability: tuple[int, int] | None | bool = False,
                flex_ok: bool | None = None, liger: str | None | bool = False,
-               estimate: Any = None) -> SpeedPlan:
+               estimate: Any = None, min_step_tokens: int | None = None) -> SpeedPlan:
     """Decide the fast path for RunConfig ``cfg`` before the model loads.
 
     Args:
@@ -88,6 +88,9 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
             micro-batch so a step still holds about ``train.batch_size`` rows (see ``batch_reason``).
         flash_version, capability, flex_ok, liger: detection overrides (tests).
         estimate: a ready :class:`~studio.modeling.MemoryEstimate` for the planned micro-batch (tests).
+        min_step_tokens: fewest tokens per packed micro-batch (GPU); None: enough for ~0.1 s of work at 40% of
+            the GPU's peak, so fixed per-step costs (optimizer, metrics, launches) stay small. Never more packs
+            than ``train.batch_size``.
 
     Returns:
         a :class:`SpeedPlan`; nothing here raises because an optional package is missing.
@@ -121,6 +124,11 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
         packs = max(1, math.ceil(rows * min(mean_tokens, tc.max_length) / tc.max_length))
         batch_reason = (f"{packs} pack(s) of up to {tc.max_length} tokens ~ {rows} rows of ~{mean_tokens:.0f} "
                         f"tokens (train.batch_size counts rows, packed or not)")
+        floor = _min_step_tokens(model_config, dev, min_step_tokens)
+        if floor and packs * tc.max_length < floor:
+            packs = min(rows, math.ceil(floor / tc.max_length))
+            batch_reason += (f"; raised to {packs} pack(s): a step needs >= {floor} tokens to hide per-step "
+                             f"overhead on this GPU")
     elif packing:
         packs = rows
         batch_reason = f"{rows} packs of up to {tc.max_length} tokens (row lengths unknown)"
@@ -153,6 +161,21 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
                      booster_reason=booster_reason, gradient_checkpointing=gc_on, gc_reason=gc_reason, kbit=kbit,
                      kbit_reason=kbit_reason, per_device_batch=packs, batch_reason=batch_reason,
                      estimate=est.to_dict() if est is not None and hasattr(est, "to_dict") else None)
+
+
+def _min_step_tokens(model_config: Any, device: str, given: int | None) -> int:
+    if given is not None:
+        return given
+    if device != "cuda" or model_config is None:
+        return 0
+    from studio.speed.flops import flops_per_token, peak_flops
+
+    try:
+        peak = peak_flops(device="cuda").flops
+        fpt = flops_per_token(model_config, 512)
+    except Exception:  # noqa: BLE001 - no floor rather than no plan
+        return 0
+    return int(0.1 * 0.4 * peak / fpt) if peak > 0 and fpt > 0 else 4096
 
 
 def model_config_for_plan(model_cfg: Any, plan: SpeedPlan) -> Any:
