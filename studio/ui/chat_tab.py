@@ -8,6 +8,7 @@ adapter, so two browsers never see each other's choice).
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +24,8 @@ TAB_ID = "chat"
 LABEL = "4 · Chat"
 DEFAULT_MAX_NEW_TOKENS = 64
 EVAL_HEADERS = ["Metric", "Base model", "Fine-tuned"]
+BLANK_NOTE = "␣ (the answer is only whitespace: {n} characters)"
+_BLANK_RE = re.compile(r"^␣ \(the answer is only whitespace: \d+ characters\)$")
 ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
 
 
@@ -124,15 +127,21 @@ def _md(text: str) -> str:
 
 
 def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
-    """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages."""
+    """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages (the note
+    shown for a whitespace-only answer counts as an empty answer)."""
     out = []
     for m in history or []:
         if isinstance(m, dict):
-            out.append({"role": m.get("role", "user"), "content": flatten_content(m.get("content"))})
+            role, content = m.get("role", "user"), flatten_content(m.get("content"))
         else:
-            role, content = getattr(m, "role", "user"), getattr(m, "content", "")
-            out.append({"role": role, "content": flatten_content(content)})
+            role, content = getattr(m, "role", "user"), flatten_content(getattr(m, "content", ""))
+        out.append({"role": role, "content": "" if _BLANK_RE.match(content) else content})
     return out
+
+
+def shown(text: str) -> str:
+    """An answer as the pane shows it: a whitespace-only answer would be invisible, so it is described."""
+    return BLANK_NOTE.format(n=len(text)) if text and not text.strip() else text
 
 
 def gen_params(max_new_tokens: Any, do_sample: bool, temperature: Any, top_p: Any, top_k: Any,
@@ -280,7 +289,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             for base_text, tuned_text in stream:
                 base_new[-1]["content"], tuned_new[-1]["content"] = base_text, tuned_text
                 yield gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(), gr.skip()
-            base_new[-1]["content"], tuned_new[-1]["content"] = stream.base.text, stream.tuned.text
+            base_new[-1]["content"], tuned_new[-1]["content"] = shown(stream.base.text), shown(stream.tuned.text)
             end = {"stopped": "stopped", "length": "hit the token limit"}
             notes = [stream.notice] if stream.notice else []
             notes += [f"{side} answer {end[s.finish_reason]}." for side, s in (("Tuned", stream.tuned),

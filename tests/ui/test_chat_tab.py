@@ -174,3 +174,10 @@ def test_evaluate_fills_the_table_and_the_rows(served):
 def test_stop_with_nothing_running_is_harmless(served):
     client, *_ = served
     assert "Stopped" in client.predict(api_name="/stop_chat")
+
+
+def test_a_whitespace_only_answer_is_described_and_read_back_as_empty():
+    note = chat_tab.shown("   ")
+    assert "only whitespace: 3 characters" in note and chat_tab.shown("x ") == "x "
+    assert chat_tab.to_turns([{"role": "assistant", "content": [{"type": "text", "text": note}]}]) == \
+        [{"role": "assistant", "content": ""}]

@@ -1,0 +1,200 @@
+"""The whole app in a real browser: Data -> Model -> Train -> Chat -> Publish on the offline demo model.
+
+The app runs as a subprocess (``python launch.py --demo``) with ``HF_ENDPOINT`` pointing at the local fake Hub
+(tests/hub_server.py, in this process) and a fake ``HF_TOKEN``; headless Debian Chromium clicks through the flow.
+Screenshots of every tab go to ``test-artifacts/browser/`` and are copied to ``docs/screenshots/`` (the README
+shows them). Fails on any browser console error, page error, or traceback in the app's output. Without Chromium it
+skips, except in CI (``CI=true``), where it fails.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from browser import ROOT, AppProcess, chromium_or_skip, launch_chromium, tracebacks
+from hub_server import HubServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TOKEN = "hf_browser_test_token_4d1c"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+STEPS = 6
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return chromium_or_skip()
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(hub, chromium, tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                                                             "HUGGING_FACE_HUB_TOKEN")}
+    env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    proc = AppProcess(tmp_path_factory.mktemp("browser-runs"), ARTIFACTS / "app.log", env).start()
+    TIMINGS["app start to first page (s)"] = round(proc.startup_s or 0, 1)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _shot(page, name: str) -> None:
+    """Full-page screenshot (toasts hidden: they would cover the tab) into the artifacts and docs/screenshots."""
+    page.add_style_tag(content=".toast-wrap { display: none !important; }")
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+
+
+def _tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+
+
+def _plot_signature(page, elem_id: str) -> str | None:
+    """The traces of a plotly chart (x lengths and last y) as a string, or None before it is drawn."""
+    return page.evaluate("""id => { const g = document.querySelector(`#${id} .js-plotly-plot`);
+        if (!g || !g.data) return null;
+        return JSON.stringify(g.data.map(t => [(t.x || []).length, (t.y || []).slice(-1)[0]])); }""", elem_id)
+
+
+def _bot_text(page, elem_id: str) -> str:
+    bots = page.locator(f"#{elem_id} [data-testid='bot']")
+    return bots.last.inner_text() if bots.count() else ""
+
+
+def test_full_flow_in_a_real_browser(app, hub, chromium):
+    from playwright.sync_api import expect, sync_playwright
+
+    problems: list[str] = []
+    t_all = time.perf_counter()
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, chromium)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(app.url)
+
+            # ---- Data: the bundled linear equations, highlighted trained tokens, length histogram
+            t0 = time.perf_counter()
+            sample = page.locator("#data-sample input")
+            expect(sample).to_have_value("linear_equations.csv", timeout=60_000)
+            expect(page.locator("#data-summary")).not_to_contain_text("Loading the preview", timeout=90_000)
+            if page.locator("#data-error").is_visible():  # the preview the page opens with
+                problems.append("Data tab opened with an error: " + page.locator("#data-error").inner_text())
+            sample.click()
+            page.get_by_role("option", name="linear_equations.csv").click()
+            expect(page.locator("#data-preview .textfield span").first).to_be_visible(timeout=90_000)
+            page.wait_for_function("() => document.querySelector('#data-histogram .js-plotly-plot')",
+                                   timeout=60_000)
+            assert page.locator("#data-preview .textfield span").count() > 10
+            TIMINGS["data preview (s)"] = round(time.perf_counter() - t0, 1)
+            _shot(page, "1-data")
+
+            # ---- Model: demo model, 4-bit, memory estimate
+            _tab(page, "2 · Model")
+            expect(page.locator("#model-name input")).to_have_value(re.compile(r"^demo-tiny"))
+            summary = page.locator("#model-memory-summary p")
+            expect(summary).to_contain_text("Estimate", timeout=60_000)
+            before = summary.inner_text()
+            t0 = time.perf_counter()
+            page.locator("#model-quantization label", has_text="4bit").click()
+            expect(page.locator("#model-quant-type")).to_be_visible()
+            page.wait_for_function("""before => { const p = document.querySelector('#model-memory-summary p');
+                return p && p.innerText.includes('Estimate') && p.innerText !== before; }""", arg=before)
+            page.wait_for_function("() => document.querySelector('#model-memory .js-plotly-plot')")
+            TIMINGS["memory estimate after choosing 4-bit (s)"] = round(time.perf_counter() - t0, 1)
+            _shot(page, "2-model")
+
+            # ---- Train: a short run; the chart redraws while it trains, then it finishes
+            _tab(page, "3 · Train")
+            for elem_id, value in (("train-max-steps", STEPS), ("train-batch-size", 2)):
+                box = page.locator(f"#{elem_id} input")
+                box.fill(str(value))
+                box.press("Tab")
+            t0 = time.perf_counter()
+            page.locator("#train-start").click()
+            signatures: list[str] = []
+            deadline = time.time() + 240
+            while time.time() < deadline:
+                sig = _plot_signature(page, "train-loss")
+                if sig and (not signatures or sig != signatures[-1]):
+                    signatures.append(sig)
+                status = page.locator("#train-status").inner_text()
+                if "finished" in status or "failed" in status:
+                    break
+                time.sleep(0.25)
+            status = page.locator("#train-status").inner_text()
+            assert "finished" in status, f"training did not finish: {status}\n{app.output()[-2000:]}"
+            time.sleep(1.5)  # the last tick redraws the chart
+            sig = _plot_signature(page, "train-loss")
+            if sig and sig != signatures[-1]:
+                signatures.append(sig)
+            TIMINGS[f"train {STEPS} steps, 4-bit, click to finished (s)"] = round(time.perf_counter() - t0, 1)
+            assert len(signatures) >= 3, f"the loss chart was drawn {len(signatures)} times: {signatures}"
+            _shot(page, "3-train")
+
+            # ---- Chat: the new run is picked; one question, both panes answer
+            _tab(page, "4 · Chat")
+            run_name = next(p.name for p in Path(app.runs_dir).iterdir() if p.is_dir())
+            expect(page.locator("#chat-run input")).to_have_value(
+                re.compile(rf"^{run_name} · finished"), timeout=30_000)
+            t0 = time.perf_counter()
+            page.locator("#chat-input textarea").fill("Solve for x: 2x + 3 = 11")
+            page.locator("#chat-send").click()
+            page.wait_for_function("""() => ['chat-base', 'chat-tuned'].every(id =>
+                [...document.querySelectorAll(`#${id} [data-testid='bot']`)].some(b => b.innerText.trim()))""",
+                                   timeout=120_000)
+            expect(page.locator("#chat-notice")).not_to_contain_text("Answering", timeout=120_000)
+            TIMINGS["chat: load + both answers (s)"] = round(time.perf_counter() - t0, 1)
+            assert _bot_text(page, "chat-base").strip() and _bot_text(page, "chat-tuned").strip()
+            expect(page.locator("#chat-error")).to_be_hidden()
+            _shot(page, "4-chat")
+
+            # ---- Publish: card preview, whoami, push to the local Hub, the link appears
+            _tab(page, "5 · Publish")
+            expect(page.locator("#publish-run input")).to_have_value(
+                re.compile(rf"^{run_name} · "), timeout=30_000)
+            expect(page.locator("#publish-preview")).to_contain_text("Metadata (YAML header)")
+            expect(page.locator("#publish-preview")).to_contain_text("studio/demo-tiny")
+            page.locator("#publish-check").click()
+            expect(page.locator("#publish-account")).to_contain_text("Logged in as tester")
+            t0 = time.perf_counter()
+            page.locator("#publish-push").click()
+            link = page.locator("#publish-link a")
+            expect(link).to_contain_text(f"{hub.url}/tester/", timeout=120_000)
+            TIMINGS["push to the local Hub (s)"] = round(time.perf_counter() - t0, 1)
+            repo_id = link.inner_text().split(f"{hub.url}/")[1].strip()
+            assert {"README.md", "adapter_model.safetensors"} <= set(hub.repo(repo_id).files)
+            assert hub.repo(repo_id).private
+            _shot(page, "5-publish")
+        finally:
+            try:
+                page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+            browser.close()
+    TIMINGS["whole flow (s)"] = round(time.perf_counter() - t_all, 1)
+    (ARTIFACTS / "timings.txt").write_text("".join(f"{k}: {v}\n" for k, v in TIMINGS.items()), encoding="utf-8")
+    print("\n" + "".join(f"{k}: {v}\n" for k, v in TIMINGS.items()))
+    assert not problems, "browser console errors:\n" + "\n".join(problems)
+    assert not tracebacks(app.output()), "server tracebacks:\n" + "\n\n".join(tracebacks(app.output()))
+    written = [p for p in Path(app.runs_dir).rglob("*") if p.is_file()]
+    assert not any(TOKEN.encode() in p.read_bytes() for p in written), "the token was written to disk"
