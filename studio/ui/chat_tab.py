@@ -139,6 +139,13 @@ def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
     return out
 
 
+def _displayed(history: list[Any] | None) -> list[dict[str, str]]:
+    """A Chatbot value as plain messages, exactly as shown (for handing back to the pane)."""
+    return [{"role": m.get("role", "user"), "content": flatten_content(m.get("content"))} if isinstance(m, dict)
+            else {"role": getattr(m, "role", "user"), "content": flatten_content(getattr(m, "content", ""))}
+            for m in history or []]
+
+
 def shown(text: str) -> str:
     """An answer as the pane shows it: a whitespace-only answer would be invisible, so it is described."""
     return BLANK_NOTE.format(n=len(text)) if text and not text.strip() else text
@@ -274,10 +281,10 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         if not text:
             yield gr.skip(), base_hist, tuned_hist, gr.skip(), gr.skip(), gr.skip()
             return
-        base_turns, tuned_turns = to_turns(base_hist), to_turns(tuned_hist)
+        base_turns, tuned_turns = to_turns(base_hist), to_turns(tuned_hist)  # what the models are given
         ask = {"role": "user", "content": text}
-        base_new = [*base_turns, ask, {"role": "assistant", "content": ""}]
-        tuned_new = [*tuned_turns, ask, {"role": "assistant", "content": ""}]
+        base_new = [*_displayed(base_hist), ask, {"role": "assistant", "content": ""}]
+        tuned_new = [*_displayed(tuned_hist), ask, {"role": "assistant", "content": ""}]
         yield "", base_new, tuned_new, gr.skip(), error_box(None), "_Loading the model…_"
         try:
             params = gen_params(*values)
@@ -299,7 +306,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         except Exception as err:  # noqa: BLE001 - shown as one sentence
             message_text = error_text(err)
             gr.Warning(message_text)
-            yield text, base_turns, tuned_turns, gr.skip(), error_box(message_text), ""
+            yield text, _displayed(base_hist), _displayed(tuned_hist), gr.skip(), error_box(message_text), ""
 
     def on_stop() -> str:
         engine = studio.chat
