@@ -108,6 +108,10 @@ def _build_atomically(folder: Path) -> None:
 def _build(out: Path) -> dict:
     """Train the tokenizer, initialise the model and save both into ``out``; returns build info."""
     import torch
+
+    from studio.imports import ml_libs
+
+    ml_libs()
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer()

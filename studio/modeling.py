@@ -123,6 +123,8 @@ def quantization_config(model_cfg: Any, device: str = "auto") -> Any:
         return None
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError(f"{model_cfg.quantization} quantization needs bitsandbytes: pip install bitsandbytes")
+    from studio.imports import ml_libs
+    ml_libs()
     from transformers import BitsAndBytesConfig
 
     if model_cfg.quantization == "8bit":
@@ -220,6 +222,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         ModelError: the model can't be found or loaded as asked.
     """
     import torch
+    from studio.imports import ml_libs
+    ml_libs()
     from transformers import AutoModelForCausalLM
 
     from studio.demo import resolve_model_path
@@ -449,6 +453,8 @@ def _model_config_for(model_cfg: Any) -> Any:
     preset = find_preset(model_cfg.name_or_path)
     if preset and preset.arch:
         return preset.arch
+    from studio.imports import ml_libs
+    ml_libs()
     from transformers import AutoConfig
 
     from studio.demo import resolve_model_path

@@ -19,9 +19,10 @@ def load_tokenizer(model_cfg: Any, pad_token: str | None = None) -> tuple[Any, i
     Raises:
         ModelError: the model id or folder can't be found or has no tokenizer.
     """
-    from transformers import AutoTokenizer
-
     from studio.demo import resolve_model_path
+    from studio.imports import ml_libs
+
+    AutoTokenizer = ml_libs()[0].AutoTokenizer
 
     path = resolve_model_path(model_cfg.name_or_path)
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from studio.errors import DataError
+from studio.imports import ml_libs
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -51,7 +52,7 @@ def load_source(src: "SourceConfig") -> "Dataset":
 
 
 def _load_file(path: Path) -> "Dataset":
-    import datasets
+    _, datasets = ml_libs()
 
     builder = FILE_KINDS.get(path.suffix.lower())
     if builder is None:
@@ -103,7 +104,7 @@ def _nonblank(path: Path) -> Iterator[str]:
 
 
 def _load_folder(path: Path, split: str) -> "Dataset":
-    import datasets
+    _, datasets = ml_libs()
 
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() \
             or (path / "state.json").exists():
@@ -127,7 +128,7 @@ def _load_folder(path: Path, split: str) -> "Dataset":
 
 
 def _load_hub(src: "SourceConfig") -> "Dataset":
-    import datasets
+    _, datasets = ml_libs()
 
     try:
         return datasets.load_dataset(src.path, src.name, split=src.split)

@@ -1,0 +1,24 @@
+"""Heavy imports done once, under one lock.
+
+Two browser requests can import transformers at the same moment (the Data tab's preview and the Model tab's
+estimate on first page load). ``datasets`` inspects ``transformers.PreTrainedTokenizerBase`` whenever
+transformers is in ``sys.modules``, and a half-initialised transformers module then breaks a dataset load.
+Every core entry point that needs transformers or datasets calls :func:`ml_libs` first.
+"""
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def ml_libs() -> tuple[ModuleType, ModuleType]:
+    """``(transformers, datasets)``, fully imported (thread-safe; cheap after the first call)."""
+    with _IMPORT_LOCK:
+        import transformers
+
+        transformers.PreTrainedTokenizerBase  # noqa: B018 - resolve the lazy attribute datasets reads
+        import datasets
+
+    return transformers, datasets
