@@ -209,14 +209,27 @@ def choose_attention(requested: str = "auto", *, preset: Preset | None = None, d
 
 
 # ---------------------------------------------------------------------------------------------------------- loading
-def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = False) -> tuple[Any, Any]:
+def base_tokenizer(model_cfg: Any) -> tuple[Any, int]:
+    """The tokenizer :func:`load_base` pairs with ``model_cfg`` (preset pad token, chat template), and how many
+    tokens were added to it; pass the pair back as ``load_base(..., tokenizer=pair)`` to load the model for it."""
+    from studio.tokenizer import load_tokenizer
+
+    preset = find_preset(model_cfg.name_or_path)
+    return load_tokenizer(_with_id(model_cfg), pad_token=preset.pad_token if preset else None)
+
+
+def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = False, kbit_prep: bool = True,
+              tokenizer: tuple[Any, int] | None = None) -> tuple[Any, Any]:
     """Load the base model and its tokenizer as configured.
 
     Resolves presets and the demo id, applies the preset's pad token and the chat-template choice (resizing the
     embeddings when tokens were added), quantizes with bitsandbytes (4/8-bit also on CPU), and picks the attention
-    kernel. With ``for_training`` a quantized model is prepared for k-bit training (norms upcast, base frozen).
-    The attention reason is stored on ``model.studio_attention_reason``; added token ids on
-    ``model.studio_added_token_ids``.
+    kernel. With ``for_training`` (and ``kbit_prep``) a quantized model is prepared for k-bit training by peft
+    (norms upcast to fp32, base frozen); the training engine passes ``kbit_prep=False`` and prepares it itself
+    without the upcast (:func:`studio.speed.plan.prepare_for_training`). Without ``for_training`` the model is in
+    eval mode with every parameter frozen. ``tokenizer``: a ``(tokenizer, n_added)`` pair from
+    :func:`base_tokenizer`, reused instead of loading it again. The attention reason is stored on
+    ``model.studio_attention_reason``; added token ids on ``model.studio_added_token_ids``.
 
     Raises:
         ModelError: the model can't be found or loaded as asked.
@@ -232,7 +245,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     preset = find_preset(model_cfg.name_or_path)
     mcfg = _with_id(model_cfg)
     dev = resolve_device(device)
-    tok, n_added = load_tokenizer(mcfg, pad_token=preset.pad_token if preset else None)
+    tok, n_added = tokenizer if tokenizer is not None else \
+        load_tokenizer(mcfg, pad_token=preset.pad_token if preset else None)
     attn, reason = choose_attention(mcfg.attn_implementation, preset=preset, device=dev)
     quant = quantization_config(mcfg, dev)
     dtype = compute_dtype(mcfg, dev)
@@ -258,7 +272,7 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         model.config.pad_token_id = tok.pad_token_id
     if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
-    if for_training and quant is not None:
+    if for_training and quant is not None and kbit_prep:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -378,6 +392,7 @@ class MemoryEstimate:
     device: str
     device_name: str
     device_gb: float
+    quantization: str = "none"
 
     @property
     def fits(self) -> bool:
@@ -390,13 +405,20 @@ class MemoryEstimate:
 
     def summary(self) -> str:
         gc = "on" if self.gradient_checkpointing else "off"
-        return (f"~{self.total_gb:.2f} GB of {self.device_gb:.1f} GB ({self.device_name}); weights "
-                f"{self.weights_gb:.2f}, LoRA+grads+optimizer {self.lora_gb + self.grads_gb + self.optimizer_gb:.2f}, "
-                f"activations {self.activations_gb:.2f} (gradient checkpointing {gc}; "
-                f"{self.activations_no_ckpt_gb:.2f} without, {self.activations_ckpt_gb:.2f} with)")
+        quant = "unquantized" if self.quantization == "none" else self.quantization
+        return (f"~{_size(self.total_gb)} of {self.device_gb:.1f} GB ({self.device_name}); weights ({quant}) "
+                f"{_size(self.weights_gb)}, LoRA+grads+optimizer "
+                f"{_size(self.lora_gb + self.grads_gb + self.optimizer_gb)}, activations "
+                f"{_size(self.activations_gb)} (gradient checkpointing {gc}; {_size(self.activations_no_ckpt_gb)} "
+                f"without, {_size(self.activations_ckpt_gb)} with)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _size(gb: float) -> str:
+    """``1.23 GB`` or, below 1 GB, ``45.6 MB`` (small models would show 0.00 GB)."""
+    return f"{gb:.2f} GB" if gb >= 1 else f"{gb * 1024:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -525,11 +547,14 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     head = 0 if a.tie_word_embeddings else embed
     norms = (2 * a.num_hidden_layers + 1) * a.hidden_size
     total_params = linear + embed + head + norms
+    # k-bit: the rest stays in the compute dtype (studio.speed.kbit: no fp32 upcast), except with fp16 compute,
+    # where peft's preparation upcasts it to fp32
+    rest = 4 if mc.compute_dtype == "fp16" else cbytes
     if mc.quantization == "4bit":
         per = 0.5 + (4 / 64 if not mc.double_quant else (1 / 64 + 4 / (64 * 256)))
-        weights = linear * per + (embed + head + norms) * 4  # k-bit prep upcasts the rest to fp32
+        weights = linear * per + (embed + head + norms) * rest
     elif mc.quantization == "8bit":
-        weights = linear * (1 + 4 / max(a.hidden_size, 1)) + (embed + head + norms) * 4
+        weights = linear * (1 + 4 / max(a.hidden_size, 1)) + (embed + head + norms) * rest
     else:
         weights = total_params * cbytes
     targets = lc.target_modules
@@ -571,4 +596,5 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
                           activations_gb=g(acts), activations_no_ckpt_gb=g(act_full),
                           activations_ckpt_gb=g(act_ckpt), overhead_gb=g(overhead), total_gb=g(total),
                           gradient_checkpointing=bool(gradient_checkpointing), total_params=int(total_params),
-                          lora_params=int(lora_params), device=dev, device_name=dev_name, device_gb=round(dev_gb, 2))
+                          lora_params=int(lora_params), device=dev, device_name=dev_name, device_gb=round(dev_gb, 2),
+                          quantization=cfg.model.quantization)
