@@ -21,7 +21,7 @@ from studio.config import DEMO_MODEL
 from studio.errors import ModelError
 from studio.paths import ASSETS, cache_root
 
-BUILD_NAME = "demo-tiny-v1"
+BUILD_NAME = "demo-tiny-v2"
 MARKER = "studio-demo-complete.json"
 BOS, EOS, PAD, IM_START = "<|endoftext|>", "<|im_end|>", "<pad>", "<|im_start|>"
 SPECIAL_TOKENS = (BOS, EOS, PAD, IM_START)  # ids 0, 1, 2, 3
@@ -122,7 +122,9 @@ def _build(out: Path) -> dict:
     with torch.random.fork_rng(devices=[]):  # seed without disturbing the caller's RNG
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(**ids)
+    # a random model picks stray bytes of multi-byte characters, which decode to "\ufffd": never generate them
+    broken = [i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i])]
+    model.generation_config = GenerationConfig(**ids, suppress_tokens=broken or None)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())

@@ -54,7 +54,7 @@ def model(cache):
 def test_paths_follow_env_or_home(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "c"))
     assert demo.cache_root() == tmp_path / "c"
-    assert demo.demo_model_dir() == tmp_path / "c" / "demo-tiny-v1"
+    assert demo.demo_model_dir() == tmp_path / "c" / "demo-tiny-v2"
     monkeypatch.delenv("STUDIO_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert demo.cache_root() == tmp_path / "home" / ".cache" / "fine-tune-studio"
@@ -141,7 +141,7 @@ def test_half_built_folder_is_replaced(tmp_path, monkeypatch):
     (stale / "config.json").write_text("{", encoding="utf-8")  # a crash before the marker was written
     assert demo.ensure_demo_model() == stale
     assert (stale / demo.MARKER).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".demo-tiny-v1.lock", "demo-tiny-v1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".demo-tiny-v2.lock", "demo-tiny-v2"]
 
 
 def test_unwritable_cache_is_a_model_error(tmp_path, monkeypatch):
@@ -178,7 +178,7 @@ def test_concurrent_processes_build_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == [str(cache / demo.BUILD_NAME)] * 3
     assert log.read_text().splitlines() == ["build"]
-    assert sorted(p.name for p in cache.iterdir()) == [".demo-tiny-v1.lock", "demo-tiny-v1"]
+    assert sorted(p.name for p in cache.iterdir()) == [".demo-tiny-v2.lock", "demo-tiny-v2"]
     assert sorted(p.name for p in (cache / demo.BUILD_NAME).iterdir()) == ["config.json", demo.MARKER]
 
 
@@ -195,3 +195,21 @@ def test_forward_and_generate(tokenizer, model):
     gen = model.generate(**prompt, max_new_tokens=4, do_sample=False)
     assert gen.shape[0] == 1 and prompt["input_ids"].shape[1] < gen.shape[1] <= prompt["input_ids"].shape[1] + 4
     assert isinstance(tokenizer.decode(gen[0]), str)
+
+
+def test_demo_model_never_generates_broken_bytes():
+    """A random model would sample stray bytes of multi-byte characters; the demo suppresses those tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.demo import ensure_demo_model
+
+    path = ensure_demo_model()
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    suppressed = model.generation_config.suppress_tokens
+    assert suppressed and all("\ufffd" in tok.decode([i]) for i in suppressed)
+    ids = tok("Solve for x:", return_tensors="pt")["input_ids"]
+    torch.manual_seed(0)
+    out = model.generate(ids, max_new_tokens=40, do_sample=True, top_k=0)
+    assert not set(out[0, ids.shape[1]:].tolist()) & set(suppressed)

@@ -74,7 +74,9 @@ def generate_kwargs(params: GenerationParams, tokenizer: Any, model: Any, prompt
     config = GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1,
                               temperature=1.0, top_p=1.0, top_k=50, repetition_penalty=params.repetition_penalty,
                               eos_token_id=eos, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id
-                              is not None else (eos[0] if eos else None), use_cache=True)
+                              is not None else (eos[0] if eos else None), use_cache=True,
+                              suppress_tokens=getattr(getattr(model, "generation_config", None), "suppress_tokens",
+                                                      None))
     processors = LogitsProcessorList(_sampling_processors(params))
     criteria = StoppingCriteriaList([StopCriteria(tokenizer, prompt_len, params.stop, stop_events)])
     return {"generation_config": config, "logits_processor": processors, "stopping_criteria": criteria}

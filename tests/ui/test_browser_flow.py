@@ -2,7 +2,7 @@
 
 The app runs as a subprocess (``python launch.py --demo``) with ``HF_ENDPOINT`` pointing at the local fake Hub
 (tests/hub_server.py, in this process) and a fake ``HF_TOKEN``; headless Debian Chromium clicks through the flow.
-Screenshots of every tab go to ``test-artifacts/browser/`` and are copied to ``docs/screenshots/`` (the README
+Screenshots of every tab go to ``test-artifacts/browser/``; with ``STUDIO_UPDATE_SCREENSHOTS=1`` also to ``docs/screenshots/`` (the README
 shows them). Fails on any browser console error, page error, or traceback in the app's output. Without Chromium it
 skips, except in CI (``CI=true``), where it fails.
 """
@@ -54,12 +54,15 @@ def app(hub, chromium, tmp_path_factory):
 
 
 def _shot(page, name: str) -> None:
-    """Full-page screenshot (toasts hidden: they would cover the tab) into the artifacts and docs/screenshots."""
+    """Full-page screenshot once no component shows "processing" (toasts hidden: they would cover the tab), into
+    the artifacts; with STUDIO_UPDATE_SCREENSHOTS=1 also into docs/screenshots (the README's pictures)."""
     page.add_style_tag(content=".toast-wrap { display: none !important; }")
+    page.wait_for_function("() => !document.body.innerText.includes('processing |')", timeout=60_000)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+    if os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
 
 def _tab(page, label: str) -> None:
