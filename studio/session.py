@@ -5,10 +5,11 @@ mutable globals. One GPU runs one job at a time: a second start gets a clear "bu
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from studio.paths import default_runs_dir
 
@@ -126,11 +127,34 @@ class Studio:
             BusyError: another push/export is running, or a merge would share the GPU with a training run.
             HubError: what went wrong, with the fix.
         """
-        from studio.errors import BusyError, HubError
-        from studio.hub import export, push
+        from studio.errors import HubError
+        from studio.hub import push
 
         if not repo_id and export_dir is None:
             raise HubError("give a repo id to push to, or a folder to export into")
+        if not repo_id:
+            return str(self.export_run(run_dir, export_dir, merged=merged, card=card, progress=progress,
+                                       device=device).path)
+        with self._publish_guard(merged, device):
+            return push(run_dir, repo_id, token, private=private, merged=merged, card=card, progress=progress,
+                        export_dir=export_dir, device=device)
+
+    def export_run(self, run_dir: str | Path, export_dir: str | Path, *, merged: bool = False,
+                   card: str | None = None, repo_id: str | None = None, progress: Any = None,
+                   device: str = "auto") -> Any:
+        """Export a run into a local folder (``studio.hub.export``) under the same guards as :meth:`publish`;
+        returns the ``ExportResult`` (files, notes, probe check)."""
+        from studio.hub import export
+
+        with self._publish_guard(merged, device):
+            return export(run_dir, export_dir, merged=merged, card=card, repo_id=repo_id, device=device,
+                          progress=progress)
+
+    @contextlib.contextmanager
+    def _publish_guard(self, merged: bool, device: str) -> Iterator[None]:
+        """One push/export at a time; a merge never shares the GPU with a training run."""
+        from studio.errors import BusyError
+
         if merged:
             job = self.current_job
             if job is not None and _job_on_gpu(job) and device != "cpu":
@@ -142,11 +166,7 @@ class Studio:
         if not self.publishing.acquire(blocking=False):
             raise BusyError("a push or export is already running; wait for it to finish")
         try:
-            if not repo_id:
-                return str(export(run_dir, export_dir, merged=merged, card=card, device=device,
-                                  progress=progress).path)
-            return push(run_dir, repo_id, token, private=private, merged=merged, card=card, progress=progress,
-                        export_dir=export_dir, device=device)
+            yield
         finally:
             self.publishing.release()
 

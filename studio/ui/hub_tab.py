@@ -180,15 +180,13 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
 
     def on_push(run_value: str | None, repo: str, priv: bool, kd: str, text: str, tok: str,
                 progress: gr.Progress = gr.Progress()) -> dict:
-        from studio.hub import push as push_run
-
         try:
             if not run_value:
                 raise HubError("Pick a run with an adapter first (train one in the Train tab)")
             if not (repo or "").strip():
                 raise HubError("Type a repo id (name or owner/name) to push to")
-            url = push_run(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
-                           card=text if text.strip() else None, progress=lambda f, m: progress(f, desc=m))
+            url = studio.publish(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
+                                 card=text if text.strip() else None, progress=lambda f, m: progress(f, desc=m))
             gr.Info(f"Pushed to {url}")
             return {status: f"✅ Pushed {'a merged model' if kd == 'merged' else 'the adapter'} "
                             f"({'private' if priv else 'public'}).",
@@ -201,7 +199,6 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
     def on_export(run_value: str | None, repo: str, kd: str, text: str, folder: str,
                   progress: gr.Progress = gr.Progress()) -> dict:
         from studio.hub import default_export_dir
-        from studio.hub import export as export_run
 
         try:
             if not run_value:
@@ -209,11 +206,11 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             merged = kd == "merged"
             out = Path(folder.strip()).expanduser() if (folder or "").strip() else \
                 default_export_dir(run_value, merged)
-            result = export_run(run_value, out, merged=merged, card=text if text.strip() else None,
-                                repo_id=(repo or "").strip() or None, progress=lambda f, m: progress(f, desc=m))
+            result = studio.export_run(run_value, out, merged=merged, card=text if text.strip() else None,
+                                       repo_id=(repo or "").strip() or None,
+                                       progress=lambda f, m: progress(f, desc=m))
             notes = "".join(f"\n- {n}" for n in result.notes)
-            probe = (f"\n- probe check: merged and adapter answers match for “{result.probe.prompt}”"
-                     if result.probe is not None and result.probe.same else "")
+            probe = f"\n- probe check: {result.probe.describe()}" if result.probe is not None else ""
             return {status: f"✅ Exported {len(result.files)} files to `{result.path}`{notes}{probe}",
                     error: error_box(None)}
         except Exception as err:  # noqa: BLE001
