@@ -52,6 +52,9 @@ class Started(Event):
     attention_reason: str = ""
     loaded: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)
+    speed: list[str] = field(default_factory=list)
+    """The speed plan: one line per optimization, what is on and why (attention, packing, booster, gradient
+    checkpointing, k-bit preparation, micro-batch)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +69,11 @@ class Log(Event):
     grad_norm: float | None = None
     tokens_per_s: float | None = None
     """Non-padding tokens per second, all processes together."""
+    padding_share: float | None = None
+    """Share of the batch positions that were padding since the last log (0 with padding-free packing)."""
+    mfu: float | None = None
+    """Model FLOPs utilisation per device since the last log, 0..1 (``4N + 3A`` FLOPs per real token for LoRA;
+    None when the device's peak is unknown)."""
     samples_per_s: float | None = None
     steps_per_s: float | None = None
     num_tokens: int | None = None

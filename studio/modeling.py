@@ -525,8 +525,8 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     """Estimate training memory before anything loads, from the model config alone.
 
     Weights at the chosen quantization (4-bit: 0.5 byte + block constants per linear weight; embeddings and norms
-    in fp32 after k-bit preparation), LoRA parameters (fp32; bf16 when quantized, as TRL casts them), their
-    gradients and AdamW states (2 x fp32), activations for batch x max_length with and without gradient
+    in the compute dtype after Studio's k-bit preparation, fp32 with fp16 compute), LoRA parameters (fp32; bf16
+    when quantized, as TRL casts them), their gradients and AdamW states (2 x fp32), activations for batch x max_length with and without gradient
     checkpointing (SDPA/flash attention: no seq^2 scores; TRL's fused LM head: no full logits), and a fixed
     runtime overhead (CUDA context, allocator slack).
 

@@ -153,6 +153,7 @@ def _callback_class() -> type:
         def on_train_begin(self, args, state, control, **kwargs):
             self.t_begin = self.t_last = time.perf_counter()
             self.step_begin = self.step_last = state.global_step
+            self.job.window.take()  # count from the first step on
             self.job._train_begin(state, args)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -183,9 +184,13 @@ def _callback_class() -> type:
             rate = done / max(now - self.t_begin, 1e-9)
             remaining = max(state.max_steps - state.global_step, 0)
             mem, peak = memory_now(self.job.device)
+            speed = self.job._speed(dt)
+            if tps is None and speed.get("tokens_per_s"):
+                tps = speed["tokens_per_s"] * args.world_size
             event = Log(step=state.global_step, epoch=_round(state.epoch), loss=_num(logs.get("loss")),
                         learning_rate=_num(logs.get("learning_rate")), grad_norm=_num(logs.get("grad_norm")),
-                        tokens_per_s=_round(tps), samples_per_s=_round(steps * batch / dt),
+                        tokens_per_s=_round(tps), padding_share=speed.get("padding_share"), mfu=speed.get("mfu"),
+                        samples_per_s=_round(steps * batch / dt),
                         steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
                         memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
                         eta_s=_round(remaining / rate) if rate > 0 and done else None)
@@ -205,6 +210,23 @@ def _callback_class() -> type:
             self.job.emit(Checkpoint(step=state.global_step, path=str(path)))
 
     return StudioCallback
+
+
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class StudioSFTTrainer(SFTTrainer):
+        """SFTTrainer that counts each training micro-batch's real tokens, positions and squared sequence lengths
+        for the live tokens/s, padding share and MFU (sums stay on the device until a log step reads them)."""
+
+        studio_window: Any = None
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            if self.studio_window is not None:
+                self.studio_window.add(inputs)
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    return StudioSFTTrainer
 
 
 def _num(x: Any) -> float | None:
@@ -246,6 +268,12 @@ class TrainingJob:
         self.tokenizer: Any = None
         self.trainer: Any = None
         self.estimate: Any = None
+        self.plan: Any = None
+        """The :class:`~studio.speed.plan.SpeedPlan` of this run (attention, packing, booster, checkpointing...)."""
+        from studio.speed.flops import TokenWindow
+
+        self.window = TokenWindow()
+        self._peak: Any = None
         self._state = "preparing"
         self._status_extra: dict[str, Any] = {}
         self._train_loss: float | None = None
@@ -326,42 +354,49 @@ class TrainingJob:
         import torch
 
         from studio.data import prepare_datasets
-        from studio.modeling import (estimate_memory, load_base, lora_config, resolve_device,
-                                     resolve_gradient_checkpointing)
+        from studio.modeling import base_tokenizer, describe_loaded, load_base, lora_config, resolve_device
+        from studio.speed import apply_booster, plan_speed
+        from studio.speed.plan import mean_row_tokens, model_config_for_plan, prepare_for_training
 
         cfg = self.cfg
         self.device = resolve_device(cfg.train.device)
         self._rss_start = memory_now(self.device)[0]
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        try:
-            self.estimate = estimate_memory(cfg, device=self.device)
-        except StudioError as exc:
-            self.estimate = None
-            LOG.warning("no memory estimate: %s", exc)
-        gc_on = resolve_gradient_checkpointing(cfg, self.estimate) if self.estimate else \
-            cfg.train.gradient_checkpointing is True
-        if self.estimate is not None and self.estimate.gradient_checkpointing != gc_on:
-            self.estimate = estimate_memory(cfg, device=self.device, gradient_checkpointing=gc_on)
-        self._status_extra = {"message": "loading the model"}
-        self.model, self.tokenizer = load_base(cfg.model, device=self.device, for_training=True)
+        # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
+        # rows' real lengths, and picks the attention kernel the model must be loaded with
         self._status_extra = {"message": "preparing the data"}
+        tokenizer = base_tokenizer(cfg.model)
+        self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
         if self._stop.is_set():
             return self._finish_stopped(step=0)
-        trainer = self.trainer = self._build_trainer(prepared, lora_config(cfg, self.model), gc_on)
-        from studio.modeling import describe_loaded
-
+        plan = self.plan = plan_speed(cfg, device=self.device, mean_tokens=mean_row_tokens(prepared.train))
+        self.estimate = self._planned_estimate(plan)
+        for line in plan.lines():
+            LOG.info("speed plan: %s", line)
+        self._status_extra = {"message": "loading the model"}
+        # k-bit models are prepared by the plan (no fp32 upcast with bf16 compute), not by peft inside load_base
+        self.model, self.tokenizer = load_base(model_config_for_plan(cfg.model, plan), device=self.device,
+                                               for_training=True, kbit_prep=False, tokenizer=tokenizer)
+        if getattr(self.model.config, "_attn_implementation", None) == plan.attn_impl:
+            self.model.studio_attention_reason = plan.attn_reason
+        prepare_for_training(self.model, plan)
+        apply_booster(self.model, plan)  # a missing or failing booster is a reason in the plan, never a failure
+        gc_on = plan.gradient_checkpointing
+        trainer = self.trainer = self._build_trainer(prepared, lora_config(cfg, self.model), plan)
         loaded = describe_loaded(trainer.model)
         self._prepared_info = {"train_rows": len(prepared.train),
                                "eval_rows": len(prepared.eval) if prepared.eval is not None else 0}
         self._loaded = loaded
         self._gc_on = gc_on
+        self._init_speed_meter(loaded)
         env = runs.environment_info(self.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {**self._prepared_info, "dropped_rows": prepared.dropped_rows},
                     "loaded": loaded.to_dict(), "attention_reason": getattr(self.model, "studio_attention_reason", ""),
                     "gradient_checkpointing": gc_on, "memory_estimate": self.estimate.to_dict() if self.estimate else None,
+                    "speed": plan.to_dict(), "speed_lines": plan.lines(),
                     "resumed_from": str(self.resume_from) if self.resume_from else None})
         runs.write_environment(self.run_dir, env)
         trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
@@ -384,12 +419,60 @@ class TrainingJob:
         self._cleanup()
         return event
 
-    def _build_trainer(self, prepared: Any, peft_config: Any, gc_on: bool) -> Any:
-        from transformers import PrinterCallback, ProgressCallback
-        from trl import SFTConfig, SFTTrainer
+    def _planned_estimate(self, plan: Any) -> Any:
+        """The memory estimate for the planned micro-batch and checkpointing choice (None without a model config)."""
+        import dataclasses
 
-        args = SFTConfig(**sft_args(self.cfg, self.run_dir, device=self.device, gradient_checkpointing=gc_on,
-                                    has_eval=prepared.eval is not None))
+        from studio.modeling import estimate_memory
+
+        cfg = self.cfg
+        planned = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=plan.per_device_batch))
+        try:
+            return estimate_memory(planned, device=self.device, gradient_checkpointing=plan.gradient_checkpointing)
+        except StudioError as exc:
+            LOG.warning("no memory estimate: %s", exc)
+            return None
+
+    def _init_speed_meter(self, loaded: Any) -> None:
+        from studio.speed.flops import peak_flops
+
+        try:
+            self._peak = peak_flops(device=self.device)
+        except Exception as exc:  # noqa: BLE001 - no MFU rather than no run
+            LOG.warning("no peak FLOP/s for MFU: %s", exc)
+            self._peak = None
+        self._lora_params = loaded.trainable_params
+
+    def _speed(self, seconds: float) -> dict[str, float]:
+        """Real tokens/s (this process), padding share and MFU of the micro-batches since the last log step."""
+        from studio.speed.flops import Peak, SpeedMeter
+
+        real, positions, sum_sq = self.window.take()
+        if not positions or self.model is None:
+            return {}
+        try:
+            meter = SpeedMeter(self.model.config, peak=self._peak or Peak(0.0, "unknown"),
+                               lora_params=self._lora_params)
+            meter.add_sums(real, positions, sum_sq, seconds)
+            snap = meter.snapshot()
+        except Exception as exc:  # noqa: BLE001 - an unknown architecture has no FLOPs figure: no MFU
+            LOG.debug("speed meter: %s", exc)
+            share = round(1 - real / positions, 4)
+            return {"tokens_per_s": round(real / seconds, 1) if seconds > 0 else 0.0, "padding_share": share}
+        if self._peak is None or not self._peak.flops:
+            snap.pop("mfu", None)
+        return snap
+
+    def _build_trainer(self, prepared: Any, peft_config: Any, plan: Any) -> Any:
+        from transformers import PrinterCallback, ProgressCallback
+        from trl import SFTConfig
+
+        from studio.speed import sft_speed_kwargs
+
+        args = SFTConfig(**{**sft_args(self.cfg, self.run_dir, device=self.device,
+                                       gradient_checkpointing=plan.gradient_checkpointing,
+                                       has_eval=prepared.eval is not None),
+                            **sft_speed_kwargs(plan)})
         callbacks = [_callback_class()(self)]
         tb = self._tensorboard_callback()
         if tb is not None:
@@ -398,8 +481,10 @@ class TrainingJob:
 
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
             callbacks.append(cb if isinstance(cb, TrainerCallback) else cb(self))
-        trainer = SFTTrainer(model=self.model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-                             processing_class=self.tokenizer, peft_config=peft_config, callbacks=callbacks)
+        trainer = _trainer_class()(model=self.model, args=args, train_dataset=prepared.train,
+                                   eval_dataset=prepared.eval, processing_class=self.tokenizer,
+                                   peft_config=peft_config, callbacks=callbacks)
+        trainer.studio_window = self.window
         for noisy in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(noisy)
         return trainer
@@ -426,6 +511,7 @@ class TrainingJob:
                           train_rows=info.get("train_rows", 0), eval_rows=info.get("eval_rows", 0),
                           gradient_checkpointing=getattr(self, "_gc_on", False),
                           attention_reason=getattr(self.model, "studio_attention_reason", ""),
+                          speed=self.plan.lines() if self.plan is not None else [],
                           loaded=self._loaded.to_dict() if getattr(self, "_loaded", None) else {},
                           estimate=self.estimate.to_dict() if self.estimate else {}))
 
@@ -442,11 +528,14 @@ class TrainingJob:
         est = self.estimate.total_gb * gb
         error = (est - measured) / measured
         where = "GPU peak allocated" if self.device == "cuda" else "process RSS growth"
+        gc_on = bool(getattr(self, "_gc_on", False))
         msg = (f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}); "
-               f"estimate error {error:+.0%}")
+               f"estimate error {error:+.0%}; gradient checkpointing {'on' if gc_on else 'off'}")
         LOG.info(msg)
         self.emit(Note(message=msg, data={"estimated_bytes": int(est), "measured_bytes": int(measured),
-                                          "error": round(error, 4), "device": self.device}))
+                                          "peak_bytes": int(measured_peak), "error": round(error, 4),
+                                          "device": self.device, "gradient_checkpointing": gc_on,
+                                          "gradient_checkpointing_reason": self.plan.gc_reason if self.plan else ""}))
 
     # ---------------------------------------------------------------- endings
     def _finish_stopped(self, step: int, adapter: Path | None = None) -> Event:
@@ -518,7 +607,9 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
     """The ``SFTConfig`` keyword arguments of a RunConfig (shared with the benchmark's plain-TRL baseline).
 
     The data layer's ``completion_mask`` decides which tokens are trained (``completion_only_loss=True``), so
-    ``train.loss_on`` is already applied there.
+    ``train.loss_on`` is already applied there. The engine overrides the fast-path settings with
+    :func:`studio.speed.sft_speed_kwargs` (packing, checkpointing, micro-batch; boosters are applied to the model,
+    not through TRL). Here Liger is only asked of TRL where it is installed: a missing booster never fails a run.
     """
     import importlib.util
 
@@ -531,11 +622,8 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
     bf16 = device == "cuda" and dtype == torch.bfloat16
     fp16 = device == "cuda" and dtype == torch.float16
     eval_steps = tc.eval_steps if has_eval and tc.eval_steps else None
-    use_liger = tc.booster == "liger" or (tc.booster == "auto" and device == "cuda"
-                                          and importlib.util.find_spec("liger_kernel") is not None)
-    if tc.booster == "liger" and importlib.util.find_spec("liger_kernel") is None:
-        raise TrainingError("train.booster is liger but liger-kernel is not installed: pip install liger-kernel "
-                            "(or set train.booster: auto)")
+    use_liger = device == "cuda" and tc.booster in ("auto", "liger") \
+        and importlib.util.find_spec("liger_kernel") is not None
     return dict(
         output_dir=str(Path(run_dir) / runs.CHECKPOINTS), max_steps=tc.max_steps, num_train_epochs=tc.epochs,
         per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,

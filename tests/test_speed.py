@@ -178,6 +178,29 @@ def test_batch_token_counts_padded_and_padding_free():
     assert batch_token_counts(flat) == (6, 6, [3, 2, 1])
 
 
+def test_token_window_sums_match_the_counts_without_a_sync():
+    """The engine's per-step counter: the same figures as batch_token_counts, summed lazily over micro-batches."""
+    import torch
+
+    from studio.speed.flops import SpeedMeter, TokenWindow, batch_token_sums
+
+    padded = {"input_ids": torch.zeros(2, 5), "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1] * 5])}
+    flat = {"input_ids": torch.zeros(1, 6), "position_ids": torch.tensor([[0, 1, 2, 0, 1, 0]])}
+    cu = {**flat, "cu_seq_lens_q": torch.tensor([0, 3, 5, 6], dtype=torch.int32)}
+    for batch in (padded, flat, cu):
+        real, positions, lengths = batch_token_counts(batch)
+        r, p, sq = batch_token_sums(batch)
+        assert (int(r), p, int(sq)) == (real, positions, sum(n * n for n in lengths))
+    window = TokenWindow()
+    window.add(padded)
+    window.add(flat)
+    assert window.take() == (14, 16, 34 + 14) and window.take() == (0, 0, 0)
+    a, b = SpeedMeter(LLAMA_1B, peak=Peak(1e12, "test")), SpeedMeter(LLAMA_1B, peak=Peak(1e12, "test"))
+    a.add(8, 10, [3, 5], 2.0)
+    b.add_sums(8, 10, 34, 2.0)
+    assert a.snapshot() == b.snapshot() and a.snapshot()["padding_share"] == 0.2
+
+
 # ------------------------------------------------------------------------------------------------------ k-bit
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
@@ -311,6 +334,37 @@ def test_packed_micro_batch_counts_rows_with_a_throughput_floor():
     plan = plan_speed(cfg, min_step_tokens=8192, **kw)
     assert plan.per_device_batch == 4 and "per-step overhead" in plan.batch_reason
     assert plan_speed(cfg, min_step_tokens=10 ** 6, **kw).per_device_batch == 8  # never more packs than rows
+
+
+def test_packed_micro_batch_says_how_many_rows_a_step_trains():
+    """train.batch_size counts rows; where whole packs can't match it, the reason says what a step trains."""
+    from studio.config import RunConfig
+    from studio.speed import plan_speed
+
+    def plan(bs, max_length, mean, **kw):
+        cfg = RunConfig.from_dict({"train": {"packing": True, "batch_size": bs, "max_length": max_length,
+                                             "grad_accum": 2}})
+        return plan_speed(cfg, device="cpu", mean_tokens=mean, liger=None, **kw)
+
+    fits = plan(8, 1024, 256)
+    assert fits.per_device_batch == 2 and "~ 8 rows" in fits.batch_reason and "counts rows" in fits.batch_reason
+    one = plan(1, 1024, 100)  # one pack is the smallest step: ~10 rows instead of 1
+    assert one.per_device_batch == 1
+    assert "~10 rows" in one.batch_reason and "not train.batch_size=1" in one.batch_reason
+    assert "~20 rows per optimizer step (grad_accum 2)" in one.batch_reason
+    raised = plan(8, 2048, 500, min_step_tokens=8192)
+    assert raised.per_device_batch == 4 and "raised from 2" in raised.batch_reason
+    assert "a step trains ~16 rows, not 8" in raised.batch_reason
+
+
+def test_mean_row_tokens_reads_kept_lengths():
+    import datasets
+
+    from studio.speed.plan import mean_row_tokens
+
+    ds = datasets.Dataset.from_dict({"input_ids": [[1, 2], [1, 2, 3, 4]], "completion_mask": [[1, 1], [0, 1, 1, 1]]})
+    assert mean_row_tokens(ds) == 3.0
+    assert mean_row_tokens(datasets.Dataset.from_dict({"text": ["a"]})) is None
 
 
 def test_bench_ratios_include_the_lowmem_trade_off():

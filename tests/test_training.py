@@ -48,6 +48,14 @@ def test_run_finishes_loss_goes_down_and_events_are_written(finished):
     assert logs[-1].loss < logs[0].loss
     assert all(e.tokens_per_s and e.tokens_per_s > 0 and e.learning_rate == pytest.approx(3e-3) for e in logs[1:])
     assert all(e.memory_bytes and e.grad_norm is not None for e in logs)
+    # live speed: real tokens/s, padding share and MFU (CPU peak estimate) on every log step
+    assert all(e.padding_share is not None and 0 <= e.padding_share < 1 and e.mfu and 0 < e.mfu < 1 for e in logs)
+    # the speed plan is recorded: what is on and why; the checkpointing choice with the measured peak
+    assert [line.split(":")[0] for line in events[0].speed] == [
+        "attention", "packing", "booster", "gradient checkpointing", "k-bit preparation", "micro-batch"]
+    assert events[0].gradient_checkpointing is False and "gradient checkpointing: off" in events[0].speed[3]
+    note = next(e for e in events if isinstance(e, Note) and "estimate error" in e.message)
+    assert note.data["gradient_checkpointing"] is False and note.data["peak_bytes"] > 0
     assert [e.step for e in events if isinstance(e, Checkpoint)] == [4, 8]
     assert any(isinstance(e, Note) and "estimate error" in e.message for e in events)
     lines = (job.run_dir / runs.EVENTS).read_text().splitlines()
@@ -69,6 +77,10 @@ def test_run_directory_layout_and_environment(finished):
     assert env["loaded"]["dtype"] == "float32"
     assert 0 < env["loaded"]["trainable_params"] < env["loaded"]["total_params"]
     assert env["data_fingerprint"] and env["packages"]["trl"] and env["device"] == "cpu"
+    speed = env["speed"]
+    assert (speed["attn_impl"], speed["packing"], speed["booster"], speed["gradient_checkpointing"],
+            speed["per_device_batch"]) == ("sdpa", False, "none", False, 2)
+    assert env["speed_lines"] and env["attention_reason"] == speed["attn_reason"]
     info = runs.load_run(d)
     assert info.status == "finished" and info.adapter_path is not None and info.final_loss is not None
     assert runs.list_runs(d.parent)[0].path == d
@@ -109,16 +121,32 @@ def test_qlora_4bit_nf4_trains_on_cpu(tiny_cfg):
     assert isinstance(result, Finished), result
     started = job.events.all()[0]
     assert started.loaded["quantization"] == "4bit"
+    assert job.plan.kbit == "studio" and "without fp32 upcast" in started.speed[4]  # not peft's blanket upcast
     assert [e.step for e in job.events.all() if isinstance(e, Log)] == [1, 2, 3]
     assert (job.run_dir / "adapter" / "adapter_model.safetensors").exists()
 
 
-def test_packing_trains(tiny_cfg):
-    job = TrainingJob(tiny_cfg(max_steps=3, packing=True, max_length=96))
+def test_packing_trains_and_a_missing_booster_is_a_reason(tiny_cfg):
+    import importlib.util
+
+    job = TrainingJob(tiny_cfg(max_steps=3, packing=True, max_length=96, booster="liger"))
     result = job.run()
     assert isinstance(result, Finished), result
     logs = [e for e in job.events.all() if isinstance(e, Log)]
     assert len(logs) == 3 and all(e.loss is not None for e in logs)
+    assert all(e.padding_share == 0 for e in logs)  # padding-free packing
+    speed = job.events.all()[0].speed
+    assert speed[1].startswith("packing: bfd") and "micro-batch" in speed[5] and "rows" in speed[5]
+    if importlib.util.find_spec("liger_kernel") is None:
+        assert speed[2].startswith("booster: none") and "not installed" in speed[2]
+
+
+def test_sft_args_never_fail_for_a_missing_booster(tiny_cfg, tmp_path):
+    from studio.training import sft_args
+
+    args = sft_args(tiny_cfg(booster="liger"), tmp_path, device="cpu", gradient_checkpointing=False,
+                    has_eval=False)
+    assert args["use_liger_kernel"] is False
 
 
 def test_stop_mid_run_saves_adapter_then_resume_continues_from_its_step(tiny_cfg):

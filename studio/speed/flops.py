@@ -149,6 +149,52 @@ def batch_token_counts(inputs: dict[str, Any]) -> tuple[int, int, list[int]]:
     return positions, positions, [positions]
 
 
+def batch_token_sums(inputs: dict[str, Any]) -> tuple[Any, int, Any]:
+    """``(real_tokens, positions, sum_of_squared_sequence_lengths)`` of one collated batch, without a device sync.
+
+    The same counts as :func:`batch_token_counts`, but the two sums stay tensors on the batch's device (call
+    ``int()`` when reading them, e.g. once per logging step), so counting every micro-batch never stalls the GPU.
+    For padding-free rows the squared lengths come from the positions: ``sum(2p + 1 for p < s) = s**2``.
+    """
+    mask = inputs.get("attention_mask")
+    ids = inputs.get("input_ids")
+    positions = int(ids.numel()) if ids is not None else 0
+    if mask is not None and getattr(mask, "dim", lambda: 0)() == 2:
+        lens = mask.sum(-1)
+        return lens.sum(), positions, (lens * lens).sum()
+    cu = inputs.get("cu_seq_lens_q")
+    if cu is not None:
+        lens = cu.diff()
+        return lens.sum(), positions, (lens * lens).sum()
+    pos = inputs.get("position_ids")
+    if pos is not None:
+        return int(pos.numel()), positions, (2 * pos + 1).sum()
+    return positions, positions, positions * positions
+
+
+class TokenWindow:
+    """Token sums of the micro-batches since the last read (:func:`batch_token_sums`); tensors until :meth:`take`."""
+
+    def __init__(self) -> None:
+        self.real: Any = 0
+        self.positions = 0
+        self.sq: Any = 0
+        self.batches = 0
+
+    def add(self, inputs: dict[str, Any]) -> None:
+        real, positions, sq = batch_token_sums(inputs)
+        self.real = self.real + real
+        self.positions += positions
+        self.sq = self.sq + sq
+        self.batches += 1
+
+    def take(self) -> tuple[int, int, int]:
+        """``(real, positions, sum_sq)`` as ints (one device sync), and start a new window."""
+        out = int(self.real), int(self.positions), int(self.sq)
+        self.real, self.positions, self.sq, self.batches = 0, 0, 0, 0
+        return out
+
+
 class SpeedMeter:
     """Running real tokens/s, padding share and MFU for the live Train tab.
 
@@ -167,6 +213,13 @@ class SpeedMeter:
         self.real += real
         self.positions += positions
         self.sq += sum(s * s for s in lengths)
+        self.seconds += max(seconds, 0.0)
+
+    def add_sums(self, real: int, positions: int, sum_sq: int, seconds: float) -> None:
+        """Like :meth:`add`, with the squared sequence lengths already summed (:meth:`TokenWindow.take`)."""
+        self.real += real
+        self.positions += positions
+        self.sq += sum_sq
         self.seconds += max(seconds, 0.0)
 
     def snapshot(self) -> dict[str, float]:

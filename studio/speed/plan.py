@@ -3,8 +3,9 @@ the one-line reason the UI shows and the run's environment.json records.
 
 The engine calls, in order::
 
-    plan = plan_speed(cfg, device=device, mean_tokens=prepared.stats.mean_tokens)
-    model, tok = load_base(dataclasses.replace(cfg.model, attn_implementation=plan.attn_impl), device=device)
+    plan = plan_speed(cfg, device=device, mean_tokens=mean_row_tokens(prepared.train))
+    model, tok = load_base(model_config_for_plan(cfg.model, plan), device=device, for_training=True,
+                           kbit_prep=False)
     prepare_for_training(model, plan)          # k-bit prep without fp32 upcast (no-op for unquantized models)
     apply_booster(model, plan)                 # Liger kernels where supported, else a reason
     SFTConfig(**{...the run's own args..., **sft_speed_kwargs(plan)})
@@ -121,17 +122,17 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
 
     rows = tc.batch_size
     if packing and mean_tokens and mean_tokens > 0:
-        packs = max(1, math.ceil(rows * min(mean_tokens, tc.max_length) / tc.max_length))
-        batch_reason = (f"{packs} pack(s) of up to {tc.max_length} tokens ~ {rows} rows of ~{mean_tokens:.0f} "
-                        f"tokens (train.batch_size counts rows, packed or not)")
+        per_row = min(mean_tokens, tc.max_length)
+        packs = max(1, math.ceil(rows * per_row / tc.max_length))
         floor = _min_step_tokens(model_config, dev, min_step_tokens)
-        if floor and packs * tc.max_length < floor:
+        raised = packs if floor and packs * tc.max_length < floor and packs < rows else 0
+        if raised:
             packs = min(rows, math.ceil(floor / tc.max_length))
-            batch_reason += (f"; raised to {packs} pack(s): a step needs >= {floor} tokens to hide per-step "
-                             f"overhead on this GPU")
+        batch_reason = _packed_batch_reason(rows, packs, per_row, mean_tokens, tc, floor, raised)
     elif packing:
         packs = rows
-        batch_reason = f"{rows} packs of up to {tc.max_length} tokens (row lengths unknown)"
+        batch_reason = (f"{rows} packs of up to {tc.max_length} tokens (row lengths unknown: a step may hold more "
+                        f"than train.batch_size={rows} rows)")
     else:
         packs = rows
         batch_reason = f"{rows} rows padded to the longest in the batch"
@@ -151,7 +152,7 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
 
     if mc.quantization == "none":
         kbit, kbit_reason = "none", "no quantization: nothing to prepare"
-    elif mc.compute_dtype == "fp16":
+    elif _compute_is_fp16(mc, dev):
         kbit, kbit_reason = "peft", "fp16 compute: peft's fp32 upcast of norms/embeddings (fp16 overflows)"
     else:
         kbit, kbit_reason = "studio", ("no fp32 upcast: norms, embeddings and LM head stay in the compute dtype "
@@ -161,6 +162,47 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
                      booster_reason=booster_reason, gradient_checkpointing=gc_on, gc_reason=gc_reason, kbit=kbit,
                      kbit_reason=kbit_reason, per_device_batch=packs, batch_reason=batch_reason,
                      estimate=est.to_dict() if est is not None and hasattr(est, "to_dict") else None)
+
+
+def _packed_batch_reason(rows: int, packs: int, per_row: float, mean_tokens: float, tc: Any, floor: int,
+                         raised_from: int) -> str:
+    """What the packed micro-batch means in rows. ``train.batch_size`` counts rows per device per step, packed or
+    not, so the packs are sized to hold about that many rows. Where they can't (one pack already holds more rows,
+    or a GPU needs bigger steps to be efficient) the reason says how many rows a step trains instead; nothing is
+    rescaled to compensate (learning rate, grad_accum)."""
+    per_pack = max(1.0, tc.max_length / per_row)
+    expected = packs * per_pack
+    size = f"{tc.max_length} tokens"
+    if raised_from:
+        text = (f"{packs} pack(s) of up to {size}, raised from {raised_from} (which hold ~{rows} rows of "
+                f"~{mean_tokens:.0f} tokens): a step needs >= {floor} tokens to hide per-step overhead on this GPU "
+                f"(never more packs than train.batch_size); a step trains ~{expected:.0f} rows, not {rows}")
+    elif expected > 1.25 * rows:
+        why = f"one pack already holds ~{per_pack:.0f} rows" if packs == 1 else "packs come whole"
+        text = (f"{packs} pack(s) of up to {size} hold ~{expected:.0f} rows of ~{mean_tokens:.0f} tokens, not "
+                f"train.batch_size={rows}: {why} (lower train.max_length to get closer)")
+    else:
+        return (f"{packs} pack(s) of up to {size} ~ {rows} rows of ~{mean_tokens:.0f} tokens "
+                f"(train.batch_size counts rows, packed or not)")
+    accum = getattr(tc, "grad_accum", 1) or 1
+    return text + (f"; ~{expected * accum:.0f} rows per optimizer step (grad_accum {accum}), so fewer steps per "
+                   f"epoch; learning rate unchanged")
+
+
+def _compute_is_fp16(model_cfg: Any, device: str) -> bool:
+    """Whether the k-bit matmuls compute in fp16 (``compute_dtype: fp16``, or ``auto`` on a GPU without bf16)."""
+    if model_cfg.compute_dtype != "auto":
+        return model_cfg.compute_dtype == "fp16"
+    if device != "cuda":
+        return False
+    try:
+        from studio.modeling import compute_dtype
+
+        import torch
+
+        return compute_dtype(model_cfg, device) == torch.float16
+    except Exception:  # noqa: BLE001 - no GPU to ask: the preparation itself reads the real dtype
+        return False
 
 
 def _min_step_tokens(model_config: Any, device: str, given: int | None) -> int:
@@ -176,6 +218,19 @@ def _min_step_tokens(model_config: Any, device: str, given: int | None) -> int:
     except Exception:  # noqa: BLE001 - no floor rather than no plan
         return 0
     return int(0.1 * 0.4 * peak / fpt) if peak > 0 and fpt > 0 else 4096
+
+
+def mean_row_tokens(dataset: Any) -> float | None:
+    """Mean kept length (tokens after the ``max_length`` cut) of a tokenized dataset's rows, read through Arrow;
+    None when it has no ``input_ids`` column or no rows."""
+    try:
+        import pyarrow.compute as pc
+
+        lengths = pc.list_value_length(dataset.with_format("arrow")["input_ids"])
+        mean = pc.mean(lengths).as_py()
+    except Exception:  # noqa: BLE001 - unknown lengths: the plan says so
+        return None
+    return float(mean) if mean else None
 
 
 def model_config_for_plan(model_cfg: Any, plan: SpeedPlan) -> Any:
@@ -219,6 +274,8 @@ def sft_speed_kwargs(plan: SpeedPlan) -> dict[str, Any]:
         "gradient_checkpointing": plan.gradient_checkpointing,
         "per_device_train_batch_size": plan.per_device_batch,
     }
+    if plan.packing:  # eval rows are packed too: the same micro-batch, not train.batch_size packs
+        out["per_device_eval_batch_size"] = plan.per_device_batch
     if plan.packing:
         out["packing_strategy"] = plan.packing_strategy
     if plan.gradient_checkpointing:
