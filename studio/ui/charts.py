@@ -74,6 +74,8 @@ class RunSeries:
     learning_rate: list[float | None] = field(default_factory=list)
     grad_norm: list[float | None] = field(default_factory=list)
     tokens_per_s: list[float | None] = field(default_factory=list)
+    padding_share: list[float | None] = field(default_factory=list)
+    mfu: list[float | None] = field(default_factory=list)
     memory_gb: list[float | None] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float | None] = field(default_factory=list)
@@ -89,6 +91,21 @@ class RunSeries:
     peak_gb: float | None = None
     lines: list[str] = field(default_factory=list)
     """Human-readable log lines (the tail is shown)."""
+    speed: list[str] = field(default_factory=list)
+    """The run's speed plan: one line per optimization, what is on and why."""
+
+    def speed_now(self) -> str:
+        """``1,234 tok/s · padding 12% · MFU 3.4%`` from the newest log step ("" before the first)."""
+        def last(values: list[float | None]) -> float | None:
+            return next((v for v in reversed(values) if v is not None), None)
+
+        tps, pad, util = last(self.tokens_per_s), last(self.padding_share), last(self.mfu)
+        parts = [f"{tps:,.0f} tok/s (real)"] if tps is not None else []
+        if pad is not None:
+            parts.append(f"padding {pad:.0%}")
+        if util is not None:
+            parts.append(f"MFU {util:.1%}")
+        return " · ".join(parts)
 
     def add(self, events: Iterable[Any]) -> int:
         """Fold events in; returns how many were added."""
@@ -103,12 +120,16 @@ class RunSeries:
                 self.lines.append(f"started {e.model} on {e.device}: {e.total_steps} steps, {e.train_rows} train / "
                                   f"{e.eval_rows} eval rows" + (f"; {e.attention_reason}" if e.attention_reason else "")
                                   + (f" (resumed at step {e.start_step})" if e.start_step else ""))
+                self.speed = list(getattr(e, "speed", None) or [])
+                self.lines.extend(f"speed plan: {line}" for line in self.speed)
             elif kind == "log":
                 self.steps.append(e.step)
                 self.loss.append(e.loss)
                 self.learning_rate.append(e.learning_rate)
                 self.grad_norm.append(e.grad_norm)
                 self.tokens_per_s.append(e.tokens_per_s)
+                self.padding_share.append(getattr(e, "padding_share", None))
+                self.mfu.append(getattr(e, "mfu", None))
                 mem = e.peak_memory_bytes or e.memory_bytes
                 self.memory_gb.append(mem / GB if mem else None)
                 if mem:
@@ -117,7 +138,9 @@ class RunSeries:
                 self.total_steps = e.total_steps or self.total_steps
                 self.eta_s = e.eta_s
                 self.lines.append(f"step {e.step}/{self.total_steps}  loss {_fmt(e.loss)}  lr {_fmt(e.learning_rate)}"
-                                  f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}")
+                                  f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}"
+                                  f"  pad {_fmt(getattr(e, 'padding_share', None), '.0%')}"
+                                  f"  MFU {_fmt(getattr(e, 'mfu', None), '.1%')}")
             elif kind == "eval":
                 self.eval_steps.append(e.step)
                 self.eval_loss.append(e.eval_loss)
@@ -189,7 +212,9 @@ def metrics_figure(series: RunSeries) -> go.Figure:
 
     if not series.steps:
         return _empty("Learning rate, grad norm, tokens/s, memory", "Waiting for the first logged step", 420)
-    fig = make_subplots(rows=2, cols=2, subplot_titles=("learning rate", "grad norm", "tokens / s", "memory (GB)"),
+    util = next((v for v in reversed(series.mfu) if v is not None), None)
+    tokens_title = "real tokens / s" + (f" (MFU {util:.1%})" if util is not None else "")
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("learning rate", "grad norm", tokens_title, "memory (GB)"),
                         horizontal_spacing=0.12, vertical_spacing=0.18)
     for (row, col), values, color in (((1, 1), series.learning_rate, "#7c3aed"), ((1, 2), series.grad_norm, "#db2777"),
                                       ((2, 1), series.tokens_per_s, "#059669"), ((2, 2), series.memory_gb, "#6b7280")):

@@ -79,8 +79,18 @@ def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
     if state in ("finished", "stopped", "failed") and s.message:
         text += f"  \n{s.message}"
+    speed = s.speed_now()
+    if speed:
+        text += f"  \n⚡ {speed}"
+    if s.speed:
+        text += "\n\n**Fast path** (what is on, and why):\n" + "\n".join(f"- {_md(line)}" for line in s.speed)
     progress = 1.0 if state == "finished" else (min(1.0, step / total) if total else 0.0)
     return state, text, progress
+
+
+def _md(text: str) -> str:
+    """Plain text for a Markdown list item: ``~`` means "about" here, not strikethrough."""
+    return text.replace("~", "≈").replace("*", "\\*")
 
 
 def progress_html(progress: float, state: str, eta_text: str = "") -> str:
@@ -214,7 +224,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     with gr.Row():
         # figures are drawn by the first timer tick: building plotly figures here would slow the app's start
         loss_plot = gr.Plot(label="Loss", elem_id="train-loss")
-        metrics_plot = gr.Plot(label="Learning rate, grad norm, tokens/s, memory", elem_id="train-metrics")
+        metrics_plot = gr.Plot(label="Learning rate, grad norm, real tokens/s (MFU), memory",
+                               elem_id="train-metrics")
     overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,

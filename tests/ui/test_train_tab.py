@@ -57,6 +57,13 @@ def test_start_streams_events_into_charts_and_a_second_start_is_busy(app):
     assert s.status == "finished", s.message
     assert s.steps == [1, 2, 3] and all(v is not None for v in s.loss)
     assert redraws >= 2, "the chart was redrawn as events arrived"
+    assert s.speed and s.speed[0].startswith("attention: sdpa"), "the speed plan is listed"
+    assert all(v is not None for v in s.padding_share) and any(s.mfu)
+    from studio.ui.train_tab import status_line
+
+    _, text, _ = status_line(studio, view)
+    assert "tok/s (real)" in text and "padding" in text and "MFU" in text
+    assert "**Fast path**" in text and "- gradient checkpointing: off" in text and "~" not in text
     out = h.on_tick(view)
     assert "finished" in out[1] if isinstance(out[1], str) else True
     fig = h.on_tick(TrainView())[3]  # a new browser (fresh cursor) replays the whole log
