@@ -129,6 +129,23 @@ def test_truncation_and_stats(tok):
     assert any("longer than max_length=40" in w for w in result.warnings)
 
 
+def test_preview_and_load_report_progress_in_order(tok):
+    cfg = load_config(ASSETS_CONFIGS / "word_problems.yaml")
+    seen: list[tuple[float, str]] = []
+    result = preview(cfg, tok, n_rows=2, progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] < 0.3 and fractions[-1] == 1.0
+    assert all(isinstance(m, str) and len(m) > 8 for _, m in seen)
+    messages = " | ".join(m for _, m in seen)
+    for words in ("loading", "rendering 2 rows", f"tokenizing all {result.stats.n_rows} rows", "statistics"):
+        assert words in messages, messages
+    loads: list[tuple[float, str]] = []
+    loaded = load_data(cfg.data, progress=lambda f, m: loads.append((f, m)))
+    assert [f for f, _ in loads] == sorted(f for f, _ in loads) and loads[-1][0] == 1.0
+    assert f"loaded {len(loaded.dataset)} rows" in loads[-1][1]
+    assert preview(cfg, tok, n_rows=2, loaded=loaded).stats == result.stats  # the hook is optional
+
+
 def test_duplicates_counted(tok, tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text("\n".join([json.dumps({"text": "same row"})] * 3 + [json.dumps({"text": "other"})]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from studio.data.formats import ROLES, Detected, detect_format, resolve_mapping, to_messages
 from studio.data.loading import load_source
@@ -69,21 +69,36 @@ def _source_detect(ds: "Dataset", fmt: str, columns_override: dict[str, str]) ->
     return chosen, mapping, proposed or Detected(chosen, mapping)
 
 
-def load_data(cfg: "DataConfig") -> LoadedData:
+Progress = Callable[[float, str], None]
+"""``progress(fraction done in [0, 1], what is running)``: an optional hook for UIs (the Data tab's bar)."""
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+def load_data(cfg: "DataConfig", progress: Progress | None = None) -> LoadedData:
     """Load, map, mix (weights), shuffle and cap the configured sources.
 
     One source keeps its own columns (templates may name them). Several sources are reduced to the role columns
     of their common format (rows become chat messages when their formats differ) before concatenation.
+
+    Args:
+        cfg: the data section of a run.
+        progress: optional ``callback(fraction, message)``, called once per source (fractions only grow).
 
     Raises:
         DataError: no sources, unreadable files, missing columns.
     """
     import datasets
 
+    progress = progress or _no_progress
     if not cfg.sources:
         raise DataError("no dataset chosen: add a source (a local file or a Hub dataset id)")
     loaded = []
     for i, src in enumerate(cfg.sources):
+        progress(0.9 * i / len(cfg.sources), f"loading {src.path}"
+                 + (f" ({i + 1} of {len(cfg.sources)} sources)" if len(cfg.sources) > 1 else ""))
         ds = load_source(src)
         fmt, mapping, proposed = _source_detect(ds, cfg.format, src.columns)
         loaded.append((ds, fmt, mapping, proposed, src.weight))
@@ -102,6 +117,7 @@ def load_data(cfg: "DataConfig") -> LoadedData:
     ds = ds.shuffle(seed=cfg.seed) if len(cfg.sources) > 1 else ds
     if cfg.max_rows is not None and len(ds) > cfg.max_rows:
         ds = ds.select(range(cfg.max_rows))
+    progress(1.0, f"loaded {len(ds)} rows ({fmt} format)")
     return LoadedData(dataset=ds, format=fmt, mapping=mapping, proposed=proposed)
 
 
@@ -149,15 +165,32 @@ def _row_figures(rendered: Rendered) -> dict[str, Any]:
             "kept": len(rendered.input_ids), "hash": int.from_bytes(digest, "little") >> 1}
 
 
-def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedData | None = None) -> Preview:
-    """Render the first ``n_rows`` rows and compute statistics over all rows."""
-    loaded = loaded or load_data(cfg.data)
+def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedData | None = None, *,
+            progress: Progress | None = None) -> Preview:
+    """Render the first ``n_rows`` rows and compute statistics over all rows.
+
+    Args:
+        cfg: the run's config (data, template, max_length, loss_on).
+        tokenizer: the model's tokenizer.
+        n_rows: rows to render for display.
+        loaded: the already loaded data (loaded here when None).
+        progress: optional ``callback(fraction, message)``: loading (when ``loaded`` is None), rendering the
+            shown rows, tokenizing every row, statistics; fractions only grow and end at 1.0.
+    """
+    progress = progress or _no_progress
+    if loaded is None:
+        loaded = load_data(cfg.data, progress=lambda f, m: progress(0.3 * f, m))
     spec = spec_for(cfg, loaded, tokenizer)
     ds = loaded.dataset
-    rows = [render(ds[i], tokenizer, spec, where=f"row {i + 1}") for i in range(min(n_rows, len(ds)))]
+    shown = min(n_rows, len(ds))
+    progress(0.3, f"rendering {shown} row{'s' if shown != 1 else ''} for the preview")
+    rows = [render(ds[i], tokenizer, spec, where=f"row {i + 1}") for i in range(shown)]
+    progress(0.4, f"tokenizing all {len(ds)} rows for the statistics")
     figures = _figures(ds, tokenizer, spec)
+    progress(0.9, "computing the statistics")
     stats = compute_stats(figures["full_length"], figures["trained"], figures["kept"], figures["hash"],
                           spec.max_length)
+    progress(1.0, f"previewed {shown} of {len(ds)} rows")
     return Preview(format=loaded.format, mapping=loaded.mapping, columns=loaded.columns, rows=rows, stats=stats,
                    full_lengths=list(figures["full_length"]))
 
