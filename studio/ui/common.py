@@ -1,4 +1,5 @@
-"""Small pieces every tab uses: the app context handed to each tab, error display, the "what next" footer.
+"""Small pieces every tab uses: the app context handed to each tab, error display, the "what next" footer, and
+``Reporter`` (the core's ``progress(fraction, message)`` callbacks shown on a ``gr.Progress`` bar).
 
 Errors: a ``StudioError`` is shown as its own sentence (``gr.Warning`` + an error box); anything else is logged in
 full to ``<cache>/ui-errors.log`` and shown as one line that points there. Never a traceback in the page.
@@ -65,6 +66,29 @@ def warn(err: BaseException) -> str:
     text = error_text(err)
     gr.Warning(text)
     return text
+
+
+class Reporter:
+    """A ``gr.Progress`` (or anything called as ``progress(fraction, desc=...)``, or None) as the core's
+    ``progress(fraction, message)`` callback.
+
+    The bar never moves backwards (a sub-step restarting at 0 is clamped to what was already shown), and
+    ``part(lo, hi)`` maps a sub-step's own 0..1 onto ``[lo, hi]`` of the whole, so a handler can chain core calls
+    (load the data, then preview it) on one bar.
+    """
+
+    def __init__(self, progress: Any = None) -> None:
+        self._progress = progress
+        self.fraction = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.fraction = max(self.fraction, min(1.0, max(0.0, float(fraction))))
+        if self._progress is not None:
+            self._progress(self.fraction, desc=message)
+
+    def part(self, lo: float, hi: float) -> Callable[[float, str], None]:
+        """The callback for a sub-step that reports its own 0..1, shown as ``lo``..``hi`` of the whole."""
+        return lambda fraction, message: self(lo + (hi - lo) * min(1.0, max(0.0, float(fraction))), message)
 
 
 def next_step(ctx: AppContext, text: str, tab_id: str | None, button: str | None = None) -> gr.Button | None:

@@ -19,7 +19,7 @@ from studio.data.formats import ROLES
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
-from studio.ui.common import AppContext, error_box, error_text, next_step
+from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 from studio.ui.forms import (CHAT_TEMPLATE, CUSTOM_TEMPLATE, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH, SOURCE_SAMPLE,
                              SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for, bundled_samples,
                              data_field_values)
@@ -55,12 +55,13 @@ class PreviewCache:
                 store.popitem(last=False)
         return value
 
-    def loaded(self, data: DataConfig) -> Any:
-        """``studio.data.load_data`` for ``data`` (cached by sources, format, mapping, row cap and seed)."""
+    def loaded(self, data: DataConfig, progress: Callable[[float, str], None] | None = None) -> Any:
+        """``studio.data.load_data`` for ``data`` (cached by sources, format, mapping, row cap and seed);
+        ``progress`` hears about a load, not a cache hit."""
         from studio.data import load_data
 
         key = (_sources_key(data), data.format, data.max_rows, data.seed)
-        return self._get(self._data, key, lambda: load_data(data))
+        return self._get(self._data, key, lambda: load_data(data, progress=progress))
 
     def columns(self, data: DataConfig) -> list[str]:
         """Column names of the first source (to offer in the mapping dropdowns even when mapping fails)."""
@@ -113,35 +114,62 @@ class PreviewView:
     """The ``studio.data.Preview`` (None on error)."""
 
 
-def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3) -> PreviewView:
+def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
+                  progress: Callable[[float, str], None] | None = None) -> PreviewView:
     """Load (cached), render ``n_rows`` rows with the model's tokenizer, and measure the whole dataset.
 
+    ``progress(fraction, message)`` hears each stage: reading the file, loading the tokenizer, rendering the
+    shown rows, tokenizing every row, the statistics, the chart (fractions only grow; 1.0 at the end, error or not).
     Never raises for bad input: the error sentence is in ``.error`` (the columns are still filled when the file
     could be read, so the user can fix the mapping).
     """
     from studio.data import preview as data_preview
 
+    report = progress if isinstance(progress, Reporter) else Reporter(None) if progress is None else \
+        _CallbackReporter(progress)
     view = PreviewView()
     try:
+        report(0.0, f"reading {_source_name(cfg)}")
         view.columns = cache.columns(cfg.data)
-        loaded = cache.loaded(cfg.data)
+        loaded = cache.loaded(cfg.data, progress=report.part(0.05, 0.3))
         view.format, view.mapping, view.columns = loaded.format, dict(loaded.mapping), loaded.columns
+        report(0.3, f"loading the tokenizer of {cfg.model.name_or_path}")
         try:
             tok = cache.tokenizer(cfg)
         except StudioError as err:
             raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
-        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded)
+        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=report.part(0.4, 0.95))
     except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
         view.error = error_text(err)
         view.figure = charts.token_histogram([], cfg.train.max_length)
+        report(1.0, "stopped: see the message below")
         return view
+    report(0.95, "drawing the token-length histogram")
     view.preview = pv
     view.summary = _summary(cfg, pv, len(loaded.dataset))
     view.highlighted = highlight_rows(pv.rows)
     view.figure = charts.token_histogram(pv.full_lengths, cfg.train.max_length)
     view.stats_rows = stats_rows(pv.stats)
     view.warnings = list(pv.warnings)
+    report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
     return view
+
+
+class _CallbackReporter(Reporter):
+    """A plain ``callback(fraction, message)`` behind the Reporter interface (monotone, with ``part``)."""
+
+    def __init__(self, callback: Callable[[float, str], None]) -> None:
+        super().__init__(None)
+        self._callback = callback
+
+    def __call__(self, fraction: float, message: str) -> None:
+        super().__call__(fraction, message)
+        self._callback(self.fraction, message)
+
+
+def _source_name(cfg: RunConfig) -> str:
+    names = [Path(s.path).name or s.path for s in cfg.data.sources]
+    return ", ".join(names) if names else "the dataset"
 
 
 def highlight_rows(rows: list[Any]) -> list[tuple[str, str | None]]:
@@ -283,11 +311,12 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     preview_outputs = [fmt, *mapping.values(), *template_widgets, summary, highlighted, histogram, stats, warnings,
                        error]
 
-    def refresh(values: dict, reset: bool = False, sample_name: str | None = None) -> dict:
+    def refresh(values: dict, reset: bool = False, sample_name: str | None = None, progress: Any = None) -> dict:
         """Build the config from the widgets and redraw the preview.
 
         ``reset``: the source changed, so forget the format/mapping override. ``sample_name``: a bundled sample
-        was picked, so its ready config's data settings are loaded into the template widgets first.
+        was picked, so its ready config's data settings are loaded into the template widgets first. ``progress``:
+        a ``gr.Progress`` (or anything called as ``progress(fraction, desc=...)``) that shows the stages.
         """
         values = dict(values)
         out: dict = {w: gr.skip() for w in template_widgets}
@@ -307,7 +336,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         except StudioError as err:
             out.update(_error_updates(str(err)))
             return out
-        view = build_preview(cache, cfg, int(values.get(n_rows) or 3))
+        view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress))
         out.update(_view_updates(view, cfg))
         if view.error:
             gr.Warning(view.error)
@@ -337,29 +366,42 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
 
     inputs = ctx.forms.components  # called after every tab rendered (model/train widgets are inputs too)
 
+    # Gradio hands a gr.Progress to the parameter right after the inputs whose default is one.
+    def on_edit(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
+        return refresh(values, progress=progress)
+
+    def on_new_source(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
+        return refresh(values, reset=True, progress=progress)
+
+    def on_sample(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
+        return refresh(values, reset=True, sample_name=values[sample], progress=progress)
+
+    def on_source_kind(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
+        return on_new_source(values, progress) if values[source_kind] == SOURCE_SAMPLE else {}
+
     def wire() -> None:
         all_inputs = inputs() | {n_rows}
         hidden = dict(api_visibility="undocumented")
-        common = dict(inputs=all_inputs, outputs=preview_outputs, show_progress="minimal",
-                      trigger_mode="always_last")
-        sample.input(lambda v: refresh(v, reset=True, sample_name=v[sample]), api_name="preview_sample", **common)
-        upload.upload(lambda v: refresh(v, reset=True), **common, **hidden)
-        path.submit(lambda v: refresh(v, reset=True), **common, **hidden)
-        load_btn.click(lambda v: refresh(v, reset=True), **common, **hidden)
+        # The bar and its stage show on the preview and the chart, never over the widgets being edited.
+        common = dict(inputs=all_inputs, outputs=preview_outputs, show_progress="full",
+                      show_progress_on=[highlighted, histogram], trigger_mode="always_last")
+        sample.input(on_sample, api_name="preview_sample", **common)
+        upload.upload(on_new_source, **common, **hidden)
+        path.submit(on_new_source, **common, **hidden)
+        load_btn.click(on_new_source, **common, **hidden)
         gr.on([w.input for w in (fmt, *mapping.values(), response_template, system_prompt, loss_on, template)]
-              + [w.release for w in (max_length, n_rows)] + [max_rows.submit], refresh, **common, **hidden)
+              + [w.release for w in (max_length, n_rows)] + [max_rows.submit], on_edit, **common, **hidden)
         template_name.input(_pick_template, inputs=[template_name, template, response_template],
                             outputs=[template, response_template], show_progress="hidden", **hidden
-                            ).then(refresh, **common, **hidden)
+                            ).then(on_edit, **common, **hidden)
         source_kind.input(_toggle_source, inputs=source_kind, outputs=[sample, upload, path_group],
-                          show_progress="hidden", **hidden).then(
-            lambda v: refresh(v, reset=True) if v[source_kind] == SOURCE_SAMPLE else {}, **common, **hidden)
+                          show_progress="hidden", **hidden).then(on_source_kind, **common, **hidden)
         model = ctx.forms.model
         if model is not None:
-            gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], refresh,
+            gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], on_edit,
                   **common, **hidden)
-        ctx.blocks.load(lambda v: refresh(v), inputs=all_inputs, outputs=preview_outputs, show_progress="minimal",
-                        api_name="preview")
+        ctx.blocks.load(on_edit, inputs=all_inputs, outputs=preview_outputs, show_progress="full",
+                        show_progress_on=[highlighted, histogram], api_name="preview")
 
     ctx.after_render.append(wire)
     return DataHandles(form=form, n_rows=n_rows, summary=summary, highlighted=highlighted, histogram=histogram,

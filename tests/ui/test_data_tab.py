@@ -54,6 +54,48 @@ def test_preview_highlights_trained_tokens(app, sample):
     assert out[h.form.format] in ("prompt_completion", "instruction", "messages")
 
 
+class FakeProgress:
+    """Stands in for gr.Progress: records what the handler reports."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, desc: str | None = None, **_: object) -> None:
+        self.calls.append((fraction, desc or ""))
+
+
+def assert_readable_and_monotonic(calls: list[tuple[float, str]], *words: str) -> None:
+    fractions = [f for f, _ in calls]
+    assert len(calls) >= 3 and fractions == sorted(fractions), calls
+    assert 0 <= fractions[0] < 0.5 and fractions[-1] == 1.0, calls
+    assert all(len(m) > 8 and m[0].isalpha() for _, m in calls), calls
+    text = " | ".join(m for _, m in calls)
+    for word in words:
+        assert word in text, text
+
+
+def test_preview_reports_its_stages_on_a_progress_bar(tmp_path):
+    blocks = build_app(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True))
+    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    values = ctx.forms.write(ctx.initial)
+    values[h.n_rows] = 2
+    values[h.form.sample] = "word_problems.jsonl"
+    progress = FakeProgress()
+    out = h.refresh(values, reset=True, sample_name="word_problems.jsonl", progress=progress)
+    assert out[h.error]["visible"] is False
+    rows = dict(out[h.stats])["rows"]
+    assert_readable_and_monotonic(progress.calls, "reading word_problems.jsonl", "loading the tokenizer",
+                                  "rendering 2 rows", f"tokenizing all {rows} rows", "statistics", "preview ready")
+    again = FakeProgress()  # cached file and tokenizer: the same bar, without the loading stages' work
+    h.refresh(values, reset=True, sample_name="word_problems.jsonl", progress=again)
+    assert_readable_and_monotonic(again.calls, "rendering 2 rows")
+    broken = FakeProgress()  # an error still ends the bar
+    values[h.form.template_name] = CUSTOM_TEMPLATE
+    values[h.form.template] = "{nope}"
+    out = h.refresh(values, progress=broken)
+    assert out[h.error]["visible"] is True and broken.calls[-1][0] == 1.0
+
+
 def test_linear_equations_trains_only_after_the_response_marker(app):
     h, _ = app
     out = h.refresh(_values(app, sample="linear_equations.csv"), reset=True, sample_name="linear_equations.csv")
