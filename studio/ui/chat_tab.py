@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
 from studio.errors import ModelError, StudioError
 from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
-from studio.ui.common import AppContext, error_box, error_text, next_step
+from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 
 TAB_ID = "chat"
 LABEL = "4 · Chat"
@@ -84,6 +85,34 @@ def open_engine(studio: Any, source: str) -> tuple[Any, str]:
             if info.source in (str(source), path):
                 return engine, name
         return engine, engine.load_adapter(source)
+
+
+def open_engine_reporting(studio: Any, source: str, progress: Callable[[float, str], None]) -> tuple[Any, str]:
+    """``open_engine`` with its stages reported as ``progress(fraction, message)``: the libraries (first load in
+    this process), the base model and the adapter (unless already loaded), ready. Raises what ``open_engine``
+    raises."""
+    from studio import runs
+    from studio.config import load_config
+
+    name = Path(source).name or source
+    progress(0.0, f"opening {name}")
+    engine = studio.chat
+    cfg_file = Path(source) / runs.CONFIG
+    loaded_run = getattr(engine, "studio_key", (None,))[0] if engine is not None else None
+    if engine is None or (cfg_file.exists() and loaded_run != Path(source).resolve()):
+        if "peft" not in sys.modules:
+            progress(0.05, "loading torch, transformers and peft (first time in this process)")
+            import peft  # noqa: F401  (imports torch and transformers: the longest part of a first load)
+        try:
+            base = load_config(cfg_file).model.name_or_path if cfg_file.exists() else "the base model"
+        except StudioError:
+            base = "the base model"
+        progress(0.4, f"loading {base} and the adapter of {name}")
+    else:
+        progress(0.4, f"adding the adapter {name} to the loaded {engine.base_model}")
+    engine, adapter = open_engine(studio, source)
+    progress(1.0, f"ready: {engine.base_model} on {engine.device} with adapter {adapter}")
+    return engine, adapter
 
 
 def system_prompt_of(source: str | None) -> str:
@@ -194,6 +223,10 @@ class ChatHandles:
     eval_table: gr.Dataframe
     eval_per_row: gr.Dataframe
     error: gr.Markdown
+    on_load: Callable[..., dict]
+    """The Load handler ``(run, folder, progress)`` (tests call it with a fake progress)."""
+    on_eval: Callable[..., dict]
+    """The Evaluate handler ``(run, folder, rows, max tokens, progress)``."""
 
 
 def render(studio: Any, ctx: AppContext) -> ChatHandles:
@@ -266,8 +299,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
 
     def on_load(run_value: str | None, folder: str | None, progress: gr.Progress = gr.Progress()) -> dict:
         try:
-            progress(0.1, desc="loading the base model and the adapter")
-            engine, name = open_engine(studio, source_of(run_value, folder))
+            engine, name = open_engine_reporting(studio, source_of(run_value, folder), Reporter(progress))
             return {loaded: describe(engine, name), system: engine.default_system_prompt(name),
                     error: error_box(None)}
         except Exception as err:  # noqa: BLE001 - shown as one sentence
@@ -327,14 +359,13 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                 progress: gr.Progress = gr.Progress()) -> dict:
         from studio.evaluate import evaluate_run
 
+        bar = Reporter(progress)
         try:
             if (folder or "").strip() or not run_value:
                 raise ModelError("Evaluation needs a run (its held-out split): pick one in the Run list")
-            progress(0.0, desc="loading the model")
-            engine, name = open_engine(studio, run_value)
+            engine, name = open_engine_reporting(studio, run_value, bar.part(0.0, 0.2))
             report = evaluate_run(run_value, rows=int(rows or 20), engine=engine, adapter=name,
-                                  max_new_tokens=int(tokens or 64),
-                                  progress=lambda f, m: progress(f, desc=m))
+                                  max_new_tokens=int(tokens or 64), progress=bar.part(0.2, 1.0))
             summary, per_row = eval_tables(report)
             return {eval_table: summary, eval_per_row: per_row, error: error_box(None)}
         except Exception as err:  # noqa: BLE001 - shown as one sentence
@@ -360,4 +391,5 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
     return ChatHandles(run=run, adapter_path=adapter_path, load=load, loaded=loaded, system=system,
                        base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,
-                       eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error)
+                       eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error,
+                       on_load=on_load, on_eval=on_eval)

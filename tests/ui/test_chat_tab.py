@@ -181,3 +181,45 @@ def test_a_whitespace_only_answer_is_described_and_read_back_as_empty():
     assert "only whitespace: 3 characters" in note and chat_tab.shown("x ") == "x "
     assert chat_tab.to_turns([{"role": "assistant", "content": [{"type": "text", "text": note}]}]) == \
         [{"role": "assistant", "content": ""}]
+
+
+class FakeProgress:
+    """Stands in for gr.Progress: records what the handler reports."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, desc: str | None = None, **_: object) -> None:
+        self.calls.append((fraction, desc or ""))
+
+
+def _monotonic_and_readable(calls: list[tuple[float, str]]) -> str:
+    fractions = [f for f, _ in calls]
+    assert len(calls) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0, calls
+    assert all(len(m) > 3 and m[0].isalpha() for _, m in calls), calls
+    return " | ".join(m for _, m in calls)
+
+
+def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
+    from studio.ui.app import build_app, initial_config
+
+    studio = Studio(runs_dir=chat_runs_dir)
+    handles = build_app(studio, initial=initial_config(demo=True)).studio_handles["chat"]
+    try:
+        loading = FakeProgress()
+        out = handles.on_load(str(wp_run), "", loading)
+        assert out[handles.error]["visible"] is False
+        text = _monotonic_and_readable(loading.calls)
+        assert "loading studio/demo-tiny and the adapter of" in text and "ready: " in text, text
+        again = FakeProgress()  # already loaded: no second load announced
+        handles.on_load(str(wp_run), "", again)
+        assert "adding the adapter" in _monotonic_and_readable(again.calls)
+        scoring = FakeProgress()
+        out = handles.on_eval(str(wp_run), "", 3, 8, scoring)
+        assert out[handles.error]["visible"] is False and len(out[handles.eval_per_row]) == 3
+        text = _monotonic_and_readable(scoring.calls)
+        assert "answers" in text and "loss" in text, text
+        assert max(f for f, m in scoring.calls if "ready" in m) <= 0.2  # loading is the first fifth of the bar
+    finally:
+        if studio.chat is not None:
+            studio.chat.close()
