@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from studio.config import HubConfig, field_help
 from studio.errors import HubError, StudioError
-from studio.ui.common import AppContext, error_box, error_text
+from studio.ui.common import AppContext, Reporter, error_box, error_text
 from studio.ui.forms import HubForm
 
 TAB_ID = "publish"
@@ -106,6 +106,11 @@ class PublishHandles:
     status: gr.Markdown
     link: gr.Markdown
     error: gr.Markdown
+    on_push: Callable[..., dict]
+    """The Push handler ``(run, repo, private, kind, card, token, progress)`` (tests call it with a fake
+    progress)."""
+    on_export: Callable[..., dict]
+    """The Export handler ``(run, repo, kind, card, folder, progress)``."""
 
 
 def render(studio: Any, ctx: AppContext) -> PublishHandles:
@@ -186,7 +191,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             if not (repo or "").strip():
                 raise HubError("Type a repo id (name or owner/name) to push to")
             url = studio.publish(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
-                                 card=text if text.strip() else None, progress=lambda f, m: progress(f, desc=m))
+                                 card=text if text.strip() else None, progress=Reporter(progress))
             gr.Info(f"Pushed to {url}")
             return {status: f"✅ Pushed {'a merged model' if kd == 'merged' else 'the adapter'} "
                             f"({'private' if priv else 'public'}).",
@@ -208,7 +213,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
                 default_export_dir(run_value, merged)
             result = studio.export_run(run_value, out, merged=merged, card=text if text.strip() else None,
                                        repo_id=(repo or "").strip() or None,
-                                       progress=lambda f, m: progress(f, desc=m))
+                                       progress=Reporter(progress))
             notes = "".join(f"\n- {n}" for n in result.notes)
             probe = f"\n- probe check: {result.probe.describe()}" if result.probe is not None else ""
             return {status: f"✅ Exported {len(result.files)} files to `{result.path}`{notes}{probe}",
@@ -241,7 +246,8 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs_on_tab", **hidden)
     return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, token=token, check=check,
                           account=account, card=card, preview=preview, rerender=rerender, push=push,
-                          export_dir=export_dir, export=export, status=status, link=link, error=error)
+                          export_dir=export_dir, export=export, status=status, link=link, error=error,
+                          on_push=on_push, on_export=on_export)
 
 
 def _safe_card(run_dir: str | None, repo: str, kind: str) -> str:
