@@ -37,6 +37,44 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert seconds < 3
 
 
+HEAVY = ("torch", "transformers", "datasets", "peft", "trl", "accelerate", "bitsandbytes", "tokenizers",
+         "matplotlib")
+
+
+def test_nothing_heavy_is_imported_before_the_first_page(tmp_path):
+    """Building the whole app (what runs before the first page is served) imports no ML library: they load with
+    the page's first events (the preview, the estimate) or when a run starts. Gradio itself imports pandas."""
+    code = ("import os, sys; os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'\n"
+            "from studio.session import Studio\n"
+            "from studio.ui.app import build_app, initial_config, launch_kwargs\n"
+            f"build_app(Studio(runs_dir={str(tmp_path)!r}), initial=initial_config(demo=True)); launch_kwargs()\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_launch_sets_the_default_concurrency_without_a_second_queue(monkeypatch, tmp_path):
+    """``launch.main`` gives gradio's own queue its default (no ``.queue()`` call that rebuilds the app)."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(studio, initial=None):
+        seen["limit"] = os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT")
+        raise Stop
+
+    monkeypatch.delenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", raising=False)  # restored afterwards
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    import studio.ui.app as app
+
+    monkeypatch.setattr(app, "build_app", fake_build)
+    with pytest.raises(Stop):
+        launch.main(["--runs-dir", str(tmp_path / "runs")])
+    assert seen["limit"] == str(launch.DEFAULT_CONCURRENCY)
+
+
 def test_auth_from_flag_env_and_share():
     assert launch.resolve_auth(_args("--auth", "me:pw"), env={}) == (("me", "pw"), False)
     assert launch.resolve_auth(_args(), env={"STUDIO_AUTH": "a:b:c"}) == (("a", "b:c"), False)
@@ -68,17 +106,26 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int]:
 
 
 def _wait_for_page(proc: subprocess.Popen, port: int, timeout: float = 120) -> tuple[float, int]:
-    import httpx
+    """Seconds from the process start to the first answer on ``/``, and its status.
+
+    Polled with urllib: a new httpx client per poll builds an SSL context each time, and on 2 busy cores that
+    poller alone added ~3 s to the measured start.
+    """
+    import urllib.error
+    import urllib.request
 
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
             raise AssertionError(f"launch.py exited early:\n{proc.stdout.read()}")
         try:
-            r = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-            return time.perf_counter() - t0, r.status_code
-        except httpx.HTTPError:
-            time.sleep(0.1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+                r.read()
+                return time.perf_counter() - t0, r.status
+        except urllib.error.HTTPError as err:
+            return time.perf_counter() - t0, err.code
+        except OSError:
+            time.sleep(0.05)
     raise AssertionError("no page within the timeout")
 
 
