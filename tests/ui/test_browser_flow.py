@@ -65,6 +65,18 @@ def _shot(page, name: str) -> None:
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
 
+PROGRESS_RECORDER = """
+window.__studioProgress = [];
+new MutationObserver(() => {
+    for (const e of document.querySelectorAll('.progress-level-inner')) {
+        const t = e.innerText.trim();
+        if (t && !window.__studioProgress.includes(t)) window.__studioProgress.push(t);
+    }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+"""Records every gr.Progress description the page shows (they come and go faster than a poll)."""
+
+
 def _tab(page, label: str) -> None:
     page.get_by_role("tab", name=label).click()
 
@@ -92,6 +104,7 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.set_default_timeout(60_000)
+        page.add_init_script(PROGRESS_RECORDER)
         try:
             page.goto(app.url)
 
@@ -109,6 +122,9 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
                                    timeout=60_000)
             assert page.locator("#data-preview .textfield span").count() > 10
             TIMINGS["data preview (s)"] = round(time.perf_counter() - t0, 1)
+            stages = page.evaluate("() => window.__studioProgress || []")
+            assert any(re.search(r"reading|loading the tokenizer|tokenizing all \d+ rows", t) for t in stages), \
+                f"the preview's gr.Progress stages never showed: {stages}"
             _shot(page, "1-data")
 
             # ---- Model: demo model, 4-bit, memory estimate
@@ -187,6 +203,7 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             repo_id = link.inner_text().split(f"{hub.url}/")[1].strip()
             assert {"README.md", "adapter_model.safetensors"} <= set(hub.repo(repo_id).files)
             assert hub.repo(repo_id).private
+            print("\ngr.Progress stages the page showed:", " | ".join(page.evaluate("() => window.__studioProgress")))
             _shot(page, "5-publish")
         finally:
             try:
