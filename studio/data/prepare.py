@@ -195,13 +195,34 @@ def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedDat
                    full_lengths=list(figures["full_length"]))
 
 
-def _figures(ds: "Dataset", tokenizer: Any, spec: RenderSpec) -> dict[str, list]:
-    def fn(row, idx):
-        return _row_figures(render(row, tokenizer, spec, where=f"row {idx + 1}"))
+FIGURES = ("full_length", "trained", "kept", "hash")
 
-    out = ds.map(fn, with_indices=True, remove_columns=list(ds.column_names), num_proc=_num_proc(len(ds)),
+
+def _render_batch(tokenizer: Any, spec: RenderSpec, with_ids: bool) -> Any:
+    """A batched ``datasets.map`` function: render each row (the preview's call, without highlight pieces) into
+    its figures and, ``with_ids``, its ``input_ids`` and ``completion_mask``. Batches of rows are converted at once
+    instead of one dict per row (that per-row formatting was a fifth of the cold path's time)."""
+
+    def fn(batch: dict[str, list], idxs: list[int]) -> dict[str, list]:
+        keys = list(batch)
+        out: dict[str, list] = {k: [] for k in (("input_ids", "completion_mask") if with_ids else ()) + FIGURES}
+        for j, idx in enumerate(idxs):
+            r = render({k: batch[k][j] for k in keys}, tokenizer, spec, where=f"row {idx + 1}", with_segments=False)
+            if with_ids:
+                out["input_ids"].append(r.input_ids)
+                out["completion_mask"].append(r.loss_mask)
+            for k, v in _row_figures(r).items():
+                out[k].append(v)
+        return out
+
+    return fn
+
+
+def _figures(ds: "Dataset", tokenizer: Any, spec: RenderSpec) -> dict[str, list]:
+    out = ds.map(_render_batch(tokenizer, spec, with_ids=False), batched=True, batch_size=_BATCH_ROWS,
+                 with_indices=True, remove_columns=list(ds.column_names), num_proc=_num_proc(len(ds)),
                  load_from_cache_file=False)
-    return {k: out[k] for k in ("full_length", "trained", "kept", "hash")}
+    return {k: _column(out, k) for k in FIGURES}
 
 
 def _num_proc(n: int) -> int | None:
@@ -240,30 +261,16 @@ def _prepare_uncached(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | Non
     loaded = loaded or load_data(cfg.data)
     spec = spec_for(cfg, loaded, tokenizer)
     train_raw, eval_raw = split_rows(cfg.data, loaded)
-    figure_names = ("full_length", "trained", "kept", "hash")
-
-    def fn(batch: dict[str, list], idxs: list[int]) -> dict[str, list]:
-        # batched: datasets converts 1,000 rows at a time instead of one dict per row (that per-row formatting
-        # was a fifth of the cold path's time); the rendering itself is the same call as the preview's
-        keys = list(batch)
-        out: dict[str, list] = {k: [] for k in ("input_ids", "completion_mask", *figure_names)}
-        for j, idx in enumerate(idxs):
-            r = render({k: batch[k][j] for k in keys}, tokenizer, spec, where=f"row {idx + 1}")
-            out["input_ids"].append(r.input_ids)
-            out["completion_mask"].append(r.loss_mask)
-            for k, v in _row_figures(r).items():
-                out[k].append(v)
-        return out
-
     def tokenize(ds: "Dataset") -> "Dataset":
-        return ds.map(fn, batched=True, batch_size=_BATCH_ROWS, with_indices=True,
+        return ds.map(_render_batch(tokenizer, spec, with_ids=True), batched=True, batch_size=_BATCH_ROWS,
+                      with_indices=True,
                       remove_columns=list(ds.column_names), num_proc=_num_proc(len(ds)),
                       desc="Rendering and tokenizing")
 
     train_tok = tokenize(train_raw)
     eval_tok = tokenize(eval_raw) if eval_raw is not None else None
     # per-row figures read back as whole Arrow columns: iterating ``ds[column]`` row by row costs seconds
-    fig = {k: _column(train_tok, k) + (_column(eval_tok, k) if eval_tok is not None else []) for k in figure_names}
+    fig = {k: _column(train_tok, k) + (_column(eval_tok, k) if eval_tok is not None else []) for k in FIGURES}
     stats = compute_stats(fig["full_length"], fig["trained"], fig["kept"], fig["hash"], spec.max_length)
     n_train = len(train_tok)
     train = _keep_trained(train_tok, fig["trained"][:n_train])

@@ -81,8 +81,9 @@ def make_spec(data_cfg: Any, fmt: str, mapping: dict[str, str], loss_on: str, ma
                       chat_template=chat_template)
 
 
-def render(row: dict[str, Any], tokenizer: Any, spec: RenderSpec, where: str = "row") -> Rendered:
-    """Render one row.
+def render(row: dict[str, Any], tokenizer: Any, spec: RenderSpec, where: str = "row", *,
+           with_segments: bool = True) -> Rendered:
+    """Render one row (``with_segments=False`` skips the decoded highlight pieces, which only previews need).
 
     Raises:
         DataError: the row lacks a mapped column or has malformed messages.
@@ -105,7 +106,7 @@ def render(row: dict[str, Any], tokenizer: Any, spec: RenderSpec, where: str = "
     full = len(ids)
     ids, mask = ids[: spec.max_length], mask[: spec.max_length]
     return Rendered(text=text, input_ids=ids, loss_mask=mask, full_length=full,
-                    segments=segments(tokenizer, ids, mask))
+                    segments=segments(tokenizer, ids, mask) if with_segments else [])
 
 
 def _value(row: dict[str, Any], column: str, where: str) -> str:
