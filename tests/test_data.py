@@ -187,7 +187,12 @@ def test_broken_files_get_specific_errors(tmp_path, name, content, message):
 def test_missing_path_and_hub_offline(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="file not found"):
         load_data(cfg_for(tmp_path / "missing.jsonl").data)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # both libraries read it once, at import: set their copies too
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="can't reach the Hugging Face Hub to load 'someone/some-data'"):
         load_data(cfg_for("someone/some-data").data)
 
