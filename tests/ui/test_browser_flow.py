@@ -57,7 +57,9 @@ def _shot(page, name: str) -> None:
     """Full-page screenshot once no component shows "processing" (toasts hidden: they would cover the tab), into
     the artifacts; with STUDIO_UPDATE_SCREENSHOTS=1 also into docs/screenshots (the README's pictures)."""
     page.add_style_tag(content=".toast-wrap { display: none !important; }")
-    page.wait_for_function("() => !document.body.innerText.includes('processing |')", timeout=60_000)
+    page.wait_for_function("""() => !document.body.innerText.includes('processing |') && ![...document.querySelectorAll(
+        '.progress-level, .progress-bar, .eta-bar')].some(e => e.offsetParent !== null)""", timeout=60_000)
+    page.wait_for_timeout(300)  # let the last redraw paint
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     if os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1":
