@@ -1,20 +1,6 @@
-"""The training engine: ``TrainingJob`` runs TRL's SFTTrainer (+ peft LoRA) in a daemon thread.
-
-A TrainerCallback turns the trainer's logs into events (studio.events) appended to the job's EventLog, which is
-mirrored to the run directory's events.jsonl. Stop sets a ``threading.Event`` that the callback turns into
-``control.should_training_stop`` (plus a checkpoint), then the adapter is saved. Any failure, out-of-memory
-included, becomes a ``Failed`` event with a readable message and a concrete suggestion; the traceback goes to
-train.log, the run directory and last checkpoint are kept, and memory is released (and the release measured).
-
-Typical use (UI and CLI alike)::
-
-    job = TrainingJob(cfg, runs_dir).start()
-    events, cursor = job.events.since(cursor)   # poll
-    job.stop()                                   # graceful
-"""
+"""``TrainingJob`` (one fine-tuning run in a daemon thread: prepare, train, save, fail readably) and ``JobStatus``."""
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -26,8 +12,11 @@ from typing import Any, Iterable
 
 from studio import runs
 from studio.errors import StudioError, TrainingError
-from studio.events import (TERMINAL, Checkpoint, Eval, Event, EventLog, Failed, Finished, Log, Note, Started,
-                           Stopped)
+from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Log, Note, Started, Stopped
+from studio.training.args import sft_args
+from studio.training.callbacks import _callback_class, _num, _trainer_class
+from studio.training.failures import explain_failure
+from studio.training.memory import memory_now, release_memory
 
 LOG = logging.getLogger("studio.training")
 _LIB_LOGGERS = ("studio", "transformers", "trl", "peft", "accelerate", "datasets")
@@ -72,175 +61,6 @@ def format_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-# --------------------------------------------------------------------------------------------------- memory helpers
-def memory_now(device: str) -> tuple[int, int]:
-    """``(current, peak)`` bytes: CUDA allocated / max allocated, or the process's RSS / peak RSS on CPU."""
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.memory_allocated()), int(torch.cuda.max_memory_allocated())
-    try:
-        import resource
-
-        import psutil
-
-        rss = psutil.Process().memory_info().rss
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return int(rss), int(max(peak, rss))
-    except ImportError:  # pragma: no cover
-        return 0, 0
-
-
-def release_memory(device: str) -> int:
-    """``gc.collect()`` + ``torch.cuda.empty_cache()``; returns the bytes released (allocated before - after)."""
-    before = memory_now(device)[0]
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
-    after = memory_now(device)[0]
-    return max(0, before - after)
-
-
-def is_oom(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return "outofmemory" in text.replace(" ", "").replace("_", "") or "out of memory" in text \
-        or "can't allocate memory" in text or "cannot allocate memory" in text or isinstance(exc, MemoryError)
-
-
-def explain_failure(exc: BaseException, cfg: Any) -> tuple[str, str]:
-    """A readable message and a concrete suggestion for an exception raised while training."""
-    if is_oom(exc):
-        tc, mc = cfg.train, cfg.model
-        tips = []
-        if tc.batch_size > 1:
-            tips.append(f"lower train.batch_size to {max(1, tc.batch_size // 2)} (raise train.grad_accum to "
-                        f"{tc.grad_accum * 2} to keep the effective batch)")
-        if tc.gradient_checkpointing is not True:
-            tips.append("turn train.gradient_checkpointing on")
-        if tc.max_length > 256:
-            tips.append(f"shorten train.max_length to {tc.max_length // 2}")
-        if mc.quantization != "4bit":
-            tips.append("load the model in 4-bit (model.quantization: 4bit)")
-        if cfg.lora.r > 16:
-            tips.append(f"use a smaller LoRA rank (lora.r: {max(8, cfg.lora.r // 4)})")
-        return ("out of memory while training", "Try: " + "; ".join(tips or ["a smaller model"]) + ".")
-    if isinstance(exc, StudioError):
-        return str(exc), ""
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
-            "See train.log in the run directory for the full traceback.")
-
-
-# ----------------------------------------------------------------------------------------------------- the callback
-def _callback_class() -> type:
-    from transformers import TrainerCallback
-
-    class StudioCallback(TrainerCallback):
-        """Turns trainer logs into events; turns a stop request into ``should_training_stop`` + a checkpoint."""
-
-        def __init__(self, job: "TrainingJob") -> None:
-            self.job = job
-            self.t_begin = self.t_last = time.perf_counter()
-            self.step_begin = self.step_last = 0
-            self.tokens_last: float | None = None
-            self.estimate_checked = False
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.t_begin = self.t_last = time.perf_counter()
-            self.step_begin = self.step_last = state.global_step
-            self.job.window.take()  # count from the first step on
-            self.job._train_begin(state, args)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.job._stop.is_set():
-                control.should_training_stop = True
-                control.should_save = True
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = dict(logs or {})
-            if "train_runtime" in logs:
-                self.job._train_loss = logs.get("train_loss")
-                return
-            if any(k.startswith("eval_") for k in logs) or "loss" not in logs:
-                return
-            now = time.perf_counter()
-            dt = max(now - self.t_last, 1e-9)
-            steps = state.global_step - self.step_last
-            num_tokens = logs.get("num_tokens")
-            tps = None
-            if num_tokens is not None:
-                prev = self.tokens_last if self.tokens_last is not None else self.job._tokens_at_begin
-                if prev is not None:
-                    tps = (num_tokens - prev) / dt
-                self.tokens_last = num_tokens
-            batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-            done = state.global_step - self.step_begin
-            rate = done / max(now - self.t_begin, 1e-9)
-            remaining = max(state.max_steps - state.global_step, 0)
-            mem, peak = memory_now(self.job.device)
-            speed = self.job._speed(dt)
-            if tps is None and speed.get("tokens_per_s"):
-                tps = speed["tokens_per_s"] * args.world_size
-            event = Log(step=state.global_step, epoch=_round(state.epoch), loss=_num(logs.get("loss")),
-                        learning_rate=_num(logs.get("learning_rate")), grad_norm=_num(logs.get("grad_norm")),
-                        tokens_per_s=_round(tps), padding_share=speed.get("padding_share"), mfu=speed.get("mfu"),
-                        samples_per_s=_round(steps * batch / dt),
-                        steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
-                        memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
-                        eta_s=_round(remaining / rate) if rate > 0 and done else None)
-            self.t_last, self.step_last = now, state.global_step
-            self.job._on_log(event)
-            if not self.estimate_checked and done >= min(3, max(state.max_steps - self.step_begin, 1)):
-                self.estimate_checked = True
-                self.job._check_estimate(peak)
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-            self.job.emit(Eval(step=state.global_step, epoch=_round(state.epoch),
-                               eval_loss=_num(metrics.get("eval_loss")), metrics=metrics))
-
-        def on_save(self, args, state, control, **kwargs):
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            self.job.emit(Checkpoint(step=state.global_step, path=str(path)))
-
-    return StudioCallback
-
-
-def _trainer_class() -> type:
-    from trl import SFTTrainer
-
-    class StudioSFTTrainer(SFTTrainer):
-        """SFTTrainer that counts each training micro-batch's real tokens, positions and squared sequence lengths
-        for the live tokens/s, padding share and MFU (sums stay on the device until a log step reads them)."""
-
-        studio_window: Any = None
-
-        def training_step(self, model, inputs, *args, **kwargs):
-            if self.studio_window is not None:
-                self.studio_window.add(inputs)
-            return super().training_step(model, inputs, *args, **kwargs)
-
-    return StudioSFTTrainer
-
-
-def _num(x: Any) -> float | None:
-    try:
-        return float(x) if x is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _round(x: Any, nd: int = 4) -> float | None:
-    return None if x is None else round(float(x), nd)
-
-
-# ------------------------------------------------------------------------------------------------------------ job
 class TrainingJob:
     """One fine-tuning run: model + data + SFTTrainer, in a daemon thread (``start``) or inline (``run``).
 
@@ -603,52 +423,6 @@ class TrainingJob:
         handler.close()
 
 
-def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bool, has_eval: bool) -> dict[str, Any]:
-    """The ``SFTConfig`` keyword arguments of a RunConfig (shared with the benchmark's plain-TRL baseline).
-
-    The data layer's ``completion_mask`` decides which tokens are trained (``completion_only_loss=True``), so
-    ``train.loss_on`` is already applied there. The engine overrides the fast-path settings with
-    :func:`studio.speed.sft_speed_kwargs` (packing, checkpointing, micro-batch; boosters are applied to the model,
-    not through TRL). Here Liger is only asked of TRL where it is installed: a missing booster never fails a run.
-    """
-    import importlib.util
-
-    import torch
-
-    from studio.modeling import compute_dtype
-
-    tc = cfg.train
-    dtype = compute_dtype(cfg.model, device)
-    bf16 = device == "cuda" and dtype == torch.bfloat16
-    fp16 = device == "cuda" and dtype == torch.float16
-    eval_steps = tc.eval_steps if has_eval and tc.eval_steps else None
-    use_liger = device == "cuda" and tc.booster in ("auto", "liger") \
-        and importlib.util.find_spec("liger_kernel") is not None
-    return dict(
-        output_dir=str(Path(run_dir) / runs.CHECKPOINTS), max_steps=tc.max_steps, num_train_epochs=tc.epochs,
-        per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,
-        gradient_accumulation_steps=tc.grad_accum, learning_rate=tc.learning_rate,
-        lr_scheduler_type=tc.lr_scheduler, warmup_steps=float(tc.warmup_ratio), weight_decay=tc.weight_decay,
-        max_grad_norm=tc.max_grad_norm, optim=tc.optim, seed=tc.seed, logging_steps=tc.logging_steps,
-        save_strategy="steps", save_steps=tc.save_steps, save_total_limit=tc.save_total_limit,
-        eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps,
-        max_length=tc.max_length, packing=tc.packing, completion_only_loss=True,
-        gradient_checkpointing=gradient_checkpointing, bf16=bf16, fp16=fp16,
-        use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda", report_to="none", disable_tqdm=True,
-        use_liger_kernel=use_liger, ddp_find_unused_parameters=False if runs.world_size() > 1 else None,
-    )
-
-
-def default_callbacks(cfg: Any) -> list[Any]:
-    """Callbacks the app and the CLI add: probe prompts answered at every checkpoint when configured."""
-    if not cfg.train.probe_prompts:
-        return []
-    from studio.probes import probe_callback
-
-    return [probe_callback()]
-
-
 def start_job(cfg: Any, runs_dir: str | Path | None = None, **kwargs: Any) -> TrainingJob:
     """Build and start a job (convenience for scripts)."""
     return TrainingJob(cfg, runs_dir, **kwargs).start()
-

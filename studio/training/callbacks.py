@@ -1,0 +1,116 @@
+"""The trainer-side hooks: the TrainerCallback that turns trainer logs into events (and a stop request into
+``should_training_stop`` + a checkpoint), and the SFTTrainer subclass that counts each micro-batch's tokens."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.events import Checkpoint, Eval, Log
+from studio.training.memory import memory_now
+
+if TYPE_CHECKING:
+    from studio.training.job import TrainingJob
+
+
+def _callback_class() -> type:
+    from transformers import TrainerCallback
+
+    class StudioCallback(TrainerCallback):
+        """Turns trainer logs into events; turns a stop request into ``should_training_stop`` + a checkpoint."""
+
+        def __init__(self, job: "TrainingJob") -> None:
+            self.job = job
+            self.t_begin = self.t_last = time.perf_counter()
+            self.step_begin = self.step_last = 0
+            self.tokens_last: float | None = None
+            self.estimate_checked = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t_begin = self.t_last = time.perf_counter()
+            self.step_begin = self.step_last = state.global_step
+            self.job.window.take()  # count from the first step on
+            self.job._train_begin(state, args)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.job._stop.is_set():
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            if "train_runtime" in logs:
+                self.job._train_loss = logs.get("train_loss")
+                return
+            if any(k.startswith("eval_") for k in logs) or "loss" not in logs:
+                return
+            now = time.perf_counter()
+            dt = max(now - self.t_last, 1e-9)
+            steps = state.global_step - self.step_last
+            num_tokens = logs.get("num_tokens")
+            tps = None
+            if num_tokens is not None:
+                prev = self.tokens_last if self.tokens_last is not None else self.job._tokens_at_begin
+                if prev is not None:
+                    tps = (num_tokens - prev) / dt
+                self.tokens_last = num_tokens
+            batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+            done = state.global_step - self.step_begin
+            rate = done / max(now - self.t_begin, 1e-9)
+            remaining = max(state.max_steps - state.global_step, 0)
+            mem, peak = memory_now(self.job.device)
+            speed = self.job._speed(dt)
+            if tps is None and speed.get("tokens_per_s"):
+                tps = speed["tokens_per_s"] * args.world_size
+            event = Log(step=state.global_step, epoch=_round(state.epoch), loss=_num(logs.get("loss")),
+                        learning_rate=_num(logs.get("learning_rate")), grad_norm=_num(logs.get("grad_norm")),
+                        tokens_per_s=_round(tps), padding_share=speed.get("padding_share"), mfu=speed.get("mfu"),
+                        samples_per_s=_round(steps * batch / dt),
+                        steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
+                        memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
+                        eta_s=_round(remaining / rate) if rate > 0 and done else None)
+            self.t_last, self.step_last = now, state.global_step
+            self.job._on_log(event)
+            if not self.estimate_checked and done >= min(3, max(state.max_steps - self.step_begin, 1)):
+                self.estimate_checked = True
+                self.job._check_estimate(peak)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+            self.job.emit(Eval(step=state.global_step, epoch=_round(state.epoch),
+                               eval_loss=_num(metrics.get("eval_loss")), metrics=metrics))
+
+        def on_save(self, args, state, control, **kwargs):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            self.job.emit(Checkpoint(step=state.global_step, path=str(path)))
+
+    return StudioCallback
+
+
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class StudioSFTTrainer(SFTTrainer):
+        """SFTTrainer that counts each training micro-batch's real tokens, positions and squared sequence lengths
+        for the live tokens/s, padding share and MFU (sums stay on the device until a log step reads them)."""
+
+        studio_window: Any = None
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            if self.studio_window is not None:
+                self.studio_window.add(inputs)
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    return StudioSFTTrainer
+
+
+def _num(x: Any) -> float | None:
+    try:
+        return float(x) if x is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _round(x: Any, nd: int = 4) -> float | None:
+    return None if x is None else round(float(x), nd)
