@@ -1,0 +1,243 @@
+"""Training memory estimate from the model config alone, device memory, and the gradient-checkpointing ``auto``.
+
+torch and transformers are imported inside the functions that need them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from studio.errors import ModelError
+from studio.modeling.devices import resolve_device
+from studio.modeling.presets import find_preset, model_id
+
+GB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Training memory from the model config alone, in GB (GiB). ``device_gb`` is the detected GPU's memory
+    (or RAM on CPU), ``device_name`` names it."""
+
+    weights_gb: float
+    lora_gb: float
+    grads_gb: float
+    optimizer_gb: float
+    activations_gb: float
+    activations_no_ckpt_gb: float
+    activations_ckpt_gb: float
+    overhead_gb: float
+    total_gb: float
+    gradient_checkpointing: bool
+    total_params: int
+    lora_params: int
+    device: str
+    device_name: str
+    device_gb: float
+    quantization: str = "none"
+
+    @property
+    def fits(self) -> bool:
+        return self.device_gb <= 0 or self.total_gb <= self.device_gb
+
+    def parts(self) -> dict[str, float]:
+        """Bar segments for a chart: label -> GB."""
+        return {"weights": self.weights_gb, "LoRA": self.lora_gb, "gradients": self.grads_gb,
+                "optimizer": self.optimizer_gb, "activations": self.activations_gb, "overhead": self.overhead_gb}
+
+    def summary(self) -> str:
+        gc = "on" if self.gradient_checkpointing else "off"
+        quant = "unquantized" if self.quantization == "none" else self.quantization
+        return (f"~{_size(self.total_gb)} of {self.device_gb:.1f} GB ({self.device_name}); weights ({quant}) "
+                f"{_size(self.weights_gb)}, LoRA+grads+optimizer "
+                f"{_size(self.lora_gb + self.grads_gb + self.optimizer_gb)}, activations "
+                f"{_size(self.activations_gb)} (gradient checkpointing {gc}; {_size(self.activations_no_ckpt_gb)} "
+                f"without, {_size(self.activations_ckpt_gb)} with)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _size(gb: float) -> str:
+    """``1.23 GB`` or, below 1 GB, ``45.6 MB`` (small models would show 0.00 GB)."""
+    return f"{gb:.2f} GB" if gb >= 1 else f"{gb * 1024:.1f} MB"
+
+
+@dataclass(frozen=True)
+class Arch:
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    head_dim: int
+    tie_word_embeddings: bool
+    gated_mlp: bool
+
+
+def arch_of(model_config: Any) -> Arch:
+    """Architecture figures from a transformers config object or a plain mapping (a preset's ``arch``)."""
+    get = (model_config.get if isinstance(model_config, dict) else
+           lambda k, d=None: getattr(model_config, k, d))
+    h = int(get("hidden_size", None) or get("n_embd", None) or get("d_model", 0))
+    n_layers = int(get("num_hidden_layers", None) or get("n_layer", 0))
+    heads = int(get("num_attention_heads", None) or get("n_head", 1))
+    kv = get("num_key_value_heads", None)
+    if kv is None:
+        kv = 1 if get("multi_query", False) else heads
+    inter = get("intermediate_size", None) or get("ffn_hidden_size", None) or get("n_inner", None) or 4 * h
+    head_dim = get("head_dim", None) or h // max(heads, 1)
+    gated = get("gated_mlp", None)
+    if gated is None:
+        act = str(get("hidden_act", None) or get("hidden_activation", None) or "")
+        mtype = str(get("model_type", "") or "")
+        gated = mtype not in ("falcon", "phi", "gpt2", "gpt_neox", "gptj") and act in ("silu", "swish", "gelu_pytorch_tanh", "")
+    if not h or not n_layers:
+        raise ModelError("can't estimate memory: the model config has no hidden_size / num_hidden_layers")
+    return Arch(h, n_layers, int(inter), heads, int(kv), int(get("vocab_size", 32000)), int(head_dim),
+                bool(get("tie_word_embeddings", True)), bool(gated))
+
+
+def _linear_shapes(a: Arch) -> list[tuple[str, int, int]]:
+    """(name, in, out) of the linear layers of one decoder layer."""
+    q = a.num_attention_heads * a.head_dim
+    kv = a.num_key_value_heads * a.head_dim
+    shapes = [("q_proj", a.hidden_size, q), ("k_proj", a.hidden_size, kv), ("v_proj", a.hidden_size, kv),
+              ("o_proj", q, a.hidden_size)]
+    if a.gated_mlp:
+        shapes += [("gate_proj", a.hidden_size, a.intermediate_size), ("up_proj", a.hidden_size, a.intermediate_size),
+                   ("down_proj", a.intermediate_size, a.hidden_size)]
+    else:
+        shapes += [("up_proj", a.hidden_size, a.intermediate_size), ("down_proj", a.intermediate_size, a.hidden_size)]
+    return shapes
+
+
+def _model_config_for(model_cfg: Any) -> Any:
+    preset = find_preset(model_cfg.name_or_path)
+    if preset and preset.arch:
+        return preset.arch
+    from studio.imports import ml_libs
+    ml_libs()
+    from transformers import AutoConfig
+
+    from studio.demo import resolve_model_path
+
+    try:
+        return AutoConfig.from_pretrained(resolve_model_path(model_id(model_cfg)), revision=model_cfg.revision,
+                                          trust_remote_code=model_cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"can't read the config of {model_cfg.name_or_path!r} to estimate memory "
+                         f"({str(exc).splitlines()[0][:160]})") from None
+
+
+def device_memory(device: str = "auto") -> tuple[str, str, float]:
+    """``(device, name, GB)`` of the first GPU, or of system RAM on CPU."""
+    import torch
+
+    dev = resolve_device(device) if device != "cuda" or torch.cuda.is_available() else "cpu"
+    if dev == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        return "cuda", props.name, props.total_memory / GB
+    try:
+        import psutil
+
+        total = psutil.virtual_memory().total
+    except ImportError:  # pragma: no cover
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return "cpu", "system RAM", total / GB
+
+
+def resolve_gradient_checkpointing(cfg: Any, estimate: MemoryEstimate | None = None) -> bool:
+    """``auto``: on when the run would not fit the device without it, off otherwise (it costs ~30% speed)."""
+    setting = cfg.train.gradient_checkpointing
+    if setting != "auto":
+        return bool(setting)
+    est = estimate or estimate_memory(cfg, gradient_checkpointing=False)
+    if est.device == "cpu":
+        return False
+    no_ckpt_total = est.total_gb - est.activations_gb + est.activations_no_ckpt_gb
+    return no_ckpt_total > 0.85 * est.device_gb
+
+
+def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointing: bool | None = None,
+                    device: str | None = None) -> MemoryEstimate:
+    """Estimate training memory before anything loads, from the model config alone.
+
+    Weights at the chosen quantization (4-bit: 0.5 byte + block constants per linear weight; embeddings and norms
+    in the compute dtype after Studio's k-bit preparation, fp32 with fp16 compute), LoRA parameters (fp32; bf16
+    when quantized, as TRL casts them), their gradients and AdamW states (2 x fp32), activations for batch x max_length with and without gradient
+    checkpointing (SDPA/flash attention: no seq^2 scores; TRL's fused LM head: no full logits), and a fixed
+    runtime overhead (CUDA context, allocator slack).
+
+    Args:
+        cfg: the RunConfig.
+        model_config: a transformers config or an ``arch`` mapping; None reads the preset or the model's config.
+        gradient_checkpointing: override ``cfg.train.gradient_checkpointing`` (``auto`` resolves here).
+        device: override ``cfg.train.device``.
+    """
+    a = arch_of(model_config if model_config is not None else _model_config_for(cfg.model))
+    dev, dev_name, dev_gb = device_memory(device or cfg.train.device)
+    mc, tc, lc = cfg.model, cfg.train, cfg.lora
+    cbytes = {"bf16": 2, "fp16": 2, "fp32": 4}.get(mc.compute_dtype, 2 if dev == "cuda" else 4)
+    shapes = _linear_shapes(a)
+    linear_per_layer = sum(i * o for _, i, o in shapes)
+    linear = linear_per_layer * a.num_hidden_layers
+    embed = a.vocab_size * a.hidden_size
+    head = 0 if a.tie_word_embeddings else embed
+    norms = (2 * a.num_hidden_layers + 1) * a.hidden_size
+    total_params = linear + embed + head + norms
+    # k-bit: the rest stays in the compute dtype (studio.speed.kbit: no fp32 upcast), except with fp16 compute,
+    # where peft's preparation upcasts it to fp32
+    rest = 4 if mc.compute_dtype == "fp16" else cbytes
+    if mc.quantization == "4bit":
+        per = 0.5 + (4 / 64 if not mc.double_quant else (1 / 64 + 4 / (64 * 256)))
+        weights = linear * per + (embed + head + norms) * rest
+    elif mc.quantization == "8bit":
+        weights = linear * (1 + 4 / max(a.hidden_size, 1)) + (embed + head + norms) * rest
+    else:
+        weights = total_params * cbytes
+    targets = lc.target_modules
+    names = {n for n, _, _ in shapes} if targets == "all-linear" else set(targets)
+    lora_params = a.num_hidden_layers * sum(lc.r * (i + o) for n, i, o in shapes if n in names or
+                                            (n == "up_proj" and "dense_h_to_4h" in names) or
+                                            (n == "down_proj" and "dense_4h_to_h" in names))
+    lora_bytes = 2 if mc.quantization != "none" and cbytes == 2 else 4
+    lora = lora_params * lora_bytes
+    grads = lora_params * lora_bytes
+    optimizer = lora_params * 8 if "8bit" not in tc.optim else lora_params * 2
+    tokens = tc.batch_size * tc.max_length
+    h, i_sz = a.hidden_size, a.intermediate_size
+    kvd = a.num_key_value_heads * a.head_dim
+    qd = a.num_attention_heads * a.head_dim
+    mlp_acts = 4 * i_sz if a.gated_mlp else 2 * i_sz
+    # saved tensors per token per layer: norms (in/out, fp32 copies), q/k/v (+ rope copies), attention out,
+    # residuals, MLP intermediates; LoRA inputs after dropout
+    per_layer = cbytes * (4 * h + 2 * qd + 3 * kvd + qd + mlp_acts) + 4 * 2 * h
+    if lc.dropout > 0:
+        per_layer += cbytes * sum(i for n, i, _ in shapes if n in names)
+    act_full = tokens * per_layer * a.num_hidden_layers
+    act_ckpt = tokens * (h * cbytes * a.num_hidden_layers + per_layer)
+    lm_chunk = min(tokens, 1024) * a.vocab_size * 4 * 2 + tokens * h * 4 * 2
+    act_full += lm_chunk
+    act_ckpt += lm_chunk
+    overhead = (0.6 * GB if dev == "cuda" else 0.25 * GB) + 0.05 * weights
+    if gradient_checkpointing is None:
+        setting = tc.gradient_checkpointing
+        if setting == "auto":
+            base_total = weights + lora + grads + optimizer + overhead
+            gradient_checkpointing = dev != "cpu" and (base_total + act_full) / GB > 0.85 * dev_gb
+        else:
+            gradient_checkpointing = bool(setting)
+    acts = act_ckpt if gradient_checkpointing else act_full
+    total = weights + lora + grads + optimizer + acts + overhead
+    g = lambda x: round(x / GB, 3)  # noqa: E731
+    return MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
+                          activations_gb=g(acts), activations_no_ckpt_gb=g(act_full),
+                          activations_ckpt_gb=g(act_ckpt), overhead_gb=g(overhead), total_gb=g(total),
+                          gradient_checkpointing=bool(gradient_checkpointing), total_params=int(total_params),
+                          lora_params=int(lora_params), device=dev, device_name=dev_name, device_gb=round(dev_gb, 2),
+                          quantization=cfg.model.quantization)
