@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+from fake_progress import FakeProgress, monotonic_and_readable
 
 from chat_helpers import chat_runs_dir, one_thread, wp_run  # noqa: F401
 from studio.config import RunConfig
@@ -183,23 +184,6 @@ def test_a_whitespace_only_answer_is_described_and_read_back_as_empty():
         [{"role": "assistant", "content": ""}]
 
 
-class FakeProgress:
-    """Stands in for gr.Progress: records what the handler reports."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, str]] = []
-
-    def __call__(self, fraction: float, desc: str | None = None, **_: object) -> None:
-        self.calls.append((fraction, desc or ""))
-
-
-def _monotonic_and_readable(calls: list[tuple[float, str]]) -> str:
-    fractions = [f for f, _ in calls]
-    assert len(calls) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0, calls
-    assert all(len(m) > 3 and m[0].isalpha() for _, m in calls), calls
-    return " | ".join(m for _, m in calls)
-
-
 def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
     from studio.ui.app import build_app, initial_config
 
@@ -209,15 +193,15 @@ def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
         loading = FakeProgress()
         out = handles.on_load(str(wp_run), "", loading)
         assert out[handles.error]["visible"] is False
-        text = _monotonic_and_readable(loading.calls)
+        text = monotonic_and_readable(loading.calls)
         assert "loading studio/demo-tiny and the adapter of" in text and "ready: " in text, text
         again = FakeProgress()  # already loaded: no second load announced
         handles.on_load(str(wp_run), "", again)
-        assert "adding the adapter" in _monotonic_and_readable(again.calls)
+        assert "adding the adapter" in monotonic_and_readable(again.calls)
         scoring = FakeProgress()
         out = handles.on_eval(str(wp_run), "", 3, 8, scoring)
         assert out[handles.error]["visible"] is False and len(out[handles.eval_per_row]) == 3
-        text = _monotonic_and_readable(scoring.calls)
+        text = monotonic_and_readable(scoring.calls)
         assert "answers" in text and "loss" in text, text
         assert max(f for f, m in scoring.calls if "ready" in m) <= 0.2  # loading is the first fifth of the bar
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_progress import FakeProgress
 
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
@@ -52,16 +53,6 @@ def test_preview_highlights_trained_tokens(app, sample):
     stats = dict((k, v) for k, v in out[h.stats])
     assert stats["rows"] > 100
     assert out[h.form.format] in ("prompt_completion", "instruction", "messages")
-
-
-class FakeProgress:
-    """Stands in for gr.Progress: records what the handler reports."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, str]] = []
-
-    def __call__(self, fraction: float, desc: str | None = None, **_: object) -> None:
-        self.calls.append((fraction, desc or ""))
 
 
 def assert_readable_and_monotonic(calls: list[tuple[float, str]], *words: str) -> None:

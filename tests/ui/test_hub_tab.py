@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fake_progress import FakeProgress, monotonic_and_readable
 
 from hub_fixtures import make_run_dir
 from hub_server import HubServer
@@ -142,23 +143,6 @@ def test_export_only_writes_a_folder_without_the_network(served, tmp_path):
     shutil.rmtree(out)
 
 
-class FakeProgress:
-    """Stands in for gr.Progress: records what the handler reports."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, str]] = []
-
-    def __call__(self, fraction: float, desc: str | None = None, **_: object) -> None:
-        self.calls.append((fraction, desc or ""))
-
-
-def _monotonic_and_readable(calls: list[tuple[float, str]]) -> str:
-    fractions = [f for f, _ in calls]
-    assert len(calls) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0, calls
-    assert all(len(m) > 3 and m[0].isalpha() for _, m in calls), calls
-    return " | ".join(m for _, m in calls)
-
-
 def test_export_and_push_report_progress(served, base_run, hub, tmp_path):
     from studio.ui.app import build_app, initial_config
 
@@ -166,10 +150,10 @@ def test_export_and_push_report_progress(served, base_run, hub, tmp_path):
     exporting = FakeProgress()
     out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), exporting)
     assert "Exported" in out[handles.status], out
-    text = _monotonic_and_readable(exporting.calls)
+    text = monotonic_and_readable(exporting.calls)
     assert "copying the adapter" in text and "exported to" in text, text
     pushing = FakeProgress()
     out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, pushing)
     assert "Pushed" in out[handles.status], out
-    text = _monotonic_and_readable(pushing.calls)
+    text = monotonic_and_readable(pushing.calls)
     assert "checking the token" in text and "uploading" in text and "pushed to" in text, text
