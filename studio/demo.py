@@ -52,8 +52,10 @@ def demo_model_dir() -> Path:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map :data:`DEMO_MODEL` to its local folder (building it if needed); return anything else unchanged."""
-    return str(ensure_demo_model()) if name_or_path == DEMO_MODEL else name_or_path
+    """The folder or Hub id for a model setting: see :func:`studio.modeling.sources.resolve_model_path`."""
+    from studio.modeling.sources import resolve_model_path as resolve
+
+    return resolve(name_or_path)
 
 
 def ensure_demo_model() -> Path:

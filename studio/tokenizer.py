@@ -9,22 +9,23 @@ from studio.templates import CHATML_TEMPLATE
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 
 
-def load_tokenizer(model_cfg: Any, pad_token: str | None = None) -> tuple[Any, int]:
+def load_tokenizer(model_cfg: Any, pad_token: str | None = None, progress: Any = None) -> tuple[Any, int]:
     """Load the tokenizer for ``model_cfg`` and return ``(tokenizer, n_added_tokens)``.
 
     ``pad_token``: a preset's pad token (Falcon has none: the seed used ``>>SUFFIX<<``); otherwise eos.
     A ``chatml`` choice installs ChatML (with ``{% generation %}`` markers) and adds its tokens when missing,
-    in which case the model's embeddings must be resized and saved with the adapter.
+    in which case the model's embeddings must be resized and saved with the adapter. ``progress(fraction,
+    message)`` hears about a first GGUF dequantization.
 
     Raises:
         ModelError: the model id or folder can't be found or has no tokenizer.
     """
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import resolve_model_path
     from studio.imports import ml_libs
 
     AutoTokenizer = ml_libs()[0].AutoTokenizer
 
-    path = resolve_model_path(model_cfg.name_or_path)
+    path = resolve_model_path(model_cfg.name_or_path, progress)
     try:
         tok = AutoTokenizer.from_pretrained(path, revision=model_cfg.revision,
                                             trust_remote_code=model_cfg.trust_remote_code)

