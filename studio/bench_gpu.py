@@ -450,7 +450,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="Same code on CPU with tiny shapes (seconds).")
-    p.add_argument("--json", action="store_true", help="Print one JSON object instead of the table.")
+    p.add_argument("--json", action="store_true", help="Print one JSON object instead of the table (gpu, learn).")
     p.add_argument("--models", default="llama-1b,mistral-7b", help="Comma-separated shapes: llama-1b, mistral-7b.")
     p.add_argument("--runs", default=",".join(RUNS),
                    help="Comma-separated runs: plain, tuned, studio, studio-lowmem (checkpointing forced on).")

