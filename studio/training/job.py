@@ -186,7 +186,7 @@ class TrainingJob:
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
         self._status_extra = {"message": "preparing the data"}
-        tokenizer = base_tokenizer(cfg.model)
+        tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
         if self._stop.is_set():
@@ -238,6 +238,12 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
+
+    def _model_progress(self, fraction: float, message: str) -> None:
+        """A first GGUF dequantization shows in the status line; its start and end become notes."""
+        self._status_extra = {"message": message}
+        if fraction in (0.0, 1.0) or message.startswith("Saving"):
+            self.emit(Note(message=message))
 
     def _planned_estimate(self, plan: Any) -> Any:
         """The memory estimate for the planned micro-batch and checkpointing choice (None without a model config)."""
