@@ -131,6 +131,27 @@ def test_empty_answer_trains_its_end_token(smollm2_tokenizer):
     assert pieces(smollm2_tokenizer, conv)[0] == [IM_END]
 
 
+class NoOffsets:
+    """A tokenizer without char offsets (like a Python "slow" one): everything else delegates to ``tok``."""
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def __call__(self, text, **kw):
+        if kw.get("return_offsets_mapping"):
+            raise NotImplementedError("return_offset_mapping is not available when using Python tokenizers")
+        return self.tok(text, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.tok, name)
+
+
+@pytest.mark.parametrize("conv", [SYSTEM_FIRST, THREE_TURNS, [{"role": "user", "content": "Hi"},
+                                                               {"role": "assistant", "content": "  Hello there  "}]])
+def test_tokenizer_without_offsets_gives_the_same_mask(smollm2_tokenizer, conv):
+    assert render_chat(conv, NoOffsets(smollm2_tokenizer), None) == render_chat(conv, smollm2_tokenizer, None)
+
+
 # ------------------------------------------------------------------------------------------------ families
 FAMILIES = {
     # name: (special tokens the family's tokenizer has, eos, end marker (None: eos), strips content, lead, system)
@@ -197,6 +218,32 @@ def test_phi3_final_eos_is_not_part_of_the_turn(family_tokenizers):
     text, _, _ = render_chat(THREE_TURNS, tok, template("phi3"))
     assert text.endswith("<|end|>\n" + tok.eos_token)
     assert pieces(tok, THREE_TURNS, template("phi3"))[0][-1] == "Blue.\nOr green.<|end|>"
+
+
+def test_qwen3_renders_the_last_turn_differently(family_tokenizers):
+    """Qwen3 adds an empty think block to the final assistant turn only: a render up to an earlier turn is not a
+    prefix of the whole conversation. The think block is a prompt cue, untrained."""
+    tok = family_tokenizers["qwen2_5"]
+    text, _, _ = render_chat(THREE_TURNS, tok, template("qwen3"))
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\nBlue." in text and text.count("<think>") == 1
+    trained, untrained = pieces(tok, THREE_TURNS, template("qwen3"))
+    assert trained == [c + IM_END for c in contents(THREE_TURNS)]
+    assert "<think>\n\n</think>\n\n" in untrained
+
+
+def test_qwen3_reasoning_dropped_from_history_is_a_clear_error(family_tokenizers):
+    """Qwen3 drops the reasoning of earlier turns: that content is nowhere in the text, so the row is refused
+    (rather than trained wrong or not at all)."""
+    conv = [{"role": "user", "content": "Say ok."}, {"role": "assistant", "content": "<think>\nEasy.\n</think>\n\nok"},
+            {"role": "user", "content": "Again."}, {"role": "assistant", "content": "ok"}]
+    with pytest.raises(DataError, match="can't find assistant turn 1"):
+        render_chat(conv, family_tokenizers["qwen2_5"], template("qwen3"))
+
+
+def test_identical_answers_in_several_turns(smollm2_tokenizer):
+    conv = [m if m["role"] != "assistant" else {**m, "content": "ok"} for m in THREE_TURNS]
+    trained, untrained = pieces(smollm2_tokenizer, conv)
+    assert trained == ["ok" + IM_END] * 3 and untrained.count("<|im_start|>assistant\n") == 3
 
 
 @pytest.mark.parametrize("name, messages, says", [

@@ -73,9 +73,7 @@ def assistant_spans(messages: list[dict[str, str]], text: str, tokenizer: Any, k
         lo = cursor if before is None else max(cursor, _agree(before, text, tokenizer, ids, offsets))
         hi = len(text) if upto is None else _agree(upto, text, tokenizer, ids, offsets)
         found = _locate(message["content"], text, lo, hi, reverse=upto is not None)
-        if found is None and lo > cursor:  # the prefix render overshot into the content
-            found = _locate(message["content"], text, cursor, hi, reverse=upto is not None)
-        if found is None and upto is not None:  # the end render diverged inside the content
+        if found is None and upto is not None:  # the render up to this turn differs (e.g. it is the last one)
             found = _locate(message["content"], text, lo, len(text), reverse=False)
         if found is not None:
             start, end = found
@@ -85,7 +83,7 @@ def assistant_spans(messages: list[dict[str, str]], text: str, tokenizer: Any, k
         else:
             raise DataError(f"{where}: can't find assistant turn {turn} ({message['content']!r:.40}) in the chat "
                             "template's output, so its loss mask is unknown; use a chat template with "
-                            "{% generation %} markers or set loss_on to all")
+                            "{% generation %} markers or set train.loss_on to all")
         spans.append((start, end))
         cursor = end
     return spans
@@ -186,10 +184,14 @@ def _mask_from_spans(tokenizer: Any, text: str, ids: list[int], offsets: list[Sp
 
 
 def _mask_by_prefix_tokens(tokenizer: Any, text: str, ids: list[int], spans: list[Span]) -> list[int]:
+    """Without offsets: a span runs from the first token ``text[:a]`` doesn't reproduce to the last one ``text[:b]``
+    touches (a token cut by either edge overlaps the span, so it trains, as with offsets)."""
     mask = [0] * len(ids)
     for a, b in spans:
         start = _common(tokenizer(text[:a], add_special_tokens=False)["input_ids"], ids)
-        end = len(tokenizer(text[:b], add_special_tokens=False)["input_ids"]) if b < len(text) else len(ids)
+        upto = tokenizer(text[:b], add_special_tokens=False)["input_ids"]
+        end = _common(upto, ids)
+        end += len(upto) > end  # the token cut at b
         mask[start:end] = [1] * max(0, end - start)
     return mask
 
