@@ -279,6 +279,13 @@ def test_template_refusing_prefixes_that_end_with_a_user_turn(smollm2_tokenizer)
     assert pieces(smollm2_tokenizer, THREE_TURNS, tpl)[0] == [c + IM_END for c in contents(THREE_TURNS)]
 
 
+def test_template_refusing_every_partial_conversation(smollm2_tokenizer):
+    """No prefix renders at all: turns are found in order after the messages before them ("ok" is in "Say ok.")."""
+    guard = ("{%- if messages | length != " + str(len(THREE_TURNS)) + " %}"
+             "{{- raise_exception('whole conversations only') }}{%- endif %}")
+    assert pieces(smollm2_tokenizer, THREE_TURNS, guard + chatml())[0] == [c + IM_END for c in contents(THREE_TURNS)]
+
+
 def test_template_rewriting_the_content_trains_the_rewritten_turn(smollm2_tokenizer):
     tpl = chatml(content="(m['content'] | upper if m['role'] == 'assistant' else m['content'])")
     assert pieces(smollm2_tokenizer, SYSTEM_FIRST, tpl)[0] == ["PARIS." + IM_END, "MADRID, SINCE 1561." + IM_END]

@@ -63,14 +63,17 @@ def assistant_spans(messages: list[dict[str, str]], text: str, tokenizer: Any, k
     """
     spans: list[Span] = []
     cursor = 0  # the end of the last span: turns are in order
-    turn = 0
+    turn = last = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
         turn += 1
         before = _try_render(messages[:i], tokenizer, {**kwargs, "add_generation_prompt": True}) if i else ""
         upto = _try_render(messages[: i + 1], tokenizer, kwargs)
-        lo = cursor if before is None else max(cursor, _agree(before, text, tokenizer, ids, offsets))
+        if before is None:  # the template refuses a conversation ending before this turn: skip what precedes it
+            lo = _skip(messages[last:i], text, cursor)
+        else:
+            lo = max(cursor, _agree(before, text, tokenizer, ids, offsets))
         hi = len(text) if upto is None else _agree(upto, text, tokenizer, ids, offsets)
         found = _locate(message["content"], text, lo, hi, reverse=upto is not None)
         if found is None and upto is not None:  # the render up to this turn differs (e.g. it is the last one)
@@ -85,8 +88,16 @@ def assistant_spans(messages: list[dict[str, str]], text: str, tokenizer: Any, k
                             "template's output, so its loss mask is unknown; use a chat template with "
                             "{% generation %} markers or set train.loss_on to all")
         spans.append((start, end))
-        cursor = end
+        cursor, last = end, i + 1
     return spans
+
+
+def _skip(messages: list[dict[str, str]], text: str, pos: int) -> int:
+    """Past the rendered contents of ``messages``, found in order from ``pos`` (those not found are passed over)."""
+    for m in messages:
+        found = _locate(m["content"], text, pos, len(text), reverse=False) if m["content"].strip() else None
+        pos = found[1] if found else pos
+    return pos
 
 
 def _render(messages: list[dict[str, str]], tokenizer: Any, kwargs: dict[str, Any], where: str) -> str:
