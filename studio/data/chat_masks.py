@@ -9,6 +9,11 @@ trains). Without them (most shipped templates), each assistant turn's span is fo
 3. the trained span is the content plus the turn's end marker: the first non-blank run after it (``<|im_end|>``,
    ``<|eot_id|>``, ``</s>``, ``<end_of_turn>``), never the next turn's header nor the generation-prompt header.
 
+Fallbacks: a turn the template renders differently when it is last (Qwen3's empty think block) is searched after
+the window, and its end marker is the special token that follows it; a template refusing partial conversations
+has its turns found in order after the messages before them; content the template rewrites (``| upper``) trains
+the turn's rendered text. A turn found nowhere is a :class:`DataError`, never a silent zero.
+
 Chars become tokens through the tokenizer's offsets: a token is trained when it overlaps a trained span (so a
 token merging a header's space with the first word still trains). The ids are ``tokenizer(text,
 add_special_tokens=False)``, exactly what ``apply_chat_template(tokenize=True)`` gives.
