@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 CACHE_VERSION = 1
 HASH_CONTENT_UP_TO = 2 * 1024 ** 3
 """Files up to this size are content-hashed; larger ones are keyed by size and mtime only."""
-_CODE_FILES = ("data/render.py", "data/prepare.py", "data/formats.py", "data/loading.py", "data/stats.py",
-               "templates.py")
+_CODE_FILES = ("data/render.py", "data/chat_masks.py", "data/prepare.py", "data/formats.py", "data/loading.py",
+               "data/stats.py", "templates.py")
 
 
 def enabled() -> bool:

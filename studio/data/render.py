@@ -5,7 +5,8 @@ The rules follow TRL 1.16's own tokenization so that what the preview shows is w
 - prompt/completion pairs (from a text template): ``tokenizer(prompt)`` and ``tokenizer(prompt + completion + eos)``;
   loss starts where the two diverge (TRL's ``common_prefix_length``);
 - chat rows: ``apply_chat_template`` with the assistant mask from ``{% generation %}`` markers (TRL's
-  ``assistant_only_loss``), or, for templates without markers, the tokens each assistant turn adds.
+  ``assistant_only_loss``), or, for templates without markers, each assistant content plus its end token,
+  found in the rendered text (see :mod:`studio.data.chat_masks`).
 ``loss_on="all"`` keeps the ids and trains every token.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.chat_masks import render_chat
 from studio.data.formats import ROLES, to_messages
 from studio.errors import DataError, TemplateError
 from studio.templates import fill, placeholders, resolve, split_at_response
@@ -93,7 +95,7 @@ def render(row: dict[str, Any], tokenizer: Any, spec: RenderSpec, where: str = "
         text, ids, mask = _render_template(row, tokenizer, spec)
     elif spec.uses_chat(tokenizer):
         messages = to_messages(spec.format, row, spec.mapping, spec.system_prompt, where)
-        text, ids, mask = _render_chat(messages, tokenizer, spec.chat_template)
+        text, ids, mask = render_chat(messages, tokenizer, spec.chat_template, where)
     elif spec.format == "text":
         text = _value(row, spec.mapping["text"], where) + tokenizer.eos_token
         ids = tokenizer(text)["input_ids"]
@@ -186,29 +188,6 @@ def _split_at_answer_field(spec: RenderSpec, values: dict[str, Any]) -> tuple[st
     prompt = fill(head, values)
     completion = str(values[last]) + fill(tail, values)
     return prompt, completion
-
-
-def _render_chat(messages: list[dict[str, str]], tokenizer: Any, chat_template: str | None
-                 ) -> tuple[str, list[int], list[int]]:
-    kwargs = {"chat_template": chat_template} if chat_template else {}
-    template = chat_template or tokenizer.chat_template
-    text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
-    if "generation" in template:
-        out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True, **kwargs)
-        return text, list(out["input_ids"]), list(out["assistant_masks"])
-    ids = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
-    mask = [0] * len(ids)
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=True, return_dict=True,
-                                               add_generation_prompt=True, **kwargs)["input_ids"] if i else []
-        upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=True, return_dict=True,
-                                             **kwargs)["input_ids"]
-        start, end = _common_prefix(list(before), ids), _common_prefix(list(upto), ids)
-        mask[start:end] = [1] * (end - start)
-    return text, ids, mask
 
 
 def segments(tokenizer: Any, ids: list[int], mask: list[int]) -> list[tuple[str, bool]]:
