@@ -62,10 +62,13 @@ def test_real_model_trains_on_each_bundled_format(kind, tmp_path, smollm2_folder
     for shown in view.rows:  # the trainer's rows carry the preview's ids and mask, row for row
         row = next(r for r in prepared.train if r["input_ids"] == shown.input_ids)
         assert row["completion_mask"] == shown.loss_mask
-        text = tok.decode(shown.input_ids, skip_special_tokens=False)
-        first = shown.loss_mask.index(1)
-        assert tok.decode(shown.input_ids[:first], skip_special_tokens=False).rstrip().endswith(marker.rstrip())
-        assert trained_text(tok, shown).strip() and trained_text(tok, shown) in text
+        assert trained_text(tok, shown).strip()
+        # every trained span (each assistant turn) starts right after the answer marker and ends the answer
+        pieces = shown.segments
+        for before, (piece, trained) in zip(pieces, pieces[1:]):
+            if trained:
+                assert not before[1] and before[0].rstrip().endswith(marker.rstrip()), (before, piece)
+                assert piece.endswith(tok.eos_token), piece
 
     job = _train(cfg)
     engine = ChatEngine.from_run(job.run_dir, device="cpu")
