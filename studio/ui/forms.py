@@ -40,6 +40,7 @@ MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values
 """Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
 
 GRADIENT_CHECKPOINTING = ("auto", "on", "off")
+EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
 
 Component = Any  # a gradio component; keys of the values dict
 
@@ -82,10 +83,14 @@ class DataForm:
     seed: Component
     max_length: Component
     loss_on: Component
+    weight: Component = None
+    """Sampling weight of the first source."""
+    extra_sources: Component = None
+    """A table (list of rows ``EXTRA_SOURCE_HEADERS``) of the sources after the first."""
 
     def components(self) -> list[Component]:
         out = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mapping"]
-        return out + list(self.mapping.values())
+        return [c for c in out if c is not None] + list(self.mapping.values())
 
 
 @dataclass
@@ -168,6 +173,9 @@ class Forms:
     lora: LoraForm | None = None
     train: TrainForm | None = None
     hub: HubForm | None = None
+    base: Component = None
+    """A per-browser ``gr.State`` holding the dict of the config last written to the forms: fields no widget edits
+    keep its values (instead of the start config's), so a loaded config round-trips unchanged."""
 
     def _section_forms(self) -> list[Any]:
         return [f for f in (self.model, self.lora, self.train, self.hub) if f is not None]
@@ -177,7 +185,20 @@ class Forms:
         out: set[Component] = set(self.data.components()) if self.data else set()
         for form in self._section_forms():
             out |= {c for c in _widgets(form).values()}
+        if self.base is not None:
+            out.add(self.base)
         return out
+
+    def start_config(self, values: dict[Component, Any]) -> RunConfig:
+        """The config the widgets' values are laid over: the one last written to this browser's forms, else the
+        config the app started with."""
+        raw = values.get(self.base) if self.base is not None else None
+        if isinstance(raw, dict):
+            try:
+                return RunConfig.from_dict(raw)
+            except ConfigError:
+                pass
+        return self.initial
 
     def read(self, values: dict[Component, Any]) -> RunConfig:
         """The validated RunConfig the widgets describe.
@@ -185,14 +206,15 @@ class Forms:
         Raises:
             ConfigError: a value is missing or out of range (the message names the field).
         """
-        raw = self.initial.to_dict()
+        start = self.start_config(values)
+        raw = start.to_dict()
         for form in self._section_forms():
             section, cls = _SECTION_OF[type(form)]
             for name, comp in _widgets(form).items():
                 if comp in values:
                     raw[section][name] = from_widget(cls, name, values[comp], section)
         if self.data is not None:
-            data, train_extra = read_data(self.data, values, self.initial.data)
+            data, train_extra = read_data(self.data, values, start.data)
             raw["data"] = dataclasses.asdict(data)
             raw["train"].update(train_extra)
         return RunConfig.from_dict(raw)
@@ -206,6 +228,8 @@ class Forms:
                 out[comp] = to_widget(cls, name, getattr(getattr(cfg, section), name))
         if self.data is not None:
             out.update(write_data(self.data, cfg))
+        if self.base is not None:
+            out[self.base] = cfg.to_dict()
         return out
 
 
@@ -299,7 +323,9 @@ def data_field_values(cfg: RunConfig) -> dict[str, Any]:
         sample = bundled_samples()[0]
     name, template, response = _template_parts(data)
     columns = src.columns if src is not None else {}
-    return {"source_kind": kind, "sample": sample, "upload": None, "path": path, "split": split, "subset": subset,
+    extra = [[s.path, s.split, s.name or "", s.weight, columns_text(s.columns)] for s in data.sources[1:]]
+    return {"weight": src.weight if src is not None else 1.0, "extra_sources": extra,
+            "source_kind": kind, "sample": sample, "upload": None, "path": path, "split": split, "subset": subset,
             "format": data.format, "mapping": {role: columns.get(role) for role in MAPPING_ROLES},
             "template_name": name, "template": template, "response_template": response,
             "system_prompt": data.system_prompt or "", "eval_fraction": data.eval_fraction,
@@ -308,9 +334,10 @@ def data_field_values(cfg: RunConfig) -> dict[str, Any]:
 
 
 def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
-    """``{widget: value}`` showing ``cfg.data`` (first source) plus ``train.max_length``/``loss_on``."""
+    """``{widget: value}`` showing ``cfg.data`` (every source) plus ``train.max_length``/``loss_on``."""
     values = data_field_values(cfg)
-    out = {getattr(form, name): value for name, value in values.items() if name not in ("mapping", "upload")}
+    out = {getattr(form, name): value for name, value in values.items()
+           if name not in ("mapping", "upload") and getattr(form, name) is not None}
     out.update({form.mapping[role]: col for role, col in values["mapping"].items() if role in form.mapping})
     return out
 
@@ -362,11 +389,16 @@ def read_data(form: DataForm, values: dict[Component, Any], base: DataConfig | N
         response_template = None
     old = base.sources[0] if base.sources else None
     keep = old is not None and old.path == path
-    source = SourceConfig(path=path, split=split, name=subset, columns=columns,
-                          weight=old.weight if keep else 1.0)
+    if form.weight is not None and not _blank(values.get(form.weight)):
+        weight = from_widget(SourceConfig, "weight", values.get(form.weight), "data.sources[0]")
+    else:
+        weight = old.weight if keep else 1.0
+    source = SourceConfig(path=path, split=split, name=subset, columns=columns, weight=weight)
+    extra = read_extra_sources(values.get(form.extra_sources)) if form.extra_sources is not None \
+        else list(base.sources[1:])
     system = values.get(form.system_prompt) or ""
     data = DataConfig(
-        sources=[source],
+        sources=[source, *extra],
         format=fmt,
         template=template,
         response_template=response_template,
@@ -388,3 +420,53 @@ def _upload_path(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "path", None) or getattr(value, "name", None) or value)
+
+
+def columns_text(columns: dict[str, str]) -> str:
+    """``{prompt: q, completion: a}`` -> ``"prompt=q, completion=a"`` (the extra-sources table's cell)."""
+    return ", ".join(f"{role}={col}" for role, col in columns.items())
+
+
+def parse_columns(text: str, where: str) -> dict[str, str]:
+    """The inverse of :func:`columns_text`.
+
+    Raises:
+        ConfigError: an item is not ``role=column`` or names an unknown role.
+    """
+    out: dict[str, str] = {}
+    for item in (text or "").replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        role, sep, col = item.partition("=")
+        role, col = role.strip(), col.strip()
+        if not sep or not role or not col:
+            raise ConfigError(f"{where}: write the columns as role=column, e.g. prompt=question; got {item.strip()!r}")
+        if role not in MAPPING_ROLES:
+            raise ConfigError(f"{where}: unknown role {role!r}; roles are {', '.join(MAPPING_ROLES)}")
+        out[role] = col
+    return out
+
+
+def read_extra_sources(rows: Any) -> list[SourceConfig]:
+    """The extra-sources table (rows of ``EXTRA_SOURCE_HEADERS``; blank rows skipped) as SourceConfigs.
+
+    Raises:
+        ConfigError: a row without a path, a weight that is not a positive number, bad columns.
+    """
+    if hasattr(rows, "values") and hasattr(rows, "columns"):  # a pandas DataFrame
+        rows = rows.values.tolist()
+    out = []
+    for i, row in enumerate(rows or [], start=2):
+        cells = list(row) + [None] * (len(EXTRA_SOURCE_HEADERS) - len(row))
+        path, split, name, weight, cols = cells[:5]
+        if _blank(path):  # an empty or half-filled row is ignored until it names a source
+            continue
+        where = f"data source {i}"
+        try:
+            w = 1.0 if _blank(weight) else float(weight)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: the weight must be a number, got {weight!r}") from None
+        out.append(SourceConfig(path=str(path).strip(), split=str(split or "").strip() or "train",
+                                name=None if _blank(name) else str(name).strip(),
+                                columns=parse_columns(str(cols or ""), where), weight=w))
+    return out
