@@ -65,3 +65,38 @@ def template_mismatch(template: str | None, header: Sequence[str], mapping: dict
     used = ", ".join(f"{{{m}}}" for m in missing)
     return (f"The template uses {used}, but {name} has the columns {cols}. Edit the template to use those "
             f"columns, or pick \"(chat template)\" to render the rows with the model's chat template.")
+
+
+def answers(loaded: Any) -> list[str]:
+    """Every row's answer text (completion / output / assistant turns joined)."""
+    ds = loaded.dataset
+    if loaded.format == "messages":
+        col = loaded.mapping.get("messages")
+        if not col or col not in ds.column_names:
+            return []
+        return ["\n".join(str(t.get("content") or "") for t in (turns or [])
+                          if isinstance(t, dict) and t.get("role") == "assistant") for turns in ds[col]]
+    col = loaded.mapping.get(ANSWER_ROLE.get(loaded.format, ""), "")
+    if not col or col not in ds.column_names:
+        return []
+    return ["" if v is None else str(v) for v in ds[col]]
+
+
+CHARS_PER_TOKEN_FLOOR = 2
+"""Without a tokenizer, an answer is taken to need one token per this many characters (BPE tokenizers average
+3-4 on English, so this errs on the long side)."""
+
+
+def answer_token_budget(loaded: Any, tokenizer: Any = None, *, floor: int = 64, cap: int = 1024) -> int:
+    """New tokens that let an answer like the data's longest usual ones (the 95th percentile, plus a quarter)
+    finish, rounded up to a multiple of 32 and kept within ``floor``..``cap``."""
+    texts = [t for t in answers(loaded) if t.strip()]
+    if not texts:
+        return floor
+    if tokenizer is not None:
+        lengths = sorted(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    else:
+        lengths = sorted(-(-len(t) // CHARS_PER_TOKEN_FLOOR) for t in texts)
+    p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
+    need = -(-int(p95 * 1.25 + 1) // 32) * 32
+    return max(floor, min(cap, need))

@@ -80,6 +80,7 @@ class RunSeries:
     tokens_per_s: list[float | None] = field(default_factory=list)
     padding_share: list[float | None] = field(default_factory=list)
     mfu: list[float | None] = field(default_factory=list)
+    steps_per_s: list[float | None] = field(default_factory=list)
     memory_gb: list[float | None] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float | None] = field(default_factory=list)
@@ -97,6 +98,8 @@ class RunSeries:
     """Human-readable log lines (the tail is shown)."""
     speed: list[str] = field(default_factory=list)
     """The run's speed plan: one line per optimization, what is on and why."""
+    failure: tuple[str, str] | None = None
+    """``(message, suggestion)`` of a Failed event."""
 
     def speed_now(self) -> str:
         """``1,234 tok/s · padding 12% · MFU 3.4%`` from the newest log step ("" before the first)."""
@@ -104,7 +107,10 @@ class RunSeries:
             return next((v for v in reversed(values) if v is not None), None)
 
         tps, pad, util = last(self.tokens_per_s), last(self.padding_share), last(self.mfu)
-        parts = [f"{tps:,.0f} tok/s (real)"] if tps is not None else []
+        rate = last(self.steps_per_s)
+        parts = [f"{1 / rate:.2f} s/step"] if rate else []
+        if tps is not None:
+            parts.append(f"{tps:,.0f} tok/s (real)")
         if pad is not None:
             parts.append(f"padding {pad:.0%}")
         if util is not None:
@@ -134,6 +140,7 @@ class RunSeries:
                 self.tokens_per_s.append(e.tokens_per_s)
                 self.padding_share.append(getattr(e, "padding_share", None))
                 self.mfu.append(getattr(e, "mfu", None))
+                self.steps_per_s.append(getattr(e, "steps_per_s", None))
                 mem = e.peak_memory_bytes or e.memory_bytes
                 self.memory_gb.append(mem / GB if mem else None)
                 if mem:
@@ -169,6 +176,7 @@ class RunSeries:
             elif kind == "failed":
                 self.status, self.eta_s = "failed", None
                 self.message = e.message + (f" {e.suggestion}" if e.suggestion else "")
+                self.failure = (e.message, e.suggestion or "")
                 self.lines.append(f"failed: {self.message}")
         return n
 
