@@ -49,6 +49,10 @@ class DataHandles:
     error: gr.Markdown
     cache: PreviewCache
     refresh: Callable[..., dict]
+    on_source_kind: Callable[..., dict] | None = None
+    """The handler after a source-kind switch (every key it returns is one of the preview's outputs)."""
+    outputs: Callable[[], list] | None = None
+    """The preview handlers' output components."""
 
 
 def render(studio: Any, ctx: AppContext) -> DataHandles:
@@ -288,7 +292,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
 
     ctx.after_render.append(wire)
     return DataHandles(form=form, n_rows=n_rows, summary=summary, highlighted=highlighted, histogram=histogram,
-                       stats=stats, warnings=warnings, error=error, cache=cache, refresh=refresh)
+                       stats=stats, warnings=warnings, error=error, cache=cache, refresh=refresh,
+                       on_source_kind=on_source_kind, outputs=preview_outputs)
 
 
 def _rows(rows: Any) -> list[list[Any]]:
