@@ -63,8 +63,8 @@ def memory_bar(parts: dict[str, float], device_gb: float, device_name: str, *,
     # the device is named in the title (a label at the line sat on the legend and the toolbar)
     fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB · "
                                  f"<span style='color:{CUT_COLOR}'>│ {device_name}: {device_gb:.1f} GB</span>",
-                      legend_y=-0.35)
-    fig.update_xaxes(title="GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
+                      legend_y=-0.25)
+    fig.update_xaxes(ticksuffix=" GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
     return fig
 
 

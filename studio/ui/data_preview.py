@@ -127,6 +127,10 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
             raise TemplateError(template_mismatch(template_text(cfg), header, source=_source_name(cfg))
                                 or "the template does not fit this file") from None
         view.format, view.mapping, view.columns = loaded.format, dict(loaded.mapping), loaded.columns
+        if len(cfg.data.sources) > 1:  # mixed sources are renamed to their roles: show the first one's own columns
+            own = cfg.data.sources[0].columns
+            view.columns = header
+            view.mapping = dict(own) if own else {r: c for r, c in loaded.mapping.items() if c in header}
         mismatch = template_mismatch(template_text(cfg), header, loaded.mapping, _source_name(cfg))
         if mismatch:
             raise TemplateError(mismatch)

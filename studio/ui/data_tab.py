@@ -92,7 +92,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         gr.Markdown("Several sources are concatenated, each sampled by its weight (1.0 keeps every row once). The "
                     "source above is the first; add more here (a file path or Hub id each, columns as "
                     "`role=column`, empty = detected).")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             weight = gr.Number(value=init["weight"], minimum=0.0001, label="Weight of the first source", scale=1,
                                info=field_help(SourceConfig, "weight"), elem_id="data-weight")
             add_source = gr.Button("Add a source", size="sm", scale=0, min_width=140, elem_id="data-add-source")
@@ -125,7 +125,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                                      color_map={"trained": "#22c55e", "cut": "#ef4444", "row": "#e5e7eb"},
                                      combine_adjacent=False, elem_id="data-preview")
     with gr.Row():
-        histogram = gr.Plot(label="Token lengths", elem_id="data-histogram")
+        histogram = gr.Plot(label="Token lengths", show_label=False, elem_id="data-histogram")
         with gr.Column():
             stats = gr.Dataframe(headers=["Statistic", "Value"], datatype=["str", "str"], interactive=False,
                                  label="Whole-dataset statistics", elem_id="data-stats")
@@ -251,7 +251,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     def show_sources(kind: str, rows: Any) -> tuple:
         """Which source widgets show, and the mix panel's title, for the kind and the extra-sources table."""
         n = sum(1 for r in _rows(rows) if r and str(r[0] or "").strip())
-        return (*_toggle_source(kind), gr.update(label=f"Mix of sources ({n + 1})", open=True if n else gr.skip()))
+        panel = gr.update(label=f"Mix of sources ({n + 1})", open=True) if n else \
+            gr.update(label=f"Mix of sources ({n + 1})")
+        return (*_toggle_source(kind), panel)
 
     def wire() -> None:
         all_inputs = inputs() | {n_rows}

@@ -380,12 +380,13 @@ def read_data(form: DataForm, values: dict[Component, Any], base: DataConfig | N
     template: str | None
     if not text.strip():
         template = None
-    elif name in NAMED_TEMPLATES and text == NAMED_TEMPLATES[name].template:
-        template = name
+    elif name in NAMED_TEMPLATES and text == NAMED_TEMPLATES[name].template and base.template != text:
+        template = name  # a named template stays a name, unless the config spelled it out (kept unchanged)
     else:
         template = text
     response_template: str | None = response if response.strip() else None
-    if template in NAMED_TEMPLATES and response_template == NAMED_TEMPLATES[template].response_template:
+    if template in NAMED_TEMPLATES and response_template == NAMED_TEMPLATES[template].response_template \
+            and base.response_template != response_template:
         response_template = None
     old = base.sources[0] if base.sources else None
     keep = old is not None and old.path == path

@@ -190,7 +190,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         dora = gr.Checkbox(value=lc.use_dora, label="DoRA", info=field_help(LoraConfig, "use_dora"))
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
     params = gr.Markdown(elem_id="model-params")
-    memory = gr.Plot(label="Memory estimate", elem_id="model-memory")
+    memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")
     summary = gr.Markdown(elem_id="model-memory-summary")
     next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
                    "there change this estimate).", "train", "Next: Train →")

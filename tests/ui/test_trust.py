@@ -193,3 +193,25 @@ def test_measured_bar_only_for_the_model_it_was_measured_on():
     assert build_estimate(cfg, studio).figure.data[-1].name == "measured peak"
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, quantization="4bit"))
     assert all(t.name != "measured peak" for t in build_estimate(other, studio).figure.data)
+
+
+def test_the_preview_of_a_mix_keeps_each_sources_columns(blocks):
+    """The preview renames mixed sources to their roles; the mapping widgets must still show the first source's
+    own columns, so reading the forms back gives the same config."""
+    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    cfg = initial_config(demo=True)
+    data = dataclasses.replace(cfg.data, format="prompt_completion", template="{prompt}\n ### Solution: {completion}",
+                               sources=[SourceConfig(path=str(DATASETS_DIR / "linear_equations.csv"),
+                                                     columns={"prompt": "Problem", "completion": "Solution"}),
+                                        SourceConfig(path=str(DATASETS_DIR / "word_problems.jsonl"),
+                                                     columns={"prompt": "question", "completion": "answer"},
+                                                     weight=0.5)])
+    cfg = dataclasses.replace(cfg, data=data)
+    values = ctx.forms.write(cfg)
+    values[h.n_rows] = 1
+    out = h.refresh(values)
+    assert out[h.error]["visible"] is False, out[h.error]
+    for dd in h.form.mapping.values():
+        update = out[dd]
+        values[dd] = update["value"] if isinstance(update, dict) else update
+    assert ctx.forms.read(values) == cfg
