@@ -28,7 +28,7 @@ EVAL_HEADERS = ["Metric", "Base model", "Fine-tuned"]
 BLANK_NOTE = "␣ (the answer is only whitespace: {n} characters)"
 _BLANK_RE = re.compile(r"^␣ \(the answer is only whitespace: \d+ characters\)$")
 ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
-ROW_WIDTHS = ["4%", "24%", "16%", "22%", "6%", "22%", "6%"]
+ROW_WIDTHS = ["4%", "23%", "16%", "21%", "7%", "21%", "7%"]
 """Per-row table columns as shares of the table's width, so every column fits the window (text wraps)."""
 
 

@@ -23,8 +23,7 @@ def session_config(studio: Any) -> tuple[RunConfig, str] | None:
     newest run in the runs folder whose config reads; None when there is no run yet."""
     job = getattr(studio, "job", None)
     if job is not None and getattr(job, "cfg", None) is not None:
-        state = job.status().state
-        return job.cfg, f"the settings of run `{Path(job.run_dir).name}` ({state})"
+        return job.cfg, f"the settings of run `{Path(job.run_dir).name}`"  # no state: it would go stale
     from studio.runs import list_runs
 
     for run in list_runs(studio.runs_dir):

@@ -21,7 +21,8 @@ from studio.ui.common import AppContext, Reporter, error_box, next_step
 from studio.ui.data_preview import PreviewCache, PreviewView, build_preview, first_question  # noqa: F401 (re-export)
 from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
                              SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
-                             bundled_samples, data_field_values)
+                             bundled_samples)
+from studio.ui.data_form import data_field_values
 
 TAB_ID = "data"
 LABEL = "1 · Data"

@@ -24,9 +24,6 @@ LABEL = "3 · Train"
 POLL_S = 1.0
 TAIL_LINES = 40
 LIVE = ("preparing", "running", "stopping")
-SCROLL_LOG_JS = """() => { setTimeout(() => { const t = document.querySelector('#train-log textarea');
-    if (t) t.scrollTop = t.scrollHeight; }, 60); }"""
-"""The log box shows its newest line (a textarea that is not interactive does not follow its end by itself)."""
 _RAW_ERROR = re.compile(r"^([A-Z]\w*(?:Error|Exception))\b:?\s*(.*)$", re.S)
 _KNOWN_FAILURES = (
     (re.compile(r"shape|size mismatch|dimension|must match", re.I), "the model got a tensor of a shape it did not "
@@ -117,7 +114,9 @@ def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
     icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
             "failed": "❌"}.get(state, "•")
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
-    if state in ("finished", "stopped", "failed") and s.message:
+    if state == "failed" and s.failure:
+        text += f"  \n{failure_view(*s.failure)[0]} (details in the box above)"
+    elif state in ("finished", "stopped", "failed") and s.message:
         text += f"  \n{s.message}"
     speed = s.speed_now()
     if speed:
@@ -370,7 +369,6 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         start_btn.click(on_start, inputs=ctx.forms.components(),
                         outputs=[error, ctx.run_dir, status, start_btn, start_reason], api_name="start_training",
                         **control)
-        log_tail.change(None, js=SCROLL_LOG_JS)
         resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status],
                          api_name="resume_training", **control)
         stop_btn.click(on_stop, outputs=[error], api_name="stop_training", **control)

@@ -64,7 +64,7 @@ def test_new_sessions_show_the_live_or_most_recent_run(tmp_path):
     studio.job = SimpleNamespace(cfg=initial_config(demo=True), run_dir=tmp_path / "live-run",
                                  status=lambda: SimpleNamespace(state="running"))
     cfg, where = session_config(studio)
-    assert cfg == initial_config(demo=True) and "live-run" in where and "running" in where
+    assert cfg == initial_config(demo=True) and "live-run" in where
 
 
 def test_restore_and_defaults_write_every_form(tmp_path):
@@ -215,3 +215,19 @@ def test_the_preview_of_a_mix_keeps_each_sources_columns(blocks):
         update = out[dd]
         values[dd] = update["value"] if isinstance(update, dict) else update
     assert ctx.forms.read(values) == cfg
+
+
+def test_chat_budget_follows_the_runs_answers(tmp_path):
+    from studio.ui.chat_runs import DEFAULT_MAX_NEW_TOKENS, answer_budget
+
+    run = tmp_path / "wp-run"
+    run.mkdir()
+    cfg = initial_config(demo=True)
+    wp = dataclasses.replace(cfg.data, template=None, response_template=None,
+                             sources=[SourceConfig(path=str(DATASETS_DIR / "word_problems.jsonl"))])
+    dataclasses.replace(cfg, data=wp).save(run / "config.yaml")
+    cache: dict = {}
+    budget = answer_budget(str(run), cache)
+    assert budget >= 128 and budget % 32 == 0, budget
+    assert cache and answer_budget(str(run), cache) == budget
+    assert answer_budget(None) == DEFAULT_MAX_NEW_TOKENS == answer_budget(str(tmp_path / "nothing"))
