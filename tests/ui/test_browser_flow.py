@@ -299,7 +299,7 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             expect(page.locator("#chat-eval-table")).to_contain_text("accuracy", timeout=180_000)
             edges = page.evaluate("""names => { const t = document.querySelector('#chat-eval-rows-table');
                 const cells = [...t.querySelectorAll('*')].filter(e => e.children.length === 0 &&
-                    names.includes(e.innerText.trim().replace(/\\s+/g, ' ')));
+                    names.includes((e.innerText || '').trim().replace(/\\s+/g, ' ')));
                 return [t.getBoundingClientRect().right, cells.length,
                         ...cells.map(e => e.getBoundingClientRect().right)]; }""", ROW_HEADERS)
             right, found, cells = edges[0], edges[1], edges[2:]
