@@ -2,8 +2,10 @@
 fits its data, and the probe timeline."""
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
+from typing import Any
 
 from studio.errors import StudioError
 
@@ -43,7 +45,8 @@ def answer_budget(source: str | None, cache: dict | None = None) -> int:
             from studio.data import load_data
             from studio.data.checks import answer_token_budget
 
-            budget = answer_token_budget(load_data(load_config(cfg_file).data))
+            cfg = load_config(cfg_file)
+            budget = answer_token_budget(load_data(cfg.data), _tokenizer(cfg))
         except Exception:  # noqa: BLE001 - a budget is a default, never an error
             budget = DEFAULT_MAX_NEW_TOKENS
     if cache is not None:
@@ -75,3 +78,17 @@ def probe_timeline(source: str | None) -> str:
 
 def _md(text: str) -> str:
     return html.escape(text or "").replace("|", "\\|").strip()
+
+
+def _tokenizer(cfg: Any) -> Any:
+    """The run's tokenizer (to count answer tokens), or None when it cannot be loaded here."""
+    try:
+        from studio.modeling import find_preset, model_id
+        from studio.tokenizer import load_tokenizer
+
+        preset = find_preset(cfg.model.name_or_path)
+        tok, _ = load_tokenizer(dataclasses.replace(cfg.model, name_or_path=model_id(cfg.model)),
+                                pad_token=preset.pad_token if preset else None)
+        return tok
+    except Exception:  # noqa: BLE001 - then characters are counted instead
+        return None

@@ -126,8 +126,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                                      color_map={"trained": "#22c55e", "cut": "#ef4444", "row": "#e5e7eb"},
                                      combine_adjacent=False, elem_id="data-preview")
     with gr.Row():
-        histogram = gr.Plot(label="Token lengths", show_label=False, elem_id="data-histogram")
-        with gr.Column():
+        histogram = gr.Plot(label="Token lengths", show_label=False, min_width=440, elem_id="data-histogram")
+        with gr.Column(min_width=440):
             stats = gr.Dataframe(headers=["Statistic", "Value"], datatype=["str", "str"], interactive=False,
                                  label="Whole-dataset statistics", elem_id="data-stats")
             warnings = gr.Markdown(elem_id="data-warnings")

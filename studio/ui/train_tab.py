@@ -264,9 +264,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     progress = gr.HTML(progress_html(0, "idle"), elem_id="train-progress")
     with gr.Row():
         # figures are drawn by the first timer tick: building plotly figures here would slow the app's start
-        loss_plot = gr.Plot(label="Loss", show_label=False, elem_id="train-loss")
+        loss_plot = gr.Plot(label="Loss", show_label=False, min_width=460, elem_id="train-loss")
         metrics_plot = gr.Plot(label="Learning rate, grad norm, real tokens/s (MFU), memory", show_label=False,
-                               elem_id="train-metrics")
+                               min_width=460, elem_id="train-metrics")
     overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,

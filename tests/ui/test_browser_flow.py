@@ -331,8 +331,12 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             assert hub.repo(repo_id).private
             print("\ngr.Progress stages the page showed:", " | ".join(page.evaluate("() => window.__studioProgress")))
             _shot(page, "5-publish")
-            # ---- every tab at 1000 px as well (the 1400 px ones are above)
+            # ---- every tab at 1000 px as well (the 1400 px ones are above): a page opened at that width, which
+            # again shows the run's settings (charts size themselves when a page renders, not on a later resize)
             page.set_viewport_size({"width": 1000, "height": 1000})
+            page.reload()
+            expect(page.locator("#config-source")).to_contain_text("settings of", timeout=60_000)
+            expect(page.locator("#data-summary")).to_contain_text("850 rows", timeout=90_000)
             for label, name in (("1 · Data", "1-data"), ("2 · Model", "2-model"), ("3 · Train", "3-train"),
                                 ("4 · Chat", "4-chat"), ("5 · Publish", "5-publish")):
                 _tab(page, label)
