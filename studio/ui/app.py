@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio.config import RunConfig, load_config
 from studio.session import Studio
+from studio.ui import config_bar
 from studio.ui.common import AppContext
 from studio.ui.forms import CONFIGS_DIR, Forms
 from studio.ui.theme import launch_kwargs
@@ -53,6 +54,7 @@ def build_app(studio: Studio, initial: RunConfig | None = None,
         gr.Markdown("## Fine-Tune Studio\nFrom a dataset to a tested LoRA / QLoRA adapter: **Data → Model → Train"
                     + (" → Chat" if any(m.TAB_ID == "chat" for m in modules) else "")
                     + (" → Publish" if any(m.TAB_ID == "publish" for m in modules) else "") + "**.")
+        bar = config_bar.render(ctx)
         handles: dict[str, Any] = {}
         with gr.Tabs() as tab_block:
             ctx.tabs = tab_block
@@ -61,6 +63,8 @@ def build_app(studio: Studio, initial: RunConfig | None = None,
                     handles[module.TAB_ID] = module.render(studio, ctx)
         for wire in ctx.after_render:
             wire()
+        bar_handlers = config_bar.wire(ctx, bar)
     blocks.studio_handles = handles
+    blocks.studio_config_bar = bar_handlers
     blocks.studio_ctx = ctx
     return blocks

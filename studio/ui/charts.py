@@ -11,14 +11,17 @@ from typing import Any, Iterable, Sequence
 import plotly.graph_objects as go
 
 GB = 1024 ** 3
-_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320,
-               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=90), height=340,
+               title=dict(x=0.01, xanchor="left", y=0.97, yanchor="top", font=dict(size=15)),
+               legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
+"""Titles top-left and legends under the plot: the top-right corner belongs to plotly's toolbar."""
 TRAIN_COLOR, EVAL_COLOR, CUT_COLOR = "#2563eb", "#f97316", "#dc2626"
 
 
 def _empty(title: str, message: str, height: int = 320) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(**{**_LAYOUT, "height": height}, title=title, xaxis_visible=False, yaxis_visible=False)
+    fig.update_layout(**{**_LAYOUT, "height": height}, xaxis_visible=False, yaxis_visible=False)
+    fig.update_layout(title_text=title)
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(size=14, color="#6b7280"))
     return fig
@@ -33,10 +36,10 @@ def token_histogram(lengths: Sequence[int], max_length: int) -> go.Figure:
     fig = go.Figure(go.Histogram(x=list(lengths), nbinsx=min(60, max(10, len(set(lengths)))),
                                  marker_color=TRAIN_COLOR, name="rows", hovertemplate="%{x} tokens: %{y} rows"))
     fig.add_vline(x=max_length, line=dict(color=CUT_COLOR, width=2, dash="dash"))
-    fig.add_annotation(x=max_length, y=1, yref="paper", xanchor="left", showarrow=False,
-                       text=f" max_length={max_length}: {cut} of {len(lengths)} rows cut",
-                       font=dict(color=CUT_COLOR))
-    fig.update_layout(**_LAYOUT, title="Token length per row", bargap=0.05, showlegend=False)
+    # the cut-off is named in the title: a label beside the line is clipped when the line is near the edge
+    fig.update_layout(**{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 75}}, bargap=0.05, showlegend=False)
+    fig.update_layout(title_text=f"Token length per row<br><span style='color:{CUT_COLOR};font-size:13px'>- - "
+                                 f"max_length={max_length}: {cut} of {len(lengths)} rows cut</span>")
     fig.update_xaxes(title="tokens", range=[0, max(max(lengths), max_length) * 1.05])
     fig.update_yaxes(title="rows")
     return fig
@@ -56,11 +59,13 @@ def memory_bar(parts: dict[str, float], device_gb: float, device_name: str, *,
                              marker_color="#111827", hovertemplate="measured: %{x:.2f} GB<extra></extra>"))
     total = sum(parts.values())
     fig.add_vline(x=device_gb, line=dict(color=CUT_COLOR, width=3))
-    fig.add_annotation(x=device_gb, y=1.0, yref="paper", xanchor="right", yanchor="bottom", showarrow=False,
-                       text=f"{device_name}: {device_gb:.1f} GB", font=dict(color=CUT_COLOR))
-    fig.update_layout(**{**_LAYOUT, "height": 230 if measured_gb is None else 280}, barmode="stack",
-                      title=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB")
-    fig.update_xaxes(title="GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
+    fig.update_layout(**{**_LAYOUT, "height": 260 if measured_gb is None else 300}, barmode="stack")
+    # the device is named in the title (a label at the line sat on the legend and the toolbar)
+    fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB<br>"
+                                 f"<span style='color:{CUT_COLOR};font-size:13px'>│ {device_name}: "
+                                 f"{device_gb:.1f} GB</span>", margin_t=75,
+                      legend_y=-0.25)
+    fig.update_xaxes(ticksuffix=" GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
     return fig
 
 
@@ -76,6 +81,7 @@ class RunSeries:
     tokens_per_s: list[float | None] = field(default_factory=list)
     padding_share: list[float | None] = field(default_factory=list)
     mfu: list[float | None] = field(default_factory=list)
+    steps_per_s: list[float | None] = field(default_factory=list)
     memory_gb: list[float | None] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float | None] = field(default_factory=list)
@@ -93,6 +99,8 @@ class RunSeries:
     """Human-readable log lines (the tail is shown)."""
     speed: list[str] = field(default_factory=list)
     """The run's speed plan: one line per optimization, what is on and why."""
+    failure: tuple[str, str] | None = None
+    """``(message, suggestion)`` of a Failed event."""
 
     def speed_now(self) -> str:
         """``1,234 tok/s · padding 12% · MFU 3.4%`` from the newest log step ("" before the first)."""
@@ -100,7 +108,10 @@ class RunSeries:
             return next((v for v in reversed(values) if v is not None), None)
 
         tps, pad, util = last(self.tokens_per_s), last(self.padding_share), last(self.mfu)
-        parts = [f"{tps:,.0f} tok/s (real)"] if tps is not None else []
+        rate = last(self.steps_per_s)
+        parts = [f"{1 / rate:.2f} s/step"] if rate else []
+        if tps is not None:
+            parts.append(f"{tps:,.0f} tok/s (real)")
         if pad is not None:
             parts.append(f"padding {pad:.0%}")
         if util is not None:
@@ -130,6 +141,7 @@ class RunSeries:
                 self.tokens_per_s.append(e.tokens_per_s)
                 self.padding_share.append(getattr(e, "padding_share", None))
                 self.mfu.append(getattr(e, "mfu", None))
+                self.steps_per_s.append(getattr(e, "steps_per_s", None))
                 mem = e.peak_memory_bytes or e.memory_bytes
                 self.memory_gb.append(mem / GB if mem else None)
                 if mem:
@@ -165,6 +177,7 @@ class RunSeries:
             elif kind == "failed":
                 self.status, self.eta_s = "failed", None
                 self.message = e.message + (f" {e.suggestion}" if e.suggestion else "")
+                self.failure = (e.message, e.suggestion or "")
                 self.lines.append(f"failed: {self.message}")
         return n
 
@@ -201,7 +214,8 @@ def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[
     if ex:
         fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
                                  line=dict(color=EVAL_COLOR, width=2.5)))
-    fig.update_layout(**_LAYOUT, title="Loss")
+    fig.update_layout(**_LAYOUT)
+    fig.update_layout(title_text="Loss")
     fig.update_xaxes(title="step")
     return fig
 
@@ -215,14 +229,20 @@ def metrics_figure(series: RunSeries) -> go.Figure:
     util = next((v for v in reversed(series.mfu) if v is not None), None)
     tokens_title = "real tokens / s" + (f" (MFU {util:.1%})" if util is not None else "")
     fig = make_subplots(rows=2, cols=2, subplot_titles=("learning rate", "grad norm", tokens_title, "memory (GB)"),
-                        horizontal_spacing=0.12, vertical_spacing=0.18)
+                        horizontal_spacing=0.14, vertical_spacing=0.26)
     for (row, col), values, color in (((1, 1), series.learning_rate, "#7c3aed"), ((1, 2), series.grad_norm, "#db2777"),
                                       ((2, 1), series.tokens_per_s, "#059669"), ((2, 2), series.memory_gb, "#6b7280")):
         x, y = _xy(series.steps, values)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=color, width=2), showlegend=False),
-                      row=row, col=col)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines",
+                                 line=dict(color=color, width=2), showlegend=False), row=row, col=col)
+        top = max([*y, series.estimate_gb or 0] if (row, col) == (2, 2) else y, default=0)
+        if top > 0:  # from 0, with headroom: a constant series (a constant LR) is a flat line at its value
+            fig.update_yaxes(range=[0, top * 1.15], exponentformat="e" if top < 0.01 else "none",
+                             row=row, col=col)
     if series.estimate_gb:
         fig.add_hline(y=series.estimate_gb, line=dict(color=CUT_COLOR, dash="dash"), row=2, col=2,
-                      annotation_text="estimate", annotation_position="top left")
-    fig.update_layout(**{**_LAYOUT, "height": 420}, showlegend=False)
+                      annotation_text="estimate", annotation_position="bottom right")
+    for ann in fig.layout.annotations:  # subplot titles: smaller, so they never reach the toolbar or the ticks
+        ann.font = dict(size=13)
+    fig.update_layout(**{**_LAYOUT, "height": 480, "margin": dict(l=60, r=20, t=50, b=40)}, showlegend=False)
     return fig

@@ -7,7 +7,6 @@ adapter, so two browsers never see each other's choice).
 """
 from __future__ import annotations
 
-import html
 import re
 import sys
 from dataclasses import dataclass
@@ -19,15 +18,18 @@ import gradio as gr
 from studio.errors import ModelError, StudioError
 from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
+from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
+                                 system_prompt_of)
 from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 
 TAB_ID = "chat"
 LABEL = "4 · Chat"
-DEFAULT_MAX_NEW_TOKENS = 64
 EVAL_HEADERS = ["Metric", "Base model", "Fine-tuned"]
 BLANK_NOTE = "␣ (the answer is only whitespace: {n} characters)"
 _BLANK_RE = re.compile(r"^␣ \(the answer is only whitespace: \d+ characters\)$")
 ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
+ROW_WIDTHS = ["4%", "23%", "16%", "21%", "7%", "21%", "7%"]
+"""Per-row table columns as shares of the table's width, so every column fits the window (text wraps)."""
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -115,46 +117,6 @@ def open_engine_reporting(studio: Any, source: str, progress: Callable[[float, s
     return engine, adapter
 
 
-def system_prompt_of(source: str | None) -> str:
-    """The system prompt a run trained with (its config), or empty."""
-    if not source:
-        return ""
-    from studio import runs
-    from studio.config import load_config
-
-    cfg_file = Path(source) / runs.CONFIG
-    try:
-        return load_config(cfg_file).data.system_prompt or "" if cfg_file.exists() else ""
-    except StudioError:
-        return ""
-
-
-def probe_timeline(source: str | None) -> str:
-    """Markdown: each probe prompt with its answers by step (step 0 is the base model), from the run's events."""
-    if not source or not (Path(source) / "events.jsonl").exists():
-        return "_Pick a run to see how its answers to the probe prompts changed during training._"
-    from studio.probes import probe_timeline as timeline
-
-    try:
-        by_prompt = timeline(source)
-    except (StudioError, OSError, ValueError):
-        by_prompt = {}
-    if not by_prompt:
-        return ("_This run recorded no probe answers. Add probe prompts under **Train → More settings** to see "
-                "the answers change at every checkpoint._")
-    parts = []
-    for prompt, steps in by_prompt.items():
-        parts.append(f"**{_md(prompt)}**\n\n| Step | Answer |\n|---:|---|")
-        for step, answer in steps:
-            parts.append(f"| {'base' if step == 0 else step} | {_md(answer).replace(chr(10), ' ⏎ ') or '∅'} |")
-        parts.append("")
-    return "\n".join(parts)
-
-
-def _md(text: str) -> str:
-    return html.escape(text or "").replace("|", "\\|").strip()
-
-
 def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
     """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages (the note
     shown for a whitespace-only answer counts as an empty answer)."""
@@ -234,6 +196,8 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                 "exact prompt format the run trained with. Base and tuned share one copy of the base weights.")
     choices = run_choices(studio)
     first = pick_run(choices)
+    budgets: dict[str, int] = {}
+    first_budget = answer_budget(first, budgets)
     with gr.Row(equal_height=True):
         run = gr.Dropdown(choices, value=first, label="Run", scale=3, elem_id="chat-run",
                           info="Runs with an adapter, newest first.")
@@ -246,19 +210,24 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
     system = gr.Textbox(system_prompt_of(first), label="System prompt", lines=1, max_lines=4, elem_id="chat-system",
                         info="Prefilled from the run's config; empty means none.")
     with gr.Row(equal_height=True):
-        base_chat = gr.Chatbot(label="Base model", height=340, elem_id="chat-base")
-        tuned_chat = gr.Chatbot(label="Fine-tuned", height=340, elem_id="chat-tuned")
+        base_chat = gr.Chatbot(label="Base model", height=340, elem_id="chat-base", render_markdown=False)
+        tuned_chat = gr.Chatbot(label="Fine-tuned", height=340, elem_id="chat-tuned", render_markdown=False)
     with gr.Row(equal_height=True):
         message = gr.Textbox(placeholder="Ask both models… (Enter sends)", show_label=False, scale=5,
                              elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=0, min_width=90, elem_id="chat-send")
         stop = gr.Button("Stop", variant="stop", scale=0, min_width=80, elem_id="chat-stop")
         clear = gr.Button("Clear", scale=0, min_width=80, elem_id="chat-clear")
-    notice = gr.Markdown(elem_id="chat-notice")
+    with gr.Row(equal_height=True):
+        notice = gr.Markdown(elem_id="chat-notice")
+        markdown = gr.Checkbox(value=False, label="Render Markdown", scale=0, min_width=180, elem_id="chat-markdown",
+                               info="Off: the exact text the models wrote (`####`, `*` and all).")
     g = GenerationParams()
     with gr.Accordion("Generation parameters", open=False, elem_id="chat-params"):
         with gr.Row():
-            max_new_tokens = gr.Slider(1, 1024, step=1, value=DEFAULT_MAX_NEW_TOKENS, label="Max new tokens")
+            max_new_tokens = gr.Slider(1, 2048, step=1, value=first_budget, label="Max new tokens",
+                                       info="Set from the picked run's answers (long enough for the longest usual "
+                                            "ones).", elem_id="chat-max-new-tokens")
             do_sample = gr.Checkbox(value=g.do_sample, label="Sample (off = greedy, deterministic)")
             seed = gr.Number(value=g.seed, precision=0, label="Seed")
         with gr.Row():
@@ -275,12 +244,14 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         with gr.Row(equal_height=True):
             eval_rows = gr.Number(value=20, precision=0, minimum=1, label="Rows (first N held-out rows)",
                                   elem_id="chat-eval-rows")
-            eval_tokens = gr.Number(value=64, precision=0, minimum=1, label="Max answer tokens")
+            eval_tokens = gr.Number(value=first_budget, precision=0, minimum=1, label="Max answer tokens",
+                                    elem_id="chat-eval-tokens")
             eval_button = gr.Button("Evaluate base vs tuned", elem_id="chat-eval")
         eval_table = gr.Dataframe(headers=EVAL_HEADERS, value=None, interactive=False, label="Base vs tuned",
                                   elem_id="chat-eval-table")
         eval_per_row = gr.Dataframe(headers=ROW_HEADERS, value=None, interactive=False, wrap=True, max_height=400,
-                                    label="Per-row results", elem_id="chat-eval-rows-table")
+                                    column_widths=ROW_WIDTHS, label="Per-row results",
+                                    elem_id="chat-eval-rows-table")
     has_publish = "publish" in ctx.tab_ids
     next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
               if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
@@ -347,13 +318,16 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         return "_Stopped._"
 
     def on_pick(run_value: str | None) -> tuple:
-        return system_prompt_of(run_value), probe_timeline(run_value)
+        budget = answer_budget(run_value, budgets)
+        return system_prompt_of(run_value), probe_timeline(run_value), budget, budget
 
     def refresh(current: str | None, run_dir: str | None) -> tuple:
         opts = run_choices(studio)
         value = pick_run(opts, current, run_dir)
-        sys_update = gr.skip() if value == current else system_prompt_of(value)
-        return gr.update(choices=opts, value=value), probe_timeline(value), sys_update
+        if value == current:
+            return gr.update(choices=opts, value=value), probe_timeline(value), gr.skip(), gr.skip(), gr.skip()
+        budget = answer_budget(value, budgets)
+        return gr.update(choices=opts, value=value), probe_timeline(value), system_prompt_of(value), budget, budget
 
     def on_eval(run_value: str | None, folder: str | None, rows: Any, tokens: Any,
                 progress: gr.Progress = gr.Progress()) -> dict:
@@ -365,7 +339,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                 raise ModelError("Evaluation needs a run (its held-out split): pick one in the Run list")
             engine, name = open_engine_reporting(studio, run_value, bar.part(0.0, 0.2))
             report = evaluate_run(run_value, rows=int(rows or 20), engine=engine, adapter=name,
-                                  max_new_tokens=int(tokens or 64), progress=bar.part(0.2, 1.0))
+                                  max_new_tokens=int(tokens or DEFAULT_MAX_NEW_TOKENS), progress=bar.part(0.2, 1.0))
             summary, per_row = eval_tables(report)
             return {eval_table: summary, eval_per_row: per_row, error: error_box(None)}
         except Exception as err:  # noqa: BLE001 - shown as one sentence
@@ -382,12 +356,15 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
     stop.click(on_stop, outputs=notice, concurrency_limit=None, show_progress="hidden", api_name="stop_chat")
     clear.click(lambda: ([], [], ""), outputs=[base_chat, tuned_chat, notice], api_name="clear_chat", **hidden)
     load.click(on_load, [run, adapter_path], [loaded, system, error], api_name="load_adapter", **generate)
-    run.input(on_pick, run, [system, probes], api_name="chat_pick_run", **hidden)
+    run.input(on_pick, run, [system, probes, max_new_tokens, eval_tokens], api_name="chat_pick_run", **hidden)
+    markdown.change(lambda on: (gr.update(render_markdown=on), gr.update(render_markdown=on)), markdown,
+                    [base_chat, tuned_chat], **hidden)
     eval_button.click(on_eval, [run, adapter_path, eval_rows, eval_tokens], [eval_table, eval_per_row, error],
                       api_name="evaluate", **generate)
-    run.focus(refresh, [run, ctx.run_dir], [run, probes, system], api_name="chat_runs", **hidden)
+    refreshed = [run, probes, system, max_new_tokens, eval_tokens]
+    run.focus(refresh, [run, ctx.run_dir], refreshed, api_name="chat_runs", **hidden)
     if ctx.tabs is not None:  # entering the tab (a click or a "Next" button) refreshes the run list
-        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, probes, system], api_name="chat_runs_on_tab", **hidden)
+        ctx.tabs.change(refresh, [run, ctx.run_dir], refreshed, api_name="chat_runs_on_tab", **hidden)
     return ChatHandles(run=run, adapter_path=adapter_path, load=load, loaded=loaded, system=system,
                        base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,

@@ -44,6 +44,10 @@ class AppContext:
     tab_ids: tuple[str, ...] = ()
     """Ids of every tab in the app (a tab can point to the next one only if it exists)."""
     after_render: list[Callable[[], None]] = field(default_factory=list)
+    forms_written: list[Callable[[Any, bool], None]] = field(default_factory=list)
+    """Callbacks ``chain(dependency, first)`` that attach a tab's refresh (``dependency.then(...)``) to every event that
+    writes a whole config into the forms (page load, "Open config…", "New run from defaults"); ``first`` is the page
+    load (the one that may carry an ``api_name``)."""
 
 
 def error_text(err: BaseException) -> str:

@@ -6,211 +6,32 @@ draws. The preview tokenizes with the model chosen in the Model tab (the demo mo
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import FORMATS, LOSS_ON, DataConfig, RunConfig, TrainConfig, field_help, load_config
+from studio.config import FORMATS, LOSS_ON, DataConfig, RunConfig, SourceConfig, TrainConfig, field_help, load_config
 from studio.data.formats import ROLES
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
-from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
-from studio.ui.forms import (CHAT_TEMPLATE, CUSTOM_TEMPLATE, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH, SOURCE_SAMPLE,
-                             SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for, bundled_samples,
-                             data_field_values)
+from studio.ui.common import AppContext, Reporter, error_box, next_step
+from studio.ui.data_preview import PreviewCache, PreviewView, build_preview, first_question  # noqa: F401 (re-export)
+from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
+                             SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
+                             bundled_samples)
+from studio.ui.data_form import data_field_values
 
 TAB_ID = "data"
 LABEL = "1 · Data"
 NO_COLUMN = ("— none —", "")
-
-
-# ----------------------------------------------------------------------------------------------------- core glue
-class PreviewCache:
-    """Loaded datasets and tokenizers, reused while the user edits templates (small LRU, thread-safe).
-
-    One per app (created in ``render``), so nothing lives at module level.
-    """
-
-    def __init__(self, size: int = 4) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, Any] = OrderedDict()
-        self._tokenizers: OrderedDict[tuple, Any] = OrderedDict()
-        self._columns: OrderedDict[tuple, list[str]] = OrderedDict()
-        self.size = size
-
-    def _get(self, store: OrderedDict, key: tuple, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in store:
-                store.move_to_end(key)
-                return store[key]
-        value = make()
-        with self._lock:
-            store[key] = value
-            while len(store) > self.size:
-                store.popitem(last=False)
-        return value
-
-    def loaded(self, data: DataConfig, progress: Callable[[float, str], None] | None = None) -> Any:
-        """``studio.data.load_data`` for ``data`` (cached by sources, format, mapping, row cap and seed);
-        ``progress`` hears about a load, not a cache hit."""
-        from studio.data import load_data
-
-        key = (_sources_key(data), data.format, data.max_rows, data.seed)
-        return self._get(self._data, key, lambda: load_data(data, progress=progress))
-
-    def columns(self, data: DataConfig) -> list[str]:
-        """Column names of the first source (to offer in the mapping dropdowns even when mapping fails)."""
-        from studio.data import load_source
-
-        src = data.sources[0]
-        key = _sources_key(DataConfig(sources=[dataclasses.replace(src, columns={})]))
-        return self._get(self._columns, key, lambda: list(load_source(src).column_names))
-
-    def tokenizer(self, cfg: RunConfig) -> Any:
-        """The tokenizer of the chosen model (preset pad token and chat-template choice applied)."""
-        from studio.modeling import find_preset, model_id
-        from studio.tokenizer import load_tokenizer
-
-        m = cfg.model
-        key = (model_id(m), m.revision, m.chat_template, m.trust_remote_code)
-        preset = find_preset(m.name_or_path)
-
-        def make() -> Any:
-            tok, _ = load_tokenizer(dataclasses.replace(m, name_or_path=model_id(m)),
-                                    pad_token=preset.pad_token if preset else None)
-            return tok
-
-        return self._get(self._tokenizers, key, make)
-
-
-def _sources_key(data: DataConfig) -> tuple:
-    out = []
-    for s in data.sources:
-        p = Path(s.path).expanduser()
-        stamp = (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
-        out.append((s.path, s.split, s.name, tuple(sorted(s.columns.items())), s.weight, stamp))
-    return tuple(out)
-
-
-@dataclass
-class PreviewView:
-    """What the tab shows for one preview (plain values; the handler turns them into widget updates)."""
-
-    format: str | None = None
-    mapping: dict[str, str] = dataclasses.field(default_factory=dict)
-    columns: list[str] = dataclasses.field(default_factory=list)
-    summary: str = ""
-    highlighted: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
-    figure: Any = None
-    stats_rows: list[list[Any]] = dataclasses.field(default_factory=list)
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    error: str | None = None
-    preview: Any = None
-    """The ``studio.data.Preview`` (None on error)."""
-
-
-def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
-                  progress: Callable[[float, str], None] | None = None) -> PreviewView:
-    """Load (cached), render ``n_rows`` rows with the model's tokenizer, and measure the whole dataset.
-
-    ``progress(fraction, message)`` hears each stage: reading the file, loading the tokenizer, rendering the
-    shown rows, tokenizing every row, the statistics, the chart (fractions only grow; 1.0 at the end, error or not).
-    Never raises for bad input: the error sentence is in ``.error`` (the columns are still filled when the file
-    could be read, so the user can fix the mapping).
-    """
-    from studio.data import preview as data_preview
-
-    report = progress if isinstance(progress, Reporter) else Reporter(None) if progress is None else \
-        _CallbackReporter(progress)
-    view = PreviewView()
-    try:
-        report(0.0, f"reading {_source_name(cfg)}")
-        view.columns = cache.columns(cfg.data)
-        loaded = cache.loaded(cfg.data, progress=report.part(0.05, 0.3))
-        view.format, view.mapping, view.columns = loaded.format, dict(loaded.mapping), loaded.columns
-        report(0.3, f"loading the tokenizer of {cfg.model.name_or_path}")
-        try:
-            tok = cache.tokenizer(cfg)
-        except StudioError as err:
-            raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
-        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=report.part(0.4, 0.95))
-    except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
-        view.error = error_text(err)
-        view.figure = charts.token_histogram([], cfg.train.max_length)
-        report(1.0, "stopped: see the message below")
-        return view
-    report(0.95, "drawing the token-length histogram")
-    view.preview = pv
-    view.summary = _summary(cfg, pv, len(loaded.dataset))
-    view.highlighted = highlight_rows(pv.rows)
-    view.figure = charts.token_histogram(pv.full_lengths, cfg.train.max_length)
-    view.stats_rows = stats_rows(pv.stats)
-    view.warnings = list(pv.warnings)
-    report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
-    return view
-
-
-class _CallbackReporter(Reporter):
-    """A plain ``callback(fraction, message)`` behind the Reporter interface (monotone, with ``part``)."""
-
-    def __init__(self, callback: Callable[[float, str], None]) -> None:
-        super().__init__(None)
-        self._callback = callback
-
-    def __call__(self, fraction: float, message: str) -> None:
-        super().__call__(fraction, message)
-        self._callback(self.fraction, message)
-
-
-def _source_name(cfg: RunConfig) -> str:
-    names = [Path(s.path).name or s.path for s in cfg.data.sources]
-    return ", ".join(names) if names else "the dataset"
-
-
-def highlight_rows(rows: list[Any]) -> list[tuple[str, str | None]]:
-    """``gr.HighlightedText`` value: trained spans labelled "trained", rows separated, cut rows marked."""
-    out: list[tuple[str, str | None]] = []
-    for i, row in enumerate(rows):
-        if i:
-            out.append(("\n\n", None))
-        out.append((f"── row {i + 1} ──\n", "row"))
-        for text, trained in row.segments:
-            out.append((text, "trained" if trained else None))
-        if row.truncated:
-            out.append((f" ✂ cut at max_length: {len(row.input_ids)} of {row.full_length} tokens kept", "cut"))
-        if not any(row.loss_mask):
-            out.append(("  (no trained tokens: this row trains nothing)", "cut"))
-    return out
-
-
-def stats_rows(stats: Any) -> list[list[Any]]:
-    """The stats table: one [statistic, value] per line."""
-    s = stats
-    return [
-        ["rows", s.n_rows],
-        ["tokens per row: p50 / p95 / max", f"{s.p50_tokens} / {s.p95_tokens} / {s.max_tokens}"],
-        ["mean tokens per row", s.mean_tokens],
-        [f"rows longer than max_length ({s.max_length})", f"{s.truncated_rows} ({s.truncated_fraction:.1%})"],
-        ["share of tokens trained", f"{s.trained_token_fraction:.1%}"],
-        ["rows with no trained tokens", s.zero_trained_rows],
-        ["duplicate rows", s.duplicate_rows],
-    ]
-
-
-def _summary(cfg: RunConfig, pv: Any, n: int) -> str:
-    detected = "detected" if cfg.data.format == "auto" else "chosen"
-    mapping = ", ".join(f"{role} ← `{col}`" for role, col in pv.mapping.items())
-    how = "the text template" if cfg.data.template else "the model's chat template" if pv.format != "text" \
-        else "the text column as is"
-    return (f"**{n} rows** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
-            f"Format **{pv.format}** ({detected}) · {mapping}  \n"
-            f"Rendered with {how}, tokenized by `{cfg.model.name_or_path}`; "
-            f"loss on **{cfg.train.loss_on}** tokens (green = trained).")
+TEMPLATE_DEBOUNCE_S = 0.4
+"""A template edit waits this long server-side, so a burst of keys (always_last) redraws once, with the text as
+it is after the burst."""
+SOURCE_HINT = {SOURCE_UPLOAD: "Upload a dataset file (csv, tsv, json, jsonl, parquet or txt) to preview it.",
+               SOURCE_PATH: "Type a Hub dataset id or a local path, then press **Load** (or Enter)."}
 
 
 # ----------------------------------------------------------------------------------------------------------- UI
@@ -229,6 +50,10 @@ class DataHandles:
     error: gr.Markdown
     cache: PreviewCache
     refresh: Callable[..., dict]
+    on_source_kind: Callable[..., dict] | None = None
+    """The handler after a source-kind switch (every key it returns is one of the preview's outputs)."""
+    outputs: Callable[[], list] | None = None
+    """The preview handlers' output components."""
 
 
 def render(studio: Any, ctx: AppContext) -> DataHandles:
@@ -263,6 +88,21 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                                              value=init["mapping"][role], label=f"{role} column", visible=False,
                                              allow_custom_value=False, min_width=140, elem_id=f"data-map-{role}")
                            for role in MAPPING_ROLES}
+    with gr.Accordion(f"Mix of sources ({len(init['extra_sources']) + 1})", open=bool(init["extra_sources"]),
+                      elem_id="data-sources-panel") as sources_panel:
+        gr.Markdown("Several sources are concatenated, each sampled by its weight (1.0 keeps every row once). The "
+                    "source above is the first; add more here (a file path or Hub id each, columns as "
+                    "`role=column`, empty = detected).")
+        with gr.Row(equal_height=False):
+            weight = gr.Number(value=init["weight"], minimum=0.0001, label="Weight of the first source", scale=1,
+                               info=field_help(SourceConfig, "weight"), elem_id="data-weight")
+            add_source = gr.Button("Add a source", size="sm", scale=0, min_width=140, elem_id="data-add-source")
+            remove_source = gr.Button("Remove the last source", size="sm", scale=0, min_width=190,
+                                      elem_id="data-remove-source")
+        extra_sources = gr.Dataframe(value=init["extra_sources"] or None, headers=list(EXTRA_SOURCE_HEADERS),
+                                     datatype=["str", "str", "str", "number", "str"], type="array",
+                                     interactive=True, column_count=len(EXTRA_SOURCE_HEADERS),
+                                     label="More sources", elem_id="data-extra-sources")
     with gr.Accordion("Template", open=True):
         with gr.Row():
             template_name = gr.Dropdown(list(TEMPLATE_CHOICES), value=init["template_name"], label="Named template",
@@ -286,8 +126,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                                      color_map={"trained": "#22c55e", "cut": "#ef4444", "row": "#e5e7eb"},
                                      combine_adjacent=False, elem_id="data-preview")
     with gr.Row():
-        histogram = gr.Plot(label="Token lengths", elem_id="data-histogram")
-        with gr.Column():
+        histogram = gr.Plot(label="Token lengths", show_label=False, min_width=440, elem_id="data-histogram")
+        with gr.Column(min_width=440):
             stats = gr.Dataframe(headers=["Statistic", "Value"], datatype=["str", "str"], interactive=False,
                                  label="Whole-dataset statistics", elem_id="data-stats")
             warnings = gr.Markdown(elem_id="data-warnings")
@@ -304,22 +144,35 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     form = DataForm(source_kind=source_kind, sample=sample, upload=upload, path=path, split=split, subset=subset,
                     format=fmt, mapping=mapping, template_name=template_name, template=template,
                     response_template=response_template, system_prompt=system_prompt, eval_fraction=eval_fraction,
-                    max_rows=max_rows, seed=seed, max_length=max_length, loss_on=loss_on)
+                    max_rows=max_rows, seed=seed, max_length=max_length, loss_on=loss_on, weight=weight,
+                    extra_sources=extra_sources)
     ctx.forms.data = form
 
     template_widgets = [template_name, template, response_template, system_prompt, max_length, loss_on]
-    preview_outputs = [fmt, *mapping.values(), *template_widgets, summary, highlighted, histogram, stats, warnings,
-                       error]
+    view_outputs = [fmt, *mapping.values(), *template_widgets, summary, highlighted, histogram, stats, warnings,
+                    error]
 
-    def refresh(values: dict, reset: bool = False, sample_name: str | None = None, progress: Any = None) -> dict:
+    def probe_widget() -> Any:
+        return ctx.forms.train.probe_prompts if ctx.forms.train is not None else None
+
+    def preview_outputs() -> list:
+        """The preview's outputs: its own widgets, plus the Train tab's probe prompts (they follow the data)."""
+        return view_outputs + ([probe_widget()] if probe_widget() is not None else [])
+
+    def refresh(values: dict, reset: bool = False, sample_name: str | None = None, progress: Any = None,
+                toast: bool = True) -> dict:
         """Build the config from the widgets and redraw the preview.
 
-        ``reset``: the source changed, so forget the format/mapping override. ``sample_name``: a bundled sample
-        was picked, so its ready config's data settings are loaded into the template widgets first. ``progress``:
-        a ``gr.Progress`` (or anything called as ``progress(fraction, desc=...)``) that shows the stages.
+        ``reset``: the source changed, so forget the format/mapping override and take a probe prompt from the new
+        data. ``sample_name``: a bundled sample was picked, so its ready config's data settings (and probe
+        prompts) are loaded first. ``progress``: a ``gr.Progress`` (or anything called as ``progress(fraction,
+        desc=...)``) that shows the stages. ``toast``: also show a problem as a toast (a deliberate action, not a
+        keystroke: the error box below always shows it).
         """
         values = dict(values)
-        out: dict = {w: gr.skip() for w in template_widgets}
+        probe = probe_widget()
+        out: dict = {w: gr.skip() for w in (*template_widgets, *([probe] if probe is not None else []))}
+        probes_set = False
         if reset:
             values[fmt] = "auto"
             values.update({dd: None for dd in mapping.values()})
@@ -331,14 +184,19 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                     values[w] = shown[w]
                 out.update({w: shown[w] for w in template_widgets})
                 values[fmt] = "auto" if bundled.data.format == "auto" else bundled.data.format
+                if probe is not None and bundled.train.probe_prompts:
+                    out[probe] = values[probe] = shown[probe]
+                    probes_set = True
         try:
             cfg = ctx.forms.read(values)
         except StudioError as err:
-            out.update(_error_updates(str(err)))
+            out.update(_error_updates(str(err), toast))
             return out
         view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress))
         out.update(_view_updates(view, cfg))
-        if view.error:
+        if reset and probe is not None and not probes_set and view.question:
+            out[probe] = view.question
+        if view.error and toast:
             gr.Warning(view.error)
         return out
 
@@ -359,8 +217,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                     error: error_box(view.error)})
         return out
 
-    def _error_updates(message: str) -> dict:
-        gr.Warning(message)
+    def _error_updates(message: str, toast: bool = True) -> dict:
+        if toast:
+            gr.Warning(message)
         return {summary: "Fix the problem below to see the preview.", highlighted: [], error: error_box(message),
                 warnings: "", stats: [], histogram: charts.token_histogram([], 16)}
 
@@ -368,7 +227,11 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
 
     # Gradio hands a gr.Progress to the parameter right after the inputs whose default is one.
     def on_edit(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
-        return refresh(values, progress=progress)
+        return refresh(values, progress=progress, toast=False)
+
+    def on_template(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
+        time.sleep(TEMPLATE_DEBOUNCE_S)  # with trigger_mode="always_last", a burst of keys redraws once more only
+        return refresh(values, progress=progress, toast=False)
 
     def on_new_source(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
         return refresh(values, reset=True, progress=progress)
@@ -377,35 +240,81 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         return refresh(values, reset=True, sample_name=values[sample], progress=progress)
 
     def on_source_kind(values: dict, progress: gr.Progress = gr.Progress()) -> dict:
-        return on_new_source(values, progress) if values[source_kind] == SOURCE_SAMPLE else {}
+        """A bundled sample (or a path / file already given) previews at once; otherwise say what to do next."""
+        kind = values[source_kind]
+        ready = kind == SOURCE_SAMPLE or (kind == SOURCE_PATH and (values.get(path) or "").strip()) or \
+            (kind == SOURCE_UPLOAD and values.get(upload))
+        if ready:
+            return on_new_source(values, progress)
+        return {summary: SOURCE_HINT.get(kind, ""), error: error_box(None), highlighted: [], stats: [],
+                warnings: "", histogram: charts.token_histogram([], int(values.get(max_length) or 16))}
+
+    def show_sources(kind: str, rows: Any) -> tuple:
+        """Which source widgets show, and the mix panel's title, for the kind and the extra-sources table."""
+        n = sum(1 for r in _rows(rows) if r and str(r[0] or "").strip())
+        panel = gr.update(label=f"Mix of sources ({n + 1})", open=True) if n else \
+            gr.update(label=f"Mix of sources ({n + 1})")
+        return (*_toggle_source(kind), panel)
 
     def wire() -> None:
         all_inputs = inputs() | {n_rows}
         hidden = dict(api_visibility="undocumented")
         # The bar and its stage show on the preview and the chart, never over the widgets being edited.
-        common = dict(inputs=all_inputs, outputs=preview_outputs, show_progress="full",
+        common = dict(inputs=all_inputs, outputs=preview_outputs(), show_progress="full",
                       show_progress_on=[highlighted, histogram], trigger_mode="always_last")
         sample.input(on_sample, api_name="preview_sample", **common)
         upload.upload(on_new_source, **common, **hidden)
         path.submit(on_new_source, **common, **hidden)
         load_btn.click(on_new_source, **common, **hidden)
-        gr.on([w.input for w in (fmt, *mapping.values(), response_template, system_prompt, loss_on, template)]
+        gr.on([w.input for w in (fmt, *mapping.values(), response_template, system_prompt, loss_on)]
               + [w.release for w in (max_length, n_rows)] + [max_rows.submit], on_edit, **common, **hidden)
+        # .change, not .input: paste, cut, Backspace and Delete change the text without a key "input" event
+        template.change(on_template, **common, **hidden)
         template_name.input(_pick_template, inputs=[template_name, template, response_template],
                             outputs=[template, response_template], show_progress="hidden", **hidden
                             ).then(on_edit, **common, **hidden)
         source_kind.input(_toggle_source, inputs=source_kind, outputs=[sample, upload, path_group],
                           show_progress="hidden", **hidden).then(on_source_kind, **common, **hidden)
+        panel_outputs = [sample, upload, path_group, sources_panel]
+        add_source.click(_add_row, inputs=extra_sources, outputs=extra_sources, show_progress="hidden", **hidden)
+        remove_source.click(_remove_row, inputs=extra_sources, outputs=extra_sources, show_progress="hidden",
+                            **hidden)
+        extra_sources.change(show_sources, inputs=[source_kind, extra_sources], outputs=panel_outputs,
+                             show_progress="hidden", **hidden).then(on_edit, **common, **hidden)
         model = ctx.forms.model
         if model is not None:
             gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], on_edit,
                   **common, **hidden)
-        ctx.blocks.load(on_edit, inputs=all_inputs, outputs=preview_outputs, show_progress="full",
-                        show_progress_on=[highlighted, histogram], api_name="preview")
+
+        def after_forms_written(dep: Any, first: bool) -> None:
+            dep.then(show_sources, inputs=[source_kind, extra_sources], outputs=panel_outputs,
+                     show_progress="hidden", **hidden
+                     ).then(on_edit, **common, **({"api_name": "preview"} if first else hidden))
+
+        ctx.forms_written.append(after_forms_written)
 
     ctx.after_render.append(wire)
     return DataHandles(form=form, n_rows=n_rows, summary=summary, highlighted=highlighted, histogram=histogram,
-                       stats=stats, warnings=warnings, error=error, cache=cache, refresh=refresh)
+                       stats=stats, warnings=warnings, error=error, cache=cache, refresh=refresh,
+                       on_source_kind=on_source_kind, outputs=preview_outputs)
+
+
+def _rows(rows: Any) -> list[list[Any]]:
+    """The extra-sources table as a list of rows (gradio may hand a list, a dict with "data", or a DataFrame)."""
+    if isinstance(rows, dict):
+        rows = rows.get("data")
+    if hasattr(rows, "values") and hasattr(rows, "columns"):
+        rows = rows.values.tolist()
+    return [list(r) for r in rows or []]
+
+
+def _add_row(rows: Any) -> list[list[Any]]:
+    kept = [r for r in _rows(rows) if any(str(c or "").strip() for c in r)]
+    return [*kept, ["", "train", "", 1.0, ""]]
+
+
+def _remove_row(rows: Any) -> list[list[Any]]:
+    return _rows(rows)[:-1]
 
 
 def _toggle_source(kind: str) -> tuple:
@@ -437,5 +346,6 @@ def _bundled_settings(sample: str, ctx: AppContext) -> RunConfig | None:
     raw["data"] = dataclasses.asdict(ready.data)
     raw["train"]["max_length"] = ready.train.max_length
     raw["train"]["loss_on"] = ready.train.loss_on
+    raw["train"]["probe_prompts"] = list(ready.train.probe_prompts)
     return RunConfig.from_dict(raw)
 

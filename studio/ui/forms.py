@@ -4,8 +4,9 @@ Each config section has a form: a dataclass of the widgets that edit it, named l
 no string-keyed registry). Tabs create the widgets (typed: Number/Slider/Dropdown/Checkbox, never numbers as text)
 and fill ``ctx.forms``; any handler can then take ``inputs=ctx.forms.components()`` (a set, so gradio passes one
 ``{component: value}`` dict) and call ``ctx.forms.read(values)`` for the whole, validated ``RunConfig``. Fields no
-widget edits keep the value of the config the app started with. ``ctx.forms.write(cfg)`` is the inverse: a
-``{component: value}`` dict a handler can return to load a config into the widgets.
+widget edits keep the value of the config last written into this browser's forms (``Forms.base``), else the one the
+app started with. ``ctx.forms.write(cfg)`` is the inverse: a ``{component: value}`` dict a handler can return to load
+a config into the widgets. The Data tab's part (every source with its weight) is in ``data_form``.
 
 This module does not import gradio: it only reads and writes values keyed by widget objects.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from studio.config import (DataConfig, HubConfig, LoraConfig, ModelConfig, RunConfig, SourceConfig, TrainConfig)
+from studio.config import HubConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig
 from studio.data.formats import ROLES
 from studio.errors import ConfigError
 from studio.paths import ASSETS
@@ -40,6 +41,7 @@ MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values
 """Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
 
 GRADIENT_CHECKPOINTING = ("auto", "on", "off")
+EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
 
 Component = Any  # a gradio component; keys of the values dict
 
@@ -82,10 +84,14 @@ class DataForm:
     seed: Component
     max_length: Component
     loss_on: Component
+    weight: Component = None
+    """Sampling weight of the first source."""
+    extra_sources: Component = None
+    """A table (list of rows ``EXTRA_SOURCE_HEADERS``) of the sources after the first."""
 
     def components(self) -> list[Component]:
         out = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mapping"]
-        return out + list(self.mapping.values())
+        return [c for c in out if c is not None] + list(self.mapping.values())
 
 
 @dataclass
@@ -168,6 +174,9 @@ class Forms:
     lora: LoraForm | None = None
     train: TrainForm | None = None
     hub: HubForm | None = None
+    base: Component = None
+    """A per-browser ``gr.State`` holding the dict of the config last written to the forms: fields no widget edits
+    keep its values (instead of the start config's), so a loaded config round-trips unchanged."""
 
     def _section_forms(self) -> list[Any]:
         return [f for f in (self.model, self.lora, self.train, self.hub) if f is not None]
@@ -177,7 +186,20 @@ class Forms:
         out: set[Component] = set(self.data.components()) if self.data else set()
         for form in self._section_forms():
             out |= {c for c in _widgets(form).values()}
+        if self.base is not None:
+            out.add(self.base)
         return out
+
+    def start_config(self, values: dict[Component, Any]) -> RunConfig:
+        """The config the widgets' values are laid over: the one last written to this browser's forms, else the
+        config the app started with."""
+        raw = values.get(self.base) if self.base is not None else None
+        if isinstance(raw, dict):
+            try:
+                return RunConfig.from_dict(raw)
+            except ConfigError:
+                pass
+        return self.initial
 
     def read(self, values: dict[Component, Any]) -> RunConfig:
         """The validated RunConfig the widgets describe.
@@ -185,14 +207,17 @@ class Forms:
         Raises:
             ConfigError: a value is missing or out of range (the message names the field).
         """
-        raw = self.initial.to_dict()
+        start = self.start_config(values)
+        raw = start.to_dict()
         for form in self._section_forms():
             section, cls = _SECTION_OF[type(form)]
             for name, comp in _widgets(form).items():
                 if comp in values:
                     raw[section][name] = from_widget(cls, name, values[comp], section)
         if self.data is not None:
-            data, train_extra = read_data(self.data, values, self.initial.data)
+            from studio.ui.data_form import read_data
+
+            data, train_extra = read_data(self.data, values, start.data)
             raw["data"] = dataclasses.asdict(data)
             raw["train"].update(train_extra)
         return RunConfig.from_dict(raw)
@@ -205,7 +230,11 @@ class Forms:
             for name, comp in _widgets(form).items():
                 out[comp] = to_widget(cls, name, getattr(getattr(cfg, section), name))
         if self.data is not None:
+            from studio.ui.data_form import write_data
+
             out.update(write_data(self.data, cfg))
+        if self.base is not None:
+            out[self.base] = cfg.to_dict()
         return out
 
 
@@ -267,124 +296,3 @@ def to_widget(cls: type, name: str, value: Any) -> Any:
         hint = typing.get_type_hints(cls)[name]
         return "" if str in typing.get_args(hint) else None
     return value
-
-
-# ------------------------------------------------------------------------------------------------------ data form
-def _template_parts(data: DataConfig) -> tuple[str, str, str]:
-    """(template dropdown choice, template text, response template text) showing ``data``."""
-    name = (data.template or "").strip()
-    if not name:
-        return CHAT_TEMPLATE, "", data.response_template or ""
-    named = NAMED_TEMPLATES.get(name)
-    if named is not None:
-        response = data.response_template if data.response_template is not None else (named.response_template or "")
-        return name, named.template, response
-    match = next((t.name for t in NAMED_TEMPLATES.values() if t.template == data.template), None)
-    return (match or CUSTOM_TEMPLATE), data.template, data.response_template or ""
-
-
-def data_field_values(cfg: RunConfig) -> dict[str, Any]:
-    """The Data tab's widget values for ``cfg``, by ``DataForm`` field name (``mapping`` is role -> column)."""
-    data = cfg.data
-    src = data.sources[0] if data.sources else None
-    kind, sample, path, split, subset = SOURCE_SAMPLE, None, "", "train", ""
-    if src is not None:
-        p = Path(src.path).expanduser()
-        if p.parent.resolve() == DATASETS_DIR.resolve() and p.name in bundled_samples():
-            sample = p.name
-        else:
-            kind, path = SOURCE_PATH, src.path
-        split, subset = src.split, src.name or ""
-    if sample is None and bundled_samples():
-        sample = bundled_samples()[0]
-    name, template, response = _template_parts(data)
-    columns = src.columns if src is not None else {}
-    return {"source_kind": kind, "sample": sample, "upload": None, "path": path, "split": split, "subset": subset,
-            "format": data.format, "mapping": {role: columns.get(role) for role in MAPPING_ROLES},
-            "template_name": name, "template": template, "response_template": response,
-            "system_prompt": data.system_prompt or "", "eval_fraction": data.eval_fraction,
-            "max_rows": data.max_rows, "seed": data.seed, "max_length": cfg.train.max_length,
-            "loss_on": cfg.train.loss_on}
-
-
-def write_data(form: DataForm, cfg: RunConfig) -> dict[Component, Any]:
-    """``{widget: value}`` showing ``cfg.data`` (first source) plus ``train.max_length``/``loss_on``."""
-    values = data_field_values(cfg)
-    out = {getattr(form, name): value for name, value in values.items() if name not in ("mapping", "upload")}
-    out.update({form.mapping[role]: col for role, col in values["mapping"].items() if role in form.mapping})
-    return out
-
-
-def read_data(form: DataForm, values: dict[Component, Any], base: DataConfig | None = None
-              ) -> tuple[DataConfig, dict[str, Any]]:
-    """``(DataConfig, {max_length, loss_on})`` from the Data tab's widget values.
-
-    Raises:
-        ConfigError: no dataset chosen, or a value out of range.
-    """
-    base = base or DataConfig()
-    kind = values.get(form.source_kind) or SOURCE_SAMPLE
-    split, subset = "train", None
-    if kind == SOURCE_SAMPLE:
-        sample = values.get(form.sample)
-        if _blank(sample):
-            raise ConfigError("pick a bundled sample dataset, upload a file, or give a Hub id / local path")
-        path = str(DATASETS_DIR / sample)
-    elif kind == SOURCE_UPLOAD:
-        path = _upload_path(values.get(form.upload))
-        if not path:
-            raise ConfigError("upload a dataset file (csv, json, jsonl, parquet or txt) first")
-    else:
-        path = (values.get(form.path) or "").strip()
-        if not path:
-            raise ConfigError("type a Hub dataset id (owner/name) or the path of a local file or folder")
-        split = (values.get(form.split) or "train").strip() or "train"
-        subset = (values.get(form.subset) or "").strip() or None
-    fmt = values.get(form.format) or "auto"
-    columns: dict[str, str] = {}
-    if fmt != "auto":
-        for role in ROLES.get(fmt, ()):
-            col = values.get(form.mapping[role])
-            if not _blank(col):
-                columns[role] = col
-    name = values.get(form.template_name) or CHAT_TEMPLATE
-    text = values.get(form.template) or ""
-    response = values.get(form.response_template) or ""
-    template: str | None
-    if not text.strip():
-        template = None
-    elif name in NAMED_TEMPLATES and text == NAMED_TEMPLATES[name].template:
-        template = name
-    else:
-        template = text
-    response_template: str | None = response if response.strip() else None
-    if template in NAMED_TEMPLATES and response_template == NAMED_TEMPLATES[template].response_template:
-        response_template = None
-    old = base.sources[0] if base.sources else None
-    keep = old is not None and old.path == path
-    source = SourceConfig(path=path, split=split, name=subset, columns=columns,
-                          weight=old.weight if keep else 1.0)
-    system = values.get(form.system_prompt) or ""
-    data = DataConfig(
-        sources=[source],
-        format=fmt,
-        template=template,
-        response_template=response_template,
-        system_prompt=system if system.strip() else None,
-        eval_fraction=from_widget(DataConfig, "eval_fraction", values.get(form.eval_fraction, base.eval_fraction),
-                                  "data"),
-        max_rows=from_widget(DataConfig, "max_rows", values.get(form.max_rows, base.max_rows) or None, "data"),
-        seed=from_widget(DataConfig, "seed", values.get(form.seed, base.seed), "data"),
-    )
-    extra = {"max_length": from_widget(TrainConfig, "max_length", values.get(form.max_length), "train"),
-             "loss_on": values.get(form.loss_on) or "completion"}
-    return data, extra
-
-
-def _upload_path(value: Any) -> str | None:
-    """gr.File gives a path string (type='filepath'), a FileData-like object, or a list of them."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None:
-        return None
-    return str(getattr(value, "path", None) or getattr(value, "name", None) or value)

@@ -81,10 +81,14 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def measured_peak_gb(studio: Any) -> float | None:
-    """Peak memory of the current or last run (after its first steps), for the bar beside the estimate."""
+def measured_peak_gb(studio: Any, cfg: RunConfig | None = None) -> float | None:
+    """Peak memory of the current or last run (after its first steps), for the bar beside the estimate; None when
+    ``cfg`` loads another model than that run (a different model, quantization or dtype measures nothing here)."""
     job = getattr(studio, "job", None)
     if job is None:
+        return None
+    job_cfg = getattr(job, "cfg", None)
+    if cfg is not None and (job_cfg is None or job_cfg.model != cfg.model):
         return None
     from studio.events import Log
 
@@ -111,13 +115,13 @@ def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
     except Exception as err:  # noqa: BLE001
         return EstimateView(figure=charts._empty("Estimated training memory", "No estimate", 230),
                             summary="", params="", error=error_text(err))
-    measured = measured_peak_gb(studio) if studio is not None else None
+    measured = measured_peak_gb(studio, cfg) if studio is not None else None
     fig = charts.memory_bar(est.parts(), est.device_gb, est.device_name, measured_gb=measured)
     verdict = "fits" if est.fits else "**does not fit**: try 4-bit, a smaller batch, a shorter max_length or " \
                                       "gradient checkpointing"
     summary = f"Estimate {est.summary()}: {verdict}."
     if measured is not None:
-        summary += f" Measured peak of the last run: {measured:.2f} GB."
+        summary += f" Measured peak of the last run on this model: {measured:.2f} GB."
     share = est.lora_params / est.total_params if est.total_params else 0
     params = (f"**Trainable (LoRA) parameters: {_count(est.lora_params)}** of {_count(est.total_params)} "
               f"({share:.2%}); the base model stays frozen.")
@@ -189,7 +193,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         dora = gr.Checkbox(value=lc.use_dora, label="DoRA", info=field_help(LoraConfig, "use_dora"))
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
     params = gr.Markdown(elem_id="model-params")
-    memory = gr.Plot(label="Memory estimate", elem_id="model-memory")
+    memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")
     summary = gr.Markdown(elem_id="model-memory-summary")
     next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
                    "there change this estimate).", "train", "Next: Train →")
@@ -232,6 +236,10 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
 
     settable: set = set()
 
+    def on_forms_written(values: dict) -> dict:
+        """A whole config was written into the forms: the preset note and the estimate for it."""
+        return {note: preset_note(values.get(name) or ""), **estimate(values)}
+
     def wire() -> None:
         settable.update(section_widgets)
         if ctx.forms.train is not None:
@@ -253,8 +261,12 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,
               show_progress="minimal", trigger_mode="always_last", api_visibility="undocumented",
               api_name="estimate_on_change")
-        ctx.blocks.load(estimate, inputs=inputs, outputs=estimate_outputs, show_progress="minimal",
-                        api_name="estimate")
+        def after_forms_written(dep: Any, first: bool) -> None:
+            extra = {"api_name": "estimate"} if first else {"api_visibility": "undocumented"}
+            dep.then(on_forms_written, inputs=inputs, outputs=[note, *estimate_outputs], show_progress="minimal",
+                     **extra)
+
+        ctx.forms_written.append(after_forms_written)
 
     ctx.after_render.append(wire)
     return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,

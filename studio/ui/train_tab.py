@@ -7,6 +7,7 @@ then follows the same live run. Closing the page never touches the run.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,6 +23,42 @@ TAB_ID = "train"
 LABEL = "3 · Train"
 POLL_S = 1.0
 TAIL_LINES = 40
+LIVE = ("preparing", "running", "stopping")
+_RAW_ERROR = re.compile(r"^([A-Z]\w*(?:Error|Exception))\b:?\s*(.*)$", re.S)
+_KNOWN_FAILURES = (
+    (re.compile(r"shape|size mismatch|dimension|must match", re.I), "the model got a tensor of a shape it did not "
+     "expect", "Check that the model, its chat template and the LoRA target modules belong together; a shorter "
+     "max_length or batch size 1 tells whether the batch shape is the cause."),
+    (re.compile(r"\bnan\b|\binf\b", re.I), "the loss or the gradients became NaN",
+     "Lower the learning rate (÷10), keep max grad norm on, or use bf16 instead of fp16."),
+    (re.compile(r"no space left|disk quota", re.I), "the disk is full", "Free space where the runs are saved."),
+    (re.compile(r"cuda|device-side|cublas|cudnn", re.I), "the GPU reported an error",
+     "Try again with device cpu to see whether the GPU is the cause."),
+)
+
+
+def failure_view(message: str, suggestion: str = "") -> tuple[str, str, str | None]:
+    """``(headline, suggestion, raw line or None)`` for a Failed event: a typed message passes through; a raw
+    ``SomeError: ...`` line becomes a sentence with a suggestion, the raw line kept for a details toggle."""
+    m = _RAW_ERROR.match(message or "")
+    if not m:
+        return message, suggestion, None
+    kind, rest = m.groups()
+    for pattern, head, tip in _KNOWN_FAILURES:
+        if pattern.search(rest):
+            return f"Training failed: {head}.", tip, message
+    return (f"Training failed with an unexpected {kind} inside the training libraries.",
+            suggestion or "See train.log in the run folder for the full traceback.", message)
+
+
+def failure_box(message: str, suggestion: str = "") -> str:
+    """Markdown for the error box: the sentence, the suggestion, the raw line behind a details toggle."""
+    head, tip, raw = failure_view(message, suggestion)
+    text = f"**⚠ {head}**" + (f"\n\n{tip}" if tip else "")
+    if raw:
+        text += (f"\n\n<details><summary>Details (the raw error)</summary>\n\n<code>{html.escape(raw)}</code>"
+                 f"\n\n</details>")
+    return text
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -77,7 +114,9 @@ def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
     icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
             "failed": "❌"}.get(state, "•")
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
-    if state in ("finished", "stopped", "failed") and s.message:
+    if state == "failed" and s.failure:
+        text += f"  \n{failure_view(*s.failure)[0]} (details in the box above)"
+    elif state in ("finished", "stopped", "failed") and s.message:
         text += f"  \n{s.message}"
     speed = s.speed_now()
     if speed:
@@ -211,7 +250,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                                    info=h("probe_prompts"))
     all_runs, resumable = run_choices(studio)
     with gr.Row(equal_height=True):
-        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+        with gr.Column(scale=1, min_width=200):
+            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            start_reason = gr.Markdown("", elem_id="train-start-reason")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
         resume_run = gr.Dropdown(resumable, value=resumable[0] if resumable else None, label="Resume run",
                                  info="Stopped, failed or interrupted runs with a checkpoint.", scale=2,
@@ -223,9 +264,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     progress = gr.HTML(progress_html(0, "idle"), elem_id="train-progress")
     with gr.Row():
         # figures are drawn by the first timer tick: building plotly figures here would slow the app's start
-        loss_plot = gr.Plot(label="Loss", elem_id="train-loss")
-        metrics_plot = gr.Plot(label="Learning rate, grad norm, real tokens/s (MFU), memory",
-                               elem_id="train-metrics")
+        loss_plot = gr.Plot(label="Loss", show_label=False, min_width=460, elem_id="train-loss")
+        metrics_plot = gr.Plot(label="Learning rate, grad norm, real tokens/s (MFU), memory", show_label=False,
+                               min_width=460, elem_id="train-metrics")
     overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,
@@ -246,7 +287,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                      eval_steps=eval_steps, booster=booster, tensorboard=tensorboard, probe_prompts=probe_prompts,
                      device=device)
     ctx.forms.train = form
-    tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error]
+    tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason]
 
     def draw(v: TrainView, force: bool = False) -> tuple:
         """Outputs for ``tick_outputs``; plots are skipped when nothing new arrived."""
@@ -255,12 +296,21 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         v.shown_status = text
         s = v.series
         eta = f" · ETA {_seconds(s.eta_s)}" if state in ("running", "stopping") and s.eta_s is not None else ""
-        failed = s.message if state == "failed" else None
+        if state == "failed":
+            message, suggestion = s.failure or (s.message, "")
+            failed = gr.update(value=failure_box(message, suggestion), visible=True)
+        else:
+            failed = error_box(None)
+        live = state in LIVE
+        name = studio.job.run_dir.name if live and studio.job is not None else ""
+        reason = f"⏳ Disabled while run `{name}` is {state}: one run at a time. Press **Stop** to end it." \
+            if live else ""
         return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
                 charts.loss_figure(s, v.overlays) if force else gr.skip(),
                 charts.metrics_figure(s) if force else gr.skip(),
                 "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
-                error_box(failed) if changed else gr.skip())
+                failed if changed else gr.skip(),
+                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip())
 
     def on_tick(v: TrainView) -> tuple:
         v, new = follow(studio, v)
@@ -281,7 +331,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
             gr.Warning(text)
             return {error: error_box(text)}
         gr.Info(message)
-        return {error: error_box(None), ctx.run_dir: run_dir, status: message}
+        return {error: error_box(None), ctx.run_dir: run_dir, status: message, start_btn: gr.update(interactive=False),
+                start_reason: "⏳ Starting…"}
 
     def on_resume(name: str | None) -> dict:
         if not name:
@@ -315,8 +366,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     def wire() -> None:
         hidden = dict(api_visibility="undocumented", show_progress="hidden")
         control = dict(concurrency_limit=1, concurrency_id="train-control")
-        start_btn.click(on_start, inputs=ctx.forms.components(), outputs=[error, ctx.run_dir, status],
-                        api_name="start_training", **control)
+        start_btn.click(on_start, inputs=ctx.forms.components(),
+                        outputs=[error, ctx.run_dir, status, start_btn, start_reason], api_name="start_training",
+                        **control)
         resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status],
                          api_name="resume_training", **control)
         stop_btn.click(on_stop, outputs=[error], api_name="stop_training", **control)

@@ -1,5 +1,12 @@
 """The whole app in a real browser: Data -> Model -> Train -> Chat -> Publish on the offline demo model.
 
+Issue 15 ("what it shows is what it does, after a reload too") is asserted on the way: switching the source kind
+shows no error element; pasting into the template and deleting from it redraws the preview, with the problem
+inline and no toast per key; a multi-source config opened from a file survives the forms into the run unchanged;
+Start is disabled while the run is live; a reload mid-run shows the run's values in the forms; the log box shows
+its newest line; Chat shows `#### 42 and *bold*` literally; the per-row evaluation table fits a 1400 px window
+and the probe timeline's "Step" column is one line.
+
 The app runs as a subprocess (``python launch.py --demo``) with ``HF_ENDPOINT`` pointing at the local fake Hub
 (tests/hub_server.py, in this process) and a fake ``HF_TOKEN``; headless Debian Chromium clicks through the flow.
 Screenshots of every tab go to ``test-artifacts/browser/``; with ``STUDIO_UPDATE_SCREENSHOTS=1`` also to ``docs/screenshots/`` (the README
@@ -24,8 +31,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TOKEN = "hf_browser_test_token_4d1c"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-STEPS = 6
+STEPS = 40
+"""Unquantized (as the opened config says): long enough for the chart to redraw while it trains."""
 TIMINGS: dict[str, float] = {}
+LITERAL = "#### 42 and *bold*"
+ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
+ERROR_PILLS = """ids => ids.flatMap(id => [...document.querySelectorAll(`#${id} .error`)]).filter(e => e.offsetParent !== null)
+    .map(e => e.innerText).concat([...document.querySelectorAll('.toast-body.error')].map(e => e.innerText))"""
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +63,24 @@ def app(hub, chromium, tmp_path_factory):
         yield proc
     finally:
         proc.stop()
+
+
+def mixed_config(path: Path) -> Path:
+    """The app's own start config with two weighted sources (different columns each), saved as YAML."""
+    import dataclasses
+
+    from studio.config import SourceConfig
+    from studio.ui.app import initial_config
+    from studio.ui.forms import DATASETS_DIR
+
+    cfg = initial_config(demo=True)
+    data = dataclasses.replace(cfg.data, format="prompt_completion", template="{prompt}\n ### Solution: {completion}",
+                               response_template="### Solution:", sources=[
+        SourceConfig(path=str(DATASETS_DIR / "linear_equations.csv"),
+                     columns={"prompt": "Problem", "completion": "Solution"}),
+        SourceConfig(path=str(DATASETS_DIR / "word_problems.jsonl"),
+                     columns={"prompt": "question", "completion": "answer"}, weight=0.5)])
+    return dataclasses.replace(cfg, data=data).save(path)
 
 
 def _shot(page, name: str) -> None:
@@ -129,6 +159,38 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
                 f"the preview's gr.Progress stages never showed: {stages}"
             _shot(page, "1-data")
 
+            # ---- issue 15.1: switching the source kind shows a hint, never an error pill
+            for kind, hint in (("Upload a file", "Upload a dataset file"), ("Hub id or local path", "Hub dataset id"),
+                               ("Bundled sample", "rows")):
+                page.locator("#data-source-kind label", has_text=kind).click()
+                expect(page.locator("#data-summary")).to_contain_text(hint, timeout=30_000)
+                page.wait_for_timeout(800)
+                pills = page.evaluate(ERROR_PILLS, ["data-preview", "data-histogram", "data-summary", "data-stats"])
+                assert not pills, f"switching to {kind!r} showed errors: {pills}"
+            expect(page.locator("#data-error")).to_be_hidden()
+
+            # ---- issue 15.2: paste and Backspace redraw the preview; the problem inline, no toast per key
+            box = page.locator("#data-template textarea")
+            original = box.input_value()
+            box.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text("Q: {Problem}\nA: {Solution}")  # what a paste sends: no key events
+            expect(page.locator("#data-preview")).to_contain_text("Q: ", timeout=15_000)
+            page.keyboard.press("End")
+            page.keyboard.press("Backspace")  # "{Solution" is a broken placeholder
+            expect(page.locator("#data-error")).to_be_visible(timeout=15_000)
+            for _ in range(5):
+                page.keyboard.press("Backspace")
+            page.wait_for_timeout(1500)
+            toasts = page.locator(".toast-body").count()
+            assert toasts <= 1, f"{toasts} toasts for one template edit"
+            page.keyboard.press("Control+A")
+            page.keyboard.press("Backspace")
+            page.keyboard.insert_text(original)
+            expect(page.locator("#data-error")).to_be_hidden(timeout=15_000)
+            expect(page.locator("#data-preview")).to_contain_text("### Solution:", timeout=15_000)
+            expect(page.locator("#data-preview")).not_to_contain_text("Q: ")
+
             # ---- Model: demo model, 4-bit, memory estimate
             _tab(page, "2 · Model")
             expect(page.locator("#model-name input")).to_have_value(re.compile(r"^demo-tiny"))
@@ -144,6 +206,17 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             TIMINGS["memory estimate after choosing 4-bit (s)"] = round(time.perf_counter() - t0, 1)
             _shot(page, "2-model")
 
+            # ---- issue 15.9: a config with two weighted sources, opened from a file, shows both
+            mix = mixed_config(ARTIFACTS / "mix.yaml")
+            with page.expect_file_chooser() as chooser:
+                page.locator("#config-open").click()
+            chooser.value.set_files(str(mix))
+            expect(page.locator("#config-source")).to_contain_text("mix.yaml", timeout=30_000)
+            _tab(page, "1 · Data")
+            expect(page.locator("#data-extra-sources")).to_contain_text("word_problems.jsonl", timeout=30_000)
+            expect(page.locator("#data-extra-sources")).to_contain_text("0.5")
+            expect(page.locator("#data-summary")).to_contain_text("850 rows", timeout=60_000)
+
             # ---- Train: a short run; the chart redraws while it trains, then it finishes
             _tab(page, "3 · Train")
             for elem_id, value in (("train-max-steps", STEPS), ("train-batch-size", 2)):
@@ -152,34 +225,63 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
                 box.press("Tab")
             t0 = time.perf_counter()
             page.locator("#train-start").click()
+            # ---- issue 15.7: Start is disabled while the run is live, with the reason beside it
+            expect(page.locator("#train-start")).to_be_disabled(timeout=10_000)
+            expect(page.locator("#train-start-reason")).to_contain_text("one run at a time", timeout=10_000)
             signatures: list[str] = []
-            deadline = time.time() + 240
-            while time.time() < deadline:
-                sig = _plot_signature(page, "train-loss")
-                if sig and (not signatures or sig != signatures[-1]):
-                    signatures.append(sig)
-                status = page.locator("#train-status").inner_text()
-                if "finished" in status or "failed" in status:
-                    break
-                time.sleep(0.25)
+
+            def follow(until_signatures: int) -> None:
+                deadline = time.time() + 240
+                while time.time() < deadline and len(signatures) < until_signatures:
+                    sig = _plot_signature(page, "train-loss")
+                    if sig and (not signatures or sig != signatures[-1]):
+                        signatures.append(sig)
+                    status = page.locator("#train-status").inner_text()
+                    if "finished" in status or "failed" in status:
+                        break
+                    time.sleep(0.25)
+
+            follow(2)  # the chart redraws while it trains ...
+            # ---- issue 15.3: ... and a reload mid-run shows the run's values, not the defaults
+            page.reload()
+            expect(page.locator("#config-source")).to_contain_text("settings of run", timeout=60_000)
+            _tab(page, "3 · Train")
+            expect(page.locator("#train-max-steps input")).to_have_value(str(STEPS), timeout=30_000)
+            expect(page.locator("#train-batch-size input")).to_have_value("2")
+            _tab(page, "1 · Data")
+            expect(page.locator("#data-extra-sources")).to_contain_text("word_problems.jsonl", timeout=30_000)
+            _tab(page, "3 · Train")
+            follow(10_000)  # the reloaded page replays the log and follows the run to its end
             status = page.locator("#train-status").inner_text()
             assert "finished" in status, f"training did not finish: {status}\n{app.output()[-2000:]}"
             time.sleep(1.5)  # the last tick redraws the chart
             sig = _plot_signature(page, "train-loss")
             if sig and sig != signatures[-1]:
                 signatures.append(sig)
-            TIMINGS[f"train {STEPS} steps, 4-bit, click to finished (s)"] = round(time.perf_counter() - t0, 1)
+            TIMINGS[f"train {STEPS} steps on two sources, click to finished (s)"] = round(time.perf_counter() - t0, 1)
             assert len(signatures) >= 3, f"the loss chart was drawn {len(signatures)} times: {signatures}"
+            run_dir = next(p for p in Path(app.runs_dir).iterdir() if p.is_dir())
+            from studio.config import load_config
+            ran, opened = load_config(run_dir / "config.yaml"), load_config(mix)
+            assert ran.data == opened.data, f"the run trained other data than the opened config:\n{ran.data}"
+            assert (ran.train.max_steps, ran.train.batch_size) == (STEPS, 2)
+            expect(page.locator("#train-start")).to_be_enabled(timeout=10_000)
+            scroll = page.evaluate("""() => { const t = document.querySelector('#train-log textarea');
+                return [t.scrollTop, t.clientHeight, t.scrollHeight]; }""")
+            assert scroll[0] + scroll[1] >= scroll[2] - 4, f"the log box does not show its newest line: {scroll}"
             _shot(page, "3-train")
 
             # ---- Chat: the new run is picked; one question, both panes answer
             _tab(page, "4 · Chat")
-            run_name = next(p.name for p in Path(app.runs_dir).iterdir() if p.is_dir())
+            run_name = run_dir.name
             expect(page.locator("#chat-run input")).to_have_value(
                 re.compile(rf"^{run_name} · finished"), timeout=30_000)
             t0 = time.perf_counter()
-            page.locator("#chat-input textarea").fill("Solve for x: 2x + 3 = 11")
+            page.locator("#chat-input textarea").fill(LITERAL)
             page.locator("#chat-send").click()
+            # ---- issue 15.4: what was typed (and what the models write) shows as raw text
+            expect(page.locator("#chat-base [data-testid='user']").last).to_contain_text(LITERAL, timeout=30_000)
+            expect(page.locator("#chat-tuned [data-testid='user']").last).to_contain_text(LITERAL)
             page.wait_for_function("""() => ['chat-base', 'chat-tuned'].every(id =>
                 [...document.querySelectorAll(`#${id} [data-testid='bot']`)].some(b => b.innerText.trim()))""",
                                    timeout=120_000)
@@ -187,6 +289,28 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             TIMINGS["chat: load + both answers (s)"] = round(time.perf_counter() - t0, 1)
             assert _bot_text(page, "chat-base").strip() and _bot_text(page, "chat-tuned").strip()
             expect(page.locator("#chat-error")).to_be_hidden()
+
+            # ---- issue 15.5: per-row evaluation columns fit a 1400 px window; the probe timeline wraps by words
+            page.locator("#chat-eval-panel").get_by_text("Evaluate on the held-out split").click()
+            page.locator("#chat-eval-rows input").fill("3")
+            page.locator("#chat-eval-rows input").press("Tab")
+            page.locator("#chat-eval").click()
+            expect(page.locator("#chat-eval-rows-table")).to_contain_text("Tuned ✓", timeout=30_000)
+            expect(page.locator("#chat-eval-table")).to_contain_text("accuracy", timeout=180_000)
+            edges = page.evaluate("""names => { const t = document.querySelector('#chat-eval-rows-table');
+                const cells = [...t.querySelectorAll('*')].filter(e => e.children.length === 0 &&
+                    names.includes((e.innerText || '').trim().replace(/\\s+/g, ' ')));
+                return [t.getBoundingClientRect().right, cells.length,
+                        ...cells.map(e => e.getBoundingClientRect().right)]; }""", ROW_HEADERS)
+            right, found, cells = edges[0], edges[1], edges[2:]
+            assert found >= len(ROW_HEADERS), f"per-row headers not all shown: {found} of {ROW_HEADERS}"
+            assert all(0 < r <= min(right, 1400) + 1 for r in cells), \
+                f"per-row columns run past the table (table right {right}, header right edges {cells})"
+            page.locator("#chat-probes-panel").get_by_text("Probe timeline").click()
+            heights = page.evaluate("""() => [...document.querySelectorAll('#chat-probes th')].map(h =>
+                [h.innerText, h.getBoundingClientRect().height, parseFloat(getComputedStyle(h).lineHeight) || 24])""")
+            for text, height, line in heights:
+                assert height < 2 * line + 16, f"probe timeline header {text!r} wraps ({height}px)"
             _shot(page, "4-chat")
 
             # ---- Publish: card preview, whoami, push to the local Hub, the link appears
@@ -207,6 +331,17 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             assert hub.repo(repo_id).private
             print("\ngr.Progress stages the page showed:", " | ".join(page.evaluate("() => window.__studioProgress")))
             _shot(page, "5-publish")
+            # ---- every tab at 1000 px as well (the 1400 px ones are above): a page opened at that width, which
+            # again shows the run's settings (charts size themselves when a page renders, not on a later resize)
+            page.set_viewport_size({"width": 1000, "height": 1000})
+            page.reload()
+            expect(page.locator("#config-source")).to_contain_text("settings of", timeout=60_000)
+            expect(page.locator("#data-summary")).to_contain_text("850 rows", timeout=90_000)
+            for label, name in (("1 · Data", "1-data"), ("2 · Model", "2-model"), ("3 · Train", "3-train"),
+                                ("4 · Chat", "4-chat"), ("5 · Publish", "5-publish")):
+                _tab(page, label)
+                page.wait_for_timeout(500)
+                _shot(page, f"{name}-1000")
         finally:
             try:
                 page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)

@@ -1,0 +1,244 @@
+"""The Data tab's core glue (no gradio): cached loading, the preview view, highlighted rows and statistics.
+
+``studio.data`` loads, detects, renders and measures; this module turns that into plain values the tab shows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from studio.config import DataConfig, RunConfig
+from studio.data.checks import empty_answer_warning, template_mismatch
+from studio.errors import StudioError, TemplateError
+from studio.ui import charts
+from studio.ui.common import Reporter, error_text
+
+class PreviewCache:
+    """Loaded datasets and tokenizers, reused while the user edits templates (small LRU, thread-safe).
+
+    One per app (created in ``render``), so nothing lives at module level.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self._lock = threading.Lock()
+        self._data: OrderedDict[tuple, Any] = OrderedDict()
+        self._tokenizers: OrderedDict[tuple, Any] = OrderedDict()
+        self._columns: OrderedDict[tuple, list[str]] = OrderedDict()
+        self.size = size
+
+    def _get(self, store: OrderedDict, key: tuple, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
+        value = make()
+        with self._lock:
+            store[key] = value
+            while len(store) > self.size:
+                store.popitem(last=False)
+        return value
+
+    def loaded(self, data: DataConfig, progress: Callable[[float, str], None] | None = None) -> Any:
+        """``studio.data.load_data`` for ``data`` (cached by sources, format, mapping, row cap and seed);
+        ``progress`` hears about a load, not a cache hit."""
+        from studio.data import load_data
+
+        key = (_sources_key(data), data.format, data.max_rows, data.seed)
+        return self._get(self._data, key, lambda: load_data(data, progress=progress))
+
+    def columns(self, data: DataConfig) -> list[str]:
+        """Column names of the first source (to offer in the mapping dropdowns even when mapping fails)."""
+        from studio.data import load_source
+
+        src = data.sources[0]
+        key = _sources_key(DataConfig(sources=[dataclasses.replace(src, columns={})]))
+        return self._get(self._columns, key, lambda: list(load_source(src).column_names))
+
+    def tokenizer(self, cfg: RunConfig) -> Any:
+        """The tokenizer of the chosen model (preset pad token and chat-template choice applied)."""
+        from studio.modeling import find_preset, model_id
+        from studio.tokenizer import load_tokenizer
+
+        m = cfg.model
+        key = (model_id(m), m.revision, m.chat_template, m.trust_remote_code)
+        preset = find_preset(m.name_or_path)
+
+        def make() -> Any:
+            tok, _ = load_tokenizer(dataclasses.replace(m, name_or_path=model_id(m)),
+                                    pad_token=preset.pad_token if preset else None)
+            return tok
+
+        return self._get(self._tokenizers, key, make)
+
+
+def _sources_key(data: DataConfig) -> tuple:
+    out = []
+    for s in data.sources:
+        p = Path(s.path).expanduser()
+        stamp = (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
+        out.append((s.path, s.split, s.name, tuple(sorted(s.columns.items())), s.weight, stamp))
+    return tuple(out)
+
+
+@dataclass
+class PreviewView:
+    """What the tab shows for one preview (plain values; the handler turns them into widget updates)."""
+
+    format: str | None = None
+    mapping: dict[str, str] = dataclasses.field(default_factory=dict)
+    columns: list[str] = dataclasses.field(default_factory=list)
+    summary: str = ""
+    highlighted: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
+    figure: Any = None
+    stats_rows: list[list[Any]] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    preview: Any = None
+    """The ``studio.data.Preview`` (None on error)."""
+    question: str | None = None
+    """The first row's question (a probe prompt that fits this data)."""
+
+
+def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
+                  progress: Callable[[float, str], None] | None = None) -> PreviewView:
+    """Load (cached), render ``n_rows`` rows with the model's tokenizer, and measure the whole dataset.
+
+    ``progress(fraction, message)`` hears each stage: reading the file, loading the tokenizer, rendering the
+    shown rows, tokenizing every row, the statistics, the chart (fractions only grow; 1.0 at the end, error or not).
+    Never raises for bad input: the error sentence is in ``.error`` (the columns are still filled when the file
+    could be read, so the user can fix the mapping).
+    """
+    from studio.data import preview as data_preview
+
+    report = progress if isinstance(progress, Reporter) else Reporter(None) if progress is None else \
+        _CallbackReporter(progress)
+    view = PreviewView()
+    try:
+        report(0.0, f"reading {_source_name(cfg)}")
+        view.columns = cache.columns(cfg.data)
+        header = list(view.columns)
+        try:
+            loaded = cache.loaded(cfg.data, progress=report.part(0.05, 0.3))
+        except TemplateError:
+            raise TemplateError(template_mismatch(template_text(cfg), header, source=_source_name(cfg))
+                                or "the template does not fit this file") from None
+        view.format, view.mapping, view.columns = loaded.format, dict(loaded.mapping), loaded.columns
+        if len(cfg.data.sources) > 1:  # mixed sources are renamed to their roles: show the first one's own columns
+            own = cfg.data.sources[0].columns
+            view.columns = header
+            view.mapping = dict(own) if own else {r: c for r, c in loaded.mapping.items() if c in header}
+        mismatch = template_mismatch(template_text(cfg), header, loaded.mapping, _source_name(cfg))
+        if mismatch:
+            raise TemplateError(mismatch)
+        report(0.3, f"loading the tokenizer of {cfg.model.name_or_path}")
+        try:
+            tok = cache.tokenizer(cfg)
+        except StudioError as err:
+            raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
+        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=report.part(0.4, 0.95))
+    except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
+        view.error = error_text(err)
+        view.figure = charts.token_histogram([], cfg.train.max_length)
+        report(1.0, "stopped: see the message below")
+        return view
+    report(0.95, "drawing the token-length histogram")
+    view.preview = pv
+    view.question = first_question(loaded)
+    view.summary = _summary(cfg, pv, len(loaded.dataset))
+    view.highlighted = highlight_rows(pv.rows)
+    view.figure = charts.token_histogram(pv.full_lengths, cfg.train.max_length)
+    view.stats_rows = stats_rows(pv.stats)
+    view.warnings = list(pv.warnings)
+    empty = empty_answer_warning(loaded)
+    if empty:
+        view.warnings.insert(0, empty)
+    report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
+    return view
+
+
+class _CallbackReporter(Reporter):
+    """A plain ``callback(fraction, message)`` behind the Reporter interface (monotone, with ``part``)."""
+
+    def __init__(self, callback: Callable[[float, str], None]) -> None:
+        super().__init__(None)
+        self._callback = callback
+
+    def __call__(self, fraction: float, message: str) -> None:
+        super().__call__(fraction, message)
+        self._callback(self.fraction, message)
+
+
+def template_text(cfg: RunConfig) -> str | None:
+    """The text template's text (a named template resolved), or None for the chat template."""
+    from studio.templates import NAMED_TEMPLATES
+
+    name = cfg.data.template
+    named = NAMED_TEMPLATES.get(name or "")
+    return named.template if named is not None else name
+
+
+def _source_name(cfg: RunConfig) -> str:
+    names = [Path(s.path).name or s.path for s in cfg.data.sources]
+    return ", ".join(names) if names else "the dataset"
+
+
+def highlight_rows(rows: list[Any]) -> list[tuple[str, str | None]]:
+    """``gr.HighlightedText`` value: trained spans labelled "trained", rows separated, cut rows marked."""
+    out: list[tuple[str, str | None]] = []
+    for i, row in enumerate(rows):
+        if i:
+            out.append(("\n\n", None))
+        out.append((f"── row {i + 1} ──\n", "row"))
+        for text, trained in row.segments:
+            out.append((text, "trained" if trained else None))
+        if row.truncated:
+            out.append((f" ✂ cut at max_length: {len(row.input_ids)} of {row.full_length} tokens kept", "cut"))
+        if not any(row.loss_mask):
+            out.append(("  (no trained tokens: this row trains nothing)", "cut"))
+    return out
+
+
+def stats_rows(stats: Any) -> list[list[Any]]:
+    """The stats table: one [statistic, value] per line."""
+    s = stats
+    return [
+        ["rows", s.n_rows],
+        ["tokens per row: p50 / p95 / max", f"{s.p50_tokens} / {s.p95_tokens} / {s.max_tokens}"],
+        ["mean tokens per row", s.mean_tokens],
+        [f"rows longer than max_length ({s.max_length})", f"{s.truncated_rows} ({s.truncated_fraction:.1%})"],
+        ["share of tokens trained", f"{s.trained_token_fraction:.1%}"],
+        ["rows with no trained tokens", s.zero_trained_rows],
+        ["duplicate rows", s.duplicate_rows],
+    ]
+
+
+def _summary(cfg: RunConfig, pv: Any, n: int) -> str:
+    detected = "detected" if cfg.data.format == "auto" else "chosen"
+    mapping = ", ".join(f"{role} ← `{col}`" for role, col in pv.mapping.items())
+    how = "the text template" if cfg.data.template else "the model's chat template" if pv.format != "text" \
+        else "the text column as is"
+    return (f"**{n} rows** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
+            f"Format **{pv.format}** ({detected}) · {mapping}  \n"
+            f"Rendered with {how}, tokenized by `{cfg.model.name_or_path}`; "
+            f"loss on **{cfg.train.loss_on}** tokens (green = trained).")
+
+
+
+
+def first_question(loaded: Any) -> str | None:
+    """The first row's question (prompt / instruction / first user turn), for a probe prompt that fits the data."""
+    ds, m = loaded.dataset, loaded.mapping
+    if not len(ds):
+        return None
+    row = ds[0]
+    if loaded.format == "messages":
+        turns = row.get(m.get("messages", ""), []) or []
+        text = next((t.get("content") for t in turns if isinstance(t, dict) and t.get("role") == "user"), None)
+    else:
+        text = row.get(m.get("prompt") or m.get("instruction") or "", None)
+    text = str(text).strip() if text is not None else ""
+    return text.splitlines()[0][:300] if text else None
