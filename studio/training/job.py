@@ -189,6 +189,7 @@ class TrainingJob:
         tokenizer = base_tokenizer(cfg.model)
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
+        self._save_prompt_format(prepared.spec)
         if self._stop.is_set():
             return self._finish_stopped(step=0)
         plan = self.plan = plan_speed(cfg, device=self.device, mean_tokens=mean_row_tokens(prepared.train))
@@ -238,6 +239,17 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
+
+    def _save_prompt_format(self, spec: Any) -> None:
+        """``prompt_format.json`` + ``heldout.jsonl``: chat, eval, probes and export render prompts from them."""
+        if not self.main:
+            return
+        from studio.prompt_format import save_for_run
+
+        try:
+            save_for_run(self.run_dir, self.cfg, self.tokenizer, spec)
+        except StudioError as exc:  # the run can train without it; later steps fall back to the data file
+            LOG.warning("prompt format not saved: %s", exc)
 
     def _planned_estimate(self, plan: Any) -> Any:
         """The memory estimate for the planned micro-batch and checkpointing choice (None without a model config)."""
