@@ -44,6 +44,10 @@ def base_run(tmp_path_factory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
 
 
+def test_run_defaults_name_the_model_and_dataset(base_run):
+    assert hub_tab.run_defaults(str(base_run)) == ("demo-tiny-gsm8k-lora", True, "adapter")
+
+
 @pytest.fixture(scope="module")
 def hub():
     with HubServer(token=TOKEN) as server:
@@ -148,12 +152,13 @@ def test_export_and_push_report_progress(served, base_run, hub, tmp_path):
 
     handles = build_app(Studio(runs_dir=base_run.parent), initial=initial_config(demo=True)).studio_handles["publish"]
     exporting = FakeProgress()
-    out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), exporting)
+    out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
+                            exporting)
     assert "Exported" in out[handles.status], out
     text = monotonic_and_readable(exporting.calls)
     assert "copying the adapter" in text and "exported to" in text, text
     pushing = FakeProgress()
-    out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, pushing)
+    out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", pushing)
     assert "Pushed" in out[handles.status], out
     text = monotonic_and_readable(pushing.calls)
     assert "checking the token" in text and "uploading" in text and "pushed to" in text, text
