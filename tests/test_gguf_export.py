@@ -77,6 +77,7 @@ def test_text_template_run_exports_a_checked_q8_0_gguf_with_modelfile_and_readme
     check = res.check
     assert check.template_ok and check.eos_ok and check.modelfile_ok, check.problems
     assert check.passed and len(check.probes) == 2  # the two held-out rows
+    assert res.gguf_file == "smollm2-135m-instruct-hf-linear_equations-q8_0.gguf"  # model and dataset
     assert set(res.files) >= {res.gguf_file, "Modelfile", "README.md"}
     assert [s.name.split(" ")[0] for s in res.stages] == ["merge", "convert", "check"]
     assert res.stages[1].bytes == (res.path / res.gguf_file).stat().st_size > 0
@@ -139,7 +140,7 @@ def test_push_gguf_to_the_hub_and_a_broken_export_is_never_pushed(text_run, hub,
 
     real = gguf_export.gguf_chat_template
     monkeypatch.setattr(gguf_export, "gguf_chat_template", lambda fmt, pieces: "{{ messages[-1]['content'] }}")
-    with pytest.raises(HubError, match="CHECK FAILED.*not pushed"):
+    with pytest.raises(HubError, match="template does NOT give the trained prompt.*CHECK FAILED.*not pushed"):
         push(text_run, "solver-gguf", TOKEN, gguf="q8_0")
     assert "commit" not in hub.routes_called()
     monkeypatch.setattr(gguf_export, "gguf_chat_template", real)
@@ -150,4 +151,4 @@ def test_push_gguf_to_the_hub_and_a_broken_export_is_never_pushed(text_run, hub,
     assert {name, "Modelfile", "README.md"} <= set(repo.files)
     assert repo.files[name] == (text_run / "export" / "gguf" / name).read_bytes()
     readme = repo.files["README.md"].decode()
-    assert "ollama run hf.co/tester/solver-gguf" in readme and "GGUF q8_0: 2/2" in readme
+    assert "ollama run hf.co/tester/solver-gguf" in readme and "/2 probe answers identical" in readme

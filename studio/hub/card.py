@@ -270,7 +270,7 @@ def _gguf_section(gguf: dict[str, Any], repo: str, has_repo: bool) -> list[str]:
     lines += ["Or from this folder (the `Modelfile` carries the trained prompt format and stop tokens):", "", "```sh",
               cmd["ollama_create"], cmd["ollama_run"], cmd["llama_cli"], "```", ""]
     if gguf.get("stages"):
-        lines += ["Export stages: " + "; ".join(gguf["stages"]) + ".", ""]
+        lines += ["Export stages: " + "; ".join(gguf["stages"]) + "."]
     return lines
 
 

@@ -72,6 +72,8 @@ class GGUFCheck:
     eos_ok: bool = False
     modelfile_ok: bool = False
     problems: list[str] = field(default_factory=list)
+    compared: bool = False
+    """The answers were compared (skipped when the template or eos is already wrong)."""
 
     @property
     def identical(self) -> int:
@@ -79,7 +81,7 @@ class GGUFCheck:
 
     @property
     def passed(self) -> bool:
-        if not (self.template_ok and self.eos_ok and self.modelfile_ok and self.probes):
+        if not (self.template_ok and self.eos_ok and self.modelfile_ok and self.probes and self.compared):
             return False
         if self.outtype in EXACT:
             return self.identical == len(self.probes)
@@ -87,7 +89,8 @@ class GGUFCheck:
 
     def summary(self) -> str:
         """``GGUF q8_0: 5/5 probe answers identical to the merged model`` (plus a failure flag)."""
-        text = f"GGUF {self.outtype}: {self.identical}/{len(self.probes)} probe answers identical to the merged model"
+        text = (f"GGUF {self.outtype}: {self.identical}/{len(self.probes)} probe answers identical to the merged model"
+                if self.compared else f"GGUF {self.outtype}: answers not compared")
         if not self.template_ok:
             text += "; the embedded chat template does NOT give the trained prompt"
         if not self.eos_ok:
@@ -96,7 +99,7 @@ class GGUFCheck:
 
     def lines(self) -> list[str]:
         out = []
-        for p in self.probes:
+        for p in self.probes if self.compared else ():
             if p.same:
                 out.append(f"{p.prompt[:60]!r}: identical")
             else:
@@ -129,10 +132,13 @@ def _noop(fraction: float, message: str) -> None:
     pass
 
 
-def gguf_name(run_dir: Path, repo_id: str | None, outtype: str) -> str:
+def gguf_name(facts: Any, repo_id: str | None, outtype: str) -> str:
+    """``<repo name>-<outtype>.gguf``; without a repo, ``<model>-<dataset>-<outtype>.gguf``."""
+    from studio.hub.facts import default_repo_name
     from studio.runs import _slug
 
-    return f"{_slug((repo_id or run_dir.name).split('/')[-1])}-{outtype}.gguf"
+    name = repo_id.split("/")[-1] if repo_id else default_repo_name(facts, "gguf").removesuffix("-gguf")
+    return f"{_slug(name)}-{outtype}.gguf"
 
 
 def converter_available() -> bool:
@@ -263,6 +269,8 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
                               if embedded else "the GGUF has no chat template")
     if not check.modelfile_ok:
         check.problems.append("the Modelfile TEMPLATE does not render the trained prompt")
+    if not (check.template_ok and check.eos_ok):  # broken already: no point comparing answers
+        return check
     progress(0.2, f"greedy answers of the merged model to {len(questions)} probes")
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype="auto")
     merged.eval()
@@ -280,6 +288,7 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
         probe.merged_answer = tok.decode(ref_ids, skip_special_tokens=True)
         probe.gguf_answer = tok.decode(got, skip_special_tokens=True)
         probe.same, probe.agreed_tokens, probe.gap = gap is None, agreed, gap
+    check.compared = True
     del model
     gc.collect()
     return check
@@ -352,7 +361,7 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
         raise HubError(f"{exc}; export the merged model instead") from None
     _clear(out)
     (out / MANIFEST).write_text(json.dumps({"kind": "gguf", "complete": False}) + "\n", encoding="utf-8")
-    name = gguf_name(run_dir, repo_id, outtype)
+    name = gguf_name(facts, repo_id, outtype)
     t1 = time.time()
     progress(0.42, f"stage 2/3 convert: llama.cpp's converter → {name}")
     stage_dir = out.parent / f".{out.name}-stage"
