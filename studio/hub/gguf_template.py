@@ -10,6 +10,7 @@ the pieces come from the template itself: the user piece ends at the response te
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,9 +195,14 @@ def pieces_for(fmt: Any, tokenizer: Any) -> Pieces:
     return text_pieces(fmt)
 
 
+_GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+
+
 def gguf_chat_template(fmt: Any, pieces: Pieces) -> str:
-    """The chat template to embed: the trained one for chat runs, the text template as Jinja for the others."""
-    return fmt.chat_template if fmt.uses_chat else pieces.jinja()
+    """The chat template to embed: the trained one for chat runs (without TRL's ``{% generation %}`` markers, which
+    only mark the trained tokens and which llama.cpp's template engine does not know), the text template as Jinja
+    for the others. The check renders what was embedded, so a marker that mattered would show there."""
+    return _GENERATION_TAG.sub("", fmt.chat_template) if fmt.uses_chat else pieces.jinja()
 
 
 def conversation(question: str, system: str | None) -> list[dict[str, str]]:
