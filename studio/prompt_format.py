@@ -99,7 +99,8 @@ def capture(cfg: Any, spec: Any, tokenizer: Any, default_system: str | None = No
                         response_template=spec.response_template, system_prompt=spec.system_prompt,
                         default_system_prompt=cfg.data.system_prompt or default_system or None,
                         loss_on=spec.loss_on, max_length=spec.max_length, chat_template=chat,
-                        eos_token=getattr(tokenizer, "eos_token", None), bos_token=getattr(tokenizer, "bos_token", None),
+                        eos_token=getattr(tokenizer, "eos_token", None),
+                        bos_token=getattr(tokenizer, "bos_token", None),
                         add_bos=_adds_bos(tokenizer), model_chat_template=cfg.model.chat_template)
 
 

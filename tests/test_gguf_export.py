@@ -38,7 +38,8 @@ def _train(smollm2: Path, root: Path, kind: str) -> Path:
         "data": {"sources": [{"path": str(data_file)}], "eval_fraction": 0.1, "max_rows": 20, **data},
         # chatml: SmolLM2's own template has no {% generation %} markers, and the render's fallback mask for such
         # templates is being fixed elsewhere (chat masks); ChatML with markers is what chat runs use meanwhile
-        "model": {"name_or_path": str(smollm2), **({"chat_template": "chatml"} if kind == "chat" else {})}, "lora": {"r": 2, "alpha": 4, "dropout": 0.0},
+        "model": {"name_or_path": str(smollm2), **({"chat_template": "chatml"} if kind == "chat" else {})},
+        "lora": {"r": 2, "alpha": 4, "dropout": 0.0},
         "train": {"output_dir": str(root / "runs"), "run_name": f"smol-{kind}", "max_steps": 2, "batch_size": 2,
                   "learning_rate": 3e-3, "max_length": 128, "save_steps": 100, "logging_steps": 1,
                   "tensorboard": False, "warmup_ratio": 0.0}})

@@ -16,7 +16,8 @@ def _setup(tmp_path, name, data, model=None):
     from studio.prompt_format import save_for_run
 
     copy = shutil.copy(ASSETS / "datasets" / name, tmp_path / name)
-    cfg = RunConfig.from_dict({"data": {"sources": [{"path": str(copy)}], "eval_fraction": 0.25, "max_rows": 40, **data},
+    cfg = RunConfig.from_dict({"data": {"sources": [{"path": str(copy)}], "eval_fraction": 0.25, "max_rows": 40,
+                                        **data},
                                "model": {"name_or_path": "studio/demo-tiny", **(model or {})},
                                "train": {"output_dir": str(tmp_path / "runs"), "max_length": 96}})
     tok = base_tokenizer(cfg.model)[0]
@@ -36,7 +37,8 @@ def test_text_run_format_is_saved_and_used_without_the_data(tmp_path):
         tmp_path, "linear_equations.csv",
         {"format": "prompt_completion", "template": "solution", "response_template": None})
     saved = json.loads((run_dir / "prompt_format.json").read_text(encoding="utf-8"))
-    assert saved["template"] == "{prompt}\n ### Solution: {completion}" and saved["response_template"] == "### Solution:"
+    assert saved["template"] == "{prompt}\n ### Solution: {completion}"
+    assert saved["response_template"] == "### Solution:"
     assert saved["mapping"] == {"prompt": "Problem", "completion": "Solution"} and saved["chat_template"] is None
     assert saved["eos_token"] == tok.eos_token and saved["max_length"] == 96 and saved["loss_on"] == "completion"
     from_data = run_prompt_setup(cfg, tok)[0].build("Solve: x + 1 = 2").input_ids
