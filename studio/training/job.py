@@ -248,7 +248,7 @@ class TrainingJob:
 
         try:
             save_for_run(self.run_dir, self.cfg, self.tokenizer, spec)
-        except StudioError as exc:  # the run can train without it; later steps fall back to the data file
+        except Exception as exc:  # noqa: BLE001 - the run trains without it; later steps fall back to the data
             LOG.warning("prompt format not saved: %s", exc)
 
     def _planned_estimate(self, plan: Any) -> Any:
