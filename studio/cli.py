@@ -16,7 +16,8 @@ COMMANDS = {
     "train": "Fine-tune a LoRA/QLoRA adapter from a config file.",
     "chat": "Ask a trained run (and its base model) a prompt.",
     "eval": "Score a run's base and tuned model on its held-out split.",
-    "push": "Publish a run's adapter or merged model to the Hugging Face Hub, or export it.",
+    "export": "Write a run's adapter, merged model or checked GGUF (with an Ollama Modelfile) into a folder.",
+    "push": "Publish a run's adapter, merged model or GGUF to the Hugging Face Hub, or export it.",
     "bench": "Benchmarks printed as ratios against a baseline run in the same call.",
 }
 

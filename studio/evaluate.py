@@ -172,14 +172,19 @@ class EvalReport:
         return path
 
 
-def heldout_rows(cfg: Any, loaded: Any = None) -> Any:
-    """The run's held-out rows (a ``datasets.Dataset``).
+def heldout_rows(cfg: Any, loaded: Any = None, run_dir: str | Path | None = None) -> Any:
+    """The run's held-out rows (a ``datasets.Dataset``): the ones saved in ``run_dir`` at training start, else
+    split again from the data.
 
     Raises:
         DataError: the run kept no rows out (eval_fraction 0, or fewer than 10 rows).
     """
     from studio.data import load_data, split_rows
+    from studio.prompt_format import heldout
 
+    saved = heldout(run_dir) if loaded is None else None
+    if saved is not None:
+        return saved
     loaded = loaded or load_data(cfg.data)
     _, eval_rows = split_rows(cfg.data, loaded)
     if eval_rows is None or len(eval_rows) == 0:
@@ -229,8 +234,8 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
     if adapter is None:
         adapter = next((n for n, a in engine.adapters.items() if a.run_dir and Path(a.run_dir) == run_dir),
                        engine.active)
-    builder, loaded = run_prompt_setup(cfg, engine.tokenizer)
-    held = heldout_rows(cfg, loaded)
+    builder, loaded = run_prompt_setup(cfg, engine.tokenizer, run_dir)
+    held = heldout_rows(cfg, loaded, run_dir)
     if rows is not None:
         held = held.select(range(min(rows, len(held))))
     data = [held[i] for i in range(len(held))]

@@ -20,21 +20,30 @@ LOG = logging.getLogger(__name__)
 DEFAULT_PARAMS = GenerationParams(max_new_tokens=64)
 
 
-def probe_inputs(cfg: Any, tokenizer: Any, prompts: Sequence[str] | None = None, n_rows: int = 3
-                 ) -> list[tuple[str, list[int]]]:
-    """``(prompt text shown to the user, token ids in the training format)`` for each probe."""
-    from studio.data import split_rows
+def probe_inputs(cfg: Any, tokenizer: Any, prompts: Sequence[str] | None = None, n_rows: int = 3,
+                 run_dir: str | Path | None = None) -> list[tuple[str, list[int]]]:
+    """``(prompt text shown to the user, token ids in the training format)`` for each probe (rendered from the run's
+    saved prompt format and held-out rows when ``run_dir`` has them)."""
+    from studio.data import load_data, split_rows
+    from studio.errors import StudioError
     from studio.evaluate import _question_text
     from studio.inference import run_prompt_setup
+    from studio.prompt_format import heldout
 
-    builder, loaded = run_prompt_setup(cfg, tokenizer)
+    builder, loaded = run_prompt_setup(cfg, tokenizer, run_dir)
     texts = list(prompts if prompts is not None else cfg.train.probe_prompts or [])
     if texts:
         return [(t, builder.build(t).input_ids) for t in texts if t and t.strip()]
-    if loaded is None or n_rows <= 0:
+    if n_rows <= 0:
         return []
-    train_rows, eval_rows = split_rows(cfg.data, loaded)
-    rows = eval_rows if eval_rows is not None and len(eval_rows) else train_rows
+    rows = heldout(run_dir) if loaded is None else None
+    if rows is None:
+        try:
+            loaded = loaded or load_data(cfg.data)
+        except StudioError:
+            return []
+        train_rows, eval_rows = split_rows(cfg.data, loaded)
+        rows = eval_rows if eval_rows is not None and len(eval_rows) else train_rows
     out = []
     for i in range(min(n_rows, len(rows))):
         row = rows[i]
@@ -97,7 +106,8 @@ def _callback_class() -> type:
             try:
                 tok = self._tokenizer(kwargs)
                 if self.inputs is None:
-                    self.inputs = probe_inputs(self.job.cfg, tok, self.prompts, self.n_rows)
+                    self.inputs = probe_inputs(self.job.cfg, tok, self.prompts, self.n_rows,
+                                               run_dir=getattr(self.job, "run_dir", None))
                 if not self.inputs:
                     return
                 answers = answer_probes(model, tok, self.inputs, self.params, base=base)

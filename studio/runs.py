@@ -5,6 +5,8 @@ runs/<name>/
   config.yaml        the RunConfig (``studio train --config runs/<name>/config.yaml`` repeats the run)
   events.jsonl       one JSON event per line (studio.events)
   environment.json   package versions, device, GPU, data fingerprint, and ``loaded``: read back from the model
+  prompt_format.json how prompts were rendered (format, mapping, templates, system prompt, chat template text)
+  heldout.jsonl      the held-out rows (evaluation needs no data file)
   adapter/           the LoRA adapter + tokenizer files + chat template (written at the end / on stop)
   checkpoints/       checkpoint-<step>/ (adapter, optimizer, scheduler, trainer state): resumable
   train.log          warnings and tracebacks
@@ -32,6 +34,8 @@ ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
 TRAIN_LOG = "train.log"
 TENSORBOARD = "tensorboard"
+PROMPT_FORMAT = "prompt_format.json"
+HELDOUT = "heldout.jsonl"
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "tokenizers",
             "flash-attn", "liger-kernel", "gradio")
@@ -131,6 +135,40 @@ def environment_info(device: str) -> dict[str, Any]:
 def write_environment(run_dir: Path, info: dict[str, Any]) -> None:
     if is_main_process():
         (Path(run_dir) / ENVIRONMENT).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+
+
+def save_prompt_format(run_dir: str | Path, data: dict[str, Any]) -> None:
+    """Write ``prompt_format.json`` (see :mod:`studio.prompt_format`)."""
+    if is_main_process():
+        (Path(run_dir) / PROMPT_FORMAT).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+                                                   encoding="utf-8")
+
+
+def load_prompt_format(run_dir: str | Path) -> dict[str, Any] | None:
+    """The saved prompt format of a run, or None (an older run folder, or an unreadable file)."""
+    try:
+        data = json.loads((Path(run_dir) / PROMPT_FORMAT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_heldout(run_dir: str | Path, rows: Any) -> None:
+    """Write the held-out rows (dicts) as ``heldout.jsonl``."""
+    if not is_main_process():
+        return
+    with (Path(run_dir) / HELDOUT).open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+
+def load_heldout(run_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The saved held-out rows, or None when the run saved none."""
+    try:
+        lines = (Path(run_dir) / HELDOUT).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def checkpoints(run_dir: str | Path) -> list[Path]:

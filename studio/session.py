@@ -116,7 +116,7 @@ class Studio:
     # ----------------------------------------------------------------------------------------------------- hub
     def publish(self, run_dir: str | Path, repo_id: str | None = None, token: Any = None, *, private: bool = True,
                 merged: bool = False, card: str | None = None, export_dir: str | Path | None = None,
-                progress: Any = None, device: str = "auto") -> str:
+                progress: Any = None, device: str = "auto", gguf: str | None = None) -> str:
         """Push a run to ``repo_id`` (returns the repo URL), or only export it into ``export_dir`` (returns the
         folder) when no ``repo_id`` is given. See :func:`studio.hub.push` / :func:`studio.hub.export`.
 
@@ -134,18 +134,25 @@ class Studio:
             raise HubError("give a repo id to push to, or a folder to export into")
         if not repo_id:
             return str(self.export_run(run_dir, export_dir, merged=merged, card=card, progress=progress,
-                                       device=device).path)
-        with self._publish_guard(merged, device):
+                                       device=device, gguf=gguf).path)
+        with self._publish_guard(merged or bool(gguf), device):
             return push(run_dir, repo_id, token, private=private, merged=merged, card=card, progress=progress,
-                        export_dir=export_dir, device=device)
+                        export_dir=export_dir, device=device, gguf=gguf)
 
     def export_run(self, run_dir: str | Path, export_dir: str | Path, *, merged: bool = False,
                    card: str | None = None, repo_id: str | None = None, progress: Any = None,
-                   device: str = "auto") -> Any:
-        """Export a run into a local folder (``studio.hub.export``) under the same guards as :meth:`publish`;
-        returns the ``ExportResult`` (files, notes, probe check)."""
+                   device: str = "auto", gguf: str | None = None) -> Any:
+        """Export a run into a local folder (``studio.hub.export``, or ``export_gguf`` with a ``gguf`` outtype)
+        under the same guards as :meth:`publish`; returns the ``ExportResult`` (files, notes, probe check) or the
+        ``GGUFExport`` (files, stages, parity check)."""
         from studio.hub import export
 
+        if gguf:
+            from studio.hub.gguf_export import export_gguf
+
+            with self._publish_guard(True, device):
+                return export_gguf(run_dir, export_dir, gguf, card=card, repo_id=repo_id, device=device,
+                                   progress=progress)
         with self._publish_guard(merged, device):
             return export(run_dir, export_dir, merged=merged, card=card, repo_id=repo_id, device=device,
                           progress=progress)

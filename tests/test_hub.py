@@ -233,7 +233,7 @@ def test_merge_refuses_when_answers_differ(run_dir, tmp_path, monkeypatch):
     logits = [torch.zeros(16) for _ in range(3)]
     logits[2][7], logits[2][8] = 2.0, 0.5  # the adapter model was sure about token 7
     answers = iter([([5, 6, 7], logits), ([5, 6, 8], [])])
-    monkeypatch.setattr(exporting, "_greedy", lambda model, tok, prompt: next(answers))
+    monkeypatch.setattr(exporting, "_greedy", lambda model, tok, prompt, ids=None: next(answers))
     with pytest.raises(HubError, match="differently from the adapter model after 2 tokens.*not saved.*fp32"):
         exporting.export(run_dir, tmp_path / "merged", merged=True)
     assert not list((tmp_path / "merged").glob("*.safetensors"))

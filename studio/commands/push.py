@@ -18,6 +18,7 @@ examples:
   studio push --run runs/my-run --repo my-adapter               # private adapter repo under your account
   studio push --run runs/my-run --repo my-org/my-model --merged --public
   studio push --run runs/my-run --export-only exports/my-run    # no network needed
+  studio push --run runs/my-run --repo my-model-gguf --format gguf --outtype q8_0
 """
 
 
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="Publish the adapter merged into a 16-bit copy of the base (a 4-bit base is reloaded in "
                            "16-bit first). Default: the run's hub.push setting, else the adapter only.")
     kind.add_argument("--adapter", dest="merged", action="store_false", help="Publish the adapter only.")
+    parser.add_argument("--format", choices=("adapter", "merged", "gguf"),
+                        help="What to publish (overrides --merged/--adapter): gguf is a llama.cpp/Ollama file with a "
+                             "Modelfile, pushed only when it passes its parity check against the merged model.")
+    parser.add_argument("--outtype", default="q8_0", choices=("f16", "bf16", "q8_0"),
+                        help="GGUF tensor type (with --format gguf).")
     vis = parser.add_mutually_exclusive_group()
     vis.add_argument("--private", dest="private", action="store_true", default=None,
                      help="Create the repo private (default: the run's hub.private, which defaults to private).")
@@ -58,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     facts = load_facts(args.run)
     hub_cfg = facts.config.hub
     merged = args.merged if args.merged is not None else hub_cfg.push == "merged"
+    gguf = args.outtype if args.format == "gguf" else None
+    if args.format in ("adapter", "merged"):
+        merged = args.format == "merged"
     private = args.private if args.private is not None else hub_cfg.private
     card = None
     if args.card is not None:
@@ -65,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
             card = args.card.read_text(encoding="utf-8")
         except OSError as exc:
             raise HubError(f"can't read the card {args.card}: {exc.strerror or exc}") from None
+    if args.export_only is not None and gguf:
+        from studio.commands.export import _report_gguf
+        from studio.hub.gguf_export import export_gguf
+
+        res = export_gguf(args.run, args.export_only, gguf, repo_id=args.repo or hub_cfg.repo_id, card=card,
+                          device=args.device, progress=_progress)
+        return _report_gguf(res)
     if args.export_only is not None:
         result = export(args.run, args.export_only, merged=merged, card=card, repo_id=args.repo or hub_cfg.repo_id,
                         max_shard_size=args.max_shard_size, dtype=args.dtype, device=args.device,
@@ -81,6 +97,6 @@ def run(args: argparse.Namespace) -> int:
                        "--export-only DIR to write a folder without pushing")
     url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=_progress,
                commit_message=args.message, max_shard_size=args.max_shard_size, dtype=args.dtype,
-               device=args.device)
+               device=args.device, gguf=gguf)
     print(url)
     return 0

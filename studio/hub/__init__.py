@@ -4,7 +4,8 @@ The public API (what the CLI and the UI's Hub tab call):
 
 - :func:`render_card` -> editable markdown (README.md with YAML metadata)
 - :func:`export` -> a local folder with the adapter (or merged model), tokenizer, card and loss curve
-- :func:`push` -> export + create the repo + upload; returns the repo URL
+- :func:`export_gguf` -> a checked GGUF (parity against the merged model), an Ollama Modelfile and the card
+- :func:`push` -> export + create the repo + upload; returns the repo URL (``gguf=`` pushes a checked GGUF)
 - :func:`whoami`, :func:`resolve_token` -> who a token belongs to; HF_TOKEN / stored login / in-memory value
 
 Heavy imports (torch, transformers, peft, huggingface_hub) happen inside the functions.
@@ -12,9 +13,10 @@ Heavy imports (torch, transformers, peft, huggingface_hub) happen inside the fun
 from studio.hub.card import card_metadata_of, render_card
 from studio.hub.facts import load_facts
 from studio.hub.exporting import ExportResult, ProbeCheck, export
+from studio.hub.gguf_export import GGUFExport, export_gguf
 from studio.hub.push import (HubAccount, Token, default_export_dir, describe_error, hub_endpoint, push,
                              resolve_token, upload_folder, whoami)
 
-__all__ = ["ExportResult", "HubAccount", "ProbeCheck", "Token", "card_metadata_of", "default_export_dir",
-           "describe_error", "export", "hub_endpoint", "load_facts", "push", "render_card", "resolve_token",
+__all__ = ["ExportResult", "GGUFExport", "HubAccount", "ProbeCheck", "Token", "card_metadata_of", "default_export_dir",
+           "describe_error", "export", "export_gguf", "hub_endpoint", "load_facts", "push", "render_card", "resolve_token",
            "upload_folder", "whoami"]

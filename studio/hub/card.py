@@ -13,7 +13,7 @@ from typing import Any
 
 from studio.config import DEMO_MODEL, RunConfig
 from studio.errors import HubError
-from studio.hub.facts import RunFacts, is_hub_id, is_number, load_facts, summarise_eval
+from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, is_number, load_facts, summarise_eval
 
 LOSS_CURVE = "loss_curve.png"
 METRIC_NAMES = {"loss": "loss", "perplexity": "perplexity", "accuracy": "accuracy (exact match)",
@@ -86,7 +86,7 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
     tags = ["fine-tune-studio", facts.method, "peft" if not merged else "merged-lora", "trl", "sft",
             "text-generation"]
     datasets = hub_datasets(facts.config)
-    model_name = (repo_id or facts.run_dir.name).split("/")[-1]
+    model_name = (repo_id or default_repo_name(facts, "merged" if merged else None)).split("/")[-1]
     results = []
     local = [Path(src.path).name for src in facts.config.data.sources if not is_hub_id(src.path)]
     dataset_type = evals.dataset or (datasets[0] if datasets else local[0] if local else "held-out")
@@ -182,15 +182,48 @@ def _data_lines(facts: RunFacts) -> list[str]:
     return lines
 
 
-def _usage(facts: RunFacts, repo: str, merged: bool) -> str:
+def prompt_code(facts: RunFacts) -> str:
+    """Python lines that build ``inputs`` in the format the run trained on (its saved prompt format; older runs:
+    the chat template whenever the run had one)."""
+    from studio.prompt_format import load
+
+    fmt = load(facts.run_dir)
+    chat = fmt.uses_chat if fmt is not None else facts.config.model.chat_template != "none"
+    if chat:
+        system = fmt.default_system_prompt if fmt is not None else None
+        first = f'{{"role": "system", "content": {_py(system)}}},\n            ' if system else ""
+        return (f'messages = [{first}{{"role": "user", "content": "Your question here"}}]\n'
+                'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,\n'
+                '                                       return_tensors="pt", return_dict=True).to(model.device)')
+    if fmt is None:
+        return 'inputs = tokenizer("Your prompt here", return_tensors="pt").to(model.device)'
+    from studio.hub.gguf_template import SYSTEM_MARK, text_pieces
+
+    pieces = text_pieces(fmt)
+    system = fmt.default_system_prompt or ""
+    before = pieces.user_pre.replace(SYSTEM_MARK, system)
+    after = (pieces.user_post + pieces.generation).replace(SYSTEM_MARK, system)
+    expr = " + ".join([*([_py(before)] if before else []), "question", *([_py(after)] if after else [])])
+    return ('question = "Your question here"\n'
+            f"prompt = {expr}  # the format this model was trained on\n"
+            'inputs = tokenizer(prompt, return_tensors="pt").to(model.device)')
+
+
+def _py(text: str | None) -> str:
+    import json
+
+    return json.dumps(text or "", ensure_ascii=False)
+
+
+def _usage(facts: RunFacts, repo: str, merged: bool, gguf: dict[str, Any] | None = None) -> str:
     quant = facts.config.model.quantization == "4bit"
-    chat = facts.config.model.chat_template != "none"
-    prompt_code = ('messages = [{"role": "user", "content": "Your question here"}]\n'
-                   'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True,\n'
-                   '                                       return_tensors="pt", return_dict=True).to(model.device)'
-                   if chat else
-                   'inputs = tokenizer("Your prompt here", return_tensors="pt").to(model.device)')
-    if merged:
+    prompt = prompt_code(facts)
+    if gguf:
+        file = gguf["file"]
+        load = (f'tokenizer = AutoTokenizer.from_pretrained("{repo}", gguf_file="{file}")\n'
+                f'model = AutoModelForCausalLM.from_pretrained("{repo}", gguf_file="{file}")')
+        imports = "from transformers import AutoModelForCausalLM, AutoTokenizer"
+    elif merged:
         load = (f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
                 f'model = AutoModelForCausalLM.from_pretrained("{repo}", dtype="auto", device_map="auto")')
         imports = "from transformers import AutoModelForCausalLM, AutoTokenizer"
@@ -201,7 +234,7 @@ def _usage(facts: RunFacts, repo: str, merged: bool) -> str:
                    f'"{facts.config.model.bnb_4bit_quant_type}"))' if quant else ")"))
         imports = ("from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer"
                    + (", BitsAndBytesConfig" if quant else ""))
-    code = (f"{imports}\n\n{load}\n{prompt_code}\n"
+    code = (f"{imports}\n\n{load}\n{prompt}\n"
             "output = model.generate(**inputs, max_new_tokens=256, do_sample=False)\n"
             'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))')
     note = ""
@@ -210,7 +243,35 @@ def _usage(facts: RunFacts, repo: str, merged: bool) -> str:
                 f"yourself and attach the adapter with `PeftModel.from_pretrained(base, \"{repo}\")`.\n")
     if not merged and quant:
         note += "\nDrop `quantization_config` to load the base in 16-bit instead of 4-bit (as trained).\n"
+    if gguf:
+        note = ""
     return f"```python\n{code}\n```\n{note}"
+
+
+def _gguf_section(gguf: dict[str, Any], repo: str, has_repo: bool) -> list[str]:
+    from studio.hub.modelfile import commands
+    from studio.hub.push import _size
+
+    name = repo.split("/")[-1].lower()
+    cmd = commands(gguf["file"], repo if has_repo else None, name)
+    mark = "✅" if gguf.get("passed") else "⚠️"
+    lines = ["## GGUF (llama.cpp, Ollama)", "",
+             f"`{gguf['file']}` ({gguf['outtype']}, {_size(int(gguf.get('size') or 0))}), converted with llama.cpp's "
+             "converter; the chat template and end-of-sequence token the model was trained with are embedded in it.",
+             "", f"**Parity check:** {mark} {gguf['summary']}.", ""]
+    lines += [f"- {line}" for line in gguf.get("lines") or []]
+    if not gguf.get("passed"):
+        lines += ["", "**This export failed its check: do not rely on it.**"]
+    lines += ["", "The check reloads the GGUF with transformers' GGUF loader, renders each probe prompt in the trained "
+              "format, answers greedily and compares the tokens with the merged model; the GGUF's embedded template "
+              "must give the trained prompt byte for byte.", ""]
+    if "ollama_hub" in cmd:
+        lines += ["Run it from the Hub:", "", "```sh", cmd["ollama_hub"], cmd["llama_cli_hub"], "```", ""]
+    lines += ["Or from this folder (the `Modelfile` carries the trained prompt format and stop tokens):", "", "```sh",
+              cmd["ollama_create"], cmd["ollama_run"], cmd["llama_cli"], "```", ""]
+    if gguf.get("stages"):
+        lines += ["Export stages: " + "; ".join(gguf["stages"]) + "."]
+    return lines
 
 
 def _environment_lines(env: dict[str, Any]) -> list[str]:
@@ -236,7 +297,8 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
 
 
 def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool = False,
-                license: str | None = None, eval_results: Any = None, facts: RunFacts | None = None) -> str:
+                license: str | None = None, eval_results: Any = None, facts: RunFacts | None = None,
+                gguf: dict[str, Any] | None = None) -> str:
     """The model card (README.md) for a run, as editable markdown with a YAML header.
 
     Args:
@@ -253,13 +315,16 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     facts = facts or load_facts(run_dir, eval_results)
     cfg = facts.config
     meta = card_metadata(facts, merged=merged, repo_id=repo_id, license=license)
-    repo = repo_id or f"your-name/{facts.run_dir.name}"
+    if gguf:
+        meta.library_name = "gguf"
+        meta.tags = [t for t in meta.tags if t != "merged-lora"] + ["gguf", "llama.cpp", "ollama"]
+    repo = repo_id or f"your-name/{default_repo_name(facts, 'gguf' if gguf else 'merged' if merged else None)}"
     title = repo.split("/")[-1]
     base = facts.base_id
     base_link = (f"[{base}](https://huggingface.co/{base})" if facts.base_on_hub else
                  f"`{base}` (the offline demo model, not on the Hub)" if base == DEMO_MODEL else f"`{Path(base).name}`")
-    what = ("a merged model: the LoRA adapter folded into the base weights" if merged
-            else "a LoRA adapter")
+    what = ("a GGUF of the merged model (the LoRA adapter folded into the base weights)" if gguf else
+            "a merged model: the LoRA adapter folded into the base weights" if merged else "a LoRA adapter")
     parts = [f"# {title}", "",
              f"This is {what} for {base_link}, fine-tuned with supervised fine-tuning (TRL `SFTTrainer`, "
              f"{'QLoRA on a 4-bit base' if facts.method == 'qlora' else 'LoRA'}) in Fine-Tune Studio."]
@@ -299,7 +364,9 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
             if "reference" in s:
                 parts += ["*Reference:*", "", _quote(s["reference"]), ""]
         parts.pop()
-    parts += ["", "## Usage", "", _usage(facts, repo, merged)]
+    if gguf:
+        parts += ["", *_gguf_section(gguf, repo, repo_id is not None)]
+    parts += ["", "## Usage", "", _usage(facts, repo, merged, gguf)]
     env = _environment_lines(facts.environment)
     if env:
         parts += ["## Environment", "", *env]

@@ -284,11 +284,14 @@ def merge_dtype(facts: RunFacts, dtype: str, device: str) -> str:
     return "bf16"
 
 
-def _greedy(model: Any, tok: Any, prompt: str) -> tuple[list[int], list[Any]]:
-    """Greedy answer ids to ``prompt`` and the raw logits (float32, CPU) at each generated position."""
+def _greedy(model: Any, tok: Any, prompt: str, ids: list[int] | None = None) -> tuple[list[int], list[Any]]:
+    """Greedy answer ids to ``prompt`` (or to the prompt token ``ids`` rendered in the trained format) and the raw
+    logits (float32, CPU) at each generated position."""
     import torch
 
-    if getattr(tok, "chat_template", None):
+    if ids is not None:
+        enc = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    elif getattr(tok, "chat_template", None):
         enc = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                       return_tensors="pt", return_dict=True)
     else:
@@ -342,13 +345,17 @@ def _export_merged(facts: RunFacts, out_dir: Path, notes: list[str], progress: P
     model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     question = probe_prompt(facts, prompt)
+    from studio.prompt_format import load as load_prompt_format
+
+    trained = load_prompt_format(facts.run_dir)  # older runs: the chat template when there is one, as before
+    ids = trained.builder(tok).build(question).input_ids if trained is not None else None
     progress(0.45, "greedy answer from the adapter model")
-    before, before_logits = _greedy(model, tok, question)
+    before, before_logits = _greedy(model, tok, question, ids)
     progress(0.55, "merging the adapter into the base weights")
     merged = model.merge_and_unload()
     del model
     progress(0.65, "greedy answer from the merged model")
-    after, _ = _greedy(merged, tok, question)
+    after, _ = _greedy(merged, tok, question, ids)
     agreed, gap = compare_answers(before, before_logits, after)
     check = ProbeCheck(question, tok.decode(before, skip_special_tokens=True),
                        tok.decode(after, skip_special_tokens=True), same=gap is None, agreed_tokens=agreed,

@@ -66,6 +66,21 @@ class RunFacts:
         return next((e for e in reversed(self.events) if e.get("type") == kind), None)
 
 
+def default_repo_name(facts: RunFacts, kind: str | None = None) -> str:
+    """A repo name from the run's model and dataset: ``SmolLM2-135M-Instruct-word_problems-lora`` (``-gguf`` for a
+    GGUF export, ``-merged`` for a merged model)."""
+    from studio.runs import _slug
+
+    model = facts.base_id.rstrip("/").split("/")[-1]
+    sources = facts.config.data.sources
+    data = ""
+    if sources:
+        first = sources[0].path.rstrip("/")
+        data = first.split("/")[-1] if is_hub_id(first) else Path(first).stem
+    suffix = kind if kind in ("merged", "gguf") else facts.method
+    return _slug("-".join(p for p in (model, data, suffix) if p))
+
+
 def is_hub_id(name: str) -> bool:
     """``owner/name`` that is not an existing local path."""
     return bool(_HUB_ID.match(name or "")) and not Path(name).expanduser().exists()

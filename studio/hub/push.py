@@ -58,7 +58,7 @@ def resolve_token(explicit: str | Token | None = None) -> Token | None:
 
 
 NO_TOKEN = ("No Hugging Face token found: set HF_TOKEN, run `hf auth login`, or paste a token with write access in "
-            "the Hub tab (create one at https://huggingface.co/settings/tokens)")
+            "the Publish tab (create one at https://huggingface.co/settings/tokens)")
 
 
 def _require_token(token: str | Token | None) -> Token:
@@ -272,7 +272,8 @@ def default_export_dir(run_dir: str | Path, merged: bool) -> Path:
 def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, private: bool = True,
          merged: bool = False, card: str | None = None, progress: Progress | None = None, *,
          endpoint: str | None = None, export_dir: str | Path | None = None, commit_message: str | None = None,
-         max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto") -> str:
+         max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto",
+         gguf: str | None = None) -> str:
     """Export a run (adapter or merged) and upload it to ``repo_id``; returns the repo URL.
 
     The token is checked first (``whoami``) so a bad token fails before any merge. The export lands in
@@ -288,11 +289,14 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         card: README.md text (edited in the UI); rendered from the run when None.
         progress: ``callback(fraction, message)``.
         endpoint: Hub URL; default ``HF_ENDPOINT`` or https://huggingface.co.
+        gguf: publish a checked GGUF of this outtype (f16, bf16, q8_0) with its Modelfile instead; an export that
+            fails its parity check is never uploaded.
 
     Raises:
         HubError: one sentence with the fix.
     """
     from studio.hub.exporting import export
+    from studio.hub.gguf_export import export_gguf
 
     progress = progress or (lambda f, m: None)
     tok = _require_token(token)
@@ -301,6 +305,16 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     account = whoami(tok, endpoint=url)
     progress(0.01, account.describe())
     full_id = full_repo_id(repo_id, account)
+    if gguf:
+        res = export_gguf(run_dir, export_dir, gguf, repo_id=full_id, card=card, device=device,
+                          progress=lambda f, m: progress(0.02 + 0.48 * f, m))
+        if not res.passed:
+            raise HubError(f"{res.check.summary()}: this GGUF is not pushed; the export is kept in {res.path} for a "
+                           "look, and the merged model or the adapter can be published instead")
+        return upload_folder(res.path, full_id, tok, private=private, endpoint=url, account=account,
+                             commit_message=commit_message or f"Upload GGUF {gguf} from run {Path(run_dir).name} "
+                                                              "(Fine-Tune Studio)",
+                             progress=lambda f, m: progress(0.5 + 0.5 * f, m))
     out = Path(export_dir) if export_dir is not None else default_export_dir(run_dir, merged)
     result = export(run_dir, out, merged=merged, card=card, repo_id=full_id, max_shard_size=max_shard_size,
                     dtype=dtype, device=device, reuse=True,

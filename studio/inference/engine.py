@@ -83,15 +83,20 @@ def resolve_adapter_source(source: str | Path) -> tuple[str, Path | None]:
     raise ModelError(f"{path} holds no adapter (adapter_config.json); give a run directory or an adapter folder")
 
 
-def run_prompt_setup(cfg: Any, tokenizer: Any) -> tuple[PromptBuilder, Any]:
+def run_prompt_setup(cfg: Any, tokenizer: Any, run_dir: str | Path | None = None) -> tuple[PromptBuilder, Any]:
     """The PromptBuilder of a run (its data spec, input limit and system prompt) and its loaded data (or None).
 
-    The data is loaded to resolve the format and column mapping exactly as training did; if it can't be read
-    (moved file, Hub offline) the format is taken from the config alone.
+    A run folder with a saved ``prompt_format.json`` renders exactly as trained without reading the data (None is
+    returned for it). Older runs: the data is loaded to resolve the format and column mapping as training did; if
+    it can't be read (moved file, Hub offline) the format is taken from the config alone.
     """
     from studio.data import load_data, make_spec, spec_for
     from studio.data.formats import ROLES
+    from studio.prompt_format import load as load_prompt_format
 
+    saved = load_prompt_format(run_dir)
+    if saved is not None:
+        return saved.builder(tokenizer, max_input_tokens=cfg.train.max_length), None
     loaded = None
     try:
         loaded = load_data(cfg.data)
@@ -156,7 +161,7 @@ class ChatEngine:
         cfg = load_config(run_dir / runs.CONFIG)
         model_cfg = cfg.model if quantization is None else dataclasses.replace(cfg.model, quantization=quantization)
         model, tokenizer = _quiet(load_base, model_cfg, device=device)
-        builder, _ = run_prompt_setup(cfg, tokenizer)
+        builder, _ = run_prompt_setup(cfg, tokenizer, run_dir)
         engine = cls(model, tokenizer, builder, base_model=cfg.model.name_or_path, base_config=model_cfg)
         engine.load_adapter(adapter or run_dir, activate=True)
         return engine
@@ -193,7 +198,7 @@ class ChatEngine:
         while name in self.adapters or name == BASE:
             n += 1
             name = f"{base}_{n}"
-        builder = run_prompt_setup(cfg, self.tokenizer)[0] if cfg is not None else self.builder
+        builder = run_prompt_setup(cfg, self.tokenizer, run_dir)[0] if cfg is not None else self.builder
         with self._lock:
             try:
                 self.model = _quiet(_attach, self.model, path, name)

@@ -189,6 +189,7 @@ class TrainingJob:
         tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
+        self._save_prompt_format(prepared.spec)
         if self._stop.is_set():
             return self._finish_stopped(step=0)
         plan = self.plan = plan_speed(cfg, device=self.device, mean_tokens=mean_row_tokens(prepared.train))
@@ -244,6 +245,17 @@ class TrainingJob:
         self._status_extra = {"message": message}
         if fraction in (0.0, 1.0) or message.startswith("Saving"):
             self.emit(Note(message=message))
+
+    def _save_prompt_format(self, spec: Any) -> None:
+        """``prompt_format.json`` + ``heldout.jsonl``: chat, eval, probes and export render prompts from them."""
+        if not self.main:
+            return
+        from studio.prompt_format import save_for_run
+
+        try:
+            save_for_run(self.run_dir, self.cfg, self.tokenizer, spec)
+        except Exception as exc:  # noqa: BLE001 - the run trains without it; later steps fall back to the data
+            LOG.warning("prompt format not saved: %s", exc)
 
     def _planned_estimate(self, plan: Any) -> Any:
         """The memory estimate for the planned micro-batch and checkpointing choice (None without a model config)."""

@@ -1,4 +1,5 @@
-"""Publish tab: pick a run, edit its model card, push the adapter (or a merged model) to the Hub, or export it.
+"""Publish tab: pick a run, edit its model card, push the adapter, a merged model or a checked GGUF to the Hub, or
+export it.
 
 Glue only: ``studio.hub`` renders the card, exports, resolves the token and pushes. The token typed here stays in
 the browser field and this request's memory: it is passed to ``push``/``whoami`` and never stored, logged or
@@ -21,7 +22,9 @@ from studio.ui.forms import HubForm
 TAB_ID = "publish"
 LABEL = "5 · Publish"
 KINDS = [("Adapter only (small; loads on top of the base)", "adapter"),
-         ("Merged model (16-bit, standalone)", "merged")]
+         ("Merged model (16-bit, standalone)", "merged"),
+         ("GGUF for llama.cpp / Ollama (checked against the merged model)", "gguf")]
+OUTTYPES = [("q8_0 (8-bit, half the size)", "q8_0"), ("f16", "f16"), ("bf16", "bf16")]
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -34,26 +37,38 @@ def run_choices(studio: Any) -> list[tuple[str, str]]:
 
 
 def run_defaults(run_dir: str | None) -> tuple[str, bool, str]:
-    """(repo id, private, kind) from the run's config: its hub section, else the run's name."""
+    """(repo id, private, kind) from the run's config: its hub section, else a name from the model and dataset."""
     if not run_dir:
         return "", True, "adapter"
-    from studio import runs
-    from studio.config import load_config
+    from studio.hub.facts import default_repo_name, load_facts
 
     try:
-        hub = load_config(Path(run_dir) / runs.CONFIG).hub
+        facts = load_facts(run_dir)
     except (StudioError, OSError):
-        hub = HubConfig()
-    return hub.repo_id or Path(run_dir).name, hub.private, hub.push
+        return Path(run_dir).name, True, "adapter"
+    hub = facts.config.hub
+    return hub.repo_id or default_repo_name(facts, hub.push), hub.private, hub.push
 
 
 def card_for(run_dir: str | None, repo_id: str | None, kind: str) -> str:
-    """The rendered model card (markdown with YAML metadata), or empty with no run."""
+    """The rendered model card (markdown with YAML metadata), or empty with no run. A GGUF card is written by the
+    export (it states the parity check), so this one is the merged model's until then."""
     if not run_dir:
         return ""
     from studio.hub import render_card
 
-    return render_card(run_dir, repo_id=(repo_id or "").strip() or None, merged=kind == "merged")
+    return render_card(run_dir, repo_id=(repo_id or "").strip() or None, merged=kind in ("merged", "gguf"))
+
+
+def describe_gguf(result: Any) -> str:
+    """The Publish tab's account of a GGUF export: files, stages, the parity check line by line."""
+    mark = "✅" if result.passed else "⚠️ **Check failed: this GGUF will not be pushed.**"
+    lines = [f"{mark} {result.check.summary()}", "", f"Exported to `{result.path}`: "
+             + ", ".join(f"`{f}`" for f in result.files)]
+    lines += [f"- stage {s.describe()}" for s in result.stages]
+    lines += [f"- {line}" for line in result.check.lines()]
+    lines += [f"- note: {n}" for n in result.notes]
+    return "\n".join(lines)
 
 
 def card_preview(card: str) -> str:
@@ -94,6 +109,7 @@ class PublishHandles:
     repo_id: gr.Textbox
     private: gr.Checkbox
     kind: gr.Radio
+    outtype: gr.Dropdown
     token: gr.Textbox
     check: gr.Button
     account: gr.Markdown
@@ -126,7 +142,10 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         repo_id = gr.Textbox(repo0, label="Repo id", scale=2, elem_id="publish-repo", info=h("repo_id"),
                              placeholder="name or owner/name")
         private = gr.Checkbox(value=private0, label="Private", elem_id="publish-private", info=h("private"))
-    kind = gr.Radio(KINDS, value=kind0, label="What to publish", elem_id="publish-kind", info=h("push"))
+    with gr.Row(equal_height=True):
+        kind = gr.Radio(KINDS, value=kind0, label="What to publish", elem_id="publish-kind", info=h("push"), scale=3)
+        outtype = gr.Dropdown(OUTTYPES, value="q8_0", label="GGUF type", elem_id="publish-outtype", scale=1,
+                              info="Tensor type of the GGUF (only for GGUF).")
     with gr.Row(equal_height=True):
         token = gr.Textbox(type="password", label="Hugging Face token (optional)", scale=3, elem_id="publish-token",
                            placeholder="hf_… (kept in memory for this request only; empty = HF_TOKEN or your login)")
@@ -145,12 +164,13 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
     with gr.Row(equal_height=True):
         push = gr.Button("Push to the Hub", variant="primary", elem_id="publish-push")
         export_dir = gr.Textbox(label="Export folder", scale=2, elem_id="publish-export-dir",
-                                placeholder="default: <run>/export/adapter (or merged)")
+                                placeholder="default: <run>/export/adapter (or merged, gguf)")
         export = gr.Button("Export only (no upload)", elem_id="publish-export")
     status = gr.Markdown(elem_id="publish-status")
     link = gr.Markdown(elem_id="publish-link")
-    gr.Markdown("**Done.** The pushed repo's README is the card above; "
-                "`studio push --run <run folder> --repo NAME` does the same from a terminal.")
+    gr.Markdown("The pushed repo's README is the card above (a GGUF export writes its own, with the parity check). "
+                "From a terminal: `studio push --run <run folder> --repo NAME [--format gguf]`, or "
+                "`studio export --run <run folder> --format gguf`.")
     # Not registered as ctx.forms.hub: these widgets follow the picked run, and must not leak into the next run.
     form = HubForm(repo_id=repo_id, private=private, push=kind)
 
@@ -183,25 +203,33 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             out[account] = token_status(tok)
             return out
 
-    def on_push(run_value: str | None, repo: str, priv: bool, kd: str, text: str, tok: str,
+    def on_push(run_value: str | None, repo: str, priv: bool, kd: str, text: str, tok: str, otype: str = "q8_0",
                 progress: gr.Progress = gr.Progress()) -> dict:
         try:
             if not run_value:
                 raise HubError("Pick a run with an adapter first (train one in the Train tab)")
             if not (repo or "").strip():
                 raise HubError("Type a repo id (name or owner/name) to push to")
+            gguf = otype if kd == "gguf" else None
             url = studio.publish(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
-                                 card=text if text.strip() else None, progress=Reporter(progress))
+                                 card=(text if text.strip() else None) if not gguf else None,
+                                 progress=Reporter(progress), gguf=gguf)
             gr.Info(f"Pushed to {url}")
-            return {status: f"✅ Pushed {'a merged model' if kd == 'merged' else 'the adapter'} "
-                            f"({'private' if priv else 'public'}).",
+            what = f"a GGUF ({gguf})" if gguf else "a merged model" if kd == "merged" else "the adapter"
+            parity = ""
+            if gguf:
+                from studio.hub.gguf_export import load_check
+
+                found = load_check(Path(run_value) / "export" / "gguf")
+                parity = f" {found['summary']}." if found else ""
+            return {status: f"✅ Pushed {what} ({'private' if priv else 'public'}).{parity}",
                     link: f"🔗 [{url}]({url})", error: error_box(None)}
         except Exception as err:  # noqa: BLE001
             out = fail(err)
-            out[status] = "Push failed; the local export (if any) is kept, so you can retry."
+            out[status] = f"Push failed: {error_text(err)}"
             return out
 
-    def on_export(run_value: str | None, repo: str, kd: str, text: str, folder: str,
+    def on_export(run_value: str | None, repo: str, kd: str, text: str, folder: str, otype: str = "q8_0",
                   progress: gr.Progress = gr.Progress()) -> dict:
         from studio.hub import default_export_dir
 
@@ -209,6 +237,11 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             if not run_value:
                 raise HubError("Pick a run with an adapter first (train one in the Train tab)")
             merged = kd == "merged"
+            if kd == "gguf":
+                out = Path(folder.strip()).expanduser() if (folder or "").strip() else None
+                result = studio.export_run(run_value, out, repo_id=(repo or "").strip() or None, gguf=otype,
+                                           progress=Reporter(progress))
+                return {status: describe_gguf(result), error: error_box(None)}
             out = Path(folder.strip()).expanduser() if (folder or "").strip() else \
                 default_export_dir(run_value, merged)
             result = studio.export_run(run_value, out, merged=merged, card=text if text.strip() else None,
@@ -237,14 +270,15 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
     rerender.click(on_rerender, [run, repo_id, kind], [card, preview, error], api_name="render_card")
     card.change(card_preview, card, preview, trigger_mode="always_last", api_name="card_preview", **hidden)
     check.click(on_check, token, [account, error], api_name="whoami")
-    push.click(on_push, [run, repo_id, private, kind, card, token], [status, link, error], api_name="push",
+    push.click(on_push, [run, repo_id, private, kind, card, token, outtype], [status, link, error], api_name="push",
                **publishing)
-    export.click(on_export, [run, repo_id, kind, card, export_dir], [status, error], api_name="export",
+    export.click(on_export, [run, repo_id, kind, card, export_dir, outtype], [status, error], api_name="export",
                  **publishing)
     run.focus(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs", **hidden)
     if ctx.tabs is not None:
         ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs_on_tab", **hidden)
-    return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, token=token, check=check,
+    return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, outtype=outtype,
+                          token=token, check=check,
                           account=account, card=card, preview=preview, rerender=rerender, push=push,
                           export_dir=export_dir, export=export, status=status, link=link, error=error,
                           on_push=on_push, on_export=on_export)

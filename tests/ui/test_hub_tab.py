@@ -44,6 +44,10 @@ def base_run(tmp_path_factory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
 
 
+def test_run_defaults_name_the_model_and_dataset(base_run):
+    assert hub_tab.run_defaults(str(base_run)) == ("demo-tiny-gsm8k-lora", True, "adapter")
+
+
 @pytest.fixture(scope="module")
 def hub():
     with HubServer(token=TOKEN) as server:
@@ -148,12 +152,31 @@ def test_export_and_push_report_progress(served, base_run, hub, tmp_path):
 
     handles = build_app(Studio(runs_dir=base_run.parent), initial=initial_config(demo=True)).studio_handles["publish"]
     exporting = FakeProgress()
-    out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), exporting)
+    out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
+                            exporting)
     assert "Exported" in out[handles.status], out
     text = monotonic_and_readable(exporting.calls)
     assert "copying the adapter" in text and "exported to" in text, text
     pushing = FakeProgress()
-    out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, pushing)
+    out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", pushing)
     assert "Pushed" in out[handles.status], out
     text = monotonic_and_readable(pushing.calls)
     assert "checking the token" in text and "uploading" in text and "pushed to" in text, text
+
+
+def test_gguf_export_is_described_with_its_check(tmp_path):
+    from studio.hub.gguf_export import GGUFCheck, GGUFExport, ProbeParity, Stage
+
+    probes = [ProbeParity("What is 2+2?", "4", "4", True, 3),
+              ProbeParity("Solve x+1=3", "x = 2", "x = 3", False, 2, gap=0.25)]
+    check = GGUFCheck("q8_0", probes=probes, template_ok=True, eos_ok=True, modelfile_ok=True, compared=True)
+    result = GGUFExport(path=tmp_path, gguf_file="m-q8_0.gguf", outtype="q8_0", check=check,
+                        files=["Modelfile", "README.md", "m-q8_0.gguf"], stages=[Stage("convert (q8_0)", 9.5, 3 << 20)])
+    text = hub_tab.describe_gguf(result)
+    assert text.startswith("✅ GGUF q8_0: 1/2 probe answers identical to the merged model")
+    assert "first divergence at answer token 3, logit gap 0.25" in text and "convert (q8_0): 9.5 s, 3.0 MB" in text
+    check.template_ok = False
+    text = hub_tab.describe_gguf(result)
+    assert "Check failed: this GGUF will not be pushed" in text and "does NOT give the trained prompt" in text
+    check.outtype, check.template_ok = "f16", True
+    assert not check.passed  # f16 must be identical on every probe

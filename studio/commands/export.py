@@ -1,0 +1,67 @@
+"""``studio export``: write a run's adapter, merged model or checked GGUF (with an Ollama Modelfile) into a folder.
+
+No network. A GGUF export runs the parity check; a failed check exits with code 1 (the files stay, flagged).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  studio export --run runs/my-run                                # the adapter, into runs/my-run/export/adapter
+  studio export --run runs/my-run --format merged --out exports/my-model
+  studio export --run runs/my-run --format gguf --outtype q8_0   # GGUF + Modelfile + README, checked
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="The run directory (runs/<name>).")
+    parser.add_argument("--format", default="adapter", choices=("adapter", "merged", "gguf"),
+                        help="adapter (small, loads on the base), merged (16-bit standalone) or gguf (llama.cpp and "
+                             "Ollama, checked against the merged model).")
+    parser.add_argument("--outtype", default="q8_0", choices=("f16", "bf16", "q8_0"),
+                        help="GGUF tensor type (with --format gguf).")
+    parser.add_argument("--out", metavar="DIR", type=Path,
+                        help="Export folder (default: RUN/export/<adapter|merged|gguf>).")
+    parser.add_argument("--repo", metavar="NAME", help="The Hub repo the card should name (title, usage lines).")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to merge.")
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
+
+
+def _report_gguf(result: object) -> int:
+    """Print a GGUF export's stages and check; exit 1 when the check failed."""
+    for stage in result.stages:
+        print(f"stage {stage.describe()}", file=sys.stderr)
+    for line in result.check.lines():
+        print(f"  {line}", file=sys.stderr)
+    print(result.check.summary(), file=sys.stderr)
+    for name in result.files:
+        print(f"  wrote {result.path / name}", file=sys.stderr)
+    print(result.path)
+    return 0 if result.passed else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.hub import default_export_dir, export
+
+    if args.format == "gguf":
+        from studio.hub.gguf_export import export_gguf
+
+        return _report_gguf(export_gguf(args.run, args.out, args.outtype, repo_id=args.repo, device=args.device,
+                                        progress=_progress))
+    merged = args.format == "merged"
+    out = args.out or default_export_dir(args.run, merged)
+    result = export(args.run, out, merged=merged, repo_id=args.repo, device=args.device, progress=_progress)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.probe is not None:
+        print(f"probe check: {result.probe.describe()}", file=sys.stderr)
+    print(result.path)
+    return 0
