@@ -53,10 +53,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - last resort: one line for the user, full trace to a log
+    except OSError as err:
+        from studio.diskspace import is_disk_full, storage_error
+
+        if not (is_disk_full(err) or isinstance(err, (PermissionError, NotADirectoryError, IsADirectoryError,
+                                                      FileExistsError))):
+            return _unexpected(err)
+        typed = storage_error(err, err.filename or ".", "file")
+        print(f"error: {typed}", file=sys.stderr)
+        return typed.exit_code
+    except Exception as err:  # noqa: BLE001
+        return _unexpected(err)
+
+
+def _unexpected(err: BaseException) -> int:
+    """Last resort: one line for the user, the full traceback to a log."""
+    try:
         path = _log_traceback()
-        print(f"error: {type(err).__name__}: {err} (details in {path})", file=sys.stderr)
-        return 1
+    except OSError:
+        path = "no log: the cache folder is not writable"
+    print(f"error: {type(err).__name__}: {err} (details in {path})", file=sys.stderr)
+    return 1
 
 
 def _log_traceback() -> str:

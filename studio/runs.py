@@ -70,17 +70,27 @@ def create_run_dir(cfg: Any, runs_dir: str | Path) -> Path:
     name = new_run_name(cfg)
     path = None
     if is_main_process():
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        from studio.diskspace import storage_error
+
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(runs_dir, os.W_OK | os.X_OK):
+                raise PermissionError(13, "read-only", str(runs_dir))
+        except OSError as exc:
+            raise storage_error(exc, runs_dir, "runs folder") from None
         path, n = runs_dir / name, 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                path = runs_dir / f"{name}-{n}"
-        (path / CHECKPOINTS).mkdir()
-        cfg.save(path / CONFIG)
+        try:
+            while True:
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = runs_dir / f"{name}-{n}"
+            (path / CHECKPOINTS).mkdir()
+            cfg.save(path / CONFIG)
+        except OSError as exc:
+            raise storage_error(exc, path, "run folder") from None
     if world_size() > 1:
         path = Path(_broadcast(str(path) if path else None))
     return path

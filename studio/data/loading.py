@@ -63,12 +63,21 @@ def _load_file(path: Path) -> "Dataset":
     if builder != "parquet":
         _check_text_file(path, builder)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    if path.suffix.lower() == ".csv":
+        from studio.data.checks import csv_delimiter
+
+        delimiter = csv_delimiter(path)
+        if delimiter != ",":
+            kwargs["delimiter"] = delimiter
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; we explain in one line
         raise DataError(f"{path.name} could not be read as {builder}: {_first_line(exc)}") from None
     if len(ds) == 0:
         raise DataError(f"{path.name} has no rows")
+    if builder == "csv" and len(ds.column_names) == 1 and any(d in ds.column_names[0] for d in ";\t|"):
+        raise DataError(f"{path.name} was read as one column named {ds.column_names[0]!r}: its delimiter is not "
+                        f"clear; use commas (or tabs in a .tsv file) between columns")
     return ds
 
 
@@ -152,7 +161,9 @@ def peek_rows(path: str, n: int = 5) -> list[dict[str, Any]]:
             return [json.loads(line) for line in itertools.islice((ln for ln in fh if ln.strip()), n)]
     if suffix in (".csv", ".tsv"):
         with p.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            from studio.data.checks import csv_delimiter
+
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else csv_delimiter(p))
             return [dict(r) for r in itertools.islice(reader, n)]
     if suffix == ".txt":
         with p.open(encoding="utf-8") as fh:
