@@ -62,6 +62,8 @@ class SourceConfig:
         default_factory=dict,
     )
     weight: float = _help("Sampling weight when mixing sources; 1.0 keeps every row once.", default=1.0)
+    revision: str | None = _help("Hub dataset revision (branch, tag or commit); empty: the default branch.",
+                                 default=None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.strip():

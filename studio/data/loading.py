@@ -140,7 +140,8 @@ def _load_hub(src: "SourceConfig") -> "Dataset":
     _, datasets = ml_libs()
 
     try:
-        return datasets.load_dataset(src.path, src.name, split=src.split)
+        kwargs = {"revision": src.revision} if getattr(src, "revision", None) else {}
+        return datasets.load_dataset(src.path, src.name, split=src.split, **kwargs)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
         if any(k in text for k in ("offline", "Offline", "connect", "Connection", "resolve", "Max retries",
