@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sub.parse_args(argv[1:])
     from studio.errors import StudioError
 
+    quiet_libraries()
+
     try:
         return int(module.run(args) or 0)
     except StudioError as err:
@@ -64,6 +66,28 @@ def main(argv: list[str] | None = None) -> int:
         return typed.exit_code
     except Exception as err:  # noqa: BLE001
         return _unexpected(err)
+
+
+def quiet_libraries() -> None:
+    """Library progress bars and log records would interleave with (or stand in for) our one-line messages."""
+    import logging
+    import warnings
+
+    for name in ("datasets", "transformers", "huggingface_hub", "peft", "accelerate"):
+        # datasets logs the same failure we explain (a bad parquet file) at error level: ours is the one line
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "datasets" else logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        datasets.utils.logging.set_verbosity(logging.CRITICAL)
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def _unexpected(err: BaseException) -> int:

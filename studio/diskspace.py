@@ -76,9 +76,9 @@ def folder_size(path: str | Path) -> int:
 
 def checkpoint_need(run_dir: str | Path, trainable_params: int = 0) -> int:
     """Bytes the next checkpoint needs: the size of the last one, else weights + two Adam moments in fp32."""
-    from studio.runs import checkpoints
+    from studio.runs import checkpoint_complete, checkpoints
 
-    done = [p for p in checkpoints(run_dir) if (p / "trainer_state.json").exists()]
+    done = [p for p in checkpoints(run_dir) if checkpoint_complete(p)]
     if done:
         return folder_size(done[-1]) + CHECKPOINT_MARGIN
     return int(trainable_params) * 4 * 3 + CHECKPOINT_MARGIN

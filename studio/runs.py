@@ -150,10 +150,26 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
+def checkpoint_complete(path: str | Path) -> bool:
+    """A checkpoint a resume can load: its trainer_state.json parses and its weights file is not empty (a crash or
+    a full disk while saving leaves one without)."""
+    path = Path(path)
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    weights = [p for p in path.glob("adapter_model.*") if p.suffix in (".safetensors", ".bin")]
+    weights += [p for p in path.glob("model*.safetensors")]
+    try:
+        return not weights or all(p.stat().st_size > 0 for p in weights)
+    except OSError:
+        return False
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint (it has trainer_state.json), or None."""
+    """The newest complete checkpoint (see :func:`checkpoint_complete`), or None."""
     for path in reversed(checkpoints(run_dir)):
-        if (path / "trainer_state.json").exists():
+        if checkpoint_complete(path):
             return path
     return None
 

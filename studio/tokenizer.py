@@ -32,7 +32,8 @@ def load_tokenizer(model_cfg: Any, pad_token: str | None = None) -> tuple[Any, i
     except OSError as exc:
         raise ModelError(_explain_missing(model_cfg.name_or_path, exc)) from None
     except ValueError as exc:
-        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer could not be loaded ({str(exc)[:200]})") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer could not be loaded ({detail})") from None
     added = 0
     if model_cfg.chat_template == "chatml":
         missing = [t for t in CHATML_TOKENS if t not in tok.get_vocab()]
@@ -67,6 +68,7 @@ def _explain_missing(name: str, exc: Exception) -> str:
     return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 JSON_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
               "generation_config.json")
 
@@ -96,3 +98,5 @@ def check_model_files(path: Any, name: str) -> None:
                              f"{exc.msg}); re-download the model or repair the file") from None
         if not isinstance(data, dict):
             raise ModelError(f"{name}: {fname} must hold a JSON object, got {type(data).__name__}")
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"{name} has no tokenizer files (tokenizer.json or tokenizer_config.json)")

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.config and not args.resume:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    if args.resume and not args.config and not (Path(args.resume) / CONFIG).is_file():
+        raise TrainingError(f"{args.resume} is not a run directory (no {CONFIG})")
     config_path = args.config or str(Path(args.resume) / CONFIG)
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()

@@ -103,8 +103,11 @@ def _check_text_file(path: Path, builder: str) -> None:
         head = path.read_text(encoding="utf-8", errors="replace")[:1].strip() if path.stat().st_size < 2e8 else "["
         if head not in ("[", "{"):
             raise DataError(f"{path.name}: a .json file must hold a list of objects (or one object per line)")
-    if not any(True for _ in _nonblank(path)):
+    nonblank = sum(1 for _ in itertools.islice(_nonblank(path), 2))
+    if not nonblank:
         raise DataError(f"{path.name} is empty")
+    if builder == "csv" and nonblank == 1:
+        raise DataError(f"{path.name} has a header line but no rows")
 
 
 def _nonblank(path: Path) -> Iterator[str]:
@@ -130,6 +133,11 @@ def _load_folder(path: Path, split: str) -> "Dataset":
     if not files:
         raise DataError(f"{path} holds no dataset files (csv, json, jsonl, parquet, txt) and no save_to_disk data")
     parts = [_load_file(f) for f in files]
+    shapes = {tuple(sorted(p.column_names)) for p in parts}
+    if len(shapes) > 1:
+        described = "; ".join(f"{f.name} has {', '.join(p.column_names)}" for f, p in zip(files, parts))
+        raise DataError(f"the files in {path} have different columns ({described[:300]}); keep one layout per "
+                        f"folder or list the files as separate sources with their own column mapping")
     try:
         return datasets.concatenate_datasets(parts)
     except ValueError as exc:
