@@ -192,7 +192,7 @@ def whoami(token: str | Token | None = None, *, endpoint: str | None = None,
 
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
-    net.install_timeouts()
+    timeout = min(timeout, net.install_timeouts())  # STUDIO_HUB_TIMEOUT caps every Hub call
     try:
         response = http_backoff("GET", f"{url}/api/whoami-v2", headers=build_hf_headers(token=tok.value),
                                 timeout=timeout, max_retries=net.retries(), base_wait_time=net.backoff_s(),

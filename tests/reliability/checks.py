@@ -56,3 +56,10 @@ def resume_continues(run_dir: Path, capsys, max_steps: int) -> None:
     after = [s for s in log_steps(run_dir)][-(max_steps - step):]
     assert after == list(range(step + 1, max_steps + 1)), log_steps(run_dir)
     run_intact(run_dir)
+
+
+def one_error_after_progress(text: str, pattern: str) -> str:
+    """Progress lines (``[ 52%] uploading ...``) and then exactly one ``error:`` line matching ``pattern``."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    rest = [ln for ln in lines if not re.match(r"^\[\s*\d+%\]", ln)]
+    return one_clear_line("\n".join(rest), pattern)
