@@ -23,8 +23,11 @@ def run_intact(run_dir: Path) -> int:
 
     run_dir = Path(run_dir)
     load_config(run_dir / runs.CONFIG)
-    raw = (run_dir / runs.EVENTS).read_bytes()
-    for line in raw.decode("utf-8").splitlines():
+    raw = (run_dir / runs.EVENTS).read_bytes().decode("utf-8")
+    lines = raw.splitlines()
+    if lines and not raw.endswith("\n"):
+        lines = lines[:-1]  # a last line a crash cut short is tolerated (and repaired by the next append)
+    for line in lines:
         if line.strip():
             json.loads(line)
     ckpt = runs.last_checkpoint(run_dir)
