@@ -1,6 +1,7 @@
 """`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
+    studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                          "memory estimate error.",
            "gpu": "Studio's engine vs plain and hand-tuned TRL on Llama-1B / Mistral-7B shapes (--smoke: CPU, tiny).",
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
-           "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio."}
+           "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
+           "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
+                        "step-time slowdown vs no pollers (ratio)."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Alternated rounds (each runs both engines).")
     parser.add_argument("--warmup", type=int, default=5, help="Steps left out of the timing at the start.")
     parser.add_argument("--rows", type=int, default=20_000, help="data: synthetic chat rows.")
+    parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
     from studio.bench_gpu import add_arguments as gpu_arguments
 
     gpu_arguments(parser.add_argument_group("gpu"))
@@ -47,6 +53,25 @@ def run(args: argparse.Namespace) -> int:
         run_data_bench(args.rows)
         return 0
 
+    if args.name == "poll-load":
+        if args.clients < 1 or args.steps <= args.warmup + 2:
+            raise ConfigError("--clients must be >= 1 and --steps larger than --warmup + 2")
+        from studio.commands.train import _quiet_libraries
+        from studio.config import load_config
+        from studio.ui.poll_bench import poll_load
+
+        _quiet_libraries()
+        cfg = load_config(args.config) if args.config else None
+        if cfg is None:
+            from studio.bench import default_config
+
+            cfg = default_config(args.steps)
+        cfg = cfg.with_overrides([*args.overrides, f"train.max_steps={args.steps}", "train.logging_steps=1"])
+        result = poll_load(cfg, clients=args.clients, steps=args.steps, warmup=args.warmup, interval=args.interval,
+                           report=lambda line: print(line, flush=True))
+        print(f"p95 {result.p95_s * 1e3:.1f} ms")
+        print(f"ratio {result.slowdown:.3f}")
+        return 0
     if args.steps < 3 or args.rounds < 1:
         raise ConfigError("--steps must be >= 3 and --rounds >= 1")
     from studio.commands.train import _quiet_libraries
