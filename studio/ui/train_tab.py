@@ -79,6 +79,8 @@ def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
     if state in ("finished", "stopped", "failed") and s.message:
         text += f"  \n{s.message}"
+    if s.warning and state in ("preparing", "running", "stopping"):
+        text += f"  \n⚠️ {s.warning}"
     speed = s.speed_now()
     if speed:
         text += f"  \n⚡ {speed}"

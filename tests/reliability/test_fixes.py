@@ -216,3 +216,24 @@ def test_stop_does_not_wait_for_a_chat_model_load(tmp_path, monkeypatch):
     assert studio.current_job is studio.job  # the lock is free too
     assert time.perf_counter() - t0 < 1.0, "Stop waited for the load"
     t.join()
+
+
+def test_the_train_tab_shows_a_disk_warning_while_the_run_is_live(tmp_path):
+    from studio.events import EventLog, Note, Started
+    from studio.ui.train_tab import TrainView, follow, status_line
+
+    class Job:
+        run_dir, alive = tmp_path, True
+        events = EventLog()
+
+        def status(self):
+            from studio.training.job import JobStatus
+
+            return JobStatus(state="running", run_dir=str(tmp_path), step=3, total_steps=10)
+
+    studio = type("S", (), {"job": Job()})()
+    Job.events.append(Started(run_dir=str(tmp_path), model="m", total_steps=10))
+    Job.events.append(Note(level="warning", message="disk: 1.0 KB free in X, but the next checkpoint needs 2 MB"))
+    view, _ = follow(studio, TrainView())
+    _, text, _ = status_line(studio, view)
+    assert "⚠️ disk: 1.0 KB free in X, but the next checkpoint needs 2 MB" in text

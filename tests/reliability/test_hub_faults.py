@@ -93,3 +93,16 @@ def test_every_hub_call_has_a_timeout(hub):
     assert net.install_timeouts() == 1.5
     timeout = get_session().timeout
     assert timeout.read == 1.5 and timeout.connect == 1.5
+
+
+def test_a_full_disk_during_an_export_is_one_line(run_dir, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from studio.hub import exporting
+
+    def full(src, dst, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(exporting.shutil, "copyfile", full)
+    assert main(["push", "--run", str(run_dir), "--export-only", str(tmp_path / "out")]) == 2
+    one_error_after_progress(capsys.readouterr().err, r"error: the disk is full: no space left writing .*out")
