@@ -16,9 +16,15 @@ class RoomWatch:
         self.trainable_params = trainable_params
         self.emit = emit
         self.warned = False
+        self._need: tuple[tuple[str, ...], int] | None = None
 
     def need(self) -> int:
-        return checkpoint_need(self.run_dir, self.trainable_params())
+        """The next checkpoint's size, measured again only when the checkpoint folders change."""
+        root = self.run_dir / "checkpoints"
+        names = tuple(sorted(p.name for p in root.iterdir())) if root.is_dir() else ()
+        if self._need is None or self._need[0] != names:
+            self._need = (names, checkpoint_need(self.run_dir, self.trainable_params()))
+        return self._need[1]
 
     def before_save(self) -> None:
         """Raise DiskFullError (before any byte is written) when the checkpoint about to be saved won't fit."""
