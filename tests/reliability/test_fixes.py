@@ -237,3 +237,18 @@ def test_the_train_tab_shows_a_disk_warning_while_the_run_is_live(tmp_path):
     view, _ = follow(studio, TrainView())
     _, text, _ = status_line(studio, view)
     assert "⚠️ disk: 1.0 KB free in X, but the next checkpoint needs 2 MB" in text
+
+
+def test_browsers_at_the_same_point_of_a_run_share_its_charts():
+    from studio.events import Log, Started
+    from studio.ui.train_tab import FigureCache, TrainView
+
+    def view(n):
+        v = TrainView(key="run#1", cursor=n)
+        v.series.add([Started(run_dir="r", model="m", total_steps=9)] + [Log(step=i, loss=1.0) for i in range(1, n)])
+        return v
+
+    cache = FigureCache()
+    a, b = cache.get(view(4)), cache.get(view(4))
+    assert a[0] is b[0] and a[1] is b[1]  # built once for both browsers
+    assert cache.get(view(5))[0] is not a[0]  # a new event: new charts
