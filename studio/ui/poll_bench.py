@@ -2,12 +2,16 @@
 
 One call trains the same config twice in the served app: once with nobody watching (the baseline) and once while
 ``clients`` sessions each call the Train tab's ``/poll`` every ``interval`` seconds (what its ``gr.Timer`` does in
-a browser). Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
+a browser); the sessions run in a child process, as browsers are not in the server's process. Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
 Step times come from the run's own ``Log`` events (``logging_steps=1``), after ``warmup`` steps.
 """
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -50,8 +54,8 @@ def _step_times(run_dir: Path, warmup: int) -> list[float]:
     return [(b.time - a.time) / max(b.step - a.step, 1) for a, b in zip(logs, logs[1:]) if a.step >= warmup]
 
 
-def _poller(url: str, interval: float, stop: threading.Event, result: PollLoadResult, lock: threading.Lock,
-            ready: threading.Barrier) -> None:
+def _poller(url: str, interval: float, stop: threading.Event, latencies: list[float], errors: list[str],
+            lock: threading.Lock, ready: threading.Barrier) -> None:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
@@ -61,13 +65,34 @@ def _poller(url: str, interval: float, stop: threading.Event, result: PollLoadRe
         try:
             client.predict(api_name="/poll")
             with lock:
-                result.latencies_s.append(time.perf_counter() - t0)
+                latencies.append(time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 - counted, and the first few shown
             with lock:
-                result.errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+                errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
         left = interval - (time.perf_counter() - t0)
         if left > 0:
             stop.wait(left)
+
+
+def pollers_main(url: str, clients: int, interval: float) -> None:
+    """The browsers, in their own process (as real ones are): prints READY once every session is connected, polls
+    until stdin closes, then prints one JSON line ``{"latencies_s": [...], "errors": [...]}``."""
+    import json
+    import sys
+
+    stop, lock, latencies, errors = threading.Event(), threading.Lock(), [], []
+    ready = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=_poller, args=(url, interval, stop, latencies, errors, lock, ready),
+                                daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    print("READY", flush=True)
+    sys.stdin.read()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    print(json.dumps({"latencies_s": latencies, "errors": errors}), flush=True)
 
 
 def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: int = 5, interval: float = 1.0,
@@ -90,18 +115,16 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
             result.alone_step_s = _step_times(job.run_dir, warmup)
             report(f"alone: {len(result.alone_step_s)} steps, median "
                    f"{statistics.median(result.alone_step_s) * 1e3:.1f} ms")
-            stop, lock = threading.Event(), threading.Lock()
-            ready = threading.Barrier(clients + 1)
-            threads = [threading.Thread(target=_poller, args=(url, interval, stop, result, lock, ready), daemon=True)
-                       for _ in range(clients)]
-            for t in threads:
-                t.start()
-            ready.wait()  # every session connected before the run starts
+            child = subprocess.Popen([sys.executable, "-m", "studio.ui.poll_bench", url, str(clients), str(interval)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+            if child.stdout.readline().strip() != "READY":  # every session connected before the run starts
+                raise RuntimeError("the polling sessions did not start")
             job = studio.start_training(cfg)
             job.wait()
-            stop.set()
-            for t in threads:
-                t.join(30)
+            out, _ = child.communicate("", timeout=120)
+            polled = json.loads(out.strip().splitlines()[-1])
+            result.latencies_s, result.errors = polled["latencies_s"], polled["errors"]
             result.polled_step_s = _step_times(job.run_dir, warmup)
         finally:
             blocks.close()
@@ -109,3 +132,7 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
         report(f"poll failed: {err}")
     report(result.summary())
     return result
+
+
+if __name__ == "__main__":
+    pollers_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
