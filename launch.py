@@ -104,11 +104,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.host in ("0.0.0.0", "::") and not auth:
         print("Warning: listening on all interfaces without --auth; anyone on your network can use the app.")
     print("Press Ctrl+C to stop.", flush=True)
-    try:
-        blocks.block_thread()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve_until_signal(blocks, studio)
+
+
+def serve_until_signal(blocks, studio) -> int:
+    """Serve until SIGINT/SIGTERM/SIGHUP; a live run is then stopped after its current step (adapter and
+    checkpoint saved) before the process exits with 128 + the signal number. A second signal aborts at once."""
+    from studio.signals import GracefulStop, signal_name
+
+    def interrupt(signum: int) -> None:
+        raise KeyboardInterrupt  # ends gradio's block_thread, which closes the server
+
+    with GracefulStop(interrupt) as stop:
+        try:
+            blocks.block_thread()
+        except KeyboardInterrupt:
+            pass
+        job = studio.current_job
+        if job is not None:
+            print(f"{signal_name(stop.received or 2)}: stopping the run after the current step "
+                  f"({job.run_dir}); send it again to abort...", flush=True)
+            studio.stop_training()
+            try:
+                while not job.wait(timeout=0.5):
+                    pass
+            except KeyboardInterrupt:
+                print("aborted: the run ends without saving this step; resume from its last checkpoint",
+                      flush=True)
+                return 130
+            print(f"run {job.run_dir} stopped and saved; resume it from the Train tab", flush=True)
+    return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sub.parse_args(argv[1:])
     from studio.errors import StudioError
 
+    quiet_libraries()
+
     try:
         return int(module.run(args) or 0)
     except StudioError as err:
@@ -54,10 +56,49 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - last resort: one line for the user, full trace to a log
+    except OSError as err:
+        from studio.diskspace import is_disk_full, storage_error
+
+        if not (is_disk_full(err) or isinstance(err, (PermissionError, NotADirectoryError, IsADirectoryError,
+                                                      FileExistsError))):
+            return _unexpected(err)
+        typed = storage_error(err, err.filename or ".", "file")
+        print(f"error: {typed}", file=sys.stderr)
+        return typed.exit_code
+    except Exception as err:  # noqa: BLE001
+        return _unexpected(err)
+
+
+def quiet_libraries() -> None:
+    """Library progress bars and log records would interleave with (or stand in for) our one-line messages."""
+    import logging
+    import warnings
+
+    for name in ("datasets", "transformers", "huggingface_hub", "peft", "accelerate"):
+        # datasets logs the same failure we explain (a bad parquet file) at error level: ours is the one line
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "datasets" else logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        datasets.utils.logging.set_verbosity(logging.CRITICAL)
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _unexpected(err: BaseException) -> int:
+    """Last resort: one line for the user, the full traceback to a log."""
+    try:
         path = _log_traceback()
-        print(f"error: {type(err).__name__}: {err} (details in {path})", file=sys.stderr)
-        return 1
+    except OSError:
+        path = "no log: the cache folder is not writable"
+    print(f"error: {type(err).__name__}: {err} (details in {path})", file=sys.stderr)
+    return 1
 
 
 def _log_traceback() -> str:

@@ -62,6 +62,8 @@ class SourceConfig:
         default_factory=dict,
     )
     weight: float = _help("Sampling weight when mixing sources; 1.0 keeps every row once.", default=1.0)
+    revision: str | None = _help("Hub dataset revision (branch, tag or commit); empty: the default branch.",
+                                 default=None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.strip():
@@ -359,8 +361,13 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        hint = f"; did you mean {path / 'config.yaml'}?" if (path / "config.yaml").is_file() else ""
+        raise ConfigError(f"{path} is a folder, not a config file: give a YAML file{hint}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except PermissionError:
+        raise ConfigError(f"{path} can't be read (no permission)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -38,3 +38,11 @@ class BusyError(StudioError):
 
 class HubError(StudioError):
     """Talking to the Hugging Face Hub failed."""
+
+
+class DiskFullError(StudioError):
+    """No space left on the device while writing (checkpoint, events, log, export)."""
+
+
+class StorageError(StudioError):
+    """A folder can't be created or written (a file in the way, read-only, no permission)."""

@@ -189,14 +189,30 @@ class EventLog:
         self.path = Path(path) if path is not None else None
         self._events: list[Event] = list(events)
         self._cond = threading.Condition(threading.Lock())
+        self._repaired = False
 
     def append(self, event: Event) -> None:
+        """Keep ``event`` and write it as one line. The first write repairs a tail cut by a crash (see
+        :func:`repair_tail`).
+
+        Raises:
+            DiskFullError / StorageError: the line could not be written (the event is still kept in memory).
+        """
         with self._cond:
             self._events.append(event)
-            if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
             self._cond.notify_all()
+            if self.path is not None:
+                line = json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n"
+                try:
+                    if not self._repaired:
+                        repair_tail(self.path)
+                        self._repaired = True
+                    with self.path.open("a", encoding="utf-8") as fh:
+                        fh.write(line)
+                except OSError as exc:
+                    from studio.diskspace import storage_error
+
+                    raise storage_error(exc, self.path, "events log") from None
 
     def since(self, cursor: int = 0) -> tuple[list[Event], int]:
         """Events after ``cursor`` and the new cursor."""
@@ -242,3 +258,39 @@ class EventLog:
         """Continue an existing events.jsonl (resume): earlier events are loaded, new ones appended."""
         old = cls.read(path)
         return cls(path, old.all())
+
+
+def repair_tail(path: str | Path) -> str:
+    """Make ``path`` end on a line boundary before appending, so a new event never lands on a line a crash cut.
+
+    A last line that is complete JSON only lacks its newline (one is added); an unreadable fragment is cut off
+    (it is copied to ``events.jsonl.cut`` first). Returns what was done: ``""``, ``"newline"`` or ``"truncated"``.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return ""
+    with path.open("rb+") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return ""
+        block = min(size, 1 << 16)
+        while True:
+            fh.seek(size - block)
+            tail = fh.read(block)
+            cut = tail.rfind(b"\n")
+            if cut >= 0 or block == size:
+                break
+            block = min(size, block * 4)
+        start = size - block + cut + 1
+        fragment = tail[cut + 1:]
+        try:
+            json.loads(fragment.decode("utf-8"))
+            fh.seek(0, 2)
+            fh.write(b"\n")
+            return "newline"
+        except (ValueError, UnicodeDecodeError):
+            with path.with_name(path.name + ".cut").open("ab") as keep:
+                keep.write(fragment + b"\n")
+            fh.truncate(start)
+            return "truncated"

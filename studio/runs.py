@@ -74,17 +74,27 @@ def create_run_dir(cfg: Any, runs_dir: str | Path) -> Path:
     name = new_run_name(cfg)
     path = None
     if is_main_process():
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        from studio.diskspace import storage_error
+
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(runs_dir, os.W_OK | os.X_OK):
+                raise PermissionError(13, "read-only", str(runs_dir))
+        except OSError as exc:
+            raise storage_error(exc, runs_dir, "runs folder") from None
         path, n = runs_dir / name, 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                path = runs_dir / f"{name}-{n}"
-        (path / CHECKPOINTS).mkdir()
-        cfg.save(path / CONFIG)
+        try:
+            while True:
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = runs_dir / f"{name}-{n}"
+            (path / CHECKPOINTS).mkdir()
+            cfg.save(path / CONFIG)
+        except OSError as exc:
+            raise storage_error(exc, path, "run folder") from None
     if world_size() > 1:
         path = Path(_broadcast(str(path) if path else None))
     return path
@@ -178,10 +188,26 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
+def checkpoint_complete(path: str | Path) -> bool:
+    """A checkpoint a resume can load: its trainer_state.json parses and its weights file is not empty (a crash or
+    a full disk while saving leaves one without)."""
+    path = Path(path)
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    weights = [p for p in path.glob("adapter_model.*") if p.suffix in (".safetensors", ".bin")]
+    weights += [p for p in path.glob("model*.safetensors")]
+    try:
+        return not weights or all(p.stat().st_size > 0 for p in weights)
+    except OSError:
+        return False
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint (it has trainer_state.json), or None."""
+    """The newest complete checkpoint (see :func:`checkpoint_complete`), or None."""
     for path in reversed(checkpoints(run_dir)):
-        if (path / "trainer_state.json").exists():
+        if checkpoint_complete(path):
             return path
     return None
 

@@ -25,6 +25,8 @@ class Studio:
     chat: Any = None
     """The loaded chat engine (studio.inference), reused across requests."""
     extras: dict[str, Any] = field(default_factory=dict)
+    chat_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """Held while a chat model loads (one load at a time); the shared ``lock`` is never held across slow work."""
     publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held while a push or export runs (one at a time). No Hub token is ever kept here: the state is shared by
     every browser session, so the UI keeps a typed token in its own per-session state and passes it per call."""
@@ -67,9 +69,10 @@ class Studio:
             return job
 
     def stop_training(self) -> bool:
-        """Ask the running job to stop after its current step; False when nothing runs."""
-        job = self.current_job
-        if job is None:
+        """Ask the running job to stop after its current step; False when nothing runs. Takes no lock, so Stop
+        never waits on anything else (a load, a merge, an upload)."""
+        job = self.job
+        if job is None or not job.alive:
             return False
         job.stop()
         return True
@@ -89,21 +92,31 @@ class Studio:
         from studio.inference import ChatEngine
 
         run_dir = Path(run_dir)
-        with self.lock:
-            job = self.current_job
-            engine = self.chat
-            key = (run_dir.resolve(), device, quantization)
-            if engine is not None and getattr(engine, "studio_key", None) != key:
-                self.release_chat()
+        key = (run_dir.resolve(), device, quantization)
+        # The slow load holds only ``chat_loading`` (one load at a time), never ``lock``: Stop, Start and the
+        # Train tab's poll must not wait for a model to load.
+        with self.chat_loading:
+            with self.lock:
+                job = self.current_job
+                engine = self.chat
+                stale = engine is not None and getattr(engine, "studio_key", None) != key
+                if stale:
+                    self.chat = None
+                on_gpu = (engine.device.startswith("cuda") if engine is not None and not stale
+                          else device != "cpu" and _gpu())
+                if job is not None and _job_on_gpu(job) and on_gpu:
+                    if stale:
+                        self.chat = engine
+                    raise BusyError(f"a run is training on the GPU ({Path(job.run_dir).name}); the playground can "
+                                    f"answer when it finishes, or choose the CPU for the playground now")
+            if stale:
+                engine.close()
                 engine = None
-            on_gpu = engine.device.startswith("cuda") if engine is not None else device != "cpu" and _gpu()
-            if job is not None and _job_on_gpu(job) and on_gpu:
-                raise BusyError(f"a run is training on the GPU ({Path(job.run_dir).name}); the playground can answer "
-                                f"when it finishes, or choose the CPU for the playground now")
             if engine is None:
                 engine = ChatEngine.from_run(run_dir, device=device, quantization=quantization)
                 engine.studio_key = key
-                self.chat = engine
+                with self.lock:
+                    self.chat = engine
             return engine
 
     def release_chat(self) -> None:

@@ -26,13 +26,15 @@ def load_tokenizer(model_cfg: Any, pad_token: str | None = None, progress: Any =
     AutoTokenizer = ml_libs()[0].AutoTokenizer
 
     path = resolve_model_path(model_cfg.name_or_path, progress)
+    check_model_files(path, model_cfg.name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path, revision=model_cfg.revision,
                                             trust_remote_code=model_cfg.trust_remote_code)
     except OSError as exc:
         raise ModelError(_explain_missing(model_cfg.name_or_path, exc)) from None
     except ValueError as exc:
-        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer could not be loaded ({str(exc)[:200]})") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{model_cfg.name_or_path}: the tokenizer could not be loaded ({detail})") from None
     added = 0
     if model_cfg.chat_template == "chatml":
         missing = [t for t in CHATML_TOKENS if t not in tok.get_vocab()]
@@ -65,3 +67,37 @@ def _explain_missing(name: str, exc: Exception) -> str:
         return (f"can't reach the Hugging Face Hub to download {name!r}; use a local folder or the offline demo "
                 f"model 'studio/demo-tiny'")
     return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+JSON_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
+              "generation_config.json")
+
+
+def check_model_files(path: Any, name: str) -> None:
+    """Name a broken JSON file of a local model folder (a cut download, a hand edit) before loading it.
+
+    Raises:
+        ModelError: ``<folder>/config.json is not valid JSON (line 3, column 5: ...)``.
+    """
+    import json
+    from pathlib import Path
+
+    folder = Path(str(path)).expanduser()
+    if not folder.is_dir():
+        return
+    for fname in JSON_FILES:
+        f = folder / fname
+        if not f.is_file():
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ModelError(f"{name}: {fname} is not UTF-8 text; re-download the model or repair the file") from None
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{name}: {fname} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                             f"{exc.msg}); re-download the model or repair the file") from None
+        if not isinstance(data, dict):
+            raise ModelError(f"{name}: {fname} must hold a JSON object, got {type(data).__name__}")
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"{name} has no tokenizer files (tokenizer.json or tokenizer_config.json)")

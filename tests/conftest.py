@@ -5,6 +5,8 @@ import os
 
 # Two cores shared by several test processes: one BLAS thread per process avoids thread thrashing.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Hub retries of 429/5xx wait 1, 2, 4, 8 s in real use; tests keep the retries and drop the waiting.
+os.environ.setdefault("STUDIO_HUB_BACKOFF_S", "0.01")
 
 import pytest  # noqa: E402
 

@@ -12,8 +12,10 @@ Routes (read off huggingface_hub 2.4: ``hf_api.py`` and ``_commit_api.py``):
 - ``POST /api/models/{repo}/commit/{rev}``        -> ndjson lines ``header`` / ``file`` (base64) / ``deletedFile``
 
 Everything that arrives is stored on the server object (``repos``, ``requests``, ``yaml_checked``). Tests can make
-any route answer an error (``fail={"create": 401}``) or stall (``delay={"whoami": 2.0}``). Route names: whoami,
-create, repo_info, validate_yaml, preupload, commit.
+any route answer an error (``fail={"create": 401}``), stall (``delay={"whoami": 2.0}``) or hang: accept the
+request and never answer until the server stops (``hang={"preupload"}``). ``fail_times={"create": 2}`` makes the
+``fail`` answer only the first n calls of a route (then it answers normally: a transient 429/5xx). Route names:
+whoami, create, repo_info, validate_yaml, preupload, commit.
 
 The server keeps only whether a request was authorised, never the token itself.
 """
@@ -66,12 +68,16 @@ class HubServer:
     """``with HubServer(token="hf_x") as hub: ...``; ``hub.url`` is the endpoint to give the client."""
 
     def __init__(self, token: str = "hf_test_token", user: str = "tester", orgs: tuple[str, ...] = ("studio-org",),
-                 fail: dict[str, int] | None = None, delay: dict[str, float] | None = None):
+                 fail: dict[str, int] | None = None, delay: dict[str, float] | None = None,
+                 hang: set[str] | None = None, fail_times: dict[str, int] | None = None):
         self.token = token  # only compared, never stored with a request
         self.user = user
         self.orgs = list(orgs)
         self.fail: dict[str, int] = dict(fail or {})
         self.delay: dict[str, float] = dict(delay or {})
+        self.hang: set[str] = set(hang or ())
+        self.fail_times: dict[str, int] = dict(fail_times or {})
+        self._stopping = threading.Event()
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
         self.yaml_checked: list[str] = []
@@ -86,13 +92,14 @@ class HubServer:
         class Handler(_Handler):
             hub = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # releases hung requests
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -116,6 +123,16 @@ class HubServer:
 
     def repo(self, repo_id: str) -> Repo:
         return self.repos[repo_id]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) leaves a broken pipe behind: not worth a traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,6 +166,15 @@ class _Handler(BaseHTTPRequestHandler):
             hub.requests.append(record)
         if route in hub.delay:
             time.sleep(hub.delay[route])
+        if route in hub.hang:
+            hub._stopping.wait()  # accepted, never answered
+            self.close_connection = True
+            return
+        if route in hub.fail and route in hub.fail_times:
+            with hub.lock:
+                left = hub.fail_times[route] = hub.fail_times[route] - 1
+            if left < 0:
+                hub.fail.pop(route, None)
         if route in hub.fail:
             status = hub.fail[route]
             record.status = status

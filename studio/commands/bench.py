@@ -2,6 +2,7 @@
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
     studio bench learn [--steps 30] [--rows 20] [--json]
+    studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
                     "format rate after --steps (default 30, about 5 minutes on 2 cores).",
-           "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio."}
+           "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
+           "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
+                        "step-time slowdown vs no pollers (ratio)."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="Steps left out of the timing at the start.")
     parser.add_argument("--rows", type=int, default=None,
                         help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20).")
+    parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
     from studio.bench_gpu import add_arguments as gpu_arguments
 
     gpu_arguments(parser.add_argument_group("gpu"))
@@ -55,6 +61,25 @@ def run(args: argparse.Namespace) -> int:
         return _learn(args)
     args.steps = args.steps or 40
 
+    if args.name == "poll-load":
+        if args.clients < 1 or args.steps <= args.warmup + 2:
+            raise ConfigError("--clients must be >= 1 and --steps larger than --warmup + 2")
+        from studio.commands.train import _quiet_libraries
+        from studio.config import load_config
+        from studio.ui.poll_bench import poll_load
+
+        _quiet_libraries()
+        cfg = load_config(args.config) if args.config else None
+        if cfg is None:
+            from studio.bench import default_config
+
+            cfg = default_config(args.steps)
+        cfg = cfg.with_overrides([*args.overrides, f"train.max_steps={args.steps}", "train.logging_steps=1"])
+        result = poll_load(cfg, clients=args.clients, steps=args.steps, warmup=args.warmup, interval=args.interval,
+                           report=lambda line: print(line, flush=True))
+        print(f"p95 {result.p95_s * 1e3:.1f} ms")
+        print(f"ratio {result.slowdown:.3f}")
+        return 0
     if args.steps < 3 or args.rounds < 1:
         raise ConfigError("--steps must be >= 3 and --rounds >= 1")
     from studio.commands.train import _quiet_libraries

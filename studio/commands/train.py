@@ -4,7 +4,8 @@
     studio train --resume runs/20261128-101500-demo-tiny --set train.max_steps=100
     torchrun --nproc_per_node 2 -m studio.cli train --config run.yaml     # only rank 0 writes and prints
 
-Ctrl-C stops gracefully (adapter and checkpoint saved); a second Ctrl-C aborts.
+Ctrl-C, SIGTERM and SIGHUP stop gracefully after the current step (adapter and checkpoint saved, the run marked
+stopped, exit code 128 + the signal number); a second one aborts.
 """
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studio.config import load_config
-    from studio.events import Failed, Log, Note, Started, Stopped
+    from studio.events import Failed, Stopped
     from studio.runs import CONFIG, is_main_process
+    from studio.signals import GracefulStop
     from studio.training import TrainingJob, default_callbacks, format_seconds
 
     if not args.config and not args.resume:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    if args.resume and not args.config and not (Path(args.resume) / CONFIG).is_file():
+        raise TrainingError(f"{args.resume} is not a run directory (no {CONFIG})")
     config_path = args.config or str(Path(args.resume) / CONFIG)
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()
@@ -42,36 +46,9 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     if show:
         print(f"run directory: {job.run_dir}", file=sys.stderr)
-    job.start()
-    cursor, interrupted = 0, 0
-    while True:
-        try:
-            job.events.wait(cursor, timeout=1.0)
-            events, cursor = job.events.since(cursor)
-            for ev in events:
-                if not show:
-                    continue
-                if isinstance(ev, Started):
-                    loaded = ev.loaded
-                    print(f"training {ev.model} on {ev.device} (world size {ev.world_size}): "
-                          f"{loaded.get('trainable_params', 0):,} trainable of {loaded.get('total_params', 0):,} "
-                          f"parameters, {loaded.get('quantization')}, {loaded.get('attn_implementation')}; "
-                          f"steps {ev.start_step}->{ev.total_steps}", file=sys.stderr)
-                elif isinstance(ev, Log):
-                    line = _progress(ev, format_seconds)
-                    print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr,
-                          flush=True)
-                elif isinstance(ev, Note):
-                    print(("\n" if tty else "") + ev.message, file=sys.stderr)
-            if not job.alive and cursor >= len(job.events):
-                break
-        except KeyboardInterrupt:
-            interrupted += 1
-            if interrupted > 1:
-                raise
-            if show:
-                print("\nstopping after the current step (Ctrl-C again to abort)...", file=sys.stderr)
-            job.stop()
+    with GracefulStop(lambda signum: job.stop()) as stop:
+        job.start()
+        _follow(job, show, sys.stderr.isatty(), stop, format_seconds)
     if show and tty:
         print(file=sys.stderr)
     result = job.result
@@ -82,7 +59,38 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step}; resume with: studio train --resume {job.run_dir}", file=sys.stderr)
     if main:
         print(job.run_dir)
-    return 0
+    return stop.exit_code
+
+
+def _follow(job, show: bool, tty: bool, stop, format_seconds) -> None:
+    """Print the job's events until it ends; a stop signal is announced once."""
+    from studio.events import Log, Note, Started
+    from studio.signals import signal_name
+
+    cursor, announced = 0, False
+    while True:
+        if stop.received and not announced:
+            announced = True
+            if show:
+                print(f"\n{signal_name(stop.received)}: stopping after the current step (the adapter and a "
+                      f"checkpoint are saved; send it again to abort)...", file=sys.stderr)
+        job.events.wait(cursor, timeout=0.5)
+        events, cursor = job.events.since(cursor)
+        for ev in events if show else ():
+            if isinstance(ev, Started):
+                loaded = ev.loaded
+                print(f"training {ev.model} on {ev.device} (world size {ev.world_size}): "
+                      f"{loaded.get('trainable_params', 0):,} trainable of {loaded.get('total_params', 0):,} "
+                      f"parameters, {loaded.get('quantization')}, {loaded.get('attn_implementation')}; "
+                      f"steps {ev.start_step}->{ev.total_steps}", file=sys.stderr)
+            elif isinstance(ev, Log):
+                line = _progress(ev, format_seconds)
+                print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr,
+                      flush=True)
+            elif isinstance(ev, Note):
+                print(("\n" if tty else "") + ev.message, file=sys.stderr)
+        if not job.alive and cursor >= len(job.events):
+            return
 
 
 def _progress(ev, format_seconds) -> str:

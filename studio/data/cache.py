@@ -3,7 +3,8 @@
 The key is a fingerprint of everything the tokenized rows depend on:
 
 * the data: each source's file content hash (plus size and mtime), a folder's file list with sizes and mtimes, or a
-  Hub id with split and configuration name;
+  Hub id with split, configuration name and revision (the commit it resolves to now when the Hub answers, else the
+  configured revision);
 * how rows become text: the whole ``data`` config section (format, mapping, template, response template, system
   prompt, eval split, row cap, seed), ``train.max_length`` and ``train.loss_on``;
 * the tokenizer: its serialized vocabulary/merges, chat template and special tokens;
@@ -74,7 +75,28 @@ def source_fingerprint(src: Any) -> dict[str, Any]:
         files = sorted(f for f in p.rglob("*") if f.is_file())
         listing = [(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
         return {"kind": "folder", "path": str(p.resolve()), "files": listing, **base}
-    return {"kind": "hub", "path": src.path, **base}
+    return {"kind": "hub", "path": src.path, "revision": hub_revision(src.path, getattr(src, "revision", None)),
+            **base}
+
+
+HUB_REVISION_TIMEOUT_S = 5.0
+
+
+def hub_revision(repo_id: str, revision: str | None) -> str:
+    """The commit a Hub dataset's ``revision`` points at now, so a dataset that changed is tokenized again.
+
+    Offline, or when the Hub can't be asked, the configured revision (``main`` when none) stands in.
+    """
+    configured = revision or "main"
+    try:
+        from huggingface_hub import HfApi, constants
+
+        if constants.HF_HUB_OFFLINE:
+            return configured
+        info = HfApi().dataset_info(repo_id, revision=revision, timeout=HUB_REVISION_TIMEOUT_S)
+        return getattr(info, "sha", None) or configured
+    except Exception:  # noqa: BLE001 - no answer: key by the configured revision
+        return configured
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

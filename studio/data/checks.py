@@ -1,43 +1,59 @@
-"""Checks on loaded data that a person must see before training: empty answers, a template that does not fit the
-file's real header. Plain functions over ``LoadedData`` (no tokenizer needed)."""
+"""Checks on loaded data that training would otherwise take silently: CSV delimiters, empty answers, a template
+that does not fit the file's real header, and the answer length a chat reply needs. Plain functions, no gradio."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any, Sequence
 
+DELIMITERS = ",;\t|"
+ANSWER_ROLES = ("completion", "output")
+
+
+def csv_delimiter(path: str | Path, default: str = ",") -> str:
+    """The delimiter of a CSV file, sniffed from its first lines (``;`` from a European spreadsheet, tabs...).
+
+    The header decides when the sniffer can't: the candidate that splits it into the most fields wins.
+    """
+    with Path(path).open(encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(64 * 1024)
+    lines = [ln for ln in sample.splitlines() if ln.strip()]
+    if not lines:
+        return default
+    try:
+        found = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        found = None
+    header = lines[0]
+    counts = {d: len(next(csv.reader([header], delimiter=d))) for d in DELIMITERS}
+    if found and counts.get(found, 1) > 1:
+        return found
+    best = max(counts, key=lambda d: (counts[d], d == default))
+    return best if counts[best] > 1 else default
+
+
+def empty_answers(dataset: Any, fmt: str, mapping: dict[str, str]) -> tuple[int, str]:
+    """``(rows whose answer is empty, the column)``: such rows teach the model to stop at once."""
+    names = set(dataset.column_names)
+    if fmt == "messages" and mapping.get("messages") in names:
+        col = mapping["messages"]
+        n = 0
+        for msgs in dataset.with_format("arrow")[col].to_pylist():
+            last = next((m for m in reversed(msgs or []) if isinstance(m, dict)
+                         and (m.get("role") or m.get("from")) in ("assistant", "gpt", "bot", "model")), None)
+            text = (last or {}).get("content", (last or {}).get("value"))
+            n += last is not None and not str(text or "").strip()
+        return n, col
+    for role in ANSWER_ROLES:
+        col = mapping.get(role)
+        if col in names:
+            values = dataset.with_format("arrow")[col].to_pylist()
+            return sum(1 for v in values if v is None or not str(v).strip()), col
+    return 0, ""
+
+
 ANSWER_ROLE = {"prompt_completion": "completion", "instruction": "output"}
 """The role that holds the answer, per format (``messages`` rows are checked turn by turn)."""
-
-
-def _blank(value: Any) -> bool:
-    return value is None or not str(value).strip()
-
-
-def empty_answers(loaded: Any) -> int:
-    """How many rows have an empty answer: an empty completion/output cell, or no assistant turn with text."""
-    ds = loaded.dataset
-    if loaded.format == "messages":
-        col = loaded.mapping.get("messages")
-        if not col or col not in ds.column_names:
-            return 0
-        return sum(1 for turns in ds[col] if not any(
-            isinstance(t, dict) and t.get("role") == "assistant" and not _blank(t.get("content"))
-            for t in (turns or [])))
-    col = loaded.mapping.get(ANSWER_ROLE.get(loaded.format, ""), "")
-    if not col or col not in ds.column_names:
-        return 0
-    return sum(1 for v in ds[col] if _blank(v))
-
-
-def empty_answer_warning(loaded: Any) -> str | None:
-    """The sentence for :func:`empty_answers`, or None when every row has an answer."""
-    n = empty_answers(loaded)
-    if not n:
-        return None
-    what = "no assistant turn with text" if loaded.format == "messages" else \
-        f"an empty `{loaded.mapping.get(ANSWER_ROLE.get(loaded.format, ''), 'answer')}` column"
-    return (f"{n} of {len(loaded.dataset)} rows have {what}: they teach the model nothing (or to answer with "
-            f"nothing); fill them in or remove them.")
 
 
 def template_mismatch(template: str | None, header: Sequence[str], mapping: dict[str, str] | None = None,

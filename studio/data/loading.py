@@ -63,12 +63,21 @@ def _load_file(path: Path) -> "Dataset":
     if builder != "parquet":
         _check_text_file(path, builder)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    if path.suffix.lower() == ".csv":
+        from studio.data.checks import csv_delimiter
+
+        delimiter = csv_delimiter(path)
+        if delimiter != ",":
+            kwargs["delimiter"] = delimiter
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; we explain in one line
         raise DataError(f"{path.name} could not be read as {builder}: {_first_line(exc)}") from None
     if len(ds) == 0:
         raise DataError(f"{path.name} has no rows")
+    if builder == "csv" and len(ds.column_names) == 1 and any(d in ds.column_names[0] for d in ";\t|"):
+        raise DataError(f"{path.name} was read as one column named {ds.column_names[0]!r}: its delimiter is not "
+                        f"clear; use commas (or tabs in a .tsv file) between columns")
     return ds
 
 
@@ -94,8 +103,11 @@ def _check_text_file(path: Path, builder: str) -> None:
         head = path.read_text(encoding="utf-8", errors="replace")[:1].strip() if path.stat().st_size < 2e8 else "["
         if head not in ("[", "{"):
             raise DataError(f"{path.name}: a .json file must hold a list of objects (or one object per line)")
-    if not any(True for _ in _nonblank(path)):
+    nonblank = sum(1 for _ in itertools.islice(_nonblank(path), 2))
+    if not nonblank:
         raise DataError(f"{path.name} is empty")
+    if builder == "csv" and nonblank == 1:
+        raise DataError(f"{path.name} has a header line but no rows")
 
 
 def _nonblank(path: Path) -> Iterator[str]:
@@ -121,6 +133,11 @@ def _load_folder(path: Path, split: str) -> "Dataset":
     if not files:
         raise DataError(f"{path} holds no dataset files (csv, json, jsonl, parquet, txt) and no save_to_disk data")
     parts = [_load_file(f) for f in files]
+    shapes = {tuple(sorted(p.column_names)) for p in parts}
+    if len(shapes) > 1:
+        described = "; ".join(f"{f.name} has {', '.join(p.column_names)}" for f, p in zip(files, parts))
+        raise DataError(f"the files in {path} have different columns ({described[:300]}); keep one layout per "
+                        f"folder or list the files as separate sources with their own column mapping")
     try:
         return datasets.concatenate_datasets(parts)
     except ValueError as exc:
@@ -131,7 +148,8 @@ def _load_hub(src: "SourceConfig") -> "Dataset":
     _, datasets = ml_libs()
 
     try:
-        return datasets.load_dataset(src.path, src.name, split=src.split)
+        kwargs = {"revision": src.revision} if getattr(src, "revision", None) else {}
+        return datasets.load_dataset(src.path, src.name, split=src.split, **kwargs)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
         if any(k in text for k in ("offline", "Offline", "connect", "Connection", "resolve", "Max retries",
@@ -152,7 +170,9 @@ def peek_rows(path: str, n: int = 5) -> list[dict[str, Any]]:
             return [json.loads(line) for line in itertools.islice((ln for ln in fh if ln.strip()), n)]
     if suffix in (".csv", ".tsv"):
         with p.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            from studio.data.checks import csv_delimiter
+
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else csv_delimiter(p))
             return [dict(r) for r in itertools.islice(reader, n)]
     if suffix == ".txt":
         with p.open(encoding="utf-8") as fh:

@@ -188,8 +188,8 @@ def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedDat
     progress(0.4, f"tokenizing all {len(ds)} rows for the statistics")
     figures = _figures(ds, tokenizer, spec)
     progress(0.9, "computing the statistics")
-    stats = compute_stats(figures["full_length"], figures["trained"], figures["kept"], figures["hash"],
-                          spec.max_length)
+    stats = _with_empty_answers(compute_stats(figures["full_length"], figures["trained"], figures["kept"],
+                                              figures["hash"], spec.max_length), loaded)
     progress(1.0, f"previewed {shown} of {len(ds)} rows")
     return Preview(format=loaded.format, mapping=loaded.mapping, columns=loaded.columns, rows=rows, stats=stats,
                    full_lengths=list(figures["full_length"]))
@@ -271,7 +271,8 @@ def _prepare_uncached(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | Non
     eval_tok = tokenize(eval_raw) if eval_raw is not None else None
     # per-row figures read back as whole Arrow columns: iterating ``ds[column]`` row by row costs seconds
     fig = {k: _column(train_tok, k) + (_column(eval_tok, k) if eval_tok is not None else []) for k in FIGURES}
-    stats = compute_stats(fig["full_length"], fig["trained"], fig["kept"], fig["hash"], spec.max_length)
+    stats = _with_empty_answers(compute_stats(fig["full_length"], fig["trained"], fig["kept"], fig["hash"],
+                                              spec.max_length), loaded)
     n_train = len(train_tok)
     train = _keep_trained(train_tok, fig["trained"][:n_train])
     eval_ds = _keep_trained(eval_tok, fig["trained"][n_train:]) if eval_tok is not None else None
@@ -286,6 +287,15 @@ def _prepare_uncached(cfg: "RunConfig", tokenizer: Any, loaded: LoadedData | Non
 
 
 _BATCH_ROWS = 1000
+
+
+def _with_empty_answers(stats: DataStats, loaded: LoadedData) -> DataStats:
+    import dataclasses
+
+    from studio.data.checks import empty_answers
+
+    n, col = empty_answers(loaded.dataset, loaded.format, loaded.mapping)
+    return dataclasses.replace(stats, empty_answer_rows=n, answer_column=col) if n else stats
 
 
 def _column(ds: "Dataset", name: str) -> list:

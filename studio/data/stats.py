@@ -19,6 +19,8 @@ class DataStats:
     zero_trained_rows: int
     duplicate_rows: int
     max_length: int
+    empty_answer_rows: int = 0
+    answer_column: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,6 +34,10 @@ class DataStats:
         if self.zero_trained_rows:
             out.append(f"{self.zero_trained_rows} rows have no trained tokens (no answer, a missing response "
                        f"marker, or cut before the answer): they train nothing and are dropped.")
+        if self.empty_answer_rows:
+            out.append(f"{self.empty_answer_rows} of {self.n_rows} rows have an empty answer"
+                       f"{f' (column {self.answer_column!r})' if self.answer_column else ''}: they teach the model "
+                       f"to stop at once; fill them in or remove them.")
         if self.duplicate_rows:
             out.append(f"{self.duplicate_rows} rows are exact duplicates of earlier rows.")
         return out

@@ -131,6 +131,10 @@ def explain(exc: BaseException, *, endpoint: str, repo_id: str | None = None, ke
         else:
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             message = f"The Hub refused the push ({status}{': ' + detail if detail else ''}); fix that and push again"
+    elif _disk_full(exc):
+        from studio.diskspace import full_message
+
+        message = full_message(kept or Path("."), "the export")
     elif isinstance(exc, timeouts):
         wait = f" within {timeout:g} s" if timeout else ""
         message = (f"The Hub at {endpoint} did not answer{wait}: check your connection or proxy (and HF_ENDPOINT), "
@@ -147,6 +151,12 @@ def explain(exc: BaseException, *, endpoint: str, repo_id: str | None = None, ke
     if kept is not None:
         message = message.rstrip(".") + f". The export is kept in {kept}, so a retry only uploads."
     return HubError(message)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    from studio.diskspace import is_disk_full
+
+    return isinstance(exc, OSError) and is_disk_full(exc)
 
 
 # ------------------------------------------------------------------------------------------------- whoami
@@ -176,13 +186,17 @@ def whoami(token: str | Token | None = None, *, endpoint: str | None = None,
     Raises:
         HubError: no token, a rejected token, or the Hub can't be reached.
     """
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+    from studio.hub import net
 
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
+    timeout = min(timeout, net.install_timeouts())  # STUDIO_HUB_TIMEOUT caps every Hub call
     try:
-        response = get_session().get(f"{url}/api/whoami-v2", headers=build_hf_headers(token=tok.value),
-                                     timeout=timeout)
+        response = http_backoff("GET", f"{url}/api/whoami-v2", headers=build_hf_headers(token=tok.value),
+                                timeout=timeout, max_retries=net.retries(), base_wait_time=net.backoff_s(),
+                                retry_on_exceptions=(), retry_on_status_codes=net.RETRY_STATUS)
         hf_raise_for_status(response)
         data = response.json()
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
@@ -214,10 +228,13 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfUriError
 
+    from studio.hub import net
+
     progress = progress or (lambda f, m: None)
     folder = Path(folder)
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
+    limit = net.install_timeouts()
     account = account or whoami(tok, endpoint=url)
     repo_id = full_repo_id(repo_id, account)
     api = HfApi(endpoint=url, token=tok.value, library_name="fine-tune-studio")
@@ -225,7 +242,8 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     try:
         progress(0.0, f"creating {repo_id} ({'private' if private else 'public'}) if it does not exist")
         try:
-            repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            repo_url = net.with_backoff(lambda: api.create_repo(repo_id, private=private, exist_ok=True,
+                                                                repo_type="model"))
             repo_id = getattr(repo_url, "repo_id", None) or repo_id
         except HfUriError:
             # The repo exists (create answered 401/403, repo_info found it) and huggingface_hub then builds its URL
@@ -244,7 +262,7 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     except HubError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
-        raise explain(exc, endpoint=url, repo_id=repo_id, kept=folder) from None
+        raise explain(exc, endpoint=url, repo_id=repo_id, kept=folder, timeout=limit) from None
     link = f"{url}/{repo_id}"
     progress(1.0, f"pushed to {link}")
     return link

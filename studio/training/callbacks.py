@@ -36,7 +36,16 @@ def _callback_class() -> type:
             if self.job._stop.is_set():
                 control.should_training_stop = True
                 control.should_save = True
+            if control.should_save and self.job.main:
+                self._room().before_save()  # a full disk fails here, before a half-written checkpoint
             return control
+
+        def _room(self):
+            if getattr(self, "room", None) is None:
+                from studio.training.room import RoomWatch
+
+                self.room = RoomWatch(self.job.run_dir, lambda: getattr(self.job, "_lora_params", 0), self.job.emit)
+            return self.room
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
@@ -72,6 +81,9 @@ def _callback_class() -> type:
                         eta_s=_round(remaining / rate) if rate > 0 and done else None)
             self.t_last, self.step_last = now, state.global_step
             self.job._on_log(event)
+            if self.job.main and args.save_steps and args.save_strategy != "no":
+                every = int(args.save_steps) if args.save_steps >= 1 else max(1, int(args.save_steps * state.max_steps))
+                self._room().check(state.global_step, (state.global_step // every + 1) * every)
             if not self.estimate_checked and done >= min(3, max(state.max_steps - self.step_begin, 1)):
                 self.estimate_checked = True
                 self.job._check_estimate(peak)

@@ -12,8 +12,17 @@ def is_oom(exc: BaseException) -> bool:
         or "can't allocate memory" in text or "cannot allocate memory" in text or isinstance(exc, MemoryError)
 
 
-def explain_failure(exc: BaseException, cfg: Any) -> tuple[str, str]:
+def explain_failure(exc: BaseException, cfg: Any, *, run_dir: Any = None, trainable_params: int = 0) -> tuple[str, str]:
     """A readable message and a concrete suggestion for an exception raised while training."""
+    from studio.diskspace import checkpoint_need, full_message, is_disk_full
+
+    if is_disk_full(exc):
+        if isinstance(exc, StudioError) and str(exc).startswith("the disk is full"):
+            message = str(exc)
+        else:
+            where = run_dir or cfg.train.output_dir
+            message = full_message(where, "the checkpoint", checkpoint_need(where, trainable_params))
+        return message, "The run and its last complete checkpoint are kept: resume it once there is room."
     if is_oom(exc):
         tc, mc = cfg.train, cfg.model
         tips = []

@@ -190,6 +190,10 @@ class TrainingJob:
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
         self._save_prompt_format(prepared.spec)
+        if getattr(prepared.stats, "empty_answer_rows", 0):
+            warning = next(w for w in prepared.stats.warnings() if "empty answer" in w)
+            LOG.warning("data: %s", warning)
+            self.emit(Note(level="warning", message=f"data: {warning}", data={"kind": "data"}))
         if self._stop.is_set():
             return self._finish_stopped(step=0)
         plan = self.plan = plan_speed(cfg, device=self.device, mean_tokens=mean_row_tokens(prepared.train))
@@ -388,7 +392,8 @@ class TrainingJob:
     def _fail(self, exc: BaseException) -> Event:
         tb = traceback.format_exc()
         LOG.error("training failed:\n%s", tb)
-        message, suggestion = explain_failure(exc, self.cfg)
+        message, suggestion = explain_failure(exc, self.cfg, run_dir=self.run_dir,
+                                              trainable_params=getattr(self, "_lora_params", 0))
         step = getattr(getattr(self.trainer, "state", None), "global_step", None)
         released = self._cleanup()
         ckpt = runs.last_checkpoint(self.run_dir)
@@ -396,7 +401,10 @@ class TrainingJob:
         self._status_extra = {**self._status_extra, "message": message}
         event = Failed(message=message, suggestion=suggestion, step=step,
                        checkpoint_path=str(ckpt) if ckpt else None, released_bytes=released)
-        self.emit(event)
+        try:
+            self.emit(event)
+        except StudioError as err:  # the disk is still full: the event is kept in memory, the reason logged
+            LOG.error("could not write the failure event: %s", err)
         return event
 
     def _cleanup(self) -> int:
@@ -422,7 +430,9 @@ class TrainingJob:
     def _attach_log(self) -> logging.Handler | None:
         if not self.main:
             return None
-        handler = logging.FileHandler(self.run_dir / runs.TRAIN_LOG, encoding="utf-8")
+        from studio.diskspace import log_handler
+
+        handler = log_handler(self.run_dir / runs.TRAIN_LOG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         thread_id = threading.get_ident()

@@ -101,6 +101,8 @@ class RunSeries:
     """The run's speed plan: one line per optimization, what is on and why."""
     failure: tuple[str, str] | None = None
     """``(message, suggestion)`` of a Failed event."""
+    warning: str = ""
+    """The latest warning note (the next checkpoint won't fit on the disk, empty answers in the data)."""
 
     def speed_now(self) -> str:
         """``1,234 tok/s · padding 12% · MFU 3.4%`` from the newest log step ("" before the first)."""
@@ -163,6 +165,8 @@ class RunSeries:
                 self.lines.append(f"probe at step {e.step}: {e.prompt!r} -> {e.answer[:120]!r}")
             elif kind == "note":
                 self.lines.append(f"{e.level}: {e.message}")
+                if e.level == "warning":
+                    self.warning = e.message
             elif kind == "finished":
                 self.status, self.step, self.eta_s = "finished", e.step, 0.0
                 self.message = f"finished at step {e.step}; adapter saved to {e.adapter_path}"

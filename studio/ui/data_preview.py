@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.config import DataConfig, RunConfig
-from studio.data.checks import empty_answer_warning, template_mismatch
+from studio.data.checks import template_mismatch
 from studio.errors import StudioError, TemplateError
 from studio.ui import charts
 from studio.ui.common import Reporter, error_text
@@ -152,10 +152,7 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
     view.highlighted = highlight_rows(pv.rows)
     view.figure = charts.token_histogram(pv.full_lengths, cfg.train.max_length)
     view.stats_rows = stats_rows(pv.stats)
-    view.warnings = list(pv.warnings)
-    empty = empty_answer_warning(loaded)
-    if empty:
-        view.warnings.insert(0, empty)
+    view.warnings = list(pv.warnings)  # empty answers included (DataStats counts them)
     report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
     return view
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from studio.config import RunConfig, SourceConfig, load_config
-from studio.data.checks import answer_token_budget, empty_answers, template_mismatch
+from studio.data.checks import answer_token_budget, empty_answers, template_mismatch  # noqa: F401
 from studio.session import Studio
 from studio.ui import charts
 from studio.ui.app import build_app, initial_config
@@ -121,7 +121,7 @@ def test_empty_completions_are_warned(blocks, tmp_path):
     values = ctx.forms.write(ctx.initial)
     values.update({h.n_rows: 1, h.form.source_kind: SOURCE_PATH, h.form.path: str(path)})
     out = h.refresh(values, reset=True)
-    assert "5 of 20 rows have an empty `Solution` column" in out[h.warnings], out[h.warnings]
+    assert "5 of 20 rows have an empty answer (column 'Solution')" in out[h.warnings], out[h.warnings]
 
 
 def test_a_template_that_does_not_fit_names_the_files_real_header(blocks, tmp_path):
@@ -149,7 +149,7 @@ def test_checks_on_loaded_data():
     from studio.data import load_data
 
     loaded = load_data(initial_config(demo=True).data)
-    assert empty_answers(loaded) == 0
+    assert empty_answers(loaded.dataset, loaded.format, loaded.mapping) == (0, "Solution")
     assert template_mismatch("{Problem} {Solution}", loaded.columns) is None
     budget = answer_token_budget(loaded)
     assert 64 <= budget <= 1024 and budget % 32 == 0

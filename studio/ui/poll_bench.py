@@ -1,0 +1,138 @@
+"""``studio bench poll-load``: N browser sessions (``gradio_client``) poll the Train tab of a live run.
+
+One call trains the same config twice in the served app: once with nobody watching (the baseline) and once while
+``clients`` sessions each call the Train tab's ``/poll`` every ``interval`` seconds (what its ``gr.Timer`` does in
+a browser); the sessions run in a child process, as browsers are not in the server's process. Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
+Step times come from the run's own ``Log`` events (``logging_steps=1``), after ``warmup`` steps.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class PollLoadResult:
+    clients: int
+    latencies_s: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    alone_step_s: list[float] = field(default_factory=list)
+    polled_step_s: list[float] = field(default_factory=list)
+
+    @property
+    def p95_s(self) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if ordered else float("nan")
+
+    @property
+    def slowdown(self) -> float:
+        """Median step time with pollers over without (1.0: the pollers cost the run nothing)."""
+        return statistics.median(self.polled_step_s) / statistics.median(self.alone_step_s)
+
+    def summary(self) -> str:
+        med = statistics.median(self.latencies_s) if self.latencies_s else float("nan")
+        return (f"{self.clients} sessions, {len(self.latencies_s)} polls ({len(self.errors)} failed): poll latency "
+                f"median {med * 1e3:.0f} ms, p95 {self.p95_s * 1e3:.0f} ms; step median "
+                f"{statistics.median(self.polled_step_s) * 1e3:.1f} ms with pollers vs "
+                f"{statistics.median(self.alone_step_s) * 1e3:.1f} ms without: slowdown ratio {self.slowdown:.3f}")
+
+
+def _step_times(run_dir: Path, warmup: int) -> list[float]:
+    from studio import runs
+    from studio.events import EventLog, Log
+
+    logs = [e for e in EventLog.read(Path(run_dir) / runs.EVENTS).all() if isinstance(e, Log)]
+    return [(b.time - a.time) / max(b.step - a.step, 1) for a, b in zip(logs, logs[1:]) if a.step >= warmup]
+
+
+def _poller(url: str, interval: float, stop: threading.Event, latencies: list[float], errors: list[str],
+            lock: threading.Lock, ready: threading.Barrier) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    ready.wait()
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            client.predict(api_name="/poll")
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - counted, and the first few shown
+            with lock:
+                errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+        left = interval - (time.perf_counter() - t0)
+        if left > 0:
+            stop.wait(left)
+
+
+def pollers_main(url: str, clients: int, interval: float) -> None:
+    """The browsers, in their own process (as real ones are): prints READY once every session is connected, polls
+    until stdin closes, then prints one JSON line ``{"latencies_s": [...], "errors": [...]}``."""
+    import json
+    import sys
+
+    stop, lock, latencies, errors = threading.Event(), threading.Lock(), [], []
+    ready = threading.Barrier(clients + 1)
+    threads = [threading.Thread(target=_poller, args=(url, interval, stop, latencies, errors, lock, ready),
+                                daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    print("READY", flush=True)
+    sys.stdin.read()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    print(json.dumps({"latencies_s": latencies, "errors": errors}), flush=True)
+
+
+def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: int = 5, interval: float = 1.0,
+              report: Callable[[str], None] = print) -> PollLoadResult:
+    """Train ``cfg`` alone, then under ``clients`` polling sessions, in one served app; returns the figures."""
+    from studio.bench import default_config
+    from studio.session import Studio
+    from studio.ui.app import build_app, initial_config, launch_kwargs
+
+    cfg = cfg or default_config(steps)
+    result = PollLoadResult(clients=clients)
+    with tempfile.TemporaryDirectory(prefix="studio-poll-bench-") as tmp:
+        studio = Studio(runs_dir=Path(tmp) / "runs")
+        blocks = build_app(studio, initial=initial_config(demo=True))
+        _, url, _ = blocks.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False,
+                                  **launch_kwargs())
+        try:
+            job = studio.start_training(cfg)
+            job.wait()
+            result.alone_step_s = _step_times(job.run_dir, warmup)
+            report(f"alone: {len(result.alone_step_s)} steps, median "
+                   f"{statistics.median(result.alone_step_s) * 1e3:.1f} ms")
+            child = subprocess.Popen([sys.executable, "-m", "studio.ui.poll_bench", url, str(clients), str(interval)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+            if child.stdout.readline().strip() != "READY":  # every session connected before the run starts
+                raise RuntimeError("the polling sessions did not start")
+            job = studio.start_training(cfg)
+            job.wait()
+            out, _ = child.communicate("", timeout=120)
+            polled = json.loads(out.strip().splitlines()[-1])
+            result.latencies_s, result.errors = polled["latencies_s"], polled["errors"]
+            result.polled_step_s = _step_times(job.run_dir, warmup)
+        finally:
+            blocks.close()
+    for err in result.errors[:3]:
+        report(f"poll failed: {err}")
+    report(result.summary())
+    return result
+
+
+if __name__ == "__main__":
+    pollers_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
