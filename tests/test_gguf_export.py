@@ -78,7 +78,7 @@ def test_text_template_run_exports_a_checked_q8_0_gguf_with_modelfile_and_readme
     check = res.check
     assert check.template_ok and check.eos_ok and check.modelfile_ok, check.problems
     assert check.passed and len(check.probes) == 2  # the two held-out rows
-    assert res.gguf_file == "smollm2-135m-instruct-hf-linear_equations-q8_0.gguf"  # model and dataset
+    assert res.gguf_file == "SmolLM2-135M-Instruct-linear_equations-q8_0.gguf"  # model and dataset
     assert set(res.files) >= {res.gguf_file, "Modelfile", "README.md"}
     assert [s.name.split(" ")[0] for s in res.stages] == ["merge", "convert", "check"]
     assert res.stages[1].bytes == (res.path / res.gguf_file).stat().st_size > 0
