@@ -12,6 +12,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
+from studio.modeling.kbit_cpu import readable_errors
 
 
 def adapter_context(model: Any, base: bool) -> Any:
@@ -58,7 +59,7 @@ def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
             mask[i, width - len(p):] = 1
         device = _device(model)
         kwargs = generate_kwargs(params, tokenizer, model, width, (stop_event,) if stop_event is not None else ())
-        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings(), readable_errors():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         for row in gen[:, width:].tolist():
@@ -93,7 +94,7 @@ def token_nll(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *
             m = torch.tensor(list(row_mask), dtype=torch.bool)
             labels[i, :n] = torch.where(m, ids[i, :n], torch.full_like(ids[i, :n], -100))
         device = _device(model)
-        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings(), readable_errors():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
         shift_logits = logits[:, :-1, :].float()
