@@ -156,3 +156,54 @@ def test_a_training_load_keeps_gradients_after_an_eval_pass():
     peft_model(ids, labels=ids).loss.backward()
     first = peft_model.get_submodule("base_model.model.model.layers.0.self_attn.q_proj.lora_B.default")
     assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+
+
+def _paths_probe(generic: bool) -> dict:
+    """Logits and a LoRA gradient of the demo model in 4-bit and 8-bit; ``generic``: bitsandbytes' paths for CPUs
+    without AVX512 (4-bit: no repack; 8-bit: set in the environment with ``ATEN_CPU_CAPABILITY=avx2``)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from studio.config import DEMO_MODEL
+    from studio.modeling import load_base
+
+    out = {"capability": torch.backends.cpu.get_cpu_capability()}
+    for q in ("4bit", "8bit"):
+        cfg = ModelConfig(name_or_path=DEMO_MODEL, quantization=q)
+        model, tok = load_base(cfg, device="cpu")
+        if generic:
+            kbit_cpu.keep_unpacked(model)
+        with torch.no_grad():
+            logits = model(_ids(tok)).logits[0]
+        trained, _ = load_base(cfg, device="cpu", for_training=True)
+        peft_model = get_peft_model(trained, LoraConfig(r=4, target_modules="all-linear"))
+        ids = _ids(tok)
+        peft_model(ids, labels=ids).loss.backward()
+        grad = peft_model.get_submodule("base_model.model.model.layers.0.self_attn.q_proj.lora_B.default").weight.grad
+        out[q] = {"logits": logits[:, :64].tolist(), "grad": float(grad.abs().sum())}
+    return out
+
+
+@pytest.mark.slow
+def test_4bit_and_8bit_agree_on_both_kinds_of_cpu_path(tmp_path):
+    """This machine's bitsandbytes paths against the generic ones (run in a child process that forces them)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    here = _paths_probe(generic=False)
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    code = "import json, test_kbit_cpu as t; print('PROBE' + json.dumps(t._paths_probe(generic=True)))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("PROBE")), None)
+    assert line is not None, proc.stderr[-2000:]
+    there = json.loads(line[len("PROBE"):])
+    assert there["capability"] == "AVX2"
+    for q in ("4bit", "8bit"):
+        a, b = torch.tensor(here[q]["logits"]), torch.tensor(there[q]["logits"])
+        assert (a - b).abs().max() < 0.05 * b.abs().max(), q
+        assert here[q]["grad"] > 0 and there[q]["grad"] > 0, q
