@@ -94,9 +94,10 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         raise ModelError(f"{mcfg.name_or_path} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
     if quant is None and dev == "cuda":
         model.to("cuda")
-    kbit_cpu.check_loaded(model, device=dev)
     if for_training:
         kbit_cpu.keep_unpacked(model)  # packed layers have no backward (training evaluates between steps)
+    else:
+        kbit_cpu.check_loaded(model, device=dev)
     added_ids: list[int] = []
     if n_added:
         added_ids = sorted(i for t, i in tok.get_vocab().items() if i >= model.get_input_embeddings().num_embeddings)
