@@ -68,11 +68,11 @@ def plan_cpu_4bit(quant: Any, path: str, kwargs: dict[str, Any], *, device: str,
         meta = _meta_model(path, kwargs)
     except Exception:  # noqa: BLE001 - the load itself reports a bad model; check_loaded still guards
         return ""
-    layers = unpackable_layers(meta)
+    skips = list(quant.llm_int8_skip_modules or _default_skips(meta))
+    layers = [layer for layer in unpackable_layers(meta) if layer[0] not in skips]  # e.g. lm_head: never 4-bit
     if not layers:
         return ""
-    quant.llm_int8_skip_modules = sorted(set(quant.llm_int8_skip_modules or _default_skips(meta))
-                                         | {re.escape(name) for name, _, _ in layers})
+    quant.llm_int8_skip_modules = sorted(set(skips) | {re.escape(name) for name, _, _ in layers})
     return (f"{len(layers)} layer(s) kept unquantized: bitsandbytes' AVX512-BF16 4-bit kernel on this CPU needs "
             f"in_features divisible by {BLOCKSIZE} and out_features by {BLOCK_N}: {_describe(layers)}")
 
