@@ -21,7 +21,7 @@ from studio.config import DEMO_MODEL
 from studio.errors import ModelError
 from studio.paths import ASSETS, cache_root
 
-BUILD_NAME = "demo-tiny-v2"
+BUILD_NAME = "demo-tiny-v3"  # v3: every Linear dimension a multiple of 64 (bitsandbytes' CPU 4-bit packing)
 MARKER = "studio-demo-complete.json"
 BOS, EOS, PAD, IM_START = "<|endoftext|>", "<|im_end|>", "<pad>", "<|im_start|>"
 SPECIAL_TOKENS = (BOS, EOS, PAD, IM_START)  # ids 0, 1, 2, 3
@@ -37,7 +37,7 @@ CHAT_TEMPLATE = (
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif %}"
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-MODEL_SHAPE = {"hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4, "num_attention_heads": 4,
+MODEL_SHAPE = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
                "num_key_value_heads": 2}
 
 

@@ -81,6 +81,10 @@ class AnswerExtractor:
         raw = extract_after_separator(text)
         return normalize_answer(raw) if raw is not None else None
 
+    def end_finder(self) -> Callable[[str], int | None] | None:
+        """:func:`answer_end` for ``####`` extraction (generation can stop there); None for the other modes."""
+        return answer_end if self.mode == "####" else None
+
 
 def extract_after_separator(text: str, separator: str = SEPARATOR) -> str | None:
     """The first line of text after the first ``####`` that is followed by something (the seed's rule), or None."""
@@ -90,6 +94,26 @@ def extract_after_separator(text: str, separator: str = SEPARATOR) -> str | None
         part = part.strip()
         if part:
             return part.splitlines()[0].strip()
+    return None
+
+
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # where str.splitlines breaks
+
+
+def answer_end(text: str, separator: str = SEPARATOR) -> int | None:
+    """Where ``text`` can be cut without changing :func:`extract_after_separator`'s answer, once that answer is
+    complete: the line break (or next separator) ending the first non-empty ``####`` part; None while no part is
+    complete (more text could still extend or supply the answer). Stable as the text grows."""
+    at = text.find(separator)
+    while at >= 0:
+        begin = at + len(separator)
+        nxt = text.find(separator, begin)
+        stop = nxt if nxt >= 0 else len(text)
+        content = next((i for i in range(begin, stop) if not text[i].isspace()), None)
+        if content is not None:
+            m = _LINE_BREAK.search(text, content, stop)
+            return m.start() if m else (nxt if nxt >= 0 else None)
+        at = nxt
     return None
 
 
@@ -199,7 +223,7 @@ RESULTS_FILE = "eval_results.json"
 
 def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: AnswerExtractor | None = None,
                  max_new_tokens: int = 256, batch_size: int = 8, engine: Any = None, adapter: str | None = None,
-                 device: str = "auto", accuracy: bool = True,
+                 device: str = "auto", accuracy: bool = True, stop_at_answer: bool = True,
                  progress: Callable[[float, str], None] | None = None, stop_event: Any = None) -> EvalReport:
     """Score the base model and the run's adapter on the run's held-out rows.
 
@@ -211,6 +235,8 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
         engine: a loaded ``ChatEngine`` to reuse (the playground's), else the run is loaded.
         adapter: which of the engine's adapters is "tuned" (default: the run's own, else the active one).
         accuracy: also generate answers (False: loss and perplexity only).
+        stop_at_answer: end each answer where its final answer is complete (the ``#### n`` line), as well as at
+            eos; the answers are those of a full-length run cut there (False: generate up to ``max_new_tokens``).
         progress: called with (fraction done, what is running).
         stop_event: a ``threading.Event`` that ends answer generation early.
 
@@ -277,7 +303,8 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
         for side, name in (("tuned", adapter), ("base", BASE)):
             outputs = engine.generate_batch([prompts[i] for i in index], params, adapter=name,
                                             batch_size=batch_size, progress=tick(f"{side} answers"),
-                                            stop_event=stop_event)
+                                            stop_event=stop_event,
+                                            answer_end=extractor.end_finder() if stop_at_answer else None)
             done[0] += 1
             s = scores[side]
             for i, text in zip(index, outputs):

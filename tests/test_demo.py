@@ -54,7 +54,7 @@ def model(cache):
 def test_paths_follow_env_or_home(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "c"))
     assert demo.cache_root() == tmp_path / "c"
-    assert demo.demo_model_dir() == tmp_path / "c" / "demo-tiny-v2"
+    assert demo.demo_model_dir() == tmp_path / "c" / demo.BUILD_NAME
     monkeypatch.delenv("STUDIO_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert demo.cache_root() == tmp_path / "home" / ".cache" / "fine-tune-studio"
@@ -70,6 +70,9 @@ def test_loads_with_auto_classes(folder, tokenizer, model):
     assert (folder / demo.MARKER).is_file()
     assert type(model).__name__ == "LlamaForCausalLM"
     assert 1_000_000 <= sum(p.numel() for p in model.parameters()) <= 5_000_000
+    from studio.modeling.kbit_cpu import unpackable_layers
+
+    assert unpackable_layers(model) == []  # every Linear packs for bitsandbytes' AVX512-BF16 4-bit kernel
     assert model.config.vocab_size == len(tokenizer) == 2048
     assert not model.config.tie_word_embeddings
     for cfg in (model.config, model.generation_config):
@@ -141,7 +144,7 @@ def test_half_built_folder_is_replaced(tmp_path, monkeypatch):
     (stale / "config.json").write_text("{", encoding="utf-8")  # a crash before the marker was written
     assert demo.ensure_demo_model() == stale
     assert (stale / demo.MARKER).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".demo-tiny-v2.lock", "demo-tiny-v2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{demo.BUILD_NAME}.lock", demo.BUILD_NAME]
 
 
 def test_unwritable_cache_is_a_model_error(tmp_path, monkeypatch):
@@ -178,7 +181,7 @@ def test_concurrent_processes_build_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == [str(cache / demo.BUILD_NAME)] * 3
     assert log.read_text().splitlines() == ["build"]
-    assert sorted(p.name for p in cache.iterdir()) == [".demo-tiny-v2.lock", "demo-tiny-v2"]
+    assert sorted(p.name for p in cache.iterdir()) == [f".{demo.BUILD_NAME}.lock", demo.BUILD_NAME]
     assert sorted(p.name for p in (cache / demo.BUILD_NAME).iterdir()) == ["config.json", demo.MARKER]
 
 

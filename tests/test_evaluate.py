@@ -7,7 +7,7 @@ import pytest
 
 from chat_helpers import chat_run, chat_runs_dir, one_thread, wp_engine, wp_run  # noqa: F401
 from studio.errors import ConfigError, DataError
-from studio.evaluate import AnswerExtractor, extract_after_separator, normalize_answer
+from studio.evaluate import AnswerExtractor, answer_end, extract_after_separator, normalize_answer
 
 H = AnswerExtractor()
 
@@ -37,6 +37,44 @@ H = AnswerExtractor()
 ])
 def test_hash_extractor_on_tricky_strings(text, expected):
     assert H.extract(text) == expected
+
+
+@pytest.mark.parametrize("text, cut", [
+    ("So 4 x 4 = 16.\n#### 16\nQuestion: next", "So 4 x 4 = 16.\n#### 16"),
+    ("#### 16\r\nmore", "#### 16"),
+    ("####    \n\n#### 12 #### 13\n", "####    \n\n#### 12 "),  # the next separator ends the part
+    ("step ####\n\n  42\nnext", "step ####\n\n  42"),
+    ("#### 16", None),  # more digits could follow
+    ("#### \n", None),  # nothing after the separator yet
+    ("16\n", None),
+])
+def test_answer_end_is_where_the_answer_line_ends(text, cut):
+    end = answer_end(text)
+    assert (text[:end] if end is not None else None) == cut
+    if cut is not None:
+        assert H.extract(cut) == H.extract(text)
+
+
+@pytest.mark.parametrize("text", [
+    "24 servings is 4 times.\n#### 16\n#### 17\nmore 18\n", "a ####  #### c\n d", "#### $1,200.00.\nx",
+    "####\u2028 7\u2029tail", "no separator 17\nat all\n", "## ## #### 5 ####6\n", "#####  9\n",
+])
+def test_answer_end_is_stable_as_the_text_grows(text):
+    """Generation checks each prefix: the first prefix with an end fixes the cut, and cutting there never
+    changes the extracted answer of the whole text."""
+    ends = [answer_end(text[:k]) for k in range(len(text) + 1)]
+    first = next((e for e in ends if e is not None), None)
+    assert all(e == first for e in ends if e is not None)
+    if first is not None:
+        assert H.extract(text[:first]) == H.extract(text) is not None
+    else:
+        assert answer_end(text) is None
+
+
+def test_only_separator_extraction_stops_answers_early():
+    assert H.end_finder() is answer_end
+    assert AnswerExtractor("exact").end_finder() is None
+    assert AnswerExtractor("regex", r"\d+").end_finder() is None
 
 
 def test_separator_rule_matches_the_seed():
@@ -144,3 +182,39 @@ def test_no_heldout_rows_is_a_clear_error(wp_run, wp_engine, tmp_path):
     cfg.save(run / "config.yaml")
     with pytest.raises(DataError, match="no held-out rows"):
         evaluate_run(run, engine=wp_engine)
+
+
+def _five_chars(text):
+    """A stand-in answer end that a barely trained model reaches too: after five characters."""
+    return 5 if len(text) > 5 else None
+
+
+def test_early_stopped_answers_equal_the_full_answers_cut_at_their_end(wp_run, wp_engine):
+    from studio.evaluate import heldout_rows
+    from studio.inference import BASE, GenerationParams, run_prompt_setup
+
+    cfg = wp_engine.adapters["wp"].config
+    builder, loaded = run_prompt_setup(cfg, wp_engine.tokenizer)
+    held = heldout_rows(cfg, loaded)
+    prompts = [builder.for_row(held[i])[0].input_ids for i in range(6)]
+    params = GenerationParams(max_new_tokens=24)
+    model = wp_engine.model
+    steps = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda *a: steps.append(1))
+    try:
+        for finder in (_five_chars, answer_end):
+            for adapter in ("wp", BASE):
+                steps.clear()
+                full = wp_engine.generate_batch(prompts, params, adapter=adapter, batch_size=4)
+                full_steps = len(steps)
+                steps.clear()
+                seen = []
+                early = wp_engine.generate_batch(prompts, params, adapter=adapter, batch_size=4, answer_end=finder,
+                                                 progress=seen.append)
+                assert early == [t[:e] if (e := finder(t)) is not None else t for t in full]
+                assert seen == sorted(seen) and seen[-1] == len(prompts)
+                if finder is _five_chars:  # every answer reaches five characters early: fewer decoding steps
+                    assert len(steps) < full_steps
+                    assert len(seen) > 2  # rows reported one by one, not once per batch
+    finally:
+        hook.remove()

@@ -12,6 +12,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
+from studio.modeling.kbit_cpu import readable_errors
 
 
 def adapter_context(model: Any, base: bool) -> Any:
@@ -33,14 +34,18 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
                    params: GenerationParams = GREEDY, *, base: bool = False, batch_size: int = 8,
-                   progress: Callable[[int], None] | None = None, stop_event: Any = None) -> list[str]:
+                   progress: Callable[[int], None] | None = None, stop_event: Any = None,
+                   answer_end: Callable[[str], int | None] | None = None) -> list[str]:
     """Answers (decoded, special tokens skipped, cut at stop strings) to token-id prompts.
 
     Args:
         model: a model or PeftModel (its active adapter answers unless ``base``).
         prompts: token ids per prompt.
-        progress: called with the number of prompts finished after each batch.
+        progress: called with the number of prompts finished, as each one finishes.
         stop_event: a ``threading.Event`` that ends the remaining work early (answers so far are returned).
+        answer_end: ``answer_end(text)`` -> where a complete answer ends, or None while it is not complete (e.g.
+            :func:`studio.evaluate.answer_end`); each row stops generating there and is cut there. Rows are
+            computed as in a full-length batch, so the answers equal the full-length ones cut at that point.
     """
     import torch
 
@@ -58,15 +63,49 @@ def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
             mask[i, width - len(p):] = 1
         device = _device(model)
         kwargs = generate_kwargs(params, tokenizer, model, width, (stop_event,) if stop_event is not None else ())
-        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+        kwargs["stopping_criteria"].append(RowsDone(tokenizer, width, kwargs["generation_config"].eos_token_id,
+                                                    answer_end, None if progress is None else
+                                                    (lambda k, s=start: progress(s + k))))
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings(), readable_errors():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         for row in gen[:, width:].tolist():
-            text = tokenizer.decode(row, skip_special_tokens=True)
-            out.append(cut_at_stop(text, params.stop)[0])
+            text = cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), params.stop)[0]
+            end = answer_end(text) if answer_end is not None else None
+            out.append(text[:end] if end is not None else text)
         if progress is not None:
             progress(len(out))
     return out
+
+
+class RowsDone:
+    """A stopping criterion for a batch of answers: a row is done at eos or, with ``answer_end``, once its answer
+    is complete; ``on_done(n)`` hears how many rows of the batch are done each time one more is."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int, eos: Any, answer_end: Callable[[str], int | None] | None,
+                 on_done: Callable[[int], None] | None = None) -> None:
+        self.tokenizer, self.prompt_len, self.answer_end, self.on_done = tokenizer, prompt_len, answer_end, on_done
+        self.eos = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+        self.done: list[bool] = []
+
+    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
+        import torch
+
+        if not self.done:
+            self.done = [False] * input_ids.shape[0]
+        before = sum(self.done)
+        last = input_ids[:, -1].tolist()
+        for row, token in enumerate(last):
+            if self.done[row]:
+                continue
+            if token in self.eos:
+                self.done[row] = True
+            elif self.answer_end is not None:  # a decode per row and step: microseconds against a forward pass
+                text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
+                self.done[row] = self.answer_end(text) is not None
+        if self.on_done is not None and sum(self.done) > before:
+            self.on_done(sum(self.done))
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
 def token_nll(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id: int, base: bool = False,
@@ -93,7 +132,7 @@ def token_nll(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *
             m = torch.tensor(list(row_mask), dtype=torch.bool)
             labels[i, :n] = torch.where(m, ids[i, :n], torch.full_like(ids[i, :n], -100))
         device = _device(model)
-        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings():
+        with adapter_context(model, base), torch.inference_mode(), warnings.catch_warnings(), readable_errors():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
         shift_logits = logits[:, :-1, :].float()

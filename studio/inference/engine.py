@@ -318,12 +318,12 @@ class ChatEngine:
 
     def generate_batch(self, prompts: list[list[int]], params: GenerationParams = GREEDY, *,
                        adapter: str | None = None, batch_size: int = 8, progress: Any = None,
-                       stop_event: threading.Event | None = None) -> list[str]:
+                       stop_event: threading.Event | None = None, answer_end: Any = None) -> list[str]:
         """Answers to several token-id prompts at once (left-padded batches), not streamed; ``adapter=BASE`` for
-        the base model. Used by evaluation."""
+        the base model; ``answer_end`` ends each answer early (see :func:`generate_texts`). Used by evaluation."""
         with self._lock, self._using(adapter) as base:
             return generate_texts(self.model, self.tokenizer, prompts, params, base=base, batch_size=batch_size,
-                                  progress=progress, stop_event=stop_event)
+                                  progress=progress, stop_event=stop_event, answer_end=answer_end)
 
     def loss(self, rows: list[tuple[list[int], list[int]]], *, adapter: str | None = None, batch_size: int = 4,
              progress: Any = None) -> tuple[list[tuple[float, int]], float | None, float | None]:

@@ -101,6 +101,10 @@ class ReplyStream(Iterator[str]):
             err = self.error
             if isinstance(err, StudioError):
                 raise err
+            from studio.modeling.kbit_cpu import explain
+
+            if (packing := explain(err)) is not None:
+                raise packing from err
             raise ModelError(f"generation failed: {type(err).__name__}: {str(err).splitlines()[0][:240]}") from err
         if rest:
             return rest

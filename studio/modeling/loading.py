@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import ModelError
+from studio.modeling import kbit_cpu
 from studio.modeling.attention import choose_attention
 from studio.modeling.devices import compute_dtype, resolve_device
 from studio.modeling.presets import _with_id, find_preset
@@ -56,7 +57,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     eval mode with every parameter frozen. ``tokenizer``: a ``(tokenizer, n_added)`` pair from
     :func:`base_tokenizer`, reused instead of loading it again. ``progress(fraction, message)`` hears about a
     first GGUF dequantization (a ``.gguf`` path, or a preset's offline GGUF). The attention reason is stored on
-    ``model.studio_attention_reason``; added token ids on ``model.studio_added_token_ids``.
+    ``model.studio_attention_reason``; added token ids on ``model.studio_added_token_ids``; layers kept unquantized
+    for bitsandbytes' AVX512-BF16 CPU kernel (:mod:`studio.modeling.kbit_cpu`) on ``model.studio_quant_reason``.
 
     Raises:
         ModelError: the model can't be found or loaded as asked.
@@ -80,9 +82,11 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     path = resolve_model_path(mcfg.name_or_path, progress)
     kwargs: dict[str, Any] = dict(revision=mcfg.revision, trust_remote_code=mcfg.trust_remote_code,
                                   attn_implementation=attn, dtype=dtype)
+    quant_reason = ""
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": 0} if dev == "cuda" else "cpu"
+        quant_reason = kbit_cpu.plan_cpu_4bit(quant, path, kwargs, device=dev)
     try:
         model = _from_pretrained(AutoModelForCausalLM, path, kwargs)
     except OSError as exc:
@@ -91,6 +95,10 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         raise ModelError(f"{mcfg.name_or_path} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
     if quant is None and dev == "cuda":
         model.to("cuda")
+    if for_training:
+        kbit_cpu.keep_unpacked(model)  # packed layers have no backward (training evaluates between steps)
+    else:
+        kbit_cpu.check_loaded(model, device=dev)
     added_ids: list[int] = []
     if n_added:
         added_ids = sorted(i for t, i in tok.get_vocab().items() if i >= model.get_input_embeddings().num_embeddings)
@@ -108,6 +116,7 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         for p in model.parameters():
             p.requires_grad_(False)
     model.studio_attention_reason = reason
+    model.studio_quant_reason = quant_reason
     model.studio_added_token_ids = added_ids
     model.studio_device = dev
     del torch

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.errors import StudioError
+from studio.modeling import kbit_cpu
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -40,6 +41,9 @@ def explain_failure(exc: BaseException, cfg: Any, *, run_dir: Any = None, traina
         return ("out of memory while training", "Try: " + "; ".join(tips or ["a smaller model"]) + ".")
     if isinstance(exc, StudioError):
         return str(exc), ""
+    packing = kbit_cpu.explain(exc)
+    if packing is not None:
+        return str(packing), "Train in 8-bit or without quantization, or use a model whose layer sizes are multiples of 64."
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
             "See train.log in the run directory for the full traceback.")

@@ -220,6 +220,7 @@ class TrainingJob:
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {**self._prepared_info, "dropped_rows": prepared.dropped_rows},
                     "loaded": loaded.to_dict(), "attention_reason": getattr(self.model, "studio_attention_reason", ""),
+                    "quantization_reason": getattr(self.model, "studio_quant_reason", ""),
                     "gradient_checkpointing": gc_on, "memory_estimate": self.estimate.to_dict() if self.estimate else None,
                     "speed": plan.to_dict(), "speed_lines": plan.lines(),
                     "resumed_from": str(self.resume_from) if self.resume_from else None})
@@ -353,7 +354,8 @@ class TrainingJob:
                           train_rows=info.get("train_rows", 0), eval_rows=info.get("eval_rows", 0),
                           gradient_checkpointing=getattr(self, "_gc_on", False),
                           attention_reason=getattr(self.model, "studio_attention_reason", ""),
-                          speed=self.plan.lines() if self.plan is not None else [],
+                          speed=(self.plan.lines() if self.plan is not None else [])
+                          + [q for q in [getattr(self.model, "studio_quant_reason", "")] if q],
                           loaded=self._loaded.to_dict() if getattr(self, "_loaded", None) else {},
                           estimate=self.estimate.to_dict() if self.estimate else {}))
 

@@ -32,6 +32,11 @@ def test_tabs_are_composed_in_order(app):
     assert labels[:3] == ["1 · Data", "2 · Model", "3 · Train"]
 
 
+def test_model_tab_says_what_4bit_means_on_a_cpu(app):
+    widget = app.studio_ctx.forms.model.quantization
+    assert "saves memory" in widget.info and "slower than fp32" in widget.info
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_forms_round_trip_every_bundled_config(path, tmp_path):
     cfg = load_config(path)
