@@ -222,7 +222,7 @@ RESULTS_FILE = "eval_results.json"
 
 
 def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: AnswerExtractor | None = None,
-                 max_new_tokens: int = 256, batch_size: int = 8, engine: Any = None, adapter: str | None = None,
+                 max_new_tokens: int | None = None, batch_size: int = 8, engine: Any = None, adapter: str | None = None,
                  device: str = "auto", accuracy: bool = True, stop_at_answer: bool = True,
                  progress: Callable[[float, str], None] | None = None, stop_event: Any = None) -> EvalReport:
     """Score the base model and the run's adapter on the run's held-out rows.
@@ -231,7 +231,8 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
         run_dir: the run directory.
         rows: use the first N held-out rows (None: all).
         extractor: how final answers are extracted (default: after ``####``).
-        max_new_tokens: answer length for accuracy (greedy decoding).
+        max_new_tokens: answer length for accuracy (greedy decoding); None sizes it to the held-out references
+            (their 95th-percentile token length plus a quarter, 64..1024), so no pass runs far past its answers.
         engine: a loaded ``ChatEngine`` to reuse (the playground's), else the run is loaded.
         adapter: which of the engine's adapters is "tuned" (default: the run's own, else the active one).
         accuracy: also generate answers (False: loss and perplexity only).
@@ -298,6 +299,10 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
         scores[side] = s
     scored = [r for r in per_row if r.reference_answer is not None]
     if accuracy and scored:
+        if max_new_tokens is None:
+            from studio.data.checks import token_budget
+
+            max_new_tokens = token_budget([r.reference for r in scored], engine.tokenizer)
         params = GenerationParams(max_new_tokens=max_new_tokens)
         index = [r.index for r in scored]
         for side, name in (("tuned", adapter), ("base", BASE)):

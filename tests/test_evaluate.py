@@ -218,3 +218,22 @@ def test_early_stopped_answers_equal_the_full_answers_cut_at_their_end(wp_run, w
                     assert len(seen) > 2  # rows reported one by one, not once per batch
     finally:
         hook.remove()
+
+
+def test_answer_budget_follows_the_reference_answers(wp_run, wp_engine, monkeypatch):
+    """Without max_new_tokens, answers may run a quarter past the long (p95) references, not a fixed 256."""
+    from studio.data.checks import token_budget
+    from studio.evaluate import evaluate_run
+
+    tok = wp_engine.tokenizer
+    refs = ["x " * 40, "y " * 200, None, ""]
+    lengths = sorted(len(tok(t, add_special_tokens=False)["input_ids"]) for t in refs if t)
+    assert token_budget(refs, tok) == max(64, -(-int(lengths[-1] * 1.25 + 1) // 32) * 32)
+    assert token_budget([], tok) == 64 and token_budget(["z " * 5000], tok) == 1024
+    seen = []
+    real = wp_engine.generate_batch
+    monkeypatch.setattr(wp_engine, "generate_batch",
+                        lambda prompts, params, **kw: seen.append(params.max_new_tokens) or real(prompts, params, **kw))
+    report = evaluate_run(wp_run, rows=2, engine=wp_engine)
+    expected = token_budget([r.reference for r in report.per_row], tok)
+    assert seen == [expected, expected] and expected < 256

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Extract answers with this regex (group 1 if any) instead of after '####'.")
     group.add_argument("--exact", action="store_true", help="Compare whole answers instead of extracting one.")
     parser.add_argument("--no-accuracy", action="store_true", help="Loss and perplexity only (no generation).")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="Answer length for accuracy (greedy).")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="Answer length for accuracy (greedy; default: sized to the held-out answers).")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per batch.")
     parser.add_argument("--per-row", metavar="FILE", help="Also write per-row results (JSON lines) to FILE.")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to run.")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from studio.commands.train import _quiet_libraries
     from studio.evaluate import AnswerExtractor, evaluate_run
 
-    if args.max_new_tokens < 1 or args.batch_size < 1:
+    if (args.max_new_tokens is not None and args.max_new_tokens < 1) or args.batch_size < 1:
         raise ConfigError("--max-new-tokens and --batch-size must be >= 1")
     extractor = AnswerExtractor("regex", args.answer_regex) if args.answer_regex else \
         AnswerExtractor("exact") if args.exact else AnswerExtractor()

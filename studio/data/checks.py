@@ -106,7 +106,13 @@ CHARS_PER_TOKEN_FLOOR = 2
 def answer_token_budget(loaded: Any, tokenizer: Any = None, *, floor: int = 64, cap: int = 1024) -> int:
     """New tokens that let an answer like the data's longest usual ones (the 95th percentile, plus a quarter)
     finish, rounded up to a multiple of 32 and kept within ``floor``..``cap``."""
-    texts = [t for t in answers(loaded) if t.strip()]
+    return token_budget(answers(loaded), tokenizer, floor=floor, cap=cap)
+
+
+def token_budget(texts: Sequence[str | None], tokenizer: Any = None, *, floor: int = 64, cap: int = 1024) -> int:
+    """New tokens for answers like ``texts`` (95th percentile of their lengths plus a quarter, a multiple of 32,
+    within ``floor``..``cap``); token counts with ``tokenizer``, else estimated from characters."""
+    texts = [t for t in texts if t and t.strip()]
     if not texts:
         return floor
     if tokenizer is not None:
