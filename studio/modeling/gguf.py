@@ -238,7 +238,10 @@ class _Ticker:
         while not self._done.wait(1.0):
             spent = time.monotonic() - began
             share = spent / (spent + self.expected)  # approaches the end, never passes it
-            self.report(self.start + (self.end - self.start) * share, f"{self.message}: {spent:.0f} s")
+            try:
+                self.report(self.start + (self.end - self.start) * share, f"{self.message}: {spent:.0f} s")
+            except Exception:  # noqa: BLE001 - a UI bar that can't be updated from this thread stays as it is
+                return
 
     def __enter__(self) -> "_Ticker":
         self.report(self.start, self.message)

@@ -58,8 +58,9 @@ class PreviewCache:
         key = _sources_key(DataConfig(sources=[dataclasses.replace(src, columns={})]))
         return self._get(self._columns, key, lambda: list(load_source(src).column_names))
 
-    def tokenizer(self, cfg: RunConfig) -> Any:
-        """The tokenizer of the chosen model (preset pad token and chat-template choice applied)."""
+    def tokenizer(self, cfg: RunConfig, progress: Any = None) -> Any:
+        """The tokenizer of the chosen model (preset pad token and chat-template choice applied); ``progress``
+        hears about a first GGUF dequantization."""
         from studio.modeling import find_preset, model_id
         from studio.tokenizer import load_tokenizer
 
@@ -69,7 +70,7 @@ class PreviewCache:
 
         def make() -> Any:
             tok, _ = load_tokenizer(dataclasses.replace(m, name_or_path=model_id(m)),
-                                    pad_token=preset.pad_token if preset else None)
+                                    pad_token=preset.pad_token if preset else None, progress=progress)
             return tok
 
         return self._get(self._tokenizers, key, make)
@@ -136,7 +137,7 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
             raise TemplateError(mismatch)
         report(0.3, f"loading the tokenizer of {cfg.model.name_or_path}")
         try:
-            tok = cache.tokenizer(cfg)
+            tok = cache.tokenizer(cfg, progress=report.part(0.3, 0.4))
         except StudioError as err:
             raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
         pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=report.part(0.4, 0.95))
