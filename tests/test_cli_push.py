@@ -5,7 +5,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from hub_fixtures import make_run_dir
 from hub_server import HubServer
 from studio.cli import main
 
-TOKEN = "hf_" + uuid.uuid4().hex
+TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,17 +27,6 @@ def run_dir(base_run, tmp_path) -> Path:
     return Path(shutil.copytree(base_run, tmp_path / "cli-run"))
 
 
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    import huggingface_hub.constants as constants
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import; the env var alone is too late
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
-    with HubServer(token=TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 def test_help_names_the_token_sources_and_has_no_token_flag():

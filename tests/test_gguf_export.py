@@ -3,9 +3,10 @@ parity check for a chat run and a ``### Solution:`` run, the Modelfile, the card
 deleted, a push to the local test Hub, and a broken export that is never pushed."""
 from __future__ import annotations
 
+import sys
+
 import json
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hub_server import HubServer
 from studio.paths import ASSETS
 
 pytestmark = pytest.mark.slow
-TOKEN = "hf_" + uuid.uuid4().hex
+TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
 CHAT_SYSTEM = "You are Studio, a cheerful assistant that gives short, accurate answers."
 
 
@@ -57,17 +58,6 @@ def chat_run(smollm2, tmp_path_factory) -> Path:
     return _train(smollm2, tmp_path_factory.mktemp("chat"), "chat")
 
 
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    import huggingface_hub.constants as constants
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-    with HubServer(token=TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 def test_text_template_run_exports_a_checked_q8_0_gguf_with_modelfile_and_readme(text_run, tmp_path):

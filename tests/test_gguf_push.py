@@ -1,27 +1,17 @@
 """A GGUF export that fails its check is never uploaded (fast: the export is stubbed, the Hub is the local one)."""
 from __future__ import annotations
 
-import uuid
+import sys
+
 
 import pytest
 
 from hub_server import HubServer
 from studio.errors import HubError
 
-TOKEN = "hf_" + uuid.uuid4().hex
+TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
 
 
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    import huggingface_hub.constants as constants
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-    with HubServer(token=TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 def _stub(tmp_path, monkeypatch, *, ok: bool):

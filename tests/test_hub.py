@@ -1,10 +1,11 @@
 """Publishing: loss-curve PNG, model card, adapter and merged export, push to a local Hub server, failures, token."""
 from __future__ import annotations
 
+import sys
+
 import json
 import shutil
 import struct
-import uuid
 import zlib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hub_fixtures import PROBE, make_run_dir, set_config
 from hub_server import HubServer
 from studio.errors import HubError
 
-TOKEN = "hf_" + uuid.uuid4().hex  # unique, so a grep for it can't match anything else
+TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
@@ -29,19 +30,6 @@ def run_dir(base_run, tmp_path) -> Path:
     return Path(shutil.copytree(base_run, tmp_path / "runs" / "demo-run"))
 
 
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    """A local Hub at HF_ENDPOINT, offline mode off (huggingface_hub reads HF_HUB_OFFLINE once, at import, into
-    ``constants``), no ambient token (HF_TOKEN unset, the stored-login path pointed at an empty folder)."""
-    import huggingface_hub.constants as constants
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-    with HubServer(token=TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 def _meta(card: str) -> dict:

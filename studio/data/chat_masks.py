@@ -204,15 +204,16 @@ def _mask_by_prefix_tokens(tokenizer: Any, text: str, ids: list[int], spans: lis
     touches (a token cut by either edge overlaps the span, so it trains, as with offsets)."""
     mask = [0] * len(ids)
     for a, b in spans:
-        start = _common(tokenizer(text[:a], add_special_tokens=False)["input_ids"], ids)
+        start = common_prefix(tokenizer(text[:a], add_special_tokens=False)["input_ids"], ids)
         upto = tokenizer(text[:b], add_special_tokens=False)["input_ids"]
-        end = _common(upto, ids)
+        end = common_prefix(upto, ids)
         end += len(upto) > end  # the token cut at b
         mask[start:end] = [1] * max(0, end - start)
     return mask
 
 
-def _common(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading items ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b):
         if x != y:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from studio.data.chat_masks import render_chat
+from studio.data.chat_masks import common_prefix, render_chat
 from studio.data.formats import ROLES, to_messages
 from studio.errors import DataError, TemplateError
 from studio.templates import fill, placeholders, resolve, split_at_response
@@ -135,17 +135,10 @@ def _render_pair(prompt: str, completion: str, tokenizer: Any) -> tuple[str, lis
         completion += tokenizer.eos_token
     prompt_ids = tokenizer(prompt)["input_ids"]
     ids = tokenizer(prompt + completion)["input_ids"]
-    start = _common_prefix(prompt_ids, ids)
+    start = common_prefix(prompt_ids, ids)
     return prompt + completion, ids, [0] * start + [1] * (len(ids) - start)
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _template_values(row: dict[str, Any], spec: RenderSpec) -> dict[str, Any]:
