@@ -88,22 +88,18 @@ def real_config_dict(runs_dir: str | os.PathLike, config: str = "smollm2_word_pr
     return raw
 
 
-HUB_TOKEN = "hf_" + __import__("uuid").uuid4().hex
-"""The local test Hub's token: unique per session, so a grep for it in written files can't match anything else."""
-
-
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
     """A local Hub at HF_ENDPOINT, offline mode off (huggingface_hub reads HF_HUB_OFFLINE once, at import, into
     ``constants``), no ambient token (HF_TOKEN unset, the stored-login path pointed at an empty folder)."""
     import huggingface_hub.constants as constants
 
-    from hub_server import HubServer
+    from hub_server import TEST_TOKEN, HubServer
 
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-    with HubServer(token=HUB_TOKEN) as server:
+    with HubServer(token=TEST_TOKEN) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         yield server

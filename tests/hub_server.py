@@ -33,6 +33,10 @@ from typing import Any
 
 import yaml
 
+TEST_TOKEN = "hf_" + __import__("uuid").uuid4().hex
+"""The token of the shared `hub` fixture (tests/conftest.py): unique per session, so a grep for it in written files
+can't match anything else."""
+
 _REPO = r"(?P<repo>[^/]+/[^/]+)"
 ROUTES = [
     ("GET", re.compile(r"^/api/whoami-v2$"), "whoami"),

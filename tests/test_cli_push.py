@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hub_fixtures import make_run_dir
-from hub_server import HubServer
+from hub_server import TEST_TOKEN, HubServer
 from studio.cli import main
 
-TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
+TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 ROOT = Path(__file__).resolve().parent.parent
 
 

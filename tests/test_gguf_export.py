@@ -3,7 +3,6 @@ parity check for a chat run and a ``### Solution:`` run, the Modelfile, the card
 deleted, a push to the local test Hub, and a broken export that is never pushed."""
 from __future__ import annotations
 
-import sys
 
 import json
 import shutil
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hub_server import HubServer
+from hub_server import TEST_TOKEN, HubServer
 from studio.paths import ASSETS
 
 pytestmark = pytest.mark.slow
-TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
+TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 CHAT_SYSTEM = "You are Studio, a cheerful assistant that gives short, accurate answers."
 
 

@@ -1,15 +1,14 @@
 """A GGUF export that fails its check is never uploaded (fast: the export is stubbed, the Hub is the local one)."""
 from __future__ import annotations
 
-import sys
 
 
 import pytest
 
-from hub_server import HubServer
+from hub_server import TEST_TOKEN, HubServer
 from studio.errors import HubError
 
-TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
+TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 
 
 

@@ -1,7 +1,6 @@
 """Publishing: loss-curve PNG, model card, adapter and merged export, push to a local Hub server, failures, token."""
 from __future__ import annotations
 
-import sys
 
 import json
 import shutil
@@ -12,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hub_fixtures import PROBE, make_run_dir, set_config
-from hub_server import HubServer
+from hub_server import TEST_TOKEN, HubServer
 from studio.errors import HubError
 
-TOKEN = sys.modules["conftest"].HUB_TOKEN  # the shared `hub` fixture's token
+TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
