@@ -65,10 +65,11 @@ def test_real_model_trains_on_each_bundled_format(kind, tmp_path, smollm2_folder
         assert trained_text(tok, shown).strip()
         # every trained span (each assistant turn) starts right after the answer marker and ends the answer
         pieces = shown.segments
-        for before, (piece, trained) in zip(pieces, pieces[1:]):
+        for k, (before, (piece, trained)) in enumerate(zip(pieces, pieces[1:])):
             if trained:
                 assert not before[1] and before[0].rstrip().endswith(marker.rstrip()), (before, piece)
-                assert piece.endswith(tok.eos_token), piece
+                cut = shown.truncated and k + 2 == len(pieces)  # the last answer of a row cut at max_length
+                assert cut or piece.endswith(tok.eos_token), piece
 
     job = _train(cfg)
     engine = ChatEngine.from_run(job.run_dir, device="cpu")
