@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 EPILOG = """\
 examples:
@@ -59,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     merged = args.format == "merged"
     out = args.out or default_export_dir(args.run, merged)
     result = export(args.run, out, merged=merged, repo_id=args.repo, device=args.device, progress=_progress)
+    return print_export(result)
+
+
+def print_export(result: Any) -> int:
+    """An adapter/merged export's notes and probe check on stderr, its folder on stdout (exit code 0)."""
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.probe is not None:

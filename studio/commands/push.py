@@ -85,12 +85,9 @@ def run(args: argparse.Namespace) -> int:
         result = export(args.run, args.export_only, merged=merged, card=card, repo_id=args.repo or hub_cfg.repo_id,
                         max_shard_size=args.max_shard_size, dtype=args.dtype, device=args.device,
                         progress=_progress)
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if result.probe is not None:
-            print(f"probe check: {result.probe.describe()}", file=sys.stderr)
-        print(result.path)
-        return 0
+        from studio.commands.export import print_export
+
+        return print_export(result)
     repo = args.repo or hub_cfg.repo_id
     if not repo:
         raise HubError("no repo to push to: pass --repo NAME (or set hub.repo_id in the run's config), or use "
