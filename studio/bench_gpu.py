@@ -9,9 +9,9 @@ process:
   to the longest in the batch), 8 rows per step; QLoRA via peft's ``prepare_model_for_kbit_training``.
 * ``tuned``  -- TRL tuned by hand: bfd packing (padding-free), flash-attn if installed else SDPA (``--tuned-attn``
   overrides), Liger kernels if installed, gradient checkpointing off when the memory estimate says it fits.
-* ``studio`` -- the same SFTTrainer driven by :mod:`studio.speed`: :func:`~studio.speed.plan.plan_speed` (packing
-  with boundary-aware attention, micro-batch sized to ``batch_size`` rows, checkpointing policy, booster) and
-  k-bit preparation without the fp32 upcast -- the functions the training engine calls.
+* ``studio`` -- the real engine, :class:`~studio.training.TrainingJob` (:mod:`studio.bench_gpu_job`): its data
+  layer, speed plan (packing with boundary-aware attention, micro-batch sized to ``batch_size`` rows, checkpointing
+  policy, booster), k-bit preparation without the fp32 upcast, loss path and callbacks, as in a user's run.
 
 Each run trains ``--warmup`` steps, then steps until ``--tokens`` real (non-pad) tokens or ``--max-seconds``. Per
 run: real tokens/s, step time p50/p95, peak allocated/reserved memory, MFU (``4N + 3A`` FLOPs per token), the
@@ -221,19 +221,21 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
     import warnings
 
     warnings.filterwarnings("ignore")
+    if run in ("studio", "studio-lowmem"):  # the real engine, as a user's run
+        from studio.bench_gpu_job import run_studio_job
+
+        return run_studio_job(shape, run, smoke=smoke, workdir=workdir, tokens=tokens, max_seconds=max_seconds)
+
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from trl import SFTConfig
 
     from studio.modeling import estimate_memory
-    from studio.speed import apply_booster, plan_speed, sft_speed_kwargs
-    from studio.speed.attention import choose_packed_attention
     from studio.speed.boosters import choose_booster
     from studio.speed.checkpointing import decide_checkpointing
     from studio.speed.flops import effective_seq, flops_per_token, mfu, peak_flops
     from studio.speed.kbit import fp32_param_count
-    from studio.speed.plan import prepare_for_training
 
     settings = dict(SMOKE if smoke else GPU)
     device = "cuda" if torch.cuda.is_available() and not smoke else "cpu"
@@ -243,7 +245,6 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
     quant = SHAPES[shape]["quantization"]
     mconf = _model_config(shape, smoke)
     rows = synthetic_rows(settings["rows"], settings["min_len"], settings["max_len"], mconf.vocab_size)
-    mean_tokens = sum(len(r["input_ids"]) for r in rows) / len(rows)
     cfg = _studio_cfg(shape, smoke, settings, device)
     notes: list[str] = []
     bs, max_len = settings["batch_size"], settings["max_len"]
@@ -282,17 +283,6 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
         kbit = "peft" if quant != "none" else "none"
         args.update(packing=True, packing_strategy="bfd", gradient_checkpointing=gc_on,
                     use_liger_kernel=booster == "liger")
-    elif run in ("studio", "studio-lowmem"):
-        if run == "studio-lowmem":  # the same engine with checkpointing forced on: the memory-first trade-off
-            cfg = cfg.with_overrides(["train.gradient_checkpointing=true"])
-        plan = plan_speed(cfg, mconf, device, mean_tokens=mean_tokens)
-        attn, packing, gc_on = plan.attn_impl, plan.packing, plan.gradient_checkpointing
-        model = _load(shape, smoke, attn, dtype, workdir, device)
-        prepare_for_training(model, plan)
-        apply_booster(model, plan)
-        booster, kbit = plan.booster, plan.kbit
-        args.update(sft_speed_kwargs(plan))
-        notes = plan.lines()
     else:
         raise ValueError(f"unknown run {run!r}; choose from {', '.join(RUNS)}, studio-lowmem")
 

@@ -44,6 +44,7 @@ def test_smoke_json_on_cpu():
     assert max(probes) - min(probes) < 1e-3
     assert runs["plain"]["packing"] is False and runs["plain"]["gradient_checkpointing"] is True
     assert runs["studio"]["packing"] is True and runs["studio"]["notes"]
+    assert "engine: TrainingJob" in runs["studio"]["notes"]  # the real engine, not hand-built SFTConfig args
     assert set(report["ratios"]) == {"studio_vs_plain_tokens", "studio_vs_plain_memory", "studio_vs_tuned_tokens"}
     assert all(v is not None and v > 0 for v in report["ratios"].values())
 

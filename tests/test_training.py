@@ -134,7 +134,8 @@ def test_packing_trains_and_a_missing_booster_is_a_reason(tiny_cfg):
     assert isinstance(result, Finished), result
     logs = [e for e in job.events.all() if isinstance(e, Log)]
     assert len(logs) == 3 and all(e.loss is not None for e in logs)
-    assert all(e.padding_share == 0 for e in logs)  # padding-free packing
+    # padding-free packing; on CPU each bin may be its own row (studio.speed.packrows): only a short pad tail
+    assert all(e.padding_share is not None and e.padding_share < 0.2 for e in logs), [e.padding_share for e in logs]
     speed = job.events.all()[0].speed
     assert speed[1].startswith("packing: bfd") and "micro-batch" in speed[5] and "rows" in speed[5]
     if importlib.util.find_spec("liger_kernel") is None:

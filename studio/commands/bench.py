@@ -3,6 +3,7 @@
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
     studio bench learn [--steps 30] [--rows 20] [--json]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
+    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json]
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                     "format rate after --steps (default 30, about 5 minutes on 2 cores).",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
            "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
-                        "step-time slowdown vs no pollers (ratio)."}
+                        "step-time slowdown vs no pollers (ratio).",
+           "train": "Studio's engine vs plain TRL SFTTrainer + peft on the real SmolLM2, uniform and skewed chats, "
+                    "each run in its own process: steps/s, real tokens/s, peak RSS, first-step loss, ratios "
+                    "(--smoke: the demo model, a few steps)."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Override a config value (repeatable).")
     parser.add_argument("--steps", type=int, default=None,
                         help="Optimizer steps per timed run (default 40; learn: 30).")
-    parser.add_argument("--rounds", type=int, default=2, help="Alternated rounds (each runs both engines).")
-    parser.add_argument("--warmup", type=int, default=5, help="Steps left out of the timing at the start.")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="Alternated rounds (each runs both engines; default 2, train: 1).")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="Steps left out of the timing at the start (default 5, train: 2).")
     parser.add_argument("--rows", type=int, default=None,
-                        help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20).")
+                        help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20); "
+                             "train: rows per setup (default 60).")
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
@@ -59,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name == "learn":
         return _learn(args)
+    if args.name == "train":
+        return _train(args)
     args.steps = args.steps or 40
+    args.rounds = 2 if args.rounds is None else args.rounds
+    args.warmup = 5 if args.warmup is None else args.warmup
 
     if args.name == "poll-load":
         if args.clients < 1 or args.steps <= args.warmup + 2:
@@ -113,3 +124,17 @@ def _learn(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from studio.bench_train import bench_train
+
+    result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
+                         warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,
+                         report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
+    if args.json:
+        print(json.dumps(result))
+    return 0 if all(not r.get("error") for r in result["runs"]) else 1

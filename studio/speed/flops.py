@@ -167,8 +167,9 @@ def batch_token_sums(inputs: dict[str, Any]) -> tuple[Any, int, Any]:
         lens = cu.diff()
         return lens.sum(), positions, (lens * lens).sum()
     pos = inputs.get("position_ids")
-    if pos is not None:
-        return int(pos.numel()), positions, (2 * pos + 1).sum()
+    if pos is not None:  # packed rows (studio.speed.packrows) carry their real count; the pad tail counts in sum_sq
+        real = inputs.get("studio_real_tokens")
+        return real if real is not None else int(pos.numel()), positions, (2 * pos + 1).sum()
     return positions, positions, positions * positions
 
 

@@ -111,7 +111,11 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
                                                 preset=preset, flash_version=flash_version,
                                                 capability=capability, flex_ok=flex_ok)
     packing = bool(tc.packing)
-    if not packing:
+    if not packing and dev == "cpu":
+        strategy, packing_reason = None, ("off (train.packing: false): the same rows per step, padding-free (one "
+                                          "flattened row, or padded rows where the attention mask makes that "
+                                          "cheaper; rows are already cut to max_length)")
+    elif not packing:
         strategy, packing_reason = None, "off (train.packing: false): rows are padded to the longest in the batch"
     elif attn_reason.startswith("no packing:"):
         packing, strategy, packing_reason = False, None, attn_reason
@@ -135,7 +139,7 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
                         f"than train.batch_size={rows} rows)")
     else:
         packs = rows
-        batch_reason = f"{rows} rows padded to the longest in the batch"
+        batch_reason = f"{rows} rows" + (" without padding" if dev == "cpu" else " padded to the longest in the batch")
 
     est = estimate
     if est is None and model_config is not None:
@@ -278,6 +282,8 @@ def sft_speed_kwargs(plan: SpeedPlan) -> dict[str, Any]:
         out["per_device_eval_batch_size"] = plan.per_device_batch
     if plan.packing:
         out["packing_strategy"] = plan.packing_strategy
+    elif plan.device == "cpu":  # the data layer already cut rows to max_length; TRL wants None for padding-free
+        out.update(padding_free=True, max_length=None)
     if plan.gradient_checkpointing:
         out["gradient_checkpointing_kwargs"] = dict(CHECKPOINT_KWARGS)
     out["use_liger_kernel"] = False  # the booster is applied by apply_booster (instance patch, reason on failure)

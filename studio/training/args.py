@@ -34,6 +34,7 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
         gradient_accumulation_steps=tc.grad_accum, learning_rate=tc.learning_rate,
         lr_scheduler_type=tc.lr_scheduler, warmup_steps=float(tc.warmup_ratio), weight_decay=tc.weight_decay,
         max_grad_norm=tc.max_grad_norm, optim=tc.optim, seed=tc.seed, logging_steps=tc.logging_steps,
+        logging_first_step=True,
         save_strategy="steps", save_steps=tc.save_steps, save_total_limit=tc.save_total_limit,
         eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps,
         max_length=tc.max_length, packing=tc.packing, completion_only_loss=True,

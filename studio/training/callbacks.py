@@ -105,14 +105,66 @@ def _trainer_class() -> type:
 
     class StudioSFTTrainer(SFTTrainer):
         """SFTTrainer that counts each training micro-batch's real tokens, positions and squared sequence lengths
-        for the live tokens/s, padding share and MFU (sums stay on the device until a log step reads them)."""
+        for the live tokens/s, padding share and MFU (sums stay on the device until a log step reads them), and,
+        where :func:`studio.speed.loss.fast_path_reason` allows, computes the same loss with the LM head on the
+        trained positions only and the entropy / token-accuracy metrics on logging steps only."""
 
         studio_window: Any = None
+        studio_fast_loss: str | None = ""
+        """None: the fast loss path is on; a reason: TRL's own ``compute_loss``; "": not decided yet."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            from studio.speed.loss import fast_path_reason
+            from studio.speed.packrows import PacksAsRows, costs, packs_as_rows_reason
+
+            self.studio_fast_loss = fast_path_reason(self, self.model)
+            if self.studio_fast_loss is None and packs_as_rows_reason(self) is None:
+                try:  # SDPA: sum(L^2) attention, not (sum L)^2, where that is cheaper
+                    self.data_collator = PacksAsRows(self.data_collator, *costs(self.model.config))
+                except Exception:  # noqa: BLE001 - an architecture without FLOPs figures keeps TRL's collation
+                    pass
 
         def training_step(self, model, inputs, *args, **kwargs):
             if self.studio_window is not None:
                 self.studio_window.add(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from studio.speed.loss import fast_path_reason, head_loss
+            from studio.speed.packrows import REAL_TOKENS
+
+            real = inputs.pop(REAL_TOKENS, None)
+            if self.studio_fast_loss == "":
+                self.studio_fast_loss = fast_path_reason(self, model)
+            if return_outputs or self.studio_fast_loss is not None or "shift_labels" in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            loss, stats = head_loss(model, inputs, num_items_in_batch, metrics=mode == "eval" or self._logs_now())
+            if "entropy_sum" in stats:  # the same figures TRL logs, from the same positions
+                valid = stats["num_valid"]
+                ok = bool(valid > 0)
+                self._metrics[mode]["entropy"].append((stats["entropy_sum"] / valid).item() if ok else 0.0)
+                self._metrics[mode]["mean_token_accuracy"].append(
+                    (stats["num_correct"] / valid).item() if ok else 0.0)
+            if mode == "train":
+                if real is not None:
+                    self._total_train_tokens += int(real)
+                elif "attention_mask" in inputs:
+                    self._total_train_tokens += int(inputs["attention_mask"].sum())
+                else:
+                    self._total_train_tokens += int(inputs["position_ids"].size(1))
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+        def _logs_now(self) -> bool:
+            """Whether the step being computed ends in a log (metrics are only read there)."""
+            args, state = self.args, self.state
+            if str(getattr(args.logging_strategy, "value", args.logging_strategy)) != "steps":
+                return True
+            step = state.global_step + 1
+            every = state.logging_steps or args.logging_steps
+            return (step == 1 and args.logging_first_step) or (bool(every) and step % every == 0)
 
     return StudioSFTTrainer
 

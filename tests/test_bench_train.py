@@ -1,0 +1,45 @@
+"""`studio bench train`: the skewed chat set, and a smoke-size call of the whole benchmark (no timing assertions)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio.bench_train import skewed_chats
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_skewed_chats_span_20_to_1000_tokens_with_a_long_tail_and_repeat(smollm2_tokenizer):
+    rows = skewed_chats(60, smollm2_tokenizer)
+    lengths = [len(smollm2_tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])
+               for r in rows]
+    assert 20 <= min(lengths) <= 40 and 900 <= max(lengths) <= 1000
+    assert sorted(lengths)[len(lengths) // 2] < sum(lengths) / len(lengths)  # skewed: median below the mean
+    assert rows == skewed_chats(60, smollm2_tokenizer)  # deterministic
+
+
+@pytest.mark.slow
+def test_bench_train_smoke_json():
+    proc = subprocess.run([sys.executable, "-m", "studio.cli", "bench", "train", "--smoke", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs = {(r["setup"], r["run"]): r for r in report["runs"]}
+    assert set(runs) == {("uniform", "studio"), ("uniform", "plain"), ("skewed", "studio"),
+                         ("skewed", "studio-unpacked"), ("skewed", "plain")}
+    for r in runs.values():
+        assert not r.get("error"), r
+        assert r["steps_per_s"] > 0 and r["tokens_per_s"] > 0 and r["peak_rss_bytes"] > 0 and r["first_loss"] > 0
+    # the same first step through both engines: the loss path changes the work, not the loss
+    assert abs(runs["uniform", "studio"]["first_loss"] - runs["uniform", "plain"]["first_loss"]) < 1e-4
+    assert abs(runs["skewed", "studio-unpacked"]["first_loss"] - runs["skewed", "plain"]["first_loss"]) < 1e-4
+    # one epoch each over the same rows: the same real tokens trained, packed, unpacked or padded
+    assert runs["skewed", "studio"]["packing"] and not runs["skewed", "studio-unpacked"]["packing"]
+    assert runs["skewed", "studio"]["real_tokens"] == runs["skewed", "plain"]["real_tokens"] \
+        == runs["skewed", "studio-unpacked"]["real_tokens"]
+    assert all(v is not None and v > 0 for v in report["ratios"].values())
+    assert "skewed: studio packed / plain TRL padded real tokens/s" in proc.stderr
