@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,9 +39,6 @@ PROMPT_FORMAT = "prompt_format.json"
 HELDOUT = "heldout.jsonl"
 EVAL_RESULTS = "eval_results.json"
 """Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / EVAL_RESULTS)``)."""
-
-PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "tokenizers",
-            "flash-attn", "liger-kernel", "gradio")
 
 
 def rank() -> int:
@@ -117,33 +113,6 @@ def _broadcast(value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def environment_info(device: str) -> dict[str, Any]:
-    """Versions, Python, OS, device and GPU (name, memory, capability), world size."""
-    import torch
-
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "packages": package_versions(), "device": device, "world_size": world_size(),
-                            "cpu_count": os.cpu_count(), "gpu": None}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 1024 ** 3, 2),
-                       "capability": ".".join(map(str, torch.cuda.get_device_capability(0))),
-                       "count": torch.cuda.device_count(), "cuda": torch.version.cuda}
-    return info
 
 
 def write_environment(run_dir: Path, info: dict[str, Any]) -> None:

@@ -77,7 +77,9 @@ def test_load_run_and_checkpoints(tmp_path):
 
 
 def test_environment_info_and_rank(monkeypatch, tmp_path):
-    info = runs.environment_info("cpu")
+    from studio.environment import environment_info
+
+    info = environment_info("cpu")
     assert info["packages"]["transformers"] and info["device"] == "cpu" and "python" in info
     monkeypatch.setenv("RANK", "1")
     assert not runs.is_main_process()

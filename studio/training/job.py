@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from studio import runs
+from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training.args import sft_args
@@ -172,7 +173,7 @@ class TrainingJob:
         st.gradient_checkpointing, st.gc_reason = plan.gradient_checkpointing, plan.gc_reason
         st.speed_lines, st.loaded, st.trainable_params = plan.lines(), loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
-        env = runs.environment_info(st.device)
+        env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
                              "dropped_rows": prepared.dropped_rows},
