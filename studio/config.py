@@ -227,8 +227,11 @@ class HubConfig:
 
     def __post_init__(self) -> None:
         _check_choice("hub", "push", self.push, PUSH_KINDS)
-        if self.repo_id is not None and (self.repo_id.count("/") > 1 or not self.repo_id.strip("/ ")):
-            raise ConfigError(f"hub.repo_id must look like 'name' or 'owner/name', got {self.repo_id!r}")
+        if self.repo_id is not None:
+            from studio.hub.net import repo_id_problem
+
+            if repo_id_problem(self.repo_id):
+                raise ConfigError(f"hub.repo_id must look like 'name' or 'owner/name', got {self.repo_id!r}")
 
 
 @dataclass

@@ -127,7 +127,7 @@ def test_estimate_close_to_measured_on_cuda(tiny_cfg):
 
 
 def test_presets_carry_the_base_licence_for_the_card():
-    from studio.hub.card import _preset_license
+    from studio.hub.card_data import _preset_license
     from studio.modeling import list_presets
 
     hub_presets = [p for p in list_presets() if p.name != "demo-tiny"]

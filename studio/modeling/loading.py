@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from studio.errors import ModelError
+from studio.errors import ModelError, hub_unreachable
 from studio.modeling import kbit_cpu
 from studio.modeling.attention import choose_attention
 from studio.modeling.devices import compute_dtype, resolve_device
@@ -152,7 +152,7 @@ def _explain_load(name: str, exc: Exception) -> str:
     text = str(exc)
     if Path(name).expanduser().exists():
         return f"{name} has no model weights or config.json ({text.splitlines()[0][:160]})"
-    if any(k in text for k in ("offline", "connect", "resolve", "Connection", "internet", "outgoing traffic")):
+    if hub_unreachable(exc):
         return (f"can't reach the Hugging Face Hub to download {name!r}; use a local folder or the offline demo "
                 f"model 'studio/demo-tiny'")
     return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"
