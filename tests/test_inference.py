@@ -131,10 +131,10 @@ def test_base_answers_come_from_the_same_weights_with_the_adapter_off(wp_engine)
                                                                     m.base_layer.weight.data_ptr())))
     try:
         result = wp_engine.compare(QUESTION, params=SHORT)  # tuned streams first, then base
-        tuned_calls = next(i for i, (off, _) in enumerate(seen) if off)
     finally:
         hook.remove()
-    assert 0 < tuned_calls < len(seen)
+    tuned_calls = next((i for i, (off, _) in enumerate(seen) if off), len(seen))
+    assert 0 < tuned_calls < len(seen), "the base answer ran with the adapter on"
     assert {off for off, _ in seen[:tuned_calls]} == {False} and {off for off, _ in seen[tuned_calls:]} == {True}
     assert {ptr for _, ptr in seen} == {weight.data_ptr()}  # both answers read one storage of the base weight
     assert result["base"].adapter == BASE and result["tuned"].adapter == "wp"
@@ -201,6 +201,26 @@ def test_stop_strings_cut_the_answer(wp_engine):
     assert cut.text == text[:text.find(stop)]
     assert cut.finish_reason == "stop_string"
     assert cut.n_tokens < full.n_tokens
+
+
+def test_batched_answers_stop_generating_at_a_stop_string(wp_engine):
+    """Evaluation and probes (no streaming): transformers' StopStringCriteria ends the row, the text is cut."""
+    from studio.inference import generate_texts
+
+    model, tok = wp_engine.model, wp_engine.tokenizer
+    prompts = [wp_engine.build_prompt(QUESTION).input_ids]
+    params = GenerationParams(max_new_tokens=20, do_sample=True, seed=1)
+    calls: list[int] = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        (text,) = generate_texts(model, tok, prompts, params)
+        full_steps = len(calls)
+        stop = text[6:9]
+        (cut,) = generate_texts(model, tok, prompts, params.replace(stop=(stop,)))
+    finally:
+        hook.remove()
+    assert len(text) > 10 and cut == text[:text.find(stop)]
+    assert len(calls) - full_steps < full_steps  # generation itself ended early, not just the text
 
 
 def test_stop_scanner_holds_back_partial_stop_strings():
