@@ -38,15 +38,13 @@ def setting_word(value: Any) -> str:
     return "auto" if setting == "auto" else ("on" if setting else "off")
 
 
-def decide_checkpointing(setting: Any, estimate: Any = None, *,
-                         margin: float = SAFETY_MARGIN) -> tuple[bool, str]:
+def decide_checkpointing(setting: Any, estimate: Any = None) -> tuple[bool, str]:
     """Whether to checkpoint activations, and why.
 
     Args:
         setting: ``"auto"``, True or False (``TrainConfig.gradient_checkpointing`` after validation).
         estimate: a :class:`studio.modeling.MemoryEstimate` for the planned micro-batch (any
             ``gradient_checkpointing``: both activation figures are in it); required for ``auto``.
-        margin: share of device memory to keep free.
 
     Returns:
         ``(on, reason)``
@@ -59,6 +57,7 @@ def decide_checkpointing(setting: Any, estimate: Any = None, *,
         return True, "gradient checkpointing on (auto, no memory estimate available: the safe choice)"
     if estimate.device == "cpu":
         return False, "gradient checkpointing off (auto: CPU run, memory is system RAM)"
+    margin = SAFETY_MARGIN  # one margin for every caller (the engine, the estimate, the benchmarks)
     base = estimate.total_gb - estimate.activations_gb
     without = base + estimate.activations_no_ckpt_gb
     budget = (1 - margin) * estimate.device_gb
