@@ -73,7 +73,7 @@ class GenerationParams:
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             value = values.get(f.name)
-            if value is None or (isinstance(value, str) and not value.strip() and f.type != "tuple[str, ...]"):
+            if value is None or (isinstance(value, str) and not value.strip() and _kind(f) != "tuple"):
                 if f.name in defaults:
                     kwargs[f.name] = defaults[f.name]
                 continue
@@ -89,9 +89,15 @@ class GenerationParams:
         return out
 
 
+def _kind(f: dataclasses.Field) -> str:
+    """``int``, ``float``, ``bool`` or ``tuple`` (annotations are strings here: ``from __future__``)."""
+    name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return "tuple" if name.startswith("tuple") else name
+
+
 def _typed(f: dataclasses.Field, value: Any) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    if kind.startswith("tuple"):
+    kind = _kind(f)
+    if kind == "tuple":
         items = value.splitlines() if isinstance(value, str) else list(value)
         return tuple(s for s in items if s.strip())
     if kind == "bool":
@@ -112,10 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     field's help and default."""
     for f in dataclasses.fields(GenerationParams):
         flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        kind = _kind(f)
         if kind == "bool":
             parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
-        elif kind.startswith("tuple"):
+        elif kind == "tuple":
             parser.add_argument(flag, dest=f.name, action="append", default=[], metavar="TEXT",
                                 help=f.metadata["help"])
         else:
