@@ -126,7 +126,7 @@ class ModelConfig:
 class LoraConfig:
     """LoRA adapter settings."""
 
-    r: int = _help("LoRA rank.", default=16, minimum=1, maximum=1024)
+    r: int = _help("LoRA rank.", default=16, kind="number", minimum=1, maximum=1024)
     alpha: int = _help("LoRA scaling alpha (effective scale alpha/r, or alpha/sqrt(r) with rsLoRA).", default=32,
                        minimum=1)
     dropout: float = _help("Dropout on the LoRA input (0 to <1).", default=0.05, minimum=0, maximum=0.5, step=0.01)
