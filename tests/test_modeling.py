@@ -89,11 +89,12 @@ def test_estimate_memory_shapes():
 
 def test_load_base_demo_full_4bit_8bit():
     cfg = RunConfig()
-    model, tok = m.load_base(cfg.model, device="cpu")
+    base = m.load_base(cfg.model, device="cpu")
+    model, tok = base
     loaded = m.describe_loaded(model)
     assert (loaded.quantization, loaded.attn_implementation, loaded.dtype, loaded.trainable_params) == \
         ("none", "sdpa", "float32", 0)
-    assert tok.pad_token is not None and model.studio_attention_reason
+    assert tok.pad_token is not None and base.attention_reason
     q4, _ = m.load_base(RunConfig.from_dict({"model": {"quantization": "4bit"}}).model, device="cpu",
                         for_training=True)
     assert m.describe_loaded(q4).quantization == "4bit"
@@ -105,10 +106,10 @@ def test_load_base_demo_full_4bit_8bit():
 
 
 def test_flash_attention_request_without_package_is_a_sentence_not_an_import_error():
-    model, _ = m.load_base(RunConfig.from_dict({"model": {"attn_implementation": "flash_attention_2"}}).model,
-                           device="cpu")
-    assert m.describe_loaded(model).attn_implementation == "sdpa"
-    assert "using PyTorch SDPA" in model.studio_attention_reason
+    base = m.load_base(RunConfig.from_dict({"model": {"attn_implementation": "flash_attention_2"}}).model,
+                       device="cpu")
+    assert m.describe_loaded(base.model).attn_implementation == "sdpa"
+    assert "using PyTorch SDPA" in base.attention_reason
 
 
 @pytest.mark.gpu
