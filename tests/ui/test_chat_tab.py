@@ -106,6 +106,33 @@ def test_generation_widgets_follow_the_field_metadata(tmp_path):
             assert w.value == (f.default if f.name != "stop" else ""), f.name
 
 
+def test_opening_loads_only_what_the_cached_engine_does_not_serve(tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    from studio.inference import opening
+
+    run = _fake_run(tmp_path / "r", adapter=True)
+
+    class Engine:  # what opening asks of a cached engine
+        base_model, device, adapters, active = "studio/demo-tiny", "cpu", {}, "r"
+
+        def __init__(self, run_dir):
+            self.run_dir = run_dir
+
+        def serves(self, run_dir, **kw):
+            return str(run_dir) == str(self.run_dir) and not kw
+
+    studio = SimpleNamespace(chat=Engine(run), lock=threading.Lock())
+    studio.chat_engine = lambda source: studio.chat
+    said: list[str] = []
+    assert opening.open_engine_reporting(studio, str(run), lambda f, m: said.append(m)) == (studio.chat, "r")
+    assert "adding the adapter r to the loaded studio/demo-tiny" in said
+    studio.chat, said[:] = Engine(tmp_path / "another"), []
+    opening.open_engine_reporting(studio, str(run), lambda f, m: said.append(m))
+    assert any(m.startswith("loading studio/demo-tiny and the adapter of r") for m in said), said
+
+
 # ------------------------------------------------------------------------------------------------- served app
 def _free_port() -> int:
     with socket.socket() as s:
