@@ -45,9 +45,11 @@ def free_port() -> int:
 
 
 class AppProcess:
-    """``python launch.py --demo --port P --runs-dir DIR`` with its output in ``log_path``; ``url`` once serving."""
+    """``python launch.py [--demo] --port P --runs-dir DIR`` with its output in ``log_path``; ``url`` once serving.
+    Without ``demo`` the app opens as a user's first launch does (the real SmolLM2 where it is at hand)."""
 
-    def __init__(self, runs_dir: Path, log_path: Path, env: dict[str, str]):
+    def __init__(self, runs_dir: Path, log_path: Path, env: dict[str, str], demo: bool = True):
+        self.demo = demo
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
@@ -59,8 +61,8 @@ class AppProcess:
     def start(self, timeout: float = 60.0) -> "AppProcess":
         t0 = time.perf_counter()
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "launch.py", "--demo", "--port", str(self.port), "--runs-dir",
-                                      str(self.runs_dir)], cwd=ROOT, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen([sys.executable, "launch.py", *(["--demo"] if self.demo else []), "--port",
+                                      str(self.port), "--runs-dir", str(self.runs_dir)], cwd=ROOT, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = t0 + timeout
         while time.perf_counter() < deadline:
