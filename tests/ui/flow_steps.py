@@ -5,6 +5,7 @@ them with their own model, data and sizes.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -242,3 +243,42 @@ def evaluation_tables_fit(page: Any, expect: Any, rows: int) -> None:
         [h.innerText, h.getBoundingClientRect().height, parseFloat(getComputedStyle(h).lineHeight) || 24])""")
     for text, height, line in heights:
         assert height < 2 * line + 16, f"probe timeline header {text!r} wraps ({height}px)"
+
+
+def uploads_are_checked(page: Any, expect: Any, tmp: Path, header: tuple[str, str], missing: str) -> None:
+    """Issue 15.6: an uploaded CSV whose ``header`` lacks the template's ``missing`` column gets an error worded from
+    the file's own header (not the previous data's columns); a local file with an empty answer is warned about."""
+    question, answer = header
+    bad = tmp / "missing_column.csv"
+    bad.write_text(f"{question},{answer}\nWhat is 2 + 2?,#### 4\nWhat is 3 + 3?,#### 6\n", encoding="utf-8")
+    empty = tmp / "empty_answer.jsonl"
+    empty.write_text("".join(json.dumps({question: f"What is {i} + {i}?", missing: "" if i == 2 else
+                                         f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n" for i in range(1, 9)),
+                     encoding="utf-8")
+    page.locator("#data-source-kind label", has_text="Upload a file").click()
+    page.locator("#data-upload input[type=file]").set_input_files(str(bad))
+    error = page.locator("#data-error")
+    expect(error).to_be_visible(timeout=60_000)
+    text = error.inner_text()
+    assert answer in text and missing in text, f"the missing column is not worded from the header: {text}"
+    assert "system" not in text and "'text'" not in text, f"the error names columns the file lacks: {text}"
+    page.locator("#data-source-kind label", has_text="Hub id or local path").click()
+    box = page.locator("#data-path textarea, #data-path input").first
+    box.fill(str(empty))
+    box.press("Enter")
+    expect(page.locator("#data-warnings")).to_contain_text("empty", timeout=60_000)
+    expect(error).to_be_hidden()
+
+
+def measured_bar_follows_the_model(page: Any, expect: Any, other_model: str) -> None:
+    """Issue 15.8: after a run, the Model tab shows its measured peak for the run's model only; picking another
+    model (the preset whose label matches ``other_model``) drops it from the summary and the chart."""
+    tab(page, "2 · Model")
+    summary = page.locator("#model-memory-summary")
+    expect(summary).to_contain_text("Measured peak of the last run on this model", timeout=60_000)
+    assert "measured peak" in plot_trace_names(page, "model-memory")
+    page.locator("#model-name input").click()
+    page.get_by_role("option", name=re.compile(other_model)).click()
+    expect(summary).not_to_contain_text("Measured peak", timeout=60_000)
+    expect(summary).to_contain_text("Estimate")
+    assert "measured peak" not in plot_trace_names(page, "model-memory")

@@ -2,9 +2,10 @@
 
 Issue 15 ("what it shows is what it does, after a reload too") is asserted on the way: switching the source kind
 shows no error element; pasting into the template and deleting from it redraws the preview, with the problem
-inline and no toast per key; a multi-source config opened from a file survives the forms into the run unchanged;
+inline and no toast per key; an uploaded file's missing column is worded from its header and a file with an empty
+answer is warned about; a multi-source config opened from a file survives the forms into the run unchanged;
 Start is disabled while the run is live; a reload mid-run shows the run's values in the forms; the log box shows
-its newest line; Chat shows `#### 42 and *bold*` literally; the per-row evaluation table fits a 1400 px window
+its newest line; the measured memory bar shows only for the run's model; Chat shows `#### 42 and *bold*` literally; the per-row evaluation table fits a 1400 px window
 and the probe timeline's "Step" column is one line.
 
 The app runs as a subprocess (``python launch.py --demo``) with ``HF_ENDPOINT`` pointing at the local fake Hub
@@ -23,8 +24,9 @@ from pathlib import Path
 import pytest
 
 from browser import AppProcess, chromium_or_skip, launch_chromium, tracebacks
-from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, open_config, shot, tab,
-                        source_switch_shows_no_errors, template_edits_follow, train_with_reload, wait_for_preview)
+from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
+                        open_config, shot, source_switch_shows_no_errors, tab, template_edits_follow, train_with_reload,
+                        uploads_are_checked, wait_for_preview)
 from hub_server import HubServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -47,7 +49,8 @@ def hub():
 
 
 @pytest.fixture(scope="module")
-def app(hub, chromium, tmp_path_factory):
+def app(hub, chromium, smollm2_folder, tmp_path_factory):
+    """The demo app; the real model's folder is built first, as the Model tab is switched to it once."""
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                                                              "HUGGING_FACE_HUB_TOKEN")}
     env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
@@ -78,7 +81,7 @@ def mixed_config(path: Path) -> Path:
     return dataclasses.replace(cfg, data=data).save(path)
 
 
-def test_full_flow_in_a_real_browser(app, hub, chromium):
+def test_full_flow_in_a_real_browser(app, hub, chromium, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     t_all = time.perf_counter()
@@ -105,6 +108,7 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             shot(page, "1-data")
             source_switch_shows_no_errors(page, expect)  # issue 15.1
             template_edits_follow(page, expect, "Q: {Problem}\nA: {Solution}", "### Solution:")  # issue 15.2
+            uploads_are_checked(page, expect, tmp_path, ("Problem", "Answer"), "Solution")  # issue 15.6
 
             # ---- Model: demo model, 4-bit, memory estimate
             tab(page, "2 · Model")
@@ -145,6 +149,7 @@ def test_full_flow_in_a_real_browser(app, hub, chromium):
             assert ran.data == opened.data, f"the run trained other data than the opened config:\n{ran.data}"
             assert (ran.train.max_steps, ran.train.batch_size) == (STEPS, 2)
             shot(page, "3-train")
+            measured_bar_follows_the_model(page, expect, "^smollm2")  # issue 15.8
 
             # ---- Chat (issues 15.4, 15.5): both panes answer, text shows literally, evaluation tables fit
             t0 = time.perf_counter()

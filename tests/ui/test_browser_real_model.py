@@ -11,7 +11,6 @@ it was measured on (8), and a two-source config trains exactly what the file say
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -20,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from browser import AppProcess, chromium_or_skip, launch_chromium, tracebacks
-from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, open_config,
-                        plot_trace_names, shot, source_switch_shows_no_errors, tab, template_edits_follow,
-                        train_with_reload, wait_for_preview)
+from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
+                        open_config, shot, source_switch_shows_no_errors, tab, template_edits_follow, train_with_reload,
+                        uploads_are_checked, wait_for_preview)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,43 +62,6 @@ def two_source_config(path: Path) -> Path:
     return dataclasses.replace(cfg, data=data).save(path)
 
 
-def uploads_are_checked(page, expect, tmp: Path) -> None:
-    """Issue 15.6: an uploaded CSV without the template's answer column is named from the file's own header; a local
-    file with an empty answer is warned about."""
-    missing = tmp / "missing_column.csv"
-    missing.write_text("question,response\nWhat is 2 + 2?,#### 4\nWhat is 3 + 3?,#### 6\n", encoding="utf-8")
-    empty = tmp / "empty_answer.jsonl"
-    empty.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": "" if i == 2 else
-                                         f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n" for i in range(1, 9)),
-                     encoding="utf-8")
-    page.locator("#data-source-kind label", has_text="Upload a file").click()
-    page.locator("#data-upload input[type=file]").set_input_files(str(missing))
-    error = page.locator("#data-error")
-    expect(error).to_be_visible(timeout=60_000)
-    text = error.inner_text()
-    assert "response" in text and "answer" in text, f"the missing column is not worded from the header: {text}"
-    assert "system" not in text and "'text'" not in text, f"the error names columns the file lacks: {text}"
-    page.locator("#data-source-kind label", has_text="Hub id or local path").click()
-    box = page.locator("#data-path textarea, #data-path input").first
-    box.fill(str(empty))
-    box.press("Enter")
-    expect(page.locator("#data-warnings")).to_contain_text("empty", timeout=60_000)
-    expect(error).to_be_hidden()
-
-
-def measured_bar_follows_the_model(page, expect) -> None:
-    """Issue 15.8: after a run, the Model tab shows its measured peak for SmolLM2 only, not for another model."""
-    tab(page, "2 · Model")
-    summary = page.locator("#model-memory-summary")
-    expect(summary).to_contain_text("Measured peak of the last run on this model", timeout=60_000)
-    assert "measured peak" in plot_trace_names(page, "model-memory")
-    page.locator("#model-name input").click()
-    page.get_by_role("option", name=re.compile(r"^demo-tiny")).click()
-    expect(summary).not_to_contain_text("Measured peak", timeout=60_000)
-    expect(summary).to_contain_text("Estimate")
-    assert "measured peak" not in plot_trace_names(page, "model-memory")
-
-
 def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -120,7 +82,7 @@ def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, t
             shot(page, "real-1-data")
             source_switch_shows_no_errors(page, expect)  # 15.1
             template_edits_follow(page, expect, "Q: {question}\nA: {answer}", "### Solution:")  # 15.2
-            uploads_are_checked(page, expect, tmp_path)  # 15.6
+            uploads_are_checked(page, expect, tmp_path, ("question", "response"), "answer")  # 15.6
 
             tab(page, "2 · Model")
             expect(page.locator("#model-name input")).to_have_value(re.compile("smollm2-135m-instruct"))
@@ -150,7 +112,7 @@ def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, t
             assert (ran.model.name_or_path, ran.train.max_steps, ran.train.batch_size) == (
                 "smollm2-135m-instruct", STEPS, 2)
             shot(page, "real-3-train")
-            measured_bar_follows_the_model(page, expect)  # 15.8
+            measured_bar_follows_the_model(page, expect, "^demo-tiny")  # 15.8
 
             # ---- 15.4 + 15.5: Chat on the real model, its budget and probe from the run's data, evaluation
             t0 = time.perf_counter()
