@@ -103,3 +103,31 @@ def hub(monkeypatch, tmp_path):
     with HubServer(token=TEST_TOKEN) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         yield server
+
+
+# --- seams-bench
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for an app or a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory):
+    """A complete run folder on the demo model (config, adapter, events, environment, eval results), built once;
+    tests that write into a run take ``run_dir`` instead."""
+    from hub_fixtures import make_run_dir
+
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
+
+
+@pytest.fixture
+def run_dir(base_run, tmp_path):
+    """A private copy of ``base_run``, so exports and cards written into it don't leak between tests."""
+    import shutil
+    from pathlib import Path
+
+    return Path(shutil.copytree(base_run, tmp_path / "runs" / base_run.name))

@@ -1,17 +1,9 @@
 """`studio export`: adapter and merged exports into a folder; bad input is one line and exit code 2."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from hub_fixtures import make_run_dir
 from studio.cli import main
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "cli-run")
 
 
 def test_export_adapter_into_a_folder(run_dir, tmp_path, capsys):

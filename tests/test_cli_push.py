@@ -2,29 +2,17 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from hub_fixtures import make_run_dir
 from hub_server import TEST_TOKEN, HubServer
 from studio.cli import main
 
 TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "cli-run")
-
-
-@pytest.fixture
-def run_dir(base_run, tmp_path) -> Path:
-    return Path(shutil.copytree(base_run, tmp_path / "cli-run"))
 
 
 

@@ -18,17 +18,6 @@ TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
-
-
-@pytest.fixture
-def run_dir(base_run, tmp_path) -> Path:
-    """A private copy of the run, so exports written into it don't leak between tests."""
-    return Path(shutil.copytree(base_run, tmp_path / "runs" / "demo-run"))
-
-
 
 
 def _meta(card: str) -> dict:

@@ -3,30 +3,17 @@ an upload that hangs, and a transient 429/503 that a retry gets past. Each failu
 never shown, and the export kept so a retry only uploads."""
 from __future__ import annotations
 
-import shutil
 import time
 import types
 import uuid
-from pathlib import Path
 
 import pytest
 from checks import one_error_after_progress
-from hub_fixtures import make_run_dir
 from hub_server import HubServer
 
 from studio.cli import main
 
 TOKEN = "hf_" + uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "hub-run")
-
-
-@pytest.fixture
-def run_dir(base_run, tmp_path) -> Path:
-    return Path(shutil.copytree(base_run, tmp_path / "hub-run"))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ driven through gradio_client."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from conftest import free_port
 from studio.config import ASSETS_CONFIGS, RunConfig, load_config
 from studio.errors import ConfigError
 from studio.session import Studio
@@ -108,15 +108,9 @@ def test_core_imports_without_gradio():
     assert int(out.stdout.strip()) > 10
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(app):
-    port = _free_port()
+    port = free_port()
     app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     yield f"http://127.0.0.1:{port}/"
     app.close()

@@ -3,13 +3,13 @@ edited card arrives, private flag, link, 401/500 sentences, export only, the tok
 from __future__ import annotations
 
 import shutil
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from fake_progress import FakeProgress, monotonic_and_readable
 
+from conftest import free_port
 from hub_fixtures import make_run_dir
 from hub_server import HubServer
 from studio.session import Studio
@@ -69,9 +69,7 @@ def served(base_run, hub, tmp_path_factory):
     mp.setenv("HF_ENDPOINT", hub.url)
     studio = Studio(runs_dir=base_run.parent)
     app = build_app(studio, initial=initial_config(demo=True))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False), str(base_run)
