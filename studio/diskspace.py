@@ -41,6 +41,8 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def human(n: int | float | None) -> str:
     """``1536`` -> ``1.5 KB``."""
+    # kept by hand: tqdm.format_sizeof(n, "B", 1024) writes "1.50kB" / "48.8kB" (no space, three significant
+    # digits, lowercase k), and the disk messages users and tests read say "1.5 KB" / "48.8 KB"
     if n is None:
         return "?"
     n = float(n)

@@ -46,3 +46,31 @@ class DiskFullError(StudioError):
 
 class StorageError(StudioError):
     """A folder can't be created or written (a file in the way, read-only, no permission)."""
+
+
+def hub_unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised from, says the Hugging Face Hub can't be reached.
+
+    The typed errors of huggingface_hub and its HTTP client, never the message text: offline mode
+    (``OfflineModeIsEnabled``), a file neither cached nor downloadable (``LocalEntryNotFoundError``), no connection
+    or a timeout (``httpx.TransportError``, the builtin ``ConnectionError``/``TimeoutError`` that datasets raises).
+    transformers and datasets wrap these in ``OSError``/``ConnectionError``, so the ``__cause__``/``__context__``
+    chain is walked.
+    """
+    import importlib
+
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    kinds: list[type] = [LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError]
+    for name in ("httpx2", "httpx"):  # huggingface_hub 2.x speaks httpx2, 1.x httpx
+        try:
+            kinds.append(importlib.import_module(name).TransportError)
+        except ImportError:
+            continue
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, tuple(kinds)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

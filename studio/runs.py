@@ -7,6 +7,7 @@ runs/<name>/
   environment.json   package versions, device, GPU, data fingerprint, and ``loaded``: read back from the model
   prompt_format.json how prompts were rendered (format, mapping, templates, system prompt, chat template text)
   heldout.jsonl      the held-out rows (evaluation needs no data file)
+  eval_results.json  the last saved evaluation (base vs tuned), when one was run
   adapter/           the LoRA adapter + tokenizer files + chat template (written at the end / on stop)
   checkpoints/       checkpoint-<step>/ (adapter, optimizer, scheduler, trainer state): resumable
   train.log          warnings and tracebacks
@@ -17,8 +18,8 @@ Only the main process (rank 0) writes; see :func:`is_main_process`.
 from __future__ import annotations
 
 import json
+import math
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -36,9 +37,8 @@ TRAIN_LOG = "train.log"
 TENSORBOARD = "tensorboard"
 PROMPT_FORMAT = "prompt_format.json"
 HELDOUT = "heldout.jsonl"
-
-PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "tokenizers",
-            "flash-attn", "liger-kernel", "gradio")
+EVAL_RESULTS = "eval_results.json"
+"""Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / EVAL_RESULTS)``)."""
 
 
 def rank() -> int:
@@ -115,33 +115,6 @@ def _broadcast(value: Any) -> Any:
     return box[0]
 
 
-def package_versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def environment_info(device: str) -> dict[str, Any]:
-    """Versions, Python, OS, device and GPU (name, memory, capability), world size."""
-    import torch
-
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "packages": package_versions(), "device": device, "world_size": world_size(),
-                            "cpu_count": os.cpu_count(), "gpu": None}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 1024 ** 3, 2),
-                       "capability": ".".join(map(str, torch.cuda.get_device_capability(0))),
-                       "count": torch.cuda.device_count(), "cuda": torch.version.cuda}
-    return info
-
-
 def write_environment(run_dir: Path, info: dict[str, Any]) -> None:
     if is_main_process():
         (Path(run_dir) / ENVIRONMENT).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
@@ -212,24 +185,34 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
     return None
 
 
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object file as a dict; {} when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 @dataclass
-class RunInfo:
-    """One run directory as the run list shows it."""
+class RunView:
+    """One run directory read once, typed: its events (``studio.events``), environment, status and files.
+
+    The one reader of a run folder: the run list, the Train tab, the CLI and the Hub export all use it.
+    """
 
     path: Path
-    name: str
     status: str
     """running, finished, stopped, failed, interrupted (the process died), or new."""
     created: float
-    model: str = ""
-    step: int = 0
-    total_steps: int = 0
-    final_loss: float | None = None
-    eval_loss: float | None = None
-    message: str = ""
-    adapter_path: Path | None = None
-    checkpoint_path: Path | None = None
+    events: list[Any] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    """Why it stopped or failed ("" otherwise)."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
     @property
     def config_path(self) -> Path:
@@ -245,14 +228,96 @@ class RunInfo:
     def events_path(self) -> Path:
         return self.path / EVENTS
 
-    def events(self) -> list[Any]:
-        from studio.events import EventLog
+    @property
+    def adapter_dir(self) -> Path:
+        return self.path / ADAPTER
 
-        return EventLog.read(self.events_path).all()
+    @property
+    def adapter_path(self) -> Path | None:
+        """The saved adapter folder, or None before the run saved one."""
+        return self.adapter_dir if (self.adapter_dir / "adapter_config.json").exists() else None
+
+    @property
+    def adapter_config(self) -> dict[str, Any]:
+        return read_json(self.adapter_dir / "adapter_config.json")
+
+    @property
+    def eval_results(self) -> dict[str, Any]:
+        """The saved ``EvalReport`` (``eval_results.json``), or {}."""
+        return read_json(self.path / EVAL_RESULTS)
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return last_checkpoint(self.path)
+
+    def of(self, cls: Any) -> list[Any]:
+        """The events of a class (or a tuple of classes), oldest first."""
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def last(self, cls: Any) -> Any:
+        """The newest event of a class (or a tuple of classes), or None."""
+        return next((e for e in reversed(self.events) if isinstance(e, cls)), None)
+
+    @property
+    def model(self) -> str:
+        from studio.events import Started
+
+        started = self.last(Started)
+        return started.model if started else ""
+
+    @property
+    def total_steps(self) -> int:
+        from studio.events import Started
+
+        started = self.last(Started)
+        return started.total_steps if started else 0
+
+    @property
+    def step(self) -> int:
+        """The step it ended at (finished, stopped), else the last logged step (or the step it started from)."""
+        from studio.events import Failed, Finished, Log, Started, Stopped
+
+        terminal = self.last((Finished, Stopped, Failed, Started))
+        if isinstance(terminal, (Finished, Stopped)):
+            return terminal.step
+        log, started = self.last(Log), self.last(Started)
+        return log.step if log else started.start_step if started else 0
+
+    @property
+    def progress(self) -> float:
+        """0..1 of the planned steps (1 once finished)."""
+        if self.status == "finished":
+            return 1.0
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        from studio.events import Log
+
+        log = self.last(Log)
+        return log.loss if log else None
+
+    @property
+    def eval_loss(self) -> float | None:
+        from studio.events import Eval
+
+        ev = self.last(Eval)
+        return ev.eval_loss if ev else None
 
     def losses(self) -> list[tuple[int, float]]:
-        """``(step, loss)`` pairs for overlaying a run on the loss chart."""
-        return [(e.step, e.loss) for e in self.events() if e.type == "log" and e.loss is not None]
+        """``(step, train loss)`` pairs (for the loss chart, its overlays and the model card)."""
+        from studio.events import Log
+
+        return [(e.step, e.loss) for e in self.of(Log) if _finite(e.loss)]
+
+    def eval_losses(self) -> list[tuple[int, float]]:
+        from studio.events import Eval
+
+        return [(e.step, e.eval_loss) for e in self.of(Eval) if _finite(e.eval_loss)]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -263,53 +328,38 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
-def load_run(run_dir: str | Path) -> RunInfo:
-    """Read a run directory (config, events, environment) into a RunInfo.
+def load_run(run_dir: str | Path) -> RunView:
+    """Read a run directory (events, environment; the config on demand) into a :class:`RunView`.
+
+    A line cut short by a crash (a run still writing) is skipped; events of an unknown type become notes.
 
     Raises:
         TrainingError: the folder is not a run directory.
     """
-    from studio.events import Eval, EventLog, Failed, Finished, Log, Started, Stopped
+    from studio.events import EventLog, Failed, Finished, Started, Stopped
 
     path = Path(run_dir)
-    if not (path / CONFIG).exists():
+    if not (path / CONFIG).is_file():
         raise TrainingError(f"{path} is not a run directory (no {CONFIG})")
-    log = EventLog.read(path / EVENTS)
-    env: dict[str, Any] = {}
-    if (path / ENVIRONMENT).exists():
-        try:
-            env = json.loads((path / ENVIRONMENT).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            env = {}
-    started, last_log = log.last(Started), log.last(Log)
-    terminal = log.last((Finished, Stopped, Failed, Started))
-    status, message = "new", ""
+    events = EventLog.read(path / EVENTS).all()
+    env = read_json(path / ENVIRONMENT)
+    view = RunView(path=path, status="new", created=(path / CONFIG).stat().st_mtime, events=events,
+                   environment=env)
+    terminal = view.last((Finished, Stopped, Failed, Started))
     if isinstance(terminal, Finished):
-        status = "finished"
+        view.status = "finished"
     elif isinstance(terminal, Stopped):
-        status, message = "stopped", f"stopped at step {terminal.step}"
+        view.status, view.message = "stopped", f"stopped at step {terminal.step}"
     elif isinstance(terminal, Failed):
-        status, message = "failed", terminal.message
+        view.status, view.message = "failed", terminal.message
     elif isinstance(terminal, Started):
-        status = "running" if _pid_alive(env.get("pid")) else "interrupted"
+        view.status = "running" if _pid_alive(env.get("pid")) else "interrupted"
     elif env.get("pid") and _pid_alive(env.get("pid")):
-        status = "running"
-    eval_ev = log.last(Eval)
-    adapter = path / ADAPTER
-    model = ""
-    if started is not None:
-        model = started.model
-    return RunInfo(path=path, name=path.name, status=status, created=(path / CONFIG).stat().st_mtime, model=model,
-                   step=(terminal.step if isinstance(terminal, (Finished, Stopped)) else
-                         last_log.step if last_log else started.start_step if started else 0),
-                   total_steps=started.total_steps if started else 0,
-                   final_loss=(last_log.loss if last_log else None),
-                   eval_loss=getattr(eval_ev, "eval_loss", None), message=message,
-                   adapter_path=adapter if (adapter / "adapter_config.json").exists() else None,
-                   checkpoint_path=last_checkpoint(path), environment=env)
+        view.status = "running"
+    return view
 
 
-def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+def list_runs(runs_dir: str | Path) -> list[RunView]:
     """Every run directory under ``runs_dir``, newest first (unreadable folders are skipped)."""
     root = Path(runs_dir)
     if not root.is_dir():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.errors import ModelError
+from studio.errors import ModelError, hub_unreachable
 from studio.templates import CHATML_TEMPLATE
 
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
@@ -63,7 +63,7 @@ def _explain_missing(name: str, exc: Exception) -> str:
     if Path(name).expanduser().exists():
         return f"{name} has no tokenizer files (tokenizer.json or tokenizer_config.json)"
     text = str(exc)
-    if any(k in text for k in ("offline", "connect", "resolve", "Connection", "internet", "outgoing traffic")):
+    if hub_unreachable(exc):
         return (f"can't reach the Hugging Face Hub to download {name!r}; use a local folder or the offline demo "
                 f"model 'studio/demo-tiny'")
     return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"

@@ -46,8 +46,9 @@ def train_run(cfg: RunConfig, runs_dir: Path, name: str, *, steps: int | None = 
 
     cfg.train.run_name = name
     run_dir = runs.create_run_dir(cfg, runs_dir)
-    model, tok = load_base(cfg.model, device="cpu", for_training=True)
-    model = add_lora(model, cfg)
+    base = load_base(cfg.model, device="cpu", for_training=True)
+    model, tok = base
+    model = add_lora(model, cfg, base.added_token_ids)
     prepared = prepare_datasets(cfg, tok)
     rows = list(prepared.train)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.train.learning_rate)

@@ -90,19 +90,29 @@ def real_config_dict(runs_dir: str | os.PathLike, config: str = "smollm2_word_pr
 
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
-    """A local Hub at HF_ENDPOINT, offline mode off (huggingface_hub reads HF_HUB_OFFLINE once, at import, into
-    ``constants``), no ambient token (HF_TOKEN unset, the stored-login path pointed at an empty folder)."""
-    import huggingface_hub.constants as constants
+    """A local Hub at HF_ENDPOINT with the token ``hub_server.TEST_TOKEN`` (see ``hub_fixtures.local_hub``)."""
+    from hub_fixtures import local_hub
 
-    from hub_server import TEST_TOKEN, HubServer
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
-    with HubServer(token=TEST_TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
+    with local_hub(monkeypatch, tmp_path) as server:
         yield server
+
+
+# --- seams-hub
+@pytest.fixture(scope="module")
+def hub_base_run(tmp_path_factory):
+    """A complete run folder for the publish tests (``hub_fixtures.make_run_dir``), built once per module."""
+    from hub_fixtures import make_run_dir
+
+    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
+
+
+@pytest.fixture
+def hub_run(hub_base_run, tmp_path):
+    """A private copy of ``hub_base_run`` (under ``tmp_path/runs``), so exports written into it don't leak."""
+    import shutil
+    from pathlib import Path
+
+    return Path(shutil.copytree(hub_base_run, tmp_path / "runs" / hub_base_run.name))
 
 
 # --- seams-bench
@@ -113,21 +123,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def base_run(tmp_path_factory):
-    """A complete run folder on the demo model (config, adapter, events, environment, eval results), built once;
-    tests that write into a run take ``run_dir`` instead."""
-    from hub_fixtures import make_run_dir
-
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
-
-
-@pytest.fixture
-def run_dir(base_run, tmp_path):
-    """A private copy of ``base_run``, so exports and cards written into it don't leak between tests."""
-    import shutil
-    from pathlib import Path
-
-    return Path(shutil.copytree(base_run, tmp_path / "runs" / base_run.name))

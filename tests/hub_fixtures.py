@@ -2,7 +2,11 @@
 are non-zero (so merging changes the weights), a config.yaml, events.jsonl, environment.json and eval results."""
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +97,30 @@ def make_run_dir(run_dir: Path, *, add_token: str | None = None, eval_results: b
 
 def set_config(run_dir: Path, **model: Any) -> None:
     run_config(**model).save(run_dir / "config.yaml")
+
+
+def skip_retry_waits(mp: Any) -> None:
+    """huggingface_hub's own retries (``http_backoff``: 1+2+4+8+8 s on preupload, commit, downloads) keep
+    retrying but stop sleeping, through the MonkeyPatch ``mp``."""
+    from huggingface_hub.utils import _http
+
+    mp.setattr(_http, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time, monotonic=time.monotonic))
+
+
+@contextlib.contextmanager
+def local_hub(mp: Any, home: Path) -> Iterator[Any]:
+    """A local Hub (tests/hub_server.py) at HF_ENDPOINT through the MonkeyPatch ``mp``: offline mode off
+    (huggingface_hub reads HF_HUB_OFFLINE once, at import, into ``constants``), no ambient token (HF_TOKEN unset, the
+    stored-login path under ``home``), and :func:`skip_retry_waits`."""
+    import huggingface_hub.constants as constants
+
+    from hub_server import TEST_TOKEN, HubServer
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        mp.delenv(name, raising=False)
+    mp.setattr(constants, "HF_HUB_OFFLINE", False)
+    mp.setattr(constants, "HF_TOKEN_PATH", str(home / "hf-home" / "token"))
+    skip_retry_waits(mp)
+    with HubServer(token=TEST_TOKEN) as server:
+        mp.setenv("HF_ENDPOINT", server.url)
+        yield server

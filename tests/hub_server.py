@@ -1,6 +1,7 @@
 """A small local stand-in for the Hugging Face Hub, speaking the routes huggingface_hub 2.x uses for a push.
 
-Routes (read off huggingface_hub 2.4: ``hf_api.py`` and ``_commit_api.py``):
+Routes (read off huggingface_hub 2.4: ``hf_api.py``, ``_commit_api.py`` and ``_upload_pipeline.py``, the path
+``HfApi.upload_folder`` takes when hf_xet is installed; it needs no other route while every file is "regular"):
 
 - ``GET  /api/whoami-v2``                         -> account JSON, 401 without a valid ``Authorization: Bearer``
 - ``POST /api/repos/create``                      -> ``{"url": ...}``; body ``{name, organization, visibility?}``;

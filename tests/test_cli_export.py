@@ -6,16 +6,16 @@ import pytest
 from studio.cli import main
 
 
-def test_export_adapter_into_a_folder(run_dir, tmp_path, capsys):
+def test_export_adapter_into_a_folder(hub_base_run, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert main(["export", "--run", str(hub_base_run), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert (out / "adapter_model.safetensors").is_file() and (out / "README.md").is_file()
 
 
-def test_export_merged_defaults_to_the_run_folder(run_dir, capsys):
-    assert main(["export", "--run", str(run_dir), "--format", "merged"]) == 0
-    out = run_dir / "export" / "merged"
+def test_export_merged_defaults_to_the_run_folder(hub_base_run, capsys):
+    assert main(["export", "--run", str(hub_base_run), "--format", "merged"]) == 0
+    out = hub_base_run / "export" / "merged"
     assert capsys.readouterr().out.strip() == str(out)
     assert (out / "config.json").is_file()
 

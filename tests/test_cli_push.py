@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hub_server import TEST_TOKEN, HubServer
+from hub_server import TEST_TOKEN
 from studio.cli import main
 
 TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
 ROOT = Path(__file__).resolve().parent.parent
-
-
 
 
 def test_help_names_the_token_sources_and_has_no_token_flag():
@@ -26,10 +24,10 @@ def test_help_names_the_token_sources_and_has_no_token_flag():
     assert not re.search(r"^\s+--token", out.stdout, re.M)  # no such option (the epilog says why)
 
 
-def test_export_only_needs_no_network_or_token(run_dir, tmp_path, monkeypatch, capsys):
+def test_export_only_needs_no_network_or_token(hub_run, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     out = tmp_path / "exported"
-    assert main(["push", "--run", str(run_dir), "--export-only", str(out)]) == 0
+    assert main(["push", "--run", str(hub_run), "--export-only", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out)
     assert "100%" in captured.err
@@ -37,9 +35,9 @@ def test_export_only_needs_no_network_or_token(run_dir, tmp_path, monkeypatch, c
         p.name for p in out.iterdir()}
 
 
-def test_push_uses_hf_token_and_the_run_config(hub, run_dir, monkeypatch, capsys):
+def test_push_uses_hf_token_and_the_run_config(hub, hub_run, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    assert main(["push", "--run", str(run_dir), "--repo", "cli-adapter", "--message", "first upload"]) == 0
+    assert main(["push", "--run", str(hub_run), "--repo", "cli-adapter", "--message", "first upload"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == f"{hub.url}/tester/cli-adapter"
     assert "Logged in as tester" in captured.err and "HF_TOKEN" in captured.err
@@ -47,15 +45,15 @@ def test_push_uses_hf_token_and_the_run_config(hub, run_dir, monkeypatch, capsys
     assert repo.private is True  # hub.private defaults to true in the config
     assert repo.commits[-1]["summary"] == "first upload"
     assert "adapter_model.safetensors" in repo.files
-    assert main(["push", "--run", str(run_dir), "--repo", "studio-org/cli-public", "--public"]) == 0
+    assert main(["push", "--run", str(hub_run), "--repo", "studio-org/cli-public", "--public"]) == 0
     assert hub.repo("studio-org/cli-public").private is False
 
 
-def test_push_with_a_card_file(hub, run_dir, tmp_path, monkeypatch):
+def test_push_with_a_card_file(hub, hub_run, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     card = tmp_path / "card.md"
     card.write_text("---\nlicense: mit\ntags: [sft]\n---\n# Hand-written\n", encoding="utf-8")
-    assert main(["push", "--run", str(run_dir), "--repo", "carded", "--card", str(card)]) == 0
+    assert main(["push", "--run", str(hub_run), "--repo", "carded", "--card", str(card)]) == 0
     assert hub.repo("tester/carded").files["README.md"] == card.read_bytes()
 
 
@@ -65,11 +63,11 @@ def test_push_with_a_card_file(hub, run_dir, tmp_path, monkeypatch):
     (["--repo", "x"], TOKEN, {"create": 500}, "server error (500)"),
     ([], TOKEN, {}, "no repo to push to: pass --repo NAME"),
 ])
-def test_errors_are_one_line_and_exit_2(hub, run_dir, monkeypatch, capsys, args, env_token, fail, match):
+def test_errors_are_one_line_and_exit_2(hub, hub_run, monkeypatch, capsys, args, env_token, fail, match):
     if env_token:
         monkeypatch.setenv("HF_TOKEN", env_token)
     hub.fail = fail
-    assert main(["push", "--run", str(run_dir), *args]) == 2
+    assert main(["push", "--run", str(hub_run), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and match in err[-1]
     assert TOKEN not in "\n".join(err)

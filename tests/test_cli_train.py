@@ -81,3 +81,11 @@ def test_torchrun_two_cpu_processes_write_one_run_directory(config_file, tmp_pat
     assert env_json["world_size"] == 2
     assert (made[0] / "adapter" / "adapter_config.json").exists()
     assert (made[0] / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
+
+
+def test_the_progress_line_is_tqdm_meter_and_clock():
+    from studio.commands.train import _progress
+
+    line = _progress(Log(step=5, total_steps=20, loss=1.23456, learning_rate=2e-4, tokens_per_s=1234.4, eta_s=67.4))
+    assert line == "[#####...............] 5/20 | loss 1.2346 | lr 2.00e-04 | 1,234 tok/s | ETA 01:07"
+    assert _progress(Log(step=3, eta_s=3725)).endswith("] 3/? | ETA 1:02:05")

@@ -1,16 +1,12 @@
 """A GGUF export that fails its check is never uploaded (fast: the export is stubbed, the Hub is the local one)."""
 from __future__ import annotations
 
-
-
 import pytest
 
-from hub_server import TEST_TOKEN, HubServer
+from hub_server import TEST_TOKEN
 from studio.errors import HubError
 
 TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
-
-
 
 
 def _stub(tmp_path, monkeypatch, *, ok: bool):

@@ -1,23 +1,18 @@
 """Publishing: loss-curve PNG, model card, adapter and merged export, push to a local Hub server, failures, token."""
 from __future__ import annotations
 
-
+import io
 import json
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 
 from hub_fixtures import PROBE, make_run_dir, set_config
-from hub_server import TEST_TOKEN, HubServer
+from hub_server import TEST_TOKEN
 from studio.errors import HubError
 
 TOKEN = TEST_TOKEN  # the shared `hub` fixture's token
-
-
-# ------------------------------------------------------------------------------------------------- fixtures
 
 
 def _meta(card: str) -> dict:
@@ -27,41 +22,48 @@ def _meta(card: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- chart
-def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + length
-    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, color) == (8, 2)
-    raw = zlib.decompress(chunks[b"IDAT"])
-    assert len(raw) == height * (1 + 3 * width)
-    return width, height, raw
+def _png(data: bytes):
+    """The decoded PNG (Pillow), checked to be a complete RGB image."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    image.load()  # decodes every row: a truncated or corrupt file raises here
+    return image.convert("RGB")
 
 
-def test_loss_chart_is_a_valid_png_with_both_curves():
+def _mean_row(image, color) -> dict[str, float]:
+    """Mean pixel row of ``color`` in the left and right thirds of the plot (smaller is higher up)."""
+    width = image.width
+    rows: dict[str, list[int]] = {"left": [], "right": []}
+    for (x, y), pixel in zip(((x, y) for y in range(image.height) for x in range(width)), image.getdata()):
+        if pixel == color:
+            third = "left" if x < width / 3 else "right" if x > 2 * width / 3 else None
+            if third:
+                rows[third].append(y)
+    return {k: sum(v) / len(v) for k, v in rows.items() if v}
+
+
+def test_loss_chart_is_a_png_with_both_curves_going_down():
     from studio.hub.chart import PALETTE, line_chart_png
 
     png = line_chart_png({"train loss": [(s, 6 - 0.1 * s) for s in range(1, 40)],
                           "eval loss": [(10, 5.5), (20, 5.0), (30, 4.8)]}, width=320, height=200)
-    width, height, raw = _png_pixels(png)
-    assert (width, height) == (320, 200)
-    for color in PALETTE[:2]:
-        assert bytes(color) in raw  # both series were drawn
+    image = _png(png)
+    assert image.size == (320, 200)
+    colors = {c for _, c in image.getcolors(maxcolors=1 << 16)}
+    assert set(PALETTE[:2]) <= colors  # both series were drawn
+    train = _mean_row(image, PALETTE[0])
+    assert train["left"] < train["right"]  # a falling loss is drawn falling (image rows grow downwards)
     with pytest.raises(ValueError):
         line_chart_png({"train loss": [(1, float("nan"))]})
 
 
 # ------------------------------------------------------------------------------------------------- card
-def test_card_metadata_and_sections(run_dir):
+def test_card_metadata_and_sections(hub_run):
     from studio.hub import render_card
 
-    card = render_card(run_dir, repo_id="tester/demo-adapter")
+    card = render_card(hub_run, repo_id="tester/demo-adapter")
     meta = _meta(card)
     assert meta["library_name"] == "peft"
     assert meta["pipeline_tag"] == "text-generation"
@@ -80,34 +82,34 @@ def test_card_metadata_and_sections(run_dir):
     assert "He has 5 apples" in body and "apples apples" in body  # sample answers, base and tuned
     assert 'AutoPeftModelForCausalLM.from_pretrained("tester/demo-adapter"' in body
     assert "NVIDIA H100 80GB HBM3" in body and "peft 0.21.2" in body
-    assert "word_problems.jsonl" in body and str(run_dir) not in body  # no local absolute paths
+    assert "word_problems.jsonl" in body and str(hub_run) not in body  # no local absolute paths
 
 
-def test_card_takes_an_eval_report_object(run_dir):
+def test_card_takes_an_eval_report_object(hub_run):
     from studio.evaluate import EvalReport, ModelScores
     from studio.hub import render_card
 
-    report = EvalReport(run_dir=str(run_dir), base=ModelScores(loss=3.0, accuracy=0.25),
+    report = EvalReport(run_dir=str(hub_run), base=ModelScores(loss=3.0, accuracy=0.25),
                         tuned=ModelScores(loss=2.0, accuracy=0.75), rows=8)
-    card = render_card(run_dir, eval_results=report)
+    card = render_card(hub_run, eval_results=report)
     assert "| accuracy (exact match) | 0.25 | 0.75 |" in card and "(8 rows)" in card
 
 
-def test_card_falls_back_to_events_and_probes(run_dir):
+def test_card_falls_back_to_events_and_probes(hub_run):
     from studio.hub import render_card
 
-    (run_dir / "eval_results.json").unlink()
-    card = render_card(run_dir)
+    (hub_run / "eval_results.json").unlink()
+    card = render_card(hub_run)
     results = _meta(card)["model-index"][0]["results"]
     assert [m["type"] for r in results for m in r["metrics"]] == ["loss"]  # from the last eval event
     assert PROBE in card and "five, probably" in card  # the step-0 probe is the base answer
 
 
-def test_card_for_a_hub_base_in_4bit_merged(run_dir, tmp_path):
+def test_card_for_a_hub_base_in_4bit_merged(hub_run, tmp_path):
     from studio.hub import render_card
 
-    set_config(run_dir, name_or_path="tiiuae/falcon-7b", quantization="4bit")
-    meta = _meta(card := render_card(run_dir, repo_id="me/falcon-merged", merged=True, license="apache-2.0"))
+    set_config(hub_run, name_or_path="tiiuae/falcon-7b", quantization="4bit")
+    meta = _meta(card := render_card(hub_run, repo_id="me/falcon-merged", merged=True, license="apache-2.0"))
     assert meta["base_model"] == "tiiuae/falcon-7b"
     assert meta["library_name"] == "transformers"
     assert "qlora" in meta["tags"] and meta["license"] == "apache-2.0"
@@ -115,14 +117,14 @@ def test_card_for_a_hub_base_in_4bit_merged(run_dir, tmp_path):
     assert 'AutoModelForCausalLM.from_pretrained("me/falcon-merged"' in card
 
 
-def test_card_reads_the_license_of_a_local_base(run_dir, tmp_path):
+def test_card_reads_the_license_of_a_local_base(hub_run, tmp_path):
     from studio.hub import render_card
 
     base = tmp_path / "my-base"
     base.mkdir()
     (base / "README.md").write_text("---\nlicense: mit\n---\n# base\n", encoding="utf-8")
-    set_config(run_dir, name_or_path=str(base))
-    meta = _meta(render_card(run_dir))
+    set_config(hub_run, name_or_path=str(base))
+    meta = _meta(render_card(hub_run))
     assert meta["license"] == "mit" and "base_model" not in meta
 
 
@@ -136,40 +138,40 @@ def test_not_a_run_dir(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- export
-def test_export_adapter(run_dir, tmp_path):
+def test_export_adapter(hub_run, tmp_path):
     from studio.hub import export
 
     out = tmp_path / "export"
-    result = export(run_dir, out, repo_id="tester/demo")
+    result = export(hub_run, out, repo_id="tester/demo")
     names = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
             "chat_template.jinja", "README.md", "loss_curve.png"} <= names
     assert set(result.files) <= names
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "studio/demo-tiny"  # not the local cache folder
-    assert (out / "chat_template.jinja").read_text() == (run_dir / "adapter" / "chat_template.jinja").read_text()
-    assert (out / "adapter_model.safetensors").read_bytes() == (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
-    _png_pixels((out / "loss_curve.png").read_bytes())
+    assert (out / "chat_template.jinja").read_text() == (hub_run / "adapter" / "chat_template.jinja").read_text()
+    assert (out / "adapter_model.safetensors").read_bytes() == (hub_run / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert _png((out / "loss_curve.png").read_bytes()).width > 0
     edited = "---\nlicense: mit\n---\n# my words\n"
-    export(run_dir, out, card=edited)  # a previous export is replaced
+    export(hub_run, out, card=edited)  # a previous export is replaced
     assert (out / "README.md").read_text() == edited
 
 
-def test_export_refuses_foreign_folder_and_missing_adapter(run_dir, tmp_path):
+def test_export_refuses_foreign_folder_and_missing_adapter(hub_run, tmp_path):
     from studio.hub import export
 
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(HubError, match="not empty"):
-        export(run_dir, mine)
+        export(hub_run, mine)
     assert (mine / "notes.txt").read_text() == "keep me"
-    shutil.rmtree(run_dir / "adapter")
+    shutil.rmtree(hub_run / "adapter")
     with pytest.raises(HubError, match="no saved adapter.*train the run"):
-        export(run_dir, tmp_path / "out")
+        export(hub_run, tmp_path / "out")
 
 
-def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
+def test_export_merged_matches_the_adapter_model(hub_run, tmp_path):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -177,9 +179,9 @@ def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
     from studio.demo import ensure_demo_model
     from studio.hub import export
 
-    set_config(run_dir, quantization="4bit")  # trained as QLoRA: the merge must not happen in 4-bit
+    set_config(hub_run, quantization="4bit")  # trained as QLoRA: the merge must not happen in 4-bit
     steps = []
-    result = export(run_dir, tmp_path / "merged", merged=True, max_shard_size="300KB",
+    result = export(hub_run, tmp_path / "merged", merged=True, max_shard_size="300KB",
                     progress=lambda f, m: steps.append((f, m)))
     out = result.path
     shards = sorted(out.glob("model-*.safetensors"))
@@ -193,7 +195,7 @@ def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
 
     merged = AutoModelForCausalLM.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(ensure_demo_model())
-    adapted = PeftModel.from_pretrained(base, run_dir / "adapter").eval()
+    adapted = PeftModel.from_pretrained(base, hub_run / "adapter").eval()
     ids = torch.tensor([[5, 17, 42, 99, 7]])
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
@@ -201,24 +203,32 @@ def test_export_merged_matches_the_adapter_model(run_dir, tmp_path):
             assert not torch.allclose(adapted(ids).logits, merged(ids).logits, atol=1e-4)  # the merge changed it
 
 
-def test_merge_refuses_when_answers_differ(run_dir, tmp_path, monkeypatch):
+def test_merge_refuses_when_answers_differ(hub_run, tmp_path, monkeypatch):
+    """A merge that changed the model (here peft's real merge, then the output layer negated: a broken merge) is
+    caught by the real greedy answers of both models and refused before anything is saved."""
     import torch
+    from peft.tuners.lora import LoraModel
 
-    import studio.hub.exporting as exporting
+    from studio.hub import export
 
-    logits = [torch.zeros(16) for _ in range(3)]
-    logits[2][7], logits[2][8] = 2.0, 0.5  # the adapter model was sure about token 7
-    answers = iter([([5, 6, 7], logits), ([5, 6, 8], [])])
-    monkeypatch.setattr(exporting, "_greedy", lambda model, tok, prompt, ids=None: next(answers))
-    with pytest.raises(HubError, match="differently from the adapter model after 2 tokens.*not saved.*fp32"):
-        exporting.export(run_dir, tmp_path / "merged", merged=True)
+    real_merge = LoraModel.merge_and_unload
+
+    def broken_merge(self, *args, **kwargs):
+        merged = real_merge(self, *args, **kwargs)
+        with torch.no_grad():
+            merged.get_output_embeddings().weight.neg_()
+        return merged
+
+    monkeypatch.setattr(LoraModel, "merge_and_unload", broken_merge)
+    with pytest.raises(HubError, match="differently from the adapter model after 0 tokens.*not saved.*fp32"):
+        export(hub_run, tmp_path / "merged", merged=True)
     assert not list((tmp_path / "merged").glob("*.safetensors"))
 
 
 def test_compare_answers_accepts_only_near_ties():
     import torch
 
-    from studio.hub.exporting import ProbeCheck, compare_answers
+    from studio.hub.merge import ProbeCheck, compare_answers
 
     row = torch.tensor([0.0, 1.0, 0.998, -3.0])
     assert compare_answers([1, 1], [row, row], [1, 1]) == (2, None)
@@ -230,10 +240,10 @@ def test_compare_answers_accepts_only_near_ties():
     assert compare_answers([1, 1], [row, row], [1]) == (1, float("inf"))  # stopped early
 
 
-def test_merge_in_bf16(run_dir, tmp_path):
+def test_merge_in_bf16(hub_run, tmp_path):
     from studio.hub import export
 
-    result = export(run_dir, tmp_path / "bf16", merged=True, dtype="bf16")
+    result = export(hub_run, tmp_path / "bf16", merged=True, dtype="bf16")
     assert result.probe.passed
     config = json.loads((result.path / "config.json").read_text())
     assert config.get("dtype", config.get("torch_dtype")) == "bfloat16"
@@ -286,17 +296,17 @@ def test_whoami(hub):
 
 
 # ------------------------------------------------------------------------------------------------- push
-def test_push_adapter(hub, run_dir):
+def test_push_adapter(hub, hub_run):
     from studio.hub import push
 
     steps = []
-    url = push(run_dir, "demo-adapter", TOKEN, private=True, progress=lambda f, m: steps.append((f, m)))
+    url = push(hub_run, "demo-adapter", TOKEN, private=True, progress=lambda f, m: steps.append((f, m)))
     assert url == f"{hub.url}/tester/demo-adapter"
     repo = hub.repo("tester/demo-adapter")
     assert repo.private is True
     assert set(repo.files) == {"README.md", "adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
                                "tokenizer_config.json", "chat_template.jinja", "loss_curve.png"}
-    assert repo.files["adapter_model.safetensors"] == (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert repo.files["adapter_model.safetensors"] == (hub_run / "adapter" / "adapter_model.safetensors").read_bytes()
     meta = _meta(repo.files["README.md"].decode())
     assert meta["library_name"] == "peft" and "sft" in meta["tags"]
     assert 'from_pretrained("tester/demo-adapter"' in repo.files["README.md"].decode()
@@ -307,32 +317,32 @@ def test_push_adapter(hub, run_dir):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert hub.routes_called()[:2] == ["whoami", "create"]
     assert all(r.authorised for r in hub.requests if r.route != "validate_yaml")
-    assert (run_dir / "export" / "adapter" / "README.md").is_file()  # the export stays beside the run
+    assert (hub_run / "export" / "adapter" / "README.md").is_file()  # the export stays beside the run
 
 
-def test_push_public_into_an_org_with_an_edited_card(hub, run_dir):
+def test_push_public_into_an_org_with_an_edited_card(hub, hub_run):
     from studio.hub import push, render_card
 
-    card = render_card(run_dir, repo_id="studio-org/shared").replace("# shared", "# Shared, edited by hand")
-    push(run_dir, "studio-org/shared", TOKEN, private=False, card=card)
+    card = render_card(hub_run, repo_id="studio-org/shared").replace("# shared", "# Shared, edited by hand")
+    push(hub_run, "studio-org/shared", TOKEN, private=False, card=card)
     repo = hub.repo("studio-org/shared")
     assert repo.private is False
     assert repo.files["README.md"].decode() == card
 
 
-def test_push_merged_and_retry_reuses_the_merge(hub, run_dir):
+def test_push_merged_and_retry_reuses_the_merge(hub, hub_run):
     from studio.hub import push
 
     hub.fail = {"commit": 500}
     with pytest.raises(HubError) as err:
-        push(run_dir, "demo-merged", TOKEN, merged=True, max_shard_size="300KB")
+        push(hub_run, "demo-merged", TOKEN, merged=True, max_shard_size="300KB")
     message = str(err.value)
     assert "server error (500)" in message and "push again" in message and "export is kept" in message
-    kept = run_dir / "export" / "merged"
+    kept = hub_run / "export" / "merged"
     assert (kept / "model.safetensors.index.json").is_file()
     hub.fail = {}
     steps = []
-    push(run_dir, "demo-merged", TOKEN, merged=True, max_shard_size="300KB", progress=lambda f, m: steps.append(m))
+    push(hub_run, "demo-merged", TOKEN, merged=True, max_shard_size="300KB", progress=lambda f, m: steps.append(m))
     assert any("reused the merged weights" in m for m in steps)
     assert not any("loading the base" in m for m in steps)
     files = hub.repo("tester/demo-merged").files
@@ -349,16 +359,16 @@ def test_push_merged_and_retry_reuses_the_merge(hub, run_dir):
     ({"create": 500}, TOKEN, "server error \\(500\\).*push again"),
     ({"whoami": 503}, TOKEN, "server error \\(503\\)"),
 ])
-def test_push_failures_are_one_clear_sentence(hub, run_dir, fail, token, match):
+def test_push_failures_are_one_clear_sentence(hub, hub_run, fail, token, match):
     from studio.hub import push
 
     hub.fail = fail
     with pytest.raises(HubError, match=match) as err:
-        push(run_dir, "new-repo", token)
+        push(hub_run, "new-repo", token)
     assert "\n" not in str(err.value) and TOKEN not in str(err.value)
     if "whoami" not in fail and token == TOKEN:
         assert "export is kept" in str(err.value)
-        assert (run_dir / "export" / "adapter" / "adapter_model.safetensors").is_file()
+        assert (hub_run / "export" / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_timeout_no_network_offline_and_no_token(hub, monkeypatch):
@@ -367,8 +377,10 @@ def test_timeout_no_network_offline_and_no_token(hub, monkeypatch):
     from studio.hub import push, whoami
 
     hub.delay = {"whoami": 1.5}
+    monkeypatch.setenv("STUDIO_HUB_TIMEOUT", "0.3")
     with pytest.raises(HubError, match="did not answer within 0.3 s"):
-        whoami(TOKEN, timeout=0.3)
+        whoami(TOKEN)
+    monkeypatch.delenv("STUDIO_HUB_TIMEOUT")
     hub.delay = {}
     with pytest.raises(HubError, match="Cannot reach the Hub at http://127.0.0.1:9.*export-only"):
         whoami(TOKEN, endpoint="http://127.0.0.1:9")
@@ -379,7 +391,7 @@ def test_timeout_no_network_offline_and_no_token(hub, monkeypatch):
         push("unused", "x", None)
 
 
-def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
+def test_the_token_is_never_written(hub, hub_run, tmp_path, caplog, capfd):
     import logging
 
     from studio.cli import main
@@ -387,16 +399,16 @@ def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
 
     caplog.set_level(logging.DEBUG)
     whoami(TOKEN)
-    push(run_dir, "secret-check", TOKEN)
-    export(run_dir, tmp_path / "offline")
+    push(hub_run, "secret-check", TOKEN)
+    export(hub_run, tmp_path / "offline")
     hub.fail = {"commit": 500}
     with pytest.raises(HubError):
-        push(run_dir, "secret-check", TOKEN)
+        push(hub_run, "secret-check", TOKEN)
     hub.fail = {}
     hub_token_env = pytest.MonkeyPatch()
     try:
         hub_token_env.setenv("HF_TOKEN", TOKEN)
-        assert main(["push", "--run", str(run_dir), "--repo", "secret-cli"]) == 0
+        assert main(["push", "--run", str(hub_run), "--repo", "secret-cli"]) == 0
     finally:
         hub_token_env.undo()
     from studio.paths import cache_root
@@ -411,18 +423,18 @@ def test_the_token_is_never_written(hub, run_dir, tmp_path, caplog, capfd):
 
 
 # ------------------------------------------------------------------------------------------------- Studio
-def test_studio_publish_exports_pushes_and_is_one_at_a_time(hub, run_dir, tmp_path):
+def test_studio_publish_exports_pushes_and_is_one_at_a_time(hub, hub_run, tmp_path):
     from studio.errors import BusyError
     from studio.session import Studio
 
-    studio = Studio(runs_dir=run_dir.parent)
-    folder = studio.publish(run_dir, export_dir=tmp_path / "only-export")
+    studio = Studio(runs_dir=hub_run.parent)
+    folder = studio.publish(hub_run, export_dir=tmp_path / "only-export")
     assert (Path(folder) / "adapter_model.safetensors").is_file()
-    url = studio.publish(run_dir, "from-studio", TOKEN, private=False)
+    url = studio.publish(hub_run, "from-studio", TOKEN, private=False)
     assert url.endswith("/tester/from-studio") and hub.repo("tester/from-studio").private is False
     assert not any(TOKEN in repr(v) for v in vars(studio).values())
     with studio.publishing:
         with pytest.raises(BusyError, match="already running"):
-            studio.publish(run_dir, export_dir=tmp_path / "second")
+            studio.publish(hub_run, export_dir=tmp_path / "second")
     with pytest.raises(HubError, match="repo id to push to, or a folder"):
-        studio.publish(run_dir)
+        studio.publish(hub_run)

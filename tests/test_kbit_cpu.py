@@ -100,15 +100,16 @@ def test_unpackable_layers_are_kept_unquantized_and_the_load_says_so(odd_model):
 def test_load_base_on_this_cpu_runs_a_model_with_unpackable_layers(odd_model):
     import torch
 
-    model, tok = _load(str(odd_model))
+    base = _load(str(odd_model))
+    model, tok = base
     with torch.no_grad():
         assert model(_ids(tok)).logits.isfinite().all()
     odd = [n for n, _, _ in kbit_cpu.unpackable_layers(model)]
     kinds = {type(model.get_submodule(n)).__name__ for n in odd}
     if kbit_cpu.packs_on_cpu():
-        assert f"{len(odd)} layer(s) kept unquantized" in model.studio_quant_reason and kinds == {"Linear"}
+        assert f"{len(odd)} layer(s) kept unquantized" in base.quant_reason and kinds == {"Linear"}
     else:  # nothing is repacked here, so everything stays 4-bit
-        assert model.studio_quant_reason == "" and kinds == {"Linear4bit"}
+        assert base.quant_reason == "" and kinds == {"Linear4bit"}
 
 
 def test_unpackable_4bit_layers_get_a_clear_message_not_a_raw_error(odd_model):

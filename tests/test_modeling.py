@@ -103,7 +103,7 @@ def test_estimated_parameter_counts_are_the_loaded_models_own(targets, smollm2_f
 
     for name, folder in (("studio/demo-tiny", None), (str(smollm2_folder), smollm2_folder)):
         cfg = RunConfig.from_dict({"model": {"name_or_path": name}, "lora": {"r": 8, "target_modules": targets}})
-        model = AutoModelForCausalLM.from_pretrained(folder) if folder else m.load_base(cfg.model, device="cpu")[0]
+        model = AutoModelForCausalLM.from_pretrained(folder) if folder else m.load_base(cfg.model, device="cpu").model
         est = m.estimate_memory(cfg, device="cpu")
         assert est.total_params == sum(p.numel() for p in model.parameters())
         peft_model = m.add_lora(model, cfg)
@@ -112,11 +112,12 @@ def test_estimated_parameter_counts_are_the_loaded_models_own(targets, smollm2_f
 
 def test_load_base_demo_full_4bit_8bit():
     cfg = RunConfig()
-    model, tok = m.load_base(cfg.model, device="cpu")
+    base = m.load_base(cfg.model, device="cpu")
+    model, tok = base
     loaded = m.describe_loaded(model)
     assert (loaded.quantization, loaded.attn_implementation, loaded.dtype, loaded.trainable_params) == \
         ("none", "sdpa", "float32", 0)
-    assert tok.pad_token is not None and model.studio_attention_reason
+    assert tok.pad_token is not None and base.attention_reason
     q4, _ = m.load_base(RunConfig.from_dict({"model": {"quantization": "4bit"}}).model, device="cpu",
                         for_training=True)
     assert m.describe_loaded(q4).quantization == "4bit"
@@ -128,10 +129,10 @@ def test_load_base_demo_full_4bit_8bit():
 
 
 def test_flash_attention_request_without_package_is_a_sentence_not_an_import_error():
-    model, _ = m.load_base(RunConfig.from_dict({"model": {"attn_implementation": "flash_attention_2"}}).model,
-                           device="cpu")
-    assert m.describe_loaded(model).attn_implementation == "sdpa"
-    assert "using PyTorch SDPA" in model.studio_attention_reason
+    base = m.load_base(RunConfig.from_dict({"model": {"attn_implementation": "flash_attention_2"}}).model,
+                       device="cpu")
+    assert m.describe_loaded(base.model).attn_implementation == "sdpa"
+    assert "using PyTorch SDPA" in base.attention_reason
 
 
 @pytest.mark.slow
@@ -145,7 +146,7 @@ def test_estimate_is_close_to_the_tracked_tensor_peak_of_real_runs():
 
 
 def test_presets_carry_the_base_licence_for_the_card():
-    from studio.hub.card import _preset_license
+    from studio.hub.card_data import _preset_license
     from studio.modeling import list_presets
 
     hub_presets = [p for p in list_presets() if p.name != "demo-tiny"]

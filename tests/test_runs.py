@@ -77,7 +77,9 @@ def test_load_run_and_checkpoints(tmp_path):
 
 
 def test_environment_info_and_rank(monkeypatch, tmp_path):
-    info = runs.environment_info("cpu")
+    from studio.environment import environment_info
+
+    info = environment_info("cpu")
     assert info["packages"]["transformers"] and info["device"] == "cpu" and "python" in info
     monkeypatch.setenv("RANK", "1")
     assert not runs.is_main_process()
@@ -86,3 +88,21 @@ def test_environment_info_and_rank(monkeypatch, tmp_path):
     monkeypatch.setenv("RANK", "0")
     runs.write_environment(tmp_path, {"x": 1})
     assert json.loads((tmp_path / runs.ENVIRONMENT).read_text()) == {"x": 1}
+
+
+def test_run_view_is_typed_and_tolerates_a_torn_line(tmp_path):
+    from studio.events import Eval, Probe
+
+    d = _run(tmp_path, "v", Started(run_dir="x", model="m", total_steps=10), Log(step=2, loss=2.0),
+             Eval(step=2, eval_loss=2.5), Probe(step=2, prompt="p", answer="a"), Log(step=4, loss=float("nan")),
+             Log(step=5, loss=1.5))
+    with (d / runs.EVENTS).open("a") as fh:
+        fh.write('{"type": "log", "step": 6, "lo')  # a run still writing
+    (d / runs.EVAL_RESULTS).write_text(json.dumps({"tuned": {"accuracy": 0.5}}))
+    view = runs.load_run(d)
+    assert [type(e).__name__ for e in view.events] == ["Started", "Log", "Eval", "Probe", "Log", "Log"]
+    assert view.losses() == [(2, 2.0), (5, 1.5)] and view.eval_losses() == [(2, 2.5)]
+    assert view.of(Probe)[0].answer == "a" and view.last(Log).step == 5
+    assert (view.step, view.total_steps, view.progress, view.final_loss) == (5, 10, 0.5, 1.5)
+    assert view.eval_results == {"tuned": {"accuracy": 0.5}} and view.adapter_config == {}
+    assert view.status == "interrupted" and view.model == "m"

@@ -254,3 +254,46 @@ def test_qlora_4bit_on_cuda(tiny_cfg):
     job = TrainingJob(cfg)
     assert isinstance(job.run(), Finished)
     assert job.events.all()[0].loaded["quantization"] == "4bit"
+
+
+def test_the_callback_needs_only_the_run_state(tmp_path):
+    """No job: the callback reports through a RunState and an emit function (Started, Log, progress, stop)."""
+    from types import SimpleNamespace
+
+    from studio.training.callbacks import callback_class
+    from studio.training.state import RunState
+
+    run = RunState(run_dir=tmp_path, model_name="m", main=False, train_rows=12)
+    emitted: list = []
+    cb = callback_class()(run, emitted.append)
+    args = SimpleNamespace(world_size=1, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                           save_steps=0, save_strategy="no")
+    state = SimpleNamespace(global_step=0, max_steps=4, epoch=0.0)
+    control = SimpleNamespace(should_training_stop=False, should_save=False)
+    cb.on_train_begin(args, state, control)
+    state.global_step, state.epoch = 1, 0.25
+    cb.on_log(args, state, control, logs={"loss": 2.5, "learning_rate": 1e-3, "num_tokens": 40})
+    assert isinstance(emitted[0], Started) and emitted[0].train_rows == 12 and emitted[0].total_steps == 4
+    log = emitted[1]
+    assert isinstance(log, Log) and log.loss == 2.5 and log.num_tokens == 40 and log.tokens_per_s > 0
+    status = run.status()
+    assert (status.state, status.step, status.total_steps, status.loss) == ("running", 1, 4, 2.5)
+    cb.on_log(args, state, control, logs={"train_runtime": 1.0, "train_loss": "2.25"})
+    assert run.train_loss == 2.25
+    run.request_stop()
+    assert cb.on_step_end(args, state, control).should_training_stop and run.status().state == "stopping"
+
+
+def test_a_stop_before_the_first_step_is_not_lost():
+    """stop() between preparing and the first step: the phase read at the first step is "stopping"."""
+    from pathlib import Path
+
+    from studio.training.state import RunState
+
+    run = RunState(run_dir=Path("r"), model_name="m")
+    run.request_stop()
+    run.begin(0, 10)
+    assert run.status().state == "stopping"
+    run.end("stopped")
+    run.request_stop()  # a late stop leaves an ended run as it ended
+    assert run.status().state == "stopped"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from studio.errors import ConfigError, TrainingError
 
@@ -29,15 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studio.config import load_config
     from studio.events import Failed, Stopped
-    from studio.runs import CONFIG, is_main_process
+    from studio.runs import is_main_process, load_run
     from studio.signals import GracefulStop
-    from studio.training import TrainingJob, default_callbacks, format_seconds
+    from studio.training import TrainingJob, default_callbacks
 
     if not args.config and not args.resume:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
-    if args.resume and not args.config and not (Path(args.resume) / CONFIG).is_file():
-        raise TrainingError(f"{args.resume} is not a run directory (no {CONFIG})")
-    config_path = args.config or str(Path(args.resume) / CONFIG)
+    config_path = args.config or str(load_run(args.resume).config_path)  # not a run folder: TrainingError
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()
     job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg))
@@ -48,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"run directory: {job.run_dir}", file=sys.stderr)
     with GracefulStop(lambda signum: job.stop()) as stop:
         job.start()
-        _follow(job, show, sys.stderr.isatty(), stop, format_seconds)
+        _follow(job, show, sys.stderr.isatty(), stop)
     if show and tty:
         print(file=sys.stderr)
     result = job.result
@@ -62,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     return stop.exit_code
 
 
-def _follow(job, show: bool, tty: bool, stop, format_seconds) -> None:
+def _follow(job, show: bool, tty: bool, stop) -> None:
     """Print the job's events until it ends; a stop signal is announced once."""
     from studio.events import Log, Note, Started
     from studio.signals import signal_name
@@ -84,7 +81,7 @@ def _follow(job, show: bool, tty: bool, stop, format_seconds) -> None:
                       f"parameters, {loaded.get('quantization')}, {loaded.get('attn_implementation')}; "
                       f"steps {ev.start_step}->{ev.total_steps}", file=sys.stderr)
             elif isinstance(ev, Log):
-                line = _progress(ev, format_seconds)
+                line = _progress(ev)
                 print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", file=sys.stderr,
                       flush=True)
             elif isinstance(ev, Note):
@@ -93,20 +90,13 @@ def _follow(job, show: bool, tty: bool, stop, format_seconds) -> None:
             return
 
 
-def _progress(ev, format_seconds) -> str:
-    total = ev.total_steps or 0
-    width = 20
-    filled = int(width * ev.step / total) if total else 0
-    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {ev.step}/{total or '?'}"]
-    if ev.loss is not None:
-        parts.append(f"loss {ev.loss:.4f}")
-    if ev.learning_rate is not None:
-        parts.append(f"lr {ev.learning_rate:.2e}")
-    if ev.tokens_per_s is not None:
-        parts.append(f"{ev.tokens_per_s:,.0f} tok/s")
-    if ev.eta_s is not None:
-        parts.append(f"ETA {format_seconds(ev.eta_s)}")
-    return " | ".join(parts)
+def _progress(ev) -> str:
+    """``[####................] 2/10 | loss 1.2345 | lr 2.00e-04 | 1,234 tok/s | ETA 00:07`` for a Log event."""
+    from studio.formatting import progress_parts
+
+    extra = [f"lr {ev.learning_rate:.2e}"] if ev.learning_rate is not None else []
+    extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
+    return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))
 
 
 def _quiet_libraries() -> None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from studio.errors import DataError
+from studio.errors import DataError, hub_unreachable
 from studio.imports import ml_libs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,8 +152,7 @@ def _load_hub(src: "SourceConfig") -> "Dataset":
         return datasets.load_dataset(src.path, src.name, split=src.split, **kwargs)
     except Exception as exc:  # noqa: BLE001
         text = f"{type(exc).__name__}: {exc}"
-        if any(k in text for k in ("offline", "Offline", "connect", "Connection", "resolve", "Max retries",
-                                   "Couldn't reach", "couldn't reach", "timed out", "Network")):
+        if hub_unreachable(exc):
             raise DataError(f"can't reach the Hugging Face Hub to load {src.path!r}; download it where you have "
                             f"internet, or pick a local file (csv, json, jsonl, parquet)") from None
         if "split" in text.lower() and src.split:

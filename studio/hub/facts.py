@@ -1,22 +1,21 @@
 """What publishing needs to know about a run directory: config, events, environment, adapter config, eval results.
 
-Read from the files directly (plain dicts for events) so a run that is still being written, or one written by an
-older Studio, can still be exported.
+Read through the one run-folder reader, :func:`studio.runs.load_run` (typed events; a line cut short by a run
+still being written is skipped), so an unfinished run can still be exported.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.config import DEMO_MODEL, RunConfig, load_config
-from studio.errors import HubError
+from studio.config import DEMO_MODEL, RunConfig
+from studio.errors import HubError, StudioError
+from studio.events import EVENT_TYPES, Eval, Probe
+from studio.runs import RunView, load_run
 
-EVAL_FILES = ("eval_results.json",)
-"""Where a run keeps its saved ``EvalReport`` (``report.save(run_dir / "eval_results.json")``)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_SAMPLES = 3
 EVENT_METRICS = ("mean_token_accuracy",)
@@ -26,18 +25,28 @@ EVENT_METRICS = ("mean_token_accuracy",)
 # ------------------------------------------------------------------------------------------------- run facts
 @dataclass
 class RunFacts:
-    """What a card (and an export) needs to know about one run directory."""
+    """What a card (and an export) needs to know about one run directory: its :class:`~studio.runs.RunView`, the
+    config, and the evaluation results to show."""
 
-    run_dir: Path
+    run: RunView
     config: RunConfig
-    events: list[dict[str, Any]] = field(default_factory=list)
-    environment: dict[str, Any] = field(default_factory=dict)
-    adapter_config: dict[str, Any] = field(default_factory=dict)
     eval_results: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def run_dir(self) -> Path:
+        return self.run.path
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.run.environment
+
+    @property
+    def adapter_config(self) -> dict[str, Any]:
+        return self.run.adapter_config
+
+    @property
     def adapter_dir(self) -> Path:
-        return self.run_dir / "adapter"
+        return self.run.adapter_dir
 
     @property
     def base_id(self) -> str:
@@ -54,16 +63,16 @@ class RunFacts:
     def method(self) -> str:
         return "qlora" if self.config.model.quantization == "4bit" else "lora"
 
-    def losses(self) -> list[tuple[float, float]]:
-        return [(e["step"], e["loss"]) for e in self.events
-                if e.get("type") == "log" and is_number(e.get("loss")) and e.get("step") is not None]
+    def losses(self) -> list[tuple[int, float]]:
+        return self.run.losses()
 
-    def eval_losses(self) -> list[tuple[float, float]]:
-        return [(e["step"], e["eval_loss"]) for e in self.events
-                if e.get("type") == "eval" and is_number(e.get("eval_loss")) and e.get("step") is not None]
+    def eval_losses(self) -> list[tuple[int, float]]:
+        return self.run.eval_losses()
 
     def last(self, kind: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e.get("type") == kind), None)
+        """The newest event of type ``kind`` (``"started"``, ``"finished"``...) in its events.jsonl form, or None."""
+        event = self.run.last(EVENT_TYPES[kind])
+        return event.to_dict() if event is not None else None
 
 
 def default_repo_name(facts: RunFacts, kind: str | None = None) -> str:
@@ -90,31 +99,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """events.jsonl as plain dicts; a torn last line (a run still writing) is skipped."""
-    out: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict):
-            out.append(item)
-    return out
-
-
 def load_facts(run_dir: str | Path, eval_results: Any = None) -> RunFacts:
     """Read a run directory.
 
@@ -127,20 +111,16 @@ def load_facts(run_dir: str | Path, eval_results: Any = None) -> RunFacts:
         HubError: the folder is not a run directory or its config can't be read.
     """
     run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file():
-        raise HubError(f"{run_dir} is not a run directory (it has no config.yaml); pick a folder under runs/")
-    config = load_config(run_dir / "config.yaml")
-    evals: dict[str, Any] = {}
-    if eval_results is not None:
-        evals = eval_results.to_dict() if hasattr(eval_results, "to_dict") else dict(eval_results)
+    try:
+        run = load_run(run_dir)
+    except StudioError:
+        raise HubError(f"{run_dir} is not a run directory (it has no config.yaml); pick a folder under runs/") \
+            from None
+    if eval_results is None:
+        evals = run.eval_results
     else:
-        for name in EVAL_FILES:
-            if (run_dir / name).is_file():
-                evals = _read_json(run_dir / name)
-                break
-    return RunFacts(run_dir=run_dir, config=config, events=read_events(run_dir / "events.jsonl"),
-                    environment=_read_json(run_dir / "environment.json"),
-                    adapter_config=_read_json(run_dir / "adapter" / "adapter_config.json"), eval_results=evals)
+        evals = eval_results.to_dict() if hasattr(eval_results, "to_dict") else dict(eval_results)
+    return RunFacts(run=run, config=run.config, eval_results=evals)
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
@@ -176,31 +156,31 @@ def summarise_eval(facts: RunFacts) -> EvalSummary:
                 "tuned": s.get("tuned_output", s.get("tuned"))}
         if item["base"] is not None or item["tuned"] is not None:
             out.samples.append({k: str(v) for k, v in item.items() if v is not None})
-    last_eval = facts.last("eval")
+    last_eval = facts.run.last(Eval)
     if last_eval:
-        if "loss" not in out.metrics and is_number(last_eval.get("eval_loss")):
-            out.metrics["loss"] = (None, last_eval["eval_loss"])
-        for key, value in (last_eval.get("metrics") or {}).items():
+        if "loss" not in out.metrics and is_number(last_eval.eval_loss):
+            out.metrics["loss"] = (None, last_eval.eval_loss)
+        for key, value in (last_eval.metrics or {}).items():
             name = key.removeprefix("eval_")
             if name in EVENT_METRICS and name not in out.metrics and is_number(value):
                 out.metrics[name] = (None, value)
     if not out.samples:
-        out.samples = _probe_samples(facts.events)
+        out.samples = _probe_samples(facts.run.of(Probe))
     out.samples = out.samples[:_MAX_SAMPLES]
     return out
 
 
-def _probe_samples(events: list[dict[str, Any]]) -> list[dict[str, str]]:
-    first: dict[str, dict[str, Any]] = {}
-    last: dict[str, dict[str, Any]] = {}
-    for e in events:
-        if e.get("type") == "probe" and e.get("prompt"):
-            first.setdefault(e["prompt"], e)
-            last[e["prompt"]] = e
+def _probe_samples(probes: list[Probe]) -> list[dict[str, str]]:
+    first: dict[str, Probe] = {}
+    last: dict[str, Probe] = {}
+    for e in probes:
+        if e.prompt:
+            first.setdefault(e.prompt, e)
+            last[e.prompt] = e
     out = []
     for prompt, tuned in last.items():
-        item = {"prompt": prompt, "tuned": str(tuned.get("answer", ""))}
-        if first[prompt].get("step") == 0 and first[prompt] is not tuned:
-            item["base"] = str(first[prompt].get("answer", ""))
+        item = {"prompt": prompt, "tuned": str(tuned.answer)}
+        if first[prompt].step == 0 and first[prompt] is not tuned:
+            item["base"] = str(first[prompt].answer)
         out.append(item)
     return out

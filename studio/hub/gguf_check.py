@@ -101,7 +101,7 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio.hub.exporting import _greedy, compare_answers
+    from studio.hub.merge import compare_answers, greedy
     from studio.hub.gguf_template import conversation
 
     check = GGUFCheck(outtype=outtype)
@@ -147,7 +147,7 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
     progress(0.2, f"greedy answers of the merged model to {len(questions)} probes")
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype="auto")
     merged.eval()
-    reference = [_greedy(merged, tok, q, ids) for q, ids in zip(questions, prompts)]
+    reference = [greedy(merged, tok, q, ids) for q, ids in zip(questions, prompts)]
     dtype = merged.dtype
     del merged
     gc.collect()
@@ -156,7 +156,7 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
     model.eval()
     progress(0.75, f"greedy answers of the GGUF to {len(questions)} probes")
     for probe, q, ids, (ref_ids, ref_logits) in zip(check.probes, questions, prompts, reference):
-        got, _ = _greedy(model, tok, q, ids)
+        got, _ = greedy(model, tok, q, ids)
         agreed, gap = compare_answers(ref_ids, ref_logits, got)
         probe.merged_answer = tok.decode(ref_ids, skip_special_tokens=True)
         probe.gguf_answer = tok.decode(got, skip_special_tokens=True)

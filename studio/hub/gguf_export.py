@@ -131,7 +131,7 @@ def _convert(stage: Path, outfile: Path, outtype: str, progress: Progress) -> No
 
 def _questions(facts: Any, builder: Any, given: list[str] | None, limit: int) -> list[str]:
     from studio.evaluate import _question_text
-    from studio.hub.exporting import DEFAULT_PROBE
+    from studio.hub.merge import DEFAULT_PROBE
     from studio.prompt_format import heldout
 
     texts = [t for t in (given or facts.config.train.probe_prompts or []) if t and t.strip()]

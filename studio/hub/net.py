@@ -1,10 +1,10 @@
-"""Timeouts and retries for every call to the Hub.
+"""Timeouts, retries and repo ids for every call to the Hub.
 
 huggingface_hub's shared HTTP client has no timeout (``timeout=None``): a Hub that accepts a connection and never
 answers would hold a push forever. :func:`install_timeouts` gives the shared client one (connect and each read or
-write), and :func:`with_backoff` retries 429 and 5xx answers of the calls huggingface_hub does not retry itself
-(``create_repo``), with the same exponential backoff as its ``http_backoff``. ``STUDIO_HUB_TIMEOUT`` (seconds,
-default 60), ``STUDIO_HUB_RETRIES`` (default 4) and ``STUDIO_HUB_BACKOFF_S`` (first wait, default 1) tune them.
+write). The library retries 429/5xx itself on preupload and commit (``http_backoff``); :func:`with_backoff` does the
+same for the calls it leaves unretried (``whoami``, ``create_repo``). ``STUDIO_HUB_TIMEOUT`` (seconds, default 60),
+``STUDIO_HUB_RETRIES`` (default 4) and ``STUDIO_HUB_BACKOFF_S`` (first wait, default 1) tune them.
 """
 from __future__ import annotations
 
@@ -55,7 +55,11 @@ def status_of(exc: BaseException) -> int | None:
 
 def with_backoff(fn: Callable[[], T], *, max_retries: int | None = None, base_wait: float | None = None,
                  max_wait: float = 8.0) -> T:
-    """``fn()``, retried on 429/5xx answers (``Retry-After`` honoured up to ``max_wait``)."""
+    """``fn()``, retried on 429/5xx answers (``Retry-After`` honoured up to ``max_wait``).
+
+    Kept by hand: huggingface_hub's ``http_backoff`` retries one raw request, not an ``HfApi`` call, and
+    ``HfApi.whoami``/``create_repo`` do not retry at all.
+    """
     from huggingface_hub.errors import HfHubHTTPError
 
     tries = retries() if max_retries is None else max_retries
@@ -71,3 +75,18 @@ def with_backoff(fn: Callable[[], T], *, max_retries: int | None = None, base_wa
             time.sleep(pause)
             wait = min(max_wait, wait * 2)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why ``repo_id`` (spaces and outer slashes stripped) is not ``name`` or ``owner/name``, or None when it is.
+
+    huggingface_hub's ``validate_repo_id`` decides (the Hub's own rules: letters, digits, ``-_.``, no ``--``/``..``).
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id.strip().strip("/"))
+    except HFValidationError as exc:
+        return str(exc)
+    return None

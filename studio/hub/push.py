@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.errors import HubError
+from studio.errors import HubError, hub_unreachable
 
-WHOAMI_TIMEOUT_S = 15.0
-IGNORE = [".studio-export.json", ".git/*", "*/.ipynb_checkpoints/*"]
+IGNORE = (".studio-export.json", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*")
+"""Never uploaded, on top of huggingface_hub's own ``DEFAULT_IGNORE_PATTERNS`` (.git, .cache/huggingface)."""
 Progress = Callable[[float, str], None]
 
 
@@ -74,34 +74,23 @@ def hub_endpoint(endpoint: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- errors
-def _http_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(timeout, transport) exception classes of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in
-    1.x), plus requests' when installed."""
-    timeouts: list[type] = []
-    transport: list[type] = []
+def _timeout_errors() -> tuple[type, ...]:
+    """Timeout classes of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
+    import importlib
+
+    found: list[type] = [TimeoutError]
     for name in ("httpx2", "httpx"):
         try:
-            mod = __import__(name)
+            found.append(importlib.import_module(name).TimeoutException)
         except ImportError:
             continue
-        timeouts.append(mod.TimeoutException)
-        transport.append(mod.TransportError)
-    try:
-        import requests
-
-        timeouts.append(requests.Timeout)
-        transport.append(requests.ConnectionError)
-    except ImportError:
-        pass
-    return tuple(timeouts), tuple(transport)
+    return tuple(found)
 
 
 def explain(exc: BaseException, *, endpoint: str, repo_id: str | None = None, kept: Path | None = None,
             timeout: float | None = None) -> HubError:
     """One sentence with the fix for a failed Hub call (never containing the token)."""
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
-
-    timeouts, transport = _http_errors()
 
     repo = f" {repo_id}" if repo_id else ""
     if isinstance(exc, HubError):
@@ -135,11 +124,11 @@ def explain(exc: BaseException, *, endpoint: str, repo_id: str | None = None, ke
         from studio.diskspace import full_message
 
         message = full_message(kept or Path("."), "the export")
-    elif isinstance(exc, timeouts):
+    elif isinstance(exc, _timeout_errors()):
         wait = f" within {timeout:g} s" if timeout else ""
         message = (f"The Hub at {endpoint} did not answer{wait}: check your connection or proxy (and HF_ENDPOINT), "
                    "then push again")
-    elif isinstance(exc, (*transport, ConnectionError, OSError)):
+    elif hub_unreachable(exc) or isinstance(exc, OSError):
         message = (f"Cannot reach the Hub at {endpoint}: there is no network connection or the address is wrong; "
                    "check your connection, proxy settings and HF_ENDPOINT, then push again"
                    + ("" if kept else " (`studio push --export-only DIR` exports without a network)"))
@@ -179,28 +168,23 @@ class HubAccount:
         return f"Logged in as {self.name}{orgs}{role}{src}"
 
 
-def whoami(token: str | Token | None = None, *, endpoint: str | None = None,
-           timeout: float = WHOAMI_TIMEOUT_S) -> HubAccount:
-    """Ask the Hub who ``token`` (or the resolved token) belongs to, with a timeout.
+def whoami(token: str | Token | None = None, *, endpoint: str | None = None) -> HubAccount:
+    """Ask the Hub who ``token`` (or the resolved token) belongs to (``HfApi.whoami``, within STUDIO_HUB_TIMEOUT).
 
     Raises:
         HubError: no token, a rejected token, or the Hub can't be reached.
     """
-    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+    from huggingface_hub import HfApi
 
     from studio.hub import net
 
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
-    timeout = min(timeout, net.install_timeouts())  # STUDIO_HUB_TIMEOUT caps every Hub call
+    limit = net.install_timeouts()
     try:
-        response = http_backoff("GET", f"{url}/api/whoami-v2", headers=build_hf_headers(token=tok.value),
-                                timeout=timeout, max_retries=net.retries(), base_wait_time=net.backoff_s(),
-                                retry_on_exceptions=(), retry_on_status_codes=net.RETRY_STATUS)
-        hf_raise_for_status(response)
-        data = response.json()
+        data = net.with_backoff(lambda: HfApi(endpoint=url, token=tok.value).whoami())
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
-        raise explain(exc, endpoint=url, timeout=timeout) from None
+        raise explain(exc, endpoint=url, timeout=limit) from None
     access = (data.get("auth") or {}).get("accessToken") or {}
     return HubAccount(name=str(data.get("name") or "?"), fullname=str(data.get("fullname") or ""),
                       orgs=[o.get("name") for o in data.get("orgs") or [] if isinstance(o, dict) and o.get("name")],
@@ -209,8 +193,10 @@ def whoami(token: str | Token | None = None, *, endpoint: str | None = None,
 
 # ------------------------------------------------------------------------------------------------- push
 def full_repo_id(repo_id: str, account: HubAccount) -> str:
+    from studio.hub.net import repo_id_problem
+
     repo_id = repo_id.strip().strip("/")
-    if not repo_id or repo_id.count("/") > 1:
+    if repo_id_problem(repo_id):
         raise HubError(f"repo id must look like 'name' or 'owner/name', got {repo_id!r}")
     return repo_id if "/" in repo_id else f"{account.name}/{repo_id}"
 
@@ -218,15 +204,15 @@ def full_repo_id(repo_id: str, account: HubAccount) -> str:
 def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *, private: bool = True,
                   commit_message: str | None = None, endpoint: str | None = None,
                   progress: Progress | None = None, account: HubAccount | None = None) -> str:
-    """Create ``repo_id`` (exist_ok) and upload every file of ``folder`` in one commit; returns the repo URL.
-
-    Files are pre-uploaded one at a time (large ones go through LFS/Xet), so ``progress`` moves per file.
+    """Create ``repo_id`` (exist_ok) and upload ``folder`` (less :data:`IGNORE`) with ``HfApi.upload_folder``;
+    returns the repo URL.
 
     Raises:
         HubError: with the fix, and saying the folder is kept.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfUriError
+    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, disable_progress_bars, filter_repo_objects
 
     from studio.hub import net
 
@@ -238,7 +224,8 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     account = account or whoami(tok, endpoint=url)
     repo_id = full_repo_id(repo_id, account)
     api = HfApi(endpoint=url, token=tok.value, library_name="fine-tune-studio")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _ignored(p.relative_to(folder).as_posix()))
+    names = list(filter_repo_objects(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()),
+                                     ignore_patterns=[*IGNORE, *DEFAULT_IGNORE_PATTERNS]))
     try:
         progress(0.0, f"creating {repo_id} ({'private' if private else 'public'}) if it does not exist")
         try:
@@ -249,16 +236,11 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
             # The repo exists (create answered 401/403, repo_info found it) and huggingface_hub then builds its URL
             # against the endpoint it read at import time, which fails for an endpoint passed in later.
             pass
-        ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p)) for p in files]
-        total = sum(p.stat().st_size for p in files) or 1
-        done = 0
-        for op, path in zip(ops, files):
-            progress(0.05 + 0.85 * done / total, f"uploading {op.path_in_repo} ({_size(path.stat().st_size)})")
-            api.preupload_lfs_files(repo_id, additions=[op], repo_type="model")
-            done += path.stat().st_size
-        progress(0.92, f"committing {len(ops)} files")
-        api.create_commit(repo_id, operations=ops, repo_type="model",
-                          commit_message=commit_message or "Upload fine-tuned model with Fine-Tune Studio")
+        size = sum((folder / name).stat().st_size for name in names)
+        progress(0.05, f"uploading {len(names)} files ({_size(size)})")
+        with disable_progress_bars():  # its live display would redraw over our progress lines
+            api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model", ignore_patterns=list(IGNORE),
+                              commit_message=commit_message or "Upload fine-tuned model with Fine-Tune Studio")
     except HubError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
@@ -266,12 +248,6 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     link = f"{url}/{repo_id}"
     progress(1.0, f"pushed to {link}")
     return link
-
-
-def _ignored(rel: str) -> bool:
-    from fnmatch import fnmatch
-
-    return any(fnmatch(rel, pattern) for pattern in IGNORE)
 
 
 def _size(n: int) -> str:

@@ -8,9 +8,9 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
-from studio.errors import ModelError
+from studio.errors import ModelError, hub_unreachable
 from studio.modeling import kbit_cpu
 from studio.modeling.attention import choose_attention
 from studio.modeling.devices import compute_dtype, resolve_device
@@ -45,8 +45,29 @@ def base_tokenizer(model_cfg: Any, progress: Any = None) -> tuple[Any, int]:
     return load_tokenizer(_with_id(model_cfg), pad_token=preset.pad_token if preset else None, progress=progress)
 
 
+@dataclass(frozen=True)
+class LoadedBase:
+    """What :func:`load_base` returns: the model, its tokenizer, and what was decided while loading them.
+
+    Unpacks as ``model, tokenizer = load_base(...)``.
+    """
+
+    model: Any
+    tokenizer: Any
+    device: str
+    attention_reason: str = ""
+    """Why this attention kernel (:func:`choose_attention`)."""
+    quant_reason: str = ""
+    """Layers kept unquantized for bitsandbytes' AVX512-BF16 CPU kernel (:mod:`studio.modeling.kbit_cpu`), or ""."""
+    added_token_ids: tuple[int, ...] = ()
+    """Token ids added to the vocabulary (chat template tokens): :func:`lora_config` trains their rows."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.tokenizer))
+
+
 def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = False, kbit_prep: bool = True,
-              tokenizer: tuple[Any, int] | None = None, progress: Any = None) -> tuple[Any, Any]:
+              tokenizer: tuple[Any, int] | None = None, progress: Any = None) -> LoadedBase:
     """Load the base model and its tokenizer as configured.
 
     Resolves presets and the demo id, applies the preset's pad token and the chat-template choice (resizing the
@@ -56,9 +77,8 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     without the upcast (:func:`studio.speed.plan.prepare_for_training`). Without ``for_training`` the model is in
     eval mode with every parameter frozen. ``tokenizer``: a ``(tokenizer, n_added)`` pair from
     :func:`base_tokenizer`, reused instead of loading it again. ``progress(fraction, message)`` hears about a
-    first GGUF dequantization (a ``.gguf`` path, or a preset's offline GGUF). The attention reason is stored on
-    ``model.studio_attention_reason``; added token ids on ``model.studio_added_token_ids``; layers kept unquantized
-    for bitsandbytes' AVX512-BF16 CPU kernel (:mod:`studio.modeling.kbit_cpu`) on ``model.studio_quant_reason``.
+    first GGUF dequantization (a ``.gguf`` path, or a preset's offline GGUF). The attention and quantization
+    reasons and the added token ids come back in the :class:`LoadedBase`.
 
     Raises:
         ModelError: the model can't be found or loaded as asked.
@@ -115,12 +135,9 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-    model.studio_attention_reason = reason
-    model.studio_quant_reason = quant_reason
-    model.studio_added_token_ids = added_ids
-    model.studio_device = dev
     del torch
-    return model, tok
+    return LoadedBase(model, tok, dev, attention_reason=reason, quant_reason=quant_reason,
+                      added_token_ids=tuple(added_ids))
 
 
 def _from_pretrained(cls: Any, path: str, kwargs: dict[str, Any]) -> Any:
@@ -135,21 +152,22 @@ def _explain_load(name: str, exc: Exception) -> str:
     text = str(exc)
     if Path(name).expanduser().exists():
         return f"{name} has no model weights or config.json ({text.splitlines()[0][:160]})"
-    if any(k in text for k in ("offline", "connect", "resolve", "Connection", "internet", "outgoing traffic")):
+    if hub_unreachable(exc):
         return (f"can't reach the Hugging Face Hub to download {name!r}; use a local folder or the offline demo "
                 f"model 'studio/demo-tiny'")
     return f"model {name!r} was not found locally or on the Hub ({text.splitlines()[0][:160]})"
 
 
-def lora_config(cfg: Any, model: Any = None) -> Any:
-    """peft ``LoraConfig`` from RunConfig ``cfg``; new token rows (chat template tokens) are trained too."""
+def lora_config(cfg: Any, model: Any = None, added_token_ids: Iterable[int] = ()) -> Any:
+    """peft ``LoraConfig`` from RunConfig ``cfg``; the rows of ``added_token_ids`` (chat template tokens added by
+    :func:`load_base`) are trained too."""
     from peft import LoraConfig as PeftLoraConfig
 
     lc = cfg.lora
     kwargs: dict[str, Any] = dict(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias=lc.bias,
                                   target_modules=lc.target_modules, use_rslora=lc.use_rslora, use_dora=lc.use_dora,
                                   task_type="CAUSAL_LM")
-    added = list(getattr(model, "studio_added_token_ids", []) or [])
+    added = list(added_token_ids)
     if added:
         kwargs["trainable_token_indices"] = {"embed_tokens": added}
         if not getattr(model.config, "tie_word_embeddings", False):
@@ -157,11 +175,11 @@ def lora_config(cfg: Any, model: Any = None) -> Any:
     return PeftLoraConfig(**kwargs)
 
 
-def add_lora(model: Any, cfg: Any) -> Any:
-    """Wrap ``model`` in a peft LoRA model as configured."""
+def add_lora(model: Any, cfg: Any, added_token_ids: Iterable[int] = ()) -> Any:
+    """Wrap ``model`` in a peft LoRA model as configured (``added_token_ids``: see :func:`lora_config`)."""
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(cfg, model))
+    return get_peft_model(model, lora_config(cfg, model, added_token_ids))
 
 
 # ------------------------------------------------------------------------------------------------ what was loaded

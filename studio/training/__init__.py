@@ -12,7 +12,8 @@ Typical use (UI and CLI alike)::
     events, cursor = job.events.since(cursor)   # poll
     job.stop()                                   # graceful
 
-Files: ``job`` (TrainingJob, JobStatus), ``callbacks`` (the TrainerCallback and SFTTrainer subclass),
+Files: ``job`` (TrainingJob), ``state`` (RunState: what the job and its callback share; JobStatus),
+``callbacks`` (the TrainerCallback and SFTTrainer subclass),
 ``failures`` (is_oom, explain_failure), ``memory`` (memory_now, release_memory), ``args`` (sft_args,
 default_callbacks).
 """
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 from studio.training.args import default_callbacks, sft_args
 from studio.training.failures import explain_failure, is_oom
-from studio.training.job import JobStatus, TrainingJob, format_seconds, start_job
+from studio.training.job import TrainingJob, start_job
 from studio.training.memory import memory_now, release_memory
+from studio.training.state import JobStatus, RunState
 
-__all__ = ["JobStatus", "TrainingJob", "default_callbacks", "explain_failure", "format_seconds", "is_oom",
-           "memory_now", "release_memory", "sft_args", "start_job"]
+__all__ = ["JobStatus", "RunState", "TrainingJob", "default_callbacks", "explain_failure", "is_oom", "memory_now",
+           "release_memory", "sft_args", "start_job"]

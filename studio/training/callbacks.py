@@ -4,53 +4,63 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from studio.events import Checkpoint, Eval, Log
 from studio.training.memory import memory_now
+from studio.training.state import as_float
 
 if TYPE_CHECKING:
-    from studio.training.job import TrainingJob
+    from studio.training.state import RunState
 
 
-def _callback_class() -> type:
+def callback_class() -> type:
+    """The :class:`StudioCallback` class (a ``TrainerCallback``; transformers is imported when it is asked for)."""
     from transformers import TrainerCallback
 
     class StudioCallback(TrainerCallback):
-        """Turns trainer logs into events; turns a stop request into ``should_training_stop`` + a checkpoint."""
+        """Turns trainer logs into events; turns a stop request into ``should_training_stop`` + a checkpoint.
 
-        def __init__(self, job: "TrainingJob") -> None:
-            self.job = job
+        Args:
+            run: the job's :class:`~studio.training.state.RunState` (phase, progress and the run's facts).
+            emit: appends an event to the job's log.
+        """
+
+        def __init__(self, run: "RunState", emit: Callable[[Any], None]) -> None:
+            self.run = run
+            self.emit = emit
             self.t_begin = self.t_last = time.perf_counter()
             self.step_begin = self.step_last = 0
             self.tokens_last: float | None = None
             self.estimate_checked = False
+            self.room: Any = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t_begin = self.t_last = time.perf_counter()
             self.step_begin = self.step_last = state.global_step
-            self.job.window.take()  # count from the first step on
-            self.job._train_begin(state, args)
+            self.run.window.take()  # count from the first step on
+            self.run.begin(state.global_step, state.max_steps)
+            self.emit(self.run.started_event(state.global_step, state.max_steps, args.world_size))
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.job._stop.is_set():
+            if self.run.stop.is_set():
                 control.should_training_stop = True
                 control.should_save = True
-            if control.should_save and self.job.main:
+            if control.should_save and self.run.main:
                 self._room().before_save()  # a full disk fails here, before a half-written checkpoint
             return control
 
         def _room(self):
-            if getattr(self, "room", None) is None:
+            if self.room is None:
                 from studio.training.room import RoomWatch
 
-                self.room = RoomWatch(self.job.run_dir, lambda: getattr(self.job, "_lora_params", 0), self.job.emit)
+                self.room = RoomWatch(self.run.run_dir, lambda: self.run.trainable_params, self.emit)
             return self.room
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
             if "train_runtime" in logs:
-                self.job._train_loss = logs.get("train_loss")
+                self.run.train_loss = as_float(logs.get("train_loss"))
                 return
             if any(k.startswith("eval_") for k in logs) or "loss" not in logs:
                 return
@@ -60,7 +70,7 @@ def _callback_class() -> type:
             num_tokens = logs.get("num_tokens")
             tps = None
             if num_tokens is not None:
-                prev = self.tokens_last if self.tokens_last is not None else self.job._tokens_at_begin
+                prev = self.tokens_last if self.tokens_last is not None else self.run.tokens_at_begin
                 if prev is not None:
                     tps = (num_tokens - prev) / dt
                 self.tokens_last = num_tokens
@@ -68,39 +78,43 @@ def _callback_class() -> type:
             done = state.global_step - self.step_begin
             rate = done / max(now - self.t_begin, 1e-9)
             remaining = max(state.max_steps - state.global_step, 0)
-            mem, peak = memory_now(self.job.device)
-            speed = self.job._speed(dt)
+            mem, peak = memory_now(self.run.device)
+            speed = self.run.speed(dt)
             if tps is None and speed.get("tokens_per_s"):
                 tps = speed["tokens_per_s"] * args.world_size
-            event = Log(step=state.global_step, epoch=_round(state.epoch), loss=_num(logs.get("loss")),
-                        learning_rate=_num(logs.get("learning_rate")), grad_norm=_num(logs.get("grad_norm")),
+            event = Log(step=state.global_step, epoch=_round(state.epoch), loss=as_float(logs.get("loss")),
+                        learning_rate=as_float(logs.get("learning_rate")), grad_norm=as_float(logs.get("grad_norm")),
                         tokens_per_s=_round(tps), padding_share=speed.get("padding_share"), mfu=speed.get("mfu"),
                         samples_per_s=_round(steps * batch / dt),
                         steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
                         memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
                         eta_s=_round(remaining / rate) if rate > 0 and done else None)
             self.t_last, self.step_last = now, state.global_step
-            self.job._on_log(event)
-            if self.job.main and args.save_steps and args.save_strategy != "no":
+            self.run.progress(event.step, event.total_steps or 0, event.loss, event.eta_s)
+            self.emit(event)
+            if self.run.main and args.save_steps and args.save_strategy != "no":
                 every = int(args.save_steps) if args.save_steps >= 1 else max(1, int(args.save_steps * state.max_steps))
                 self._room().check(state.global_step, (state.global_step // every + 1) * every)
             if not self.estimate_checked and done >= min(3, max(state.max_steps - self.step_begin, 1)):
                 self.estimate_checked = True
-                self.job._check_estimate(peak)
+                note = self.run.estimate_note(peak)
+                if note is not None:
+                    self.emit(note)
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-            self.job.emit(Eval(step=state.global_step, epoch=_round(state.epoch),
-                               eval_loss=_num(metrics.get("eval_loss")), metrics=metrics))
+            self.emit(Eval(step=state.global_step, epoch=_round(state.epoch),
+                           eval_loss=as_float(metrics.get("eval_loss")), metrics=metrics))
 
         def on_save(self, args, state, control, **kwargs):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            self.job.emit(Checkpoint(step=state.global_step, path=str(path)))
+            self.emit(Checkpoint(step=state.global_step, path=str(path)))
 
     return StudioCallback
 
 
-def _trainer_class() -> type:
+def trainer_class() -> type:
+    """The :class:`StudioSFTTrainer` class (trl is imported when it is asked for)."""
     from trl import SFTTrainer
 
     class StudioSFTTrainer(SFTTrainer):
@@ -109,11 +123,12 @@ def _trainer_class() -> type:
         where :func:`studio.speed.loss.fast_path_reason` allows, computes the same loss with the LM head on the
         trained positions only and the entropy / token-accuracy metrics on logging steps only."""
 
-        studio_window: Any = None
         studio_fast_loss: str | None = ""
         """None: the fast loss path is on; a reason: TRL's own ``compute_loss``; "": not decided yet."""
 
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args, token_window: Any = None, **kwargs):
+            self.token_window = token_window
+            """The run's :class:`~studio.speed.flops.TokenWindow` (None: nothing counted)."""
             super().__init__(*args, **kwargs)
             from studio.speed.loss import fast_path_reason
             from studio.speed.packrows import PacksAsRows, costs, packs_as_rows_reason
@@ -126,8 +141,8 @@ def _trainer_class() -> type:
                     pass
 
         def training_step(self, model, inputs, *args, **kwargs):
-            if self.studio_window is not None:
-                self.studio_window.add(inputs)
+            if self.token_window is not None:
+                self.token_window.add(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -167,13 +182,6 @@ def _trainer_class() -> type:
             return (step == 1 and args.logging_first_step) or (bool(every) and step % every == 0)
 
     return StudioSFTTrainer
-
-
-def _num(x: Any) -> float | None:
-    try:
-        return float(x) if x is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _round(x: Any, nd: int = 4) -> float | None:

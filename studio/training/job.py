@@ -1,4 +1,4 @@
-"""``TrainingJob`` (one fine-tuning run in a daemon thread: prepare, train, save, fail readably) and ``JobStatus``."""
+"""``TrainingJob``: one fine-tuning run in a daemon thread (prepare, train, save, fail readably)."""
 from __future__ import annotations
 
 import logging
@@ -6,59 +6,21 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from studio import runs
+from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
-from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Log, Note, Started, Stopped
+from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training.args import sft_args
-from studio.training.callbacks import _callback_class, _num, _trainer_class
+from studio.training.callbacks import callback_class, trainer_class
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
+from studio.training.state import JobStatus, RunState, as_float
 
 LOG = logging.getLogger("studio.training")
 _LIB_LOGGERS = ("studio", "transformers", "trl", "peft", "accelerate", "datasets")
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A snapshot for the UI's status line and progress bar."""
-
-    state: str
-    """preparing, running, stopping, finished, stopped or failed."""
-    run_dir: str
-    step: int = 0
-    total_steps: int = 0
-    loss: float | None = None
-    eta_s: float | None = None
-    elapsed_s: float = 0.0
-    message: str = ""
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-    @property
-    def alive(self) -> bool:
-        return self.state in ("preparing", "running", "stopping")
-
-    def line(self) -> str:
-        """``step 12/30 | loss 4.812 | ETA 0:00:07`` (the CLI's progress line)."""
-        parts = [f"step {self.step}/{self.total_steps or '?'}"]
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
-        if self.eta_s is not None:
-            parts.append(f"ETA {format_seconds(self.eta_s)}")
-        if self.state not in ("running",):
-            parts.append(self.state)
-        return " | ".join(parts)
-
-
-def format_seconds(s: float) -> str:
-    s = int(max(0, round(s)))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class TrainingJob:
@@ -80,25 +42,12 @@ class TrainingJob:
                  extra_callbacks: Iterable[Any] = ()) -> None:
         self.cfg = cfg
         self.extra_callbacks = list(extra_callbacks)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.device = "cpu"
         self.model: Any = None
         self.tokenizer: Any = None
         self.trainer: Any = None
-        self.estimate: Any = None
         self.plan: Any = None
         """The :class:`~studio.speed.plan.SpeedPlan` of this run (attention, packing, booster, checkpointing...)."""
-        from studio.speed.flops import TokenWindow
-
-        self.window = TokenWindow()
-        self._peak: Any = None
-        self._state = "preparing"
-        self._status_extra: dict[str, Any] = {}
-        self._train_loss: float | None = None
-        self._tokens_at_begin: float | None = None
-        self._t0 = time.time()
         self.main = runs.is_main_process()
         if resume is not None:
             self.run_dir = Path(resume)
@@ -116,6 +65,18 @@ class TrainingJob:
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
         self._cursor_start = len(self.events)
+        self.state = RunState(run_dir=self.run_dir, model_name=cfg.model.name_or_path, main=self.main,
+                              resumed=self.resume_from is not None)
+        """Phase, progress and facts of this run, shared with the trainer callback (:mod:`studio.training.state`)."""
+
+    @property
+    def device(self) -> str:
+        return self.state.device
+
+    @property
+    def estimate(self) -> Any:
+        """The memory estimate for the planned micro-batch (None before planning or without a model config)."""
+        return self.state.estimate
 
     # ---------------------------------------------------------------- control
     def start(self) -> "TrainingJob":
@@ -128,9 +89,7 @@ class TrainingJob:
 
     def stop(self) -> None:
         """Ask the run to stop after the current step (the adapter and a checkpoint are saved)."""
-        self._stop.set()
-        if self._state in ("preparing", "running"):
-            self._state = "stopping"
+        self.state.request_stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the thread; True when it has ended."""
@@ -154,10 +113,7 @@ class TrainingJob:
         self.events.append(event)
 
     def status(self) -> JobStatus:
-        s = self._status_extra
-        return JobStatus(state=self._state, run_dir=str(self.run_dir), step=s.get("step", 0),
-                         total_steps=s.get("total_steps", 0), loss=s.get("loss"), eta_s=s.get("eta_s"),
-                         elapsed_s=round(time.time() - self._t0, 1), message=s.get("message", ""))
+        return self.state.status()
 
     # ---------------------------------------------------------------- the run
     def run(self) -> Event:
@@ -178,14 +134,14 @@ class TrainingJob:
         from studio.speed import apply_booster, plan_speed
         from studio.speed.plan import mean_row_tokens, model_config_for_plan, prepare_for_training
 
-        cfg = self.cfg
-        self.device = resolve_device(cfg.train.device)
-        self._rss_start = memory_now(self.device)[0]
-        if self.device == "cuda":
+        cfg, st = self.cfg, self.state
+        st.device = resolve_device(cfg.train.device)
+        st.rss_start = memory_now(st.device)[0]
+        if st.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
-        self._status_extra = {"message": "preparing the data"}
+        st.tell("preparing the data")
         tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)
@@ -194,52 +150,54 @@ class TrainingJob:
             warning = next(w for w in prepared.stats.warnings() if "empty answer" in w)
             LOG.warning("data: %s", warning)
             self.emit(Note(level="warning", message=f"data: {warning}", data={"kind": "data"}))
-        if self._stop.is_set():
+        if st.stop.is_set():
             return self._finish_stopped(step=0)
-        plan = self.plan = plan_speed(cfg, device=self.device, mean_tokens=mean_row_tokens(prepared.train))
-        self.estimate = self._planned_estimate(plan)
+        plan = self.plan = plan_speed(cfg, device=st.device, mean_tokens=mean_row_tokens(prepared.train))
+        st.estimate = self._planned_estimate(plan)
         for line in plan.lines():
             LOG.info("speed plan: %s", line)
-        self._status_extra = {"message": "loading the model"}
+        st.tell("loading the model")
         # k-bit models are prepared by the plan (no fp32 upcast with bf16 compute), not by peft inside load_base
-        self.model, self.tokenizer = load_base(model_config_for_plan(cfg.model, plan), device=self.device,
-                                               for_training=True, kbit_prep=False, tokenizer=tokenizer)
-        if getattr(self.model.config, "_attn_implementation", None) == plan.attn_impl:
-            self.model.studio_attention_reason = plan.attn_reason
+        base = load_base(model_config_for_plan(cfg.model, plan), device=st.device, for_training=True,
+                         kbit_prep=False, tokenizer=tokenizer)
+        self.model, self.tokenizer = base.model, base.tokenizer
+        on_plan = getattr(self.model.config, "_attn_implementation", None) == plan.attn_impl
+        st.attention_reason = plan.attn_reason if on_plan else base.attention_reason
+        st.quant_reason = base.quant_reason
         prepare_for_training(self.model, plan)
         apply_booster(self.model, plan)  # a missing or failing booster is a reason in the plan, never a failure
-        gc_on = plan.gradient_checkpointing
-        trainer = self.trainer = self._build_trainer(prepared, lora_config(cfg, self.model), plan)
+        trainer = self.trainer = self._build_trainer(prepared, lora_config(cfg, self.model, base.added_token_ids),
+                                                     plan)
         loaded = describe_loaded(trainer.model)
-        self._prepared_info = {"train_rows": len(prepared.train),
-                               "eval_rows": len(prepared.eval) if prepared.eval is not None else 0}
-        self._loaded = loaded
-        self._gc_on = gc_on
-        self._init_speed_meter(loaded)
-        env = runs.environment_info(self.device)
+        st.train_rows, st.eval_rows = len(prepared.train), len(prepared.eval) if prepared.eval is not None else 0
+        st.gradient_checkpointing, st.gc_reason = plan.gradient_checkpointing, plan.gc_reason
+        st.speed_lines, st.loaded, st.trainable_params = plan.lines(), loaded.to_dict(), loaded.trainable_params
+        st.model_config, st.peak = self.model.config, self._peak_flops()
+        env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
-                    "data": {**self._prepared_info, "dropped_rows": prepared.dropped_rows},
-                    "loaded": loaded.to_dict(), "attention_reason": getattr(self.model, "studio_attention_reason", ""),
-                    "quantization_reason": getattr(self.model, "studio_quant_reason", ""),
-                    "gradient_checkpointing": gc_on, "memory_estimate": self.estimate.to_dict() if self.estimate else None,
+                    "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
+                             "dropped_rows": prepared.dropped_rows},
+                    "loaded": st.loaded, "attention_reason": st.attention_reason,
+                    "quantization_reason": st.quant_reason, "gradient_checkpointing": st.gradient_checkpointing,
+                    "memory_estimate": st.estimate.to_dict() if st.estimate else None,
                     "speed": plan.to_dict(), "speed_lines": plan.lines(),
                     "resumed_from": str(self.resume_from) if self.resume_from else None})
         runs.write_environment(self.run_dir, env)
         trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         step = trainer.state.global_step
-        stopped = self._stop.is_set() and step < trainer.state.max_steps
+        stopped = st.stop.is_set() and step < trainer.state.max_steps
         if not stopped and trainer.eval_dataset is not None and not cfg.train.eval_steps:
             trainer.evaluate()
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
         if self.main and self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(adapter))
-        peak = memory_now(self.device)[1]
+        peak = memory_now(st.device)[1]
         if stopped:
             return self._finish_stopped(step=step, adapter=adapter)
-        runtime = time.time() - self._t0
-        self._state = "finished"
-        event = Finished(step=step, adapter_path=str(adapter), train_loss=_num(self._train_loss),
+        runtime = time.time() - st.started_at
+        st.end("finished")
+        event = Finished(step=step, adapter_path=str(adapter), train_loss=as_float(st.train_loss),
                          runtime_s=round(runtime, 2), peak_memory_bytes=peak)
         self.emit(event)
         self._cleanup()
@@ -247,7 +205,7 @@ class TrainingJob:
 
     def _model_progress(self, fraction: float, message: str) -> None:
         """A first GGUF dequantization shows in the status line; its start and end become notes."""
-        self._status_extra = {"message": message}
+        self.state.tell(message)
         if fraction in (0.0, 1.0) or message.startswith("Saving"):
             self.emit(Note(message=message))
 
@@ -276,35 +234,14 @@ class TrainingJob:
             LOG.warning("no memory estimate: %s", exc)
             return None
 
-    def _init_speed_meter(self, loaded: Any) -> None:
+    def _peak_flops(self) -> Any:
         from studio.speed.flops import peak_flops
 
         try:
-            self._peak = peak_flops(device=self.device)
+            return peak_flops(device=self.device)
         except Exception as exc:  # noqa: BLE001 - no MFU rather than no run
             LOG.warning("no peak FLOP/s for MFU: %s", exc)
-            self._peak = None
-        self._lora_params = loaded.trainable_params
-
-    def _speed(self, seconds: float) -> dict[str, float]:
-        """Real tokens/s (this process), padding share and MFU of the micro-batches since the last log step."""
-        from studio.speed.flops import Peak, SpeedMeter
-
-        real, positions, sum_sq = self.window.take()
-        if not positions or self.model is None:
-            return {}
-        try:
-            meter = SpeedMeter(self.model.config, peak=self._peak or Peak(0.0, "unknown"),
-                               lora_params=self._lora_params)
-            meter.add_sums(real, positions, sum_sq, seconds)
-            snap = meter.snapshot()
-        except Exception as exc:  # noqa: BLE001 - an unknown architecture has no FLOPs figure: no MFU
-            LOG.debug("speed meter: %s", exc)
-            share = round(1 - real / positions, 4)
-            return {"tokens_per_s": round(real / seconds, 1) if seconds > 0 else 0.0, "padding_share": share}
-        if self._peak is None or not self._peak.flops:
-            snap.pop("mfu", None)
-        return snap
+            return None
 
     def _build_trainer(self, prepared: Any, peft_config: Any, plan: Any) -> Any:
         from transformers import PrinterCallback, ProgressCallback
@@ -316,7 +253,7 @@ class TrainingJob:
                                        gradient_checkpointing=plan.gradient_checkpointing,
                                        has_eval=prepared.eval is not None),
                             **sft_speed_kwargs(plan)})
-        callbacks = [_callback_class()(self)]
+        callbacks = [callback_class()(self.state, self.emit)]
         tb = self._tensorboard_callback()
         if tb is not None:
             callbacks.append(tb)
@@ -324,10 +261,9 @@ class TrainingJob:
 
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
             callbacks.append(cb if isinstance(cb, TrainerCallback) else cb(self))
-        trainer = _trainer_class()(model=self.model, args=args, train_dataset=prepared.train,
-                                   eval_dataset=prepared.eval, processing_class=self.tokenizer,
-                                   peft_config=peft_config, callbacks=callbacks)
-        trainer.studio_window = self.window
+        trainer = trainer_class()(model=self.model, args=args, train_dataset=prepared.train,
+                                  eval_dataset=prepared.eval, processing_class=self.tokenizer,
+                                  peft_config=peft_config, callbacks=callbacks, token_window=self.state.window)
         for noisy in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(noisy)
         return trainer
@@ -343,48 +279,10 @@ class TrainingJob:
             return None
         return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(self.run_dir / runs.TENSORBOARD)))
 
-    # ---------------------------------------------------------------- callback hooks
-    def _train_begin(self, state: Any, args: Any) -> None:
-        self._state = "stopping" if self._stop.is_set() else "running"
-        self._status_extra = {"step": state.global_step, "total_steps": state.max_steps}
-        self._tokens_at_begin = 0 if not self.resume_from else None
-        info = getattr(self, "_prepared_info", {})
-        self.emit(Started(run_dir=str(self.run_dir), model=self.cfg.model.name_or_path, total_steps=state.max_steps,
-                          start_step=state.global_step, world_size=args.world_size, device=self.device,
-                          train_rows=info.get("train_rows", 0), eval_rows=info.get("eval_rows", 0),
-                          gradient_checkpointing=getattr(self, "_gc_on", False),
-                          attention_reason=getattr(self.model, "studio_attention_reason", ""),
-                          speed=(self.plan.lines() if self.plan is not None else [])
-                          + [q for q in [getattr(self.model, "studio_quant_reason", "")] if q],
-                          loaded=self._loaded.to_dict() if getattr(self, "_loaded", None) else {},
-                          estimate=self.estimate.to_dict() if self.estimate else {}))
-
-    def _on_log(self, event: Log) -> None:
-        self._status_extra = {"step": event.step, "total_steps": event.total_steps or 0, "loss": event.loss,
-                              "eta_s": event.eta_s}
-        self.emit(event)
-
-    def _check_estimate(self, measured_peak: int) -> None:
-        if self.estimate is None:
-            return
-        gb = 1024 ** 3
-        measured = measured_peak if self.device == "cuda" else max(measured_peak - getattr(self, "_rss_start", 0), 1)
-        est = self.estimate.total_gb * gb
-        error = (est - measured) / measured
-        where = "GPU peak allocated" if self.device == "cuda" else "process RSS growth"
-        gc_on = bool(getattr(self, "_gc_on", False))
-        msg = (f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}); "
-               f"estimate error {error:+.0%}; gradient checkpointing {'on' if gc_on else 'off'}")
-        LOG.info(msg)
-        self.emit(Note(message=msg, data={"estimated_bytes": int(est), "measured_bytes": int(measured),
-                                          "peak_bytes": int(measured_peak), "error": round(error, 4),
-                                          "device": self.device, "gradient_checkpointing": gc_on,
-                                          "gradient_checkpointing_reason": self.plan.gc_reason if self.plan else ""}))
-
     # ---------------------------------------------------------------- endings
     def _finish_stopped(self, step: int, adapter: Path | None = None) -> Event:
         ckpt = runs.last_checkpoint(self.run_dir)
-        self._state = "stopped"
+        self.state.end("stopped")
         event = Stopped(step=step, adapter_path=str(adapter) if adapter else None,
                         checkpoint_path=str(ckpt) if ckpt else None)
         self.emit(event)
@@ -395,12 +293,11 @@ class TrainingJob:
         tb = traceback.format_exc()
         LOG.error("training failed:\n%s", tb)
         message, suggestion = explain_failure(exc, self.cfg, run_dir=self.run_dir,
-                                              trainable_params=getattr(self, "_lora_params", 0))
-        step = getattr(getattr(self.trainer, "state", None), "global_step", None)
+                                              trainable_params=self.state.trainable_params)
+        step = self.trainer.state.global_step if self.trainer is not None else None
         released = self._cleanup()
         ckpt = runs.last_checkpoint(self.run_dir)
-        self._state = "failed"
-        self._status_extra = {**self._status_extra, "message": message}
+        self.state.end("failed", message)
         event = Failed(message=message, suggestion=suggestion, step=step,
                        checkpoint_path=str(ckpt) if ckpt else None, released_bytes=released)
         try:

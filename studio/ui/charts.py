@@ -6,9 +6,11 @@ Everything is pure and cheap, so a ``gr.Timer`` can redraw from a per-browser se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import plotly.graph_objects as go
+
+from studio.events import Checkpoint, Eval, Event, Failed, Finished, Log, Note, Probe, Started, Stopped
 
 GB = 1024 ** 3
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=90), height=340,
@@ -120,70 +122,75 @@ class RunSeries:
             parts.append(f"MFU {util:.1%}")
         return " · ".join(parts)
 
-    def add(self, events: Iterable[Any]) -> int:
+    def add(self, events: Iterable[Event]) -> int:
         """Fold events in; returns how many were added."""
         n = 0
         for e in events:
             n += 1
-            kind = getattr(e, "type", "")
-            if kind == "started":
-                self.status, self.run_dir = "running", e.run_dir
-                self.total_steps, self.start_step, self.step = e.total_steps, e.start_step, e.start_step
-                self.estimate_gb = (e.estimate or {}).get("total_gb")
-                self.lines.append(f"started {e.model} on {e.device}: {e.total_steps} steps, {e.train_rows} train / "
-                                  f"{e.eval_rows} eval rows" + (f"; {e.attention_reason}" if e.attention_reason else "")
-                                  + (f" (resumed at step {e.start_step})" if e.start_step else ""))
-                self.speed = list(getattr(e, "speed", None) or [])
-                self.lines.extend(f"speed plan: {line}" for line in self.speed)
-            elif kind == "log":
-                self.steps.append(e.step)
-                self.loss.append(e.loss)
-                self.learning_rate.append(e.learning_rate)
-                self.grad_norm.append(e.grad_norm)
-                self.tokens_per_s.append(e.tokens_per_s)
-                self.padding_share.append(getattr(e, "padding_share", None))
-                self.mfu.append(getattr(e, "mfu", None))
-                self.steps_per_s.append(getattr(e, "steps_per_s", None))
-                mem = e.peak_memory_bytes or e.memory_bytes
-                self.memory_gb.append(mem / GB if mem else None)
-                if mem:
-                    self.peak_gb = max(self.peak_gb or 0.0, mem / GB)
-                self.step = e.step
-                self.total_steps = e.total_steps or self.total_steps
-                self.eta_s = e.eta_s
-                self.lines.append(f"step {e.step}/{self.total_steps}  loss {_fmt(e.loss)}  lr {_fmt(e.learning_rate)}"
-                                  f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}"
-                                  f"  pad {_fmt(getattr(e, 'padding_share', None), '.0%')}"
-                                  f"  MFU {_fmt(getattr(e, 'mfu', None), '.1%')}")
-            elif kind == "eval":
-                self.eval_steps.append(e.step)
-                self.eval_loss.append(e.eval_loss)
-                self.lines.append(f"eval at step {e.step}: eval_loss {_fmt(e.eval_loss)}")
-            elif kind == "checkpoint":
-                self.lines.append(f"checkpoint at step {e.step}: {e.path}")
-            elif kind == "probe":
-                self.lines.append(f"probe at step {e.step}: {e.prompt!r} -> {e.answer[:120]!r}")
-            elif kind == "note":
-                self.lines.append(f"{e.level}: {e.message}")
-                if e.level == "warning":
-                    self.warning = e.message
-            elif kind == "finished":
-                self.status, self.step, self.eta_s = "finished", e.step, 0.0
-                self.message = f"finished at step {e.step}; adapter saved to {e.adapter_path}"
-                if e.peak_memory_bytes:
-                    self.peak_gb = e.peak_memory_bytes / GB
-                self.lines.append(self.message)
-            elif kind == "stopped":
-                self.status, self.step, self.eta_s = "stopped", e.step, None
-                self.message = f"stopped at step {e.step}" + (
-                    f"; adapter saved to {e.adapter_path}" if e.adapter_path else "")
-                self.lines.append(self.message)
-            elif kind == "failed":
-                self.status, self.eta_s = "failed", None
-                self.message = e.message + (f" {e.suggestion}" if e.suggestion else "")
-                self.failure = (e.message, e.suggestion or "")
-                self.lines.append(f"failed: {self.message}")
+            match e:
+                case Started():
+                    self._started(e)
+                case Log():
+                    self._log(e)
+                case Eval():
+                    self.eval_steps.append(e.step)
+                    self.eval_loss.append(e.eval_loss)
+                    self.lines.append(f"eval at step {e.step}: eval_loss {_fmt(e.eval_loss)}")
+                case Checkpoint():
+                    self.lines.append(f"checkpoint at step {e.step}: {e.path}")
+                case Probe():
+                    self.lines.append(f"probe at step {e.step}: {e.prompt!r} -> {e.answer[:120]!r}")
+                case Note():
+                    self.lines.append(f"{e.level}: {e.message}")
+                    if e.level == "warning":
+                        self.warning = e.message
+                case Finished():
+                    self.status, self.step, self.eta_s = "finished", e.step, 0.0
+                    self.message = f"finished at step {e.step}; adapter saved to {e.adapter_path}"
+                    if e.peak_memory_bytes:
+                        self.peak_gb = e.peak_memory_bytes / GB
+                    self.lines.append(self.message)
+                case Stopped():
+                    self.status, self.step, self.eta_s = "stopped", e.step, None
+                    self.message = f"stopped at step {e.step}" + (
+                        f"; adapter saved to {e.adapter_path}" if e.adapter_path else "")
+                    self.lines.append(self.message)
+                case Failed():
+                    self.status, self.eta_s = "failed", None
+                    self.message = e.message + (f" {e.suggestion}" if e.suggestion else "")
+                    self.failure = (e.message, e.suggestion or "")
+                    self.lines.append(f"failed: {self.message}")
         return n
+
+    def _started(self, e: Started) -> None:
+        self.status, self.run_dir = "running", e.run_dir
+        self.total_steps, self.start_step, self.step = e.total_steps, e.start_step, e.start_step
+        self.estimate_gb = (e.estimate or {}).get("total_gb")
+        self.lines.append(f"started {e.model} on {e.device}: {e.total_steps} steps, {e.train_rows} train / "
+                          f"{e.eval_rows} eval rows" + (f"; {e.attention_reason}" if e.attention_reason else "")
+                          + (f" (resumed at step {e.start_step})" if e.start_step else ""))
+        self.speed = list(e.speed)
+        self.lines.extend(f"speed plan: {line}" for line in self.speed)
+
+    def _log(self, e: Log) -> None:
+        self.steps.append(e.step)
+        self.loss.append(e.loss)
+        self.learning_rate.append(e.learning_rate)
+        self.grad_norm.append(e.grad_norm)
+        self.tokens_per_s.append(e.tokens_per_s)
+        self.padding_share.append(e.padding_share)
+        self.mfu.append(e.mfu)
+        self.steps_per_s.append(e.steps_per_s)
+        mem = e.peak_memory_bytes or e.memory_bytes
+        self.memory_gb.append(mem / GB if mem else None)
+        if mem:
+            self.peak_gb = max(self.peak_gb or 0.0, mem / GB)
+        self.step = e.step
+        self.total_steps = e.total_steps or self.total_steps
+        self.eta_s = e.eta_s
+        self.lines.append(f"step {e.step}/{self.total_steps}  loss {_fmt(e.loss)}  lr {_fmt(e.learning_rate)}"
+                          f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}"
+                          f"  pad {_fmt(e.padding_share, '.0%')}  MFU {_fmt(e.mfu, '.1%')}")
 
     @property
     def progress(self) -> float:

@@ -75,10 +75,15 @@ def card_preview(card: str) -> str:
     """The card as the page shows it: the YAML header in a code block, image links (files in the repo) as notes."""
     if not card.strip():
         return "_Pick a run to render its model card._"
-    front = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", card, re.S)
-    body = card[front.end():] if front else card
+    from studio.hub import parse_card
+
+    try:
+        _, body = parse_card(card)
+    except HubError as exc:
+        return f"⚠️ {exc}\n\n" + card
+    meta = card[:len(card) - len(body)].strip().removeprefix("---").removesuffix("---").strip()  # as typed
     body = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", r"_(\1: `\2`, uploaded with the model)_", body)
-    head = f"**Metadata (YAML header)**\n\n```yaml\n{front.group(1)}\n```\n\n" if front else ""
+    head = f"**Metadata (YAML header)**\n\n```yaml\n{meta}\n```\n\n" if meta else ""
     return head + body
 
 

@@ -6,59 +6,24 @@ then follows the same live run. Closing the page never touches the run.
 """
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gradio as gr
 
 from studio.config import BOOSTERS, OPTIMIZERS, SCHEDULERS, TrainConfig, field_help
-from studio.errors import BusyError, StudioError
+from studio.errors import BusyError
+from studio.formatting import format_seconds
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
-from studio.ui.forms import GRADIENT_CHECKPOINTING, TrainForm
+from studio.ui.forms import TrainForm, widget
+from studio.ui.train_status import failure_box, progress_html, status_line
 
 TAB_ID = "train"
 LABEL = "3 · Train"
 POLL_S = 1.0
 TAIL_LINES = 40
 LIVE = ("preparing", "running", "stopping")
-_RAW_ERROR = re.compile(r"^([A-Z]\w*(?:Error|Exception))\b:?\s*(.*)$", re.S)
-_KNOWN_FAILURES = (
-    (re.compile(r"shape|size mismatch|dimension|must match", re.I), "the model got a tensor of a shape it did not "
-     "expect", "Check that the model, its chat template and the LoRA target modules belong together; a shorter "
-     "max_length or batch size 1 tells whether the batch shape is the cause."),
-    (re.compile(r"\bnan\b|\binf\b", re.I), "the loss or the gradients became NaN",
-     "Lower the learning rate (÷10), keep max grad norm on, or use bf16 instead of fp16."),
-    (re.compile(r"no space left|disk quota", re.I), "the disk is full", "Free space where the runs are saved."),
-    (re.compile(r"cuda|device-side|cublas|cudnn", re.I), "the GPU reported an error",
-     "Try again with device cpu to see whether the GPU is the cause."),
-)
-
-
-def failure_view(message: str, suggestion: str = "") -> tuple[str, str, str | None]:
-    """``(headline, suggestion, raw line or None)`` for a Failed event: a typed message passes through; a raw
-    ``SomeError: ...`` line becomes a sentence with a suggestion, the raw line kept for a details toggle."""
-    m = _RAW_ERROR.match(message or "")
-    if not m:
-        return message, suggestion, None
-    kind, rest = m.groups()
-    for pattern, head, tip in _KNOWN_FAILURES:
-        if pattern.search(rest):
-            return f"Training failed: {head}.", tip, message
-    return (f"Training failed with an unexpected {kind} inside the training libraries.",
-            suggestion or "See train.log in the run folder for the full traceback.", message)
-
-
-def failure_box(message: str, suggestion: str = "") -> str:
-    """Markdown for the error box: the sentence, the suggestion, the raw line behind a details toggle."""
-    head, tip, raw = failure_view(message, suggestion)
-    text = f"**⚠ {head}**" + (f"\n\n{tip}" if tip else "")
-    if raw:
-        text += (f"\n\n<details><summary>Details (the raw error)</summary>\n\n<code>{html.escape(raw)}</code>"
-                 f"\n\n</details>")
-    return text
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -90,64 +55,6 @@ def follow(studio: Any, view: TrainView) -> tuple[TrainView, bool]:
     events, view.cursor = job.events.since(view.cursor)
     view.series.add(events)
     return view, bool(events)
-
-
-def status_line(studio: Any, view: TrainView) -> tuple[str, str, float]:
-    """``(state, text, progress 0..1)`` of the followed job."""
-    job = studio.job
-    if job is None:
-        return "idle", "No run yet. Set the hyperparameters and press **Start**.", 0.0
-    st = job.status()
-    s = view.series
-    state = st.state
-    step = max(s.step, st.step)
-    total = s.total_steps or st.total_steps
-    parts = [f"step {step}/{total or '?'}"]
-    loss = next((v for v in reversed(s.loss) if v is not None), None)
-    if loss is not None:
-        parts.append(f"loss {loss:.4f}")
-    eta = s.eta_s if s.eta_s is not None else st.eta_s
-    if state in ("running", "stopping") and eta is not None:
-        parts.append(f"ETA {_seconds(eta)}")
-    parts.append(f"elapsed {_seconds(st.elapsed_s)}")
-    detail = st.message if state == "preparing" and st.message else ""
-    icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
-            "failed": "❌"}.get(state, "•")
-    text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
-    if state == "failed" and s.failure:
-        text += f"  \n{failure_view(*s.failure)[0]} (details in the box above)"
-    elif state in ("finished", "stopped", "failed") and s.message:
-        text += f"  \n{s.message}"
-    if s.warning and state in ("preparing", "running", "stopping"):
-        text += f"  \n⚠️ {s.warning}"
-    speed = s.speed_now()
-    if speed:
-        text += f"  \n⚡ {speed}"
-    if s.speed:
-        text += "\n\n**Fast path** (what is on, and why):\n" + "\n".join(f"- {_md(line)}" for line in s.speed)
-    progress = 1.0 if state == "finished" else (min(1.0, step / total) if total else 0.0)
-    return state, text, progress
-
-
-def _md(text: str) -> str:
-    """Plain text for a Markdown list item: ``~`` means "about" here, not strikethrough."""
-    return text.replace("~", "≈").replace("*", "\\*")
-
-
-def progress_html(progress: float, state: str, eta_text: str = "") -> str:
-    pct = max(0.0, min(1.0, progress)) * 100
-    color = {"failed": "#dc2626", "stopped": "#f59e0b", "finished": "#16a34a"}.get(state, "#2563eb")
-    return (f'<div class="studio-progress" role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" '
-            f'aria-valuemax="100" style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
-            f'<div style="width:{pct:.1f}%;background:{color};height:100%;transition:width .4s"></div></div>'
-            f'<div style="font-size:12px;color:#6b7280">{pct:.0f}%{html.escape(eta_text)}</div>')
-
-
-def _seconds(s: float | None) -> str:
-    if s is None:
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def overlay_points(studio: Any, names: list[str]) -> list[tuple[str, list[tuple[int, float]]]]:
@@ -251,9 +158,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                                elem_id="train-batch-size")
         grad_accum = gr.Number(value=t.grad_accum, precision=0, minimum=1, label="Gradient accumulation",
                                info=h("grad_accum"))
-        gradient_checkpointing = gr.Radio(list(GRADIENT_CHECKPOINTING),
-                                          value={True: "on", False: "off"}.get(t.gradient_checkpointing, "auto"),
-                                          label="Gradient checkpointing", info=h("gradient_checkpointing"))
+        gradient_checkpointing = widget(TrainConfig, "gradient_checkpointing", t.gradient_checkpointing,
+                                        label="Gradient checkpointing")
         packing = gr.Checkbox(value=t.packing, label="Packing", info=h("packing"))
     with gr.Accordion("More settings", open=False):
         with gr.Row():
@@ -324,7 +230,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         changed = force or text != v.shown_status
         v.shown_status = text
         s = v.series
-        eta = f" · ETA {_seconds(s.eta_s)}" if state in ("running", "stopping") and s.eta_s is not None else ""
+        eta = f" · ETA {format_seconds(s.eta_s)}" if state in ("running", "stopping") and s.eta_s is not None else ""
         if state == "failed":
             message, suggestion = s.failure or (s.message, "")
             failed = gr.update(value=failure_box(message, suggestion), visible=True)

@@ -4,35 +4,22 @@ never shown, and the export kept so a retry only uploads."""
 from __future__ import annotations
 
 import time
-import types
-import uuid
 
 import pytest
 from checks import one_error_after_progress
-from hub_server import HubServer
+from hub_server import TEST_TOKEN
 
 from studio.cli import main
 
-TOKEN = "hf_" + uuid.uuid4().hex
+TOKEN = TEST_TOKEN
 
 
 @pytest.fixture
-def hub(monkeypatch, tmp_path):
-    import huggingface_hub.constants as constants
-    from huggingface_hub.utils import _http
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
+def hub(hub, monkeypatch):
+    """The shared local Hub (tests/conftest.py), with HF_TOKEN set and a 1.5 s timeout on every call."""
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("STUDIO_HUB_TIMEOUT", "1.5")
-    # huggingface_hub's own preupload/commit retries sleep 1+2+4+8+8 s; keep the retries, skip the waiting
-    monkeypatch.setattr(_http, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time,
-                                                             monotonic=time.monotonic))
-    with HubServer(token=TOKEN) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
+    return hub
 
 
 FAULTS = [
@@ -47,11 +34,11 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("setup, pattern, kept", [pytest.param(s, p, k, id=i) for i, s, p, k in FAULTS])
-def test_hub_fault_is_one_line_and_keeps_the_export(hub, run_dir, capsys, setup, pattern, kept):
+def test_hub_fault_is_one_line_and_keeps_the_export(hub, hub_run, capsys, setup, pattern, kept):
     for key, value in setup.items():
         setattr(hub, key, value)
     t0 = time.perf_counter()
-    rc = main(["push", "--run", str(run_dir), "--repo", "target"])
+    rc = main(["push", "--run", str(hub_run), "--repo", "target"])
     waited = time.perf_counter() - t0
     err = capsys.readouterr().err
     assert rc == 2, err
@@ -59,14 +46,14 @@ def test_hub_fault_is_one_line_and_keeps_the_export(hub, run_dir, capsys, setup,
     assert TOKEN not in err
     if kept:
         assert "export is kept" in line
-        assert (run_dir / "export" / "adapter" / "adapter_model.safetensors").is_file()
+        assert (hub_run / "export" / "adapter" / "adapter_model.safetensors").is_file()
     assert waited < 60, "a hung Hub must end within the timeout (and its retries)"
     hub.hang.clear()
 
 
-def test_transient_429_and_503_are_retried(hub, run_dir, capsys):
+def test_transient_429_and_503_are_retried(hub, hub_run, capsys):
     hub.fail, hub.fail_times = {"create": 429, "whoami": 503}, {"create": 2, "whoami": 1}
-    assert main(["push", "--run", str(run_dir), "--repo", "target"]) == 0, capsys.readouterr().err
+    assert main(["push", "--run", str(hub_run), "--repo", "target"]) == 0, capsys.readouterr().err
     assert "target" in capsys.readouterr().out
     assert "tester/target" in hub.repos
     assert hub.routes_called().count("create") == 3 and hub.routes_called().count("whoami") >= 2
@@ -82,7 +69,7 @@ def test_every_hub_call_has_a_timeout(hub):
     assert timeout.read == 1.5 and timeout.connect == 1.5
 
 
-def test_a_full_disk_during_an_export_is_one_line(run_dir, tmp_path, capsys, monkeypatch):
+def test_a_full_disk_during_an_export_is_one_line(hub_run, tmp_path, capsys, monkeypatch):
     import errno
 
     from studio.hub import exporting
@@ -91,5 +78,5 @@ def test_a_full_disk_during_an_export_is_one_line(run_dir, tmp_path, capsys, mon
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
     monkeypatch.setattr(exporting.shutil, "copyfile", full)
-    assert main(["push", "--run", str(run_dir), "--export-only", str(tmp_path / "out")]) == 2
+    assert main(["push", "--run", str(hub_run), "--export-only", str(tmp_path / "out")]) == 2
     one_error_after_progress(capsys.readouterr().err, r"error: the disk is full: no space left writing .*out")

@@ -3,19 +3,18 @@ edited card arrives, private flag, link, 401/500 sentences, export only, the tok
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
 from fake_progress import FakeProgress, monotonic_and_readable
 
 from conftest import free_port
-from hub_fixtures import make_run_dir
-from hub_server import HubServer
+from hub_fixtures import local_hub
+from hub_server import TEST_TOKEN
 from studio.session import Studio
 from studio.ui import hub_tab
 
-TOKEN = "hf_" + uuid.uuid4().hex
+TOKEN = TEST_TOKEN
 
 
 def test_card_preview_shows_the_yaml_header_as_code_and_images_as_notes():
@@ -24,6 +23,8 @@ def test_card_preview_shows_the_yaml_header_as_code_and_images_as_notes():
     assert out.startswith("**Metadata (YAML header)**\n\n```yaml\nbase_model: x\ntags:\n- lora\n```")
     assert "# Title" in out and "](loss_curve.png)" not in out and "`loss_curve.png`" in out
     assert "Pick a run" in hub_tab.card_preview("")
+    broken = hub_tab.card_preview("---\nlicense: [mit\n---\n# Title\n")
+    assert broken.startswith("⚠️ the model card's YAML header is invalid") and "# Title" in broken
 
 
 def test_run_defaults_and_token_status(tmp_path, monkeypatch):
@@ -39,43 +40,35 @@ def test_run_defaults_and_token_status(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------- served app
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("runs") / "demo-run")
-
-
-def test_run_defaults_name_the_model_and_dataset(base_run):
-    assert hub_tab.run_defaults(str(base_run)) == ("demo-tiny-gsm8k-lora", True, "adapter")
+def test_run_defaults_name_the_model_and_dataset(hub_base_run):
+    assert hub_tab.run_defaults(str(hub_base_run)) == ("demo-tiny-gsm8k-lora", True, "adapter")
 
 
 @pytest.fixture(scope="module")
-def hub():
-    with HubServer(token=TOKEN) as server:
-        yield server
+def hub(tmp_path_factory):
+    """The local Hub for this module's served app (module-scoped, so its own MonkeyPatch)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        with local_hub(mp, tmp_path_factory.mktemp("hf-home")) as server:
+            yield server
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="module")
-def served(base_run, hub, tmp_path_factory):
-    import huggingface_hub.constants as constants
+def served(hub_base_run, hub):
     from gradio_client import Client
 
     from studio.ui.app import build_app, initial_config, launch_kwargs
 
-    mp = pytest.MonkeyPatch()
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        mp.delenv(name, raising=False)
-    mp.setattr(constants, "HF_HUB_OFFLINE", False)
-    mp.setattr(constants, "HF_TOKEN_PATH", str(tmp_path_factory.mktemp("hf-home") / "token"))
-    mp.setenv("HF_ENDPOINT", hub.url)
-    studio = Studio(runs_dir=base_run.parent)
+    studio = Studio(runs_dir=hub_base_run.parent)
     app = build_app(studio, initial=initial_config(demo=True))
     port = free_port()
     app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False), str(base_run)
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), str(hub_base_run)
     finally:
         app.close()
-        mp.undo()
 
 
 def _text(update) -> str:
@@ -145,18 +138,18 @@ def test_export_only_writes_a_folder_without_the_network(served, tmp_path):
     shutil.rmtree(out)
 
 
-def test_export_and_push_report_progress(served, base_run, hub, tmp_path):
+def test_export_and_push_report_progress(served, hub_base_run, hub, tmp_path):
     from studio.ui.app import build_app, initial_config
 
-    handles = build_app(Studio(runs_dir=base_run.parent), initial=initial_config(demo=True)).studio_handles["publish"]
+    handles = build_app(Studio(runs_dir=hub_base_run.parent), initial=initial_config(demo=True)).studio_handles["publish"]
     exporting = FakeProgress()
-    out = handles.on_export(str(base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
+    out = handles.on_export(str(hub_base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
                             exporting)
     assert "Exported" in out[handles.status], out
     text = monotonic_and_readable(exporting.calls)
     assert "copying the adapter" in text and "exported to" in text, text
     pushing = FakeProgress()
-    out = handles.on_push(str(base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", pushing)
+    out = handles.on_push(str(hub_base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", pushing)
     assert "Pushed" in out[handles.status], out
     text = monotonic_and_readable(pushing.calls)
     assert "checking the token" in text and "uploading" in text and "pushed to" in text, text

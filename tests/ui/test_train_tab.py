@@ -8,7 +8,11 @@ import pytest
 
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
-from studio.ui.train_tab import TrainView, progress_html
+from studio.ui.train_status import progress_html, status_line
+from studio.ui.train_tab import TrainView
+
+SKIP = {"__type__": "update"}
+"""What ``gr.skip()`` returns: the output is left as it is (a ``gr.update(...)`` with values has more keys)."""
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def _poll_until_done(h, studio, view, timeout=300):
         alive = studio.job.alive
         out = h.on_tick(view)
         view = out[0]
-        redraws += not isinstance(out[3], dict)  # a figure (not gr.skip()) means the chart was redrawn
+        redraws += not (isinstance(out[3], dict) and out[3] == SKIP)  # a figure, not gr.skip(): redrawn
         if not alive:
             return view, redraws
         assert time.time() < deadline, "training did not finish in time"
@@ -59,14 +63,13 @@ def test_start_streams_events_into_charts_and_a_second_start_is_busy(app):
     assert redraws >= 2, "the chart was redrawn as events arrived"
     assert s.speed and s.speed[0].startswith("attention: sdpa"), "the speed plan is listed"
     assert all(v is not None for v in s.padding_share) and any(s.mfu)
-    from studio.ui.train_tab import status_line
-
     _, text, _ = status_line(studio, view)
     assert "tok/s (real)" in text and "padding" in text and "MFU" in text
     assert "**Fast path**" in text and "- gradient checkpointing: off" in text and "~" not in text
-    out = h.on_tick(view)
-    assert "finished" in out[1] if isinstance(out[1], str) else True
-    fig = h.on_tick(TrainView())[3]  # a new browser (fresh cursor) replays the whole log
+    assert h.on_tick(view)[1] == SKIP, "nothing new: the status is not sent again"
+    fresh = h.on_tick(TrainView())  # a new browser (fresh cursor) replays the whole log
+    assert "**finished**" in fresh[1] and "step 3/3" in fresh[1], fresh[1]
+    fig = fresh[3]
     train_trace = next(t for t in fig.data if t.name == "train loss")
     assert list(train_trace.x) == [1, 2, 3]
 
@@ -77,7 +80,7 @@ def test_reloaded_view_replays_the_same_series(app):
     second = h.on_tick(TrainView())[0]
     assert first.series.steps == second.series.steps and first.cursor == second.cursor == len(studio.job.events)
     again = h.on_tick(first)
-    assert all(isinstance(x, dict) for x in again[3:6]), "nothing new: the plots are not redrawn"
+    assert all(x == SKIP for x in again[3:6]), "nothing new: the plots and the log are not sent again"
 
 
 def test_earlier_runs_overlay_the_loss_chart(app):

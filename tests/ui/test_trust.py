@@ -15,7 +15,7 @@ from studio.ui.app import build_app, initial_config
 from studio.ui.config_bar import session_config
 from studio.ui.forms import DATASETS_DIR, SOURCE_PATH, SOURCE_SAMPLE, SOURCE_UPLOAD
 from studio.ui.model_tab import build_estimate
-from studio.ui.train_tab import failure_box, failure_view
+from studio.ui.train_status import failure_box, failure_view
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +167,13 @@ def test_raw_failures_get_a_sentence_a_suggestion_and_details():
 
 
 def test_charts_constant_lr_is_drawn_at_its_value_and_labels_stay_clear():
+    from studio.events import Log
+
     s = charts.RunSeries()
     for step in range(1, 6):
-        s.add([SimpleNamespace(type="log", step=step, total_steps=5, loss=1.0, learning_rate=0.003, grad_norm=1.0,
-                               tokens_per_s=100.0, padding_share=0.1, mfu=None, steps_per_s=2.0,
-                               peak_memory_bytes=None, memory_bytes=2**30, eta_s=1.0)])
+        s.add([Log(step=step, total_steps=5, loss=1.0, learning_rate=0.003, grad_norm=1.0, tokens_per_s=100.0,
+                   padding_share=0.1, mfu=None, steps_per_s=2.0, peak_memory_bytes=None, memory_bytes=2**30,
+                   eta_s=1.0)])
     fig = charts.metrics_figure(s)
     lo, hi = fig.layout.yaxis.range
     assert lo == 0 and 0.003 < hi < 0.004

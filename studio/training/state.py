@@ -1,0 +1,186 @@
+"""The state of one run, shared by ``TrainingJob`` and its trainer callback: created complete when the job is made.
+
+Two threads touch it: the training thread (the job's run and the callback) and whichever thread calls
+``TrainingJob.stop()`` or ``status()`` (the UI, a signal handler). The phase and the progress figures are only
+changed through the methods below, which hold ``lock``; ``status()`` reads them under the same lock. The run's
+facts (rows, estimate, reasons...) are written by the training thread alone, before ``trainer.train()``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.events import Note, Started
+
+LOG = logging.getLogger("studio.training")
+
+
+def _token_window() -> Any:
+    from studio.speed.flops import TokenWindow
+
+    return TokenWindow()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot for the UI's status line and progress bar."""
+
+    state: str
+    """preparing, running, stopping, finished, stopped or failed."""
+    run_dir: str
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    message: str = ""
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("preparing", "running", "stopping")
+
+
+@dataclass
+class RunState:
+    """Everything the job and its callback share about one run (see the module docstring for who writes what)."""
+
+    run_dir: Path
+    model_name: str
+    main: bool = True
+    """Only the main process (rank 0) writes files."""
+    resumed: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started_at: float = field(default_factory=time.time)
+    window: Any = field(default_factory=_token_window)
+    """The :class:`~studio.speed.flops.TokenWindow`: token sums of the micro-batches since the last log step (the
+    trainer adds, the callback takes)."""
+    # ---- phase and progress: written under ``lock`` only
+    phase: str = "preparing"
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+    # ---- the run's facts, set by the training thread before training
+    device: str = "cpu"
+    rss_start: int = 0
+    train_rows: int = 0
+    eval_rows: int = 0
+    gradient_checkpointing: bool = False
+    gc_reason: str = ""
+    attention_reason: str = ""
+    quant_reason: str = ""
+    speed_lines: list[str] = field(default_factory=list)
+    loaded: dict[str, Any] = field(default_factory=dict)
+    estimate: Any = None
+    """The :class:`~studio.modeling.MemoryEstimate` for the planned micro-batch, or None."""
+    trainable_params: int = 0
+    model_config: Any = None
+    peak: Any = None
+    """The device's peak FLOP/s (:class:`~studio.speed.flops.Peak`) for MFU, or None when unknown."""
+    # ---- written by the callback
+    train_loss: float | None = None
+
+    @property
+    def tokens_at_begin(self) -> int | None:
+        """Tokens trained before the first step: 0 for a fresh run, unknown (None) for a resumed one."""
+        return None if self.resumed else 0
+
+    # ---------------------------------------------------------------- phase (under the lock)
+    def request_stop(self) -> None:
+        """Ask the run to stop after the current step."""
+        self.stop.set()
+        with self.lock:
+            if self.phase in ("preparing", "running"):
+                self.phase = "stopping"
+
+    def begin(self, step: int, total_steps: int) -> None:
+        """The trainer's first step is about to run."""
+        with self.lock:
+            self.phase = "stopping" if self.stop.is_set() else "running"
+            self.step, self.total_steps, self.loss, self.eta_s, self.message = step, total_steps, None, None, ""
+
+    def progress(self, step: int, total_steps: int, loss: float | None, eta_s: float | None) -> None:
+        with self.lock:
+            self.step, self.total_steps, self.loss, self.eta_s, self.message = step, total_steps, loss, eta_s, ""
+
+    def tell(self, message: str) -> None:
+        """What the run is doing before its first step (preparing the data, loading the model...)."""
+        with self.lock:
+            self.message = message
+
+    def end(self, phase: str, message: str | None = None) -> None:
+        with self.lock:
+            self.phase = phase
+            if message is not None:
+                self.message = message
+
+    def status(self) -> JobStatus:
+        with self.lock:
+            return JobStatus(state=self.phase, run_dir=str(self.run_dir), step=self.step,
+                             total_steps=self.total_steps, loss=self.loss, eta_s=self.eta_s,
+                             elapsed_s=round(time.time() - self.started_at, 1), message=self.message)
+
+    # ---------------------------------------------------------------- what the callback reports
+    def started_event(self, start_step: int, total_steps: int, world_size: int) -> Started:
+        return Started(run_dir=str(self.run_dir), model=self.model_name, total_steps=total_steps,
+                       start_step=start_step, world_size=world_size, device=self.device, train_rows=self.train_rows,
+                       eval_rows=self.eval_rows, gradient_checkpointing=self.gradient_checkpointing,
+                       attention_reason=self.attention_reason,
+                       speed=self.speed_lines + ([self.quant_reason] if self.quant_reason else []),
+                       loaded=self.loaded, estimate=self.estimate.to_dict() if self.estimate else {})
+
+    def speed(self, seconds: float) -> dict[str, float]:
+        """Real tokens/s (this process), padding share and MFU of the micro-batches since the last log step."""
+        from studio.speed.flops import Peak, SpeedMeter
+
+        real, positions, sum_sq = self.window.take()
+        if not positions or self.model_config is None:
+            return {}
+        try:
+            meter = SpeedMeter(self.model_config, peak=self.peak or Peak(0.0, "unknown"),
+                               lora_params=self.trainable_params)
+            meter.add_sums(real, positions, sum_sq, seconds)
+            snap = meter.snapshot()
+        except Exception as exc:  # noqa: BLE001 - an unknown architecture has no FLOPs figure: no MFU
+            LOG.debug("speed meter: %s", exc)
+            share = round(1 - real / positions, 4)
+            return {"tokens_per_s": round(real / seconds, 1) if seconds > 0 else 0.0, "padding_share": share}
+        if self.peak is None or not self.peak.flops:
+            snap.pop("mfu", None)
+        return snap
+
+    def estimate_note(self, measured_peak: int) -> Note | None:
+        """The memory estimate against the measured peak (GPU) or RSS growth (CPU), or None without an estimate."""
+        if self.estimate is None:
+            return None
+        gb = 1024 ** 3
+        measured = measured_peak if self.device == "cuda" else max(measured_peak - self.rss_start, 1)
+        est = self.estimate.total_gb * gb
+        error = (est - measured) / measured
+        where = "GPU peak allocated" if self.device == "cuda" else "process RSS growth"
+        gc_on = self.gradient_checkpointing
+        msg = (f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}); "
+               f"estimate error {error:+.0%}; gradient checkpointing {'on' if gc_on else 'off'}")
+        LOG.info(msg)
+        return Note(message=msg, data={"estimated_bytes": int(est), "measured_bytes": int(measured),
+                                       "peak_bytes": int(measured_peak), "error": round(error, 4),
+                                       "device": self.device, "gradient_checkpointing": gc_on,
+                                       "gradient_checkpointing_reason": self.gc_reason})
+
+
+def as_float(x: Any) -> float | None:
+    """``x`` as a float, or None (missing or not a number)."""
+    try:
+        return float(x) if x is not None else None
+    except (TypeError, ValueError):
+        return None
