@@ -143,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from studio.bench_train import bench_train
+    from studio.bench.train import bench_train
 
     result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
                          warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,
