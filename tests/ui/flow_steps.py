@@ -11,9 +11,10 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-from browser import ROOT
+from browser import ROOT, launch_chromium, tracebacks
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -57,6 +58,32 @@ class Session:
             self.page.reload()
         finally:
             self._reloading = False
+
+
+@contextmanager
+def open_session(playwright: Any, chromium: str, url: str, last_png: str) -> Iterator[Session]:
+    """A Chromium page on the app; on the way out a screenshot of where it stood (``last_png``) and the browser
+    closed, whatever happened."""
+    browser = launch_chromium(playwright, chromium)
+    session = Session(browser, url)
+    try:
+        yield session
+    finally:
+        try:
+            session.page.screenshot(path=str(ARTIFACTS / last_png), full_page=True)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        browser.close()
+
+
+def report(session: Session, app: Any, timings: dict[str, float], t_all: float, name: str) -> None:
+    """Write and print the flow's timings; fail on any browser console error or server traceback."""
+    timings["whole flow (s)"] = round(time.perf_counter() - t_all, 1)
+    text = "".join(f"{k}: {v}\n" for k, v in timings.items())
+    (ARTIFACTS / name).write_text(text, encoding="utf-8")
+    print("\n" + text)
+    assert not session.problems, "browser console errors:\n" + "\n".join(session.problems)
+    assert not tracebacks(app.output()), "server tracebacks:\n" + "\n\n".join(tracebacks(app.output()))
 
 
 def tab(page: Any, label: str) -> None:
@@ -169,11 +196,12 @@ def follow_run(page: Any, signatures: list[str], until: int, seconds: float = 60
     return status
 
 
-def train_with_reload(session: Session, expect: Any, steps: int, batch: int,
-                      after_reload: Callable[[Any], None] = lambda page: None) -> tuple[list[str], str]:
+def train_with_reload(session: Session, expect: Any, app: Any, steps: int, batch: int, min_draws: int,
+                      after_reload: Callable[[Any], None] = lambda page: None) -> Path:
     """Issues 15.3 and 15.7: Start a run of ``steps`` steps at ``batch``; Start is disabled with the reason while it
-    trains; a reload mid-run shows the run's values in the forms; the page follows the run to its end, and the log
-    box shows its newest line. Returns the loss chart's signatures and the final status line."""
+    trains; a reload mid-run shows the run's values in the forms (``after_reload`` checks more); the page follows
+    the run to its end, the loss chart redrawn at least ``min_draws`` times, and the log box shows its newest line.
+    Returns the run's folder."""
     page = session.page
     tab(page, "3 · Train")
     set_number(page, "train-max-steps", steps)
@@ -191,16 +219,17 @@ def train_with_reload(session: Session, expect: Any, steps: int, batch: int,
     after_reload(page)
     tab(page, "3 · Train")
     status = follow_run(page, signatures, 10_000)
+    assert "finished" in status, f"training did not finish: {status}\n{app.output()[-2000:]}"
     time.sleep(1.5)  # the last tick redraws the chart
     sig = plot_signature(page, "train-loss")
     if sig and (not signatures or sig != signatures[-1]):
         signatures.append(sig)
-    if "finished" in status:
-        expect(page.locator("#train-start")).to_be_enabled(timeout=10_000)
-        scroll = page.evaluate("""() => { const t = document.querySelector('#train-log textarea');
-            return [t.scrollTop, t.clientHeight, t.scrollHeight]; }""")
-        assert scroll[0] + scroll[1] >= scroll[2] - 4, f"the log box does not show its newest line: {scroll}"
-    return signatures, status
+    assert len(signatures) >= min_draws, f"the loss chart was drawn {len(signatures)} times: {signatures}"
+    expect(page.locator("#train-start")).to_be_enabled(timeout=10_000)
+    scroll = page.evaluate("""() => { const t = document.querySelector('#train-log textarea');
+        return [t.scrollTop, t.clientHeight, t.scrollHeight]; }""")
+    assert scroll[0] + scroll[1] >= scroll[2] - 4, f"the log box does not show its newest line: {scroll}"
+    return next(p for p in Path(app.runs_dir).iterdir() if p.is_dir())
 
 
 def chat_shows_literal_text(page: Any, expect: Any, run_name: str) -> tuple[str, str]:

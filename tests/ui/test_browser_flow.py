@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from browser import AppProcess, chromium_or_skip, launch_chromium, tracebacks
-from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
-                        open_config, shot, source_switch_shows_no_errors, tab, template_edits_follow, train_with_reload,
-                        uploads_are_checked, wait_for_preview)
+from browser import AppProcess, chromium_or_skip
+from flow_steps import (ARTIFACTS, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
+                        open_config, open_session, report, shot, source_switch_shows_no_errors, tab,
+                        template_edits_follow, train_with_reload, uploads_are_checked, wait_for_preview)
 from hub_server import HubServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -86,10 +86,8 @@ def test_full_flow_in_a_real_browser(app, hub, chromium, tmp_path):
 
     t_all = time.perf_counter()
     with sync_playwright() as pw:
-        browser = launch_chromium(pw, chromium)
-        session = Session(browser, app.url)
-        page = session.page
-        try:
+        with open_session(pw, chromium, app.url, "last.png") as session:
+            page = session.page
             # ---- Data: the bundled linear equations, highlighted trained tokens, length histogram
             t0 = time.perf_counter()
             sample = page.locator("#data-sample input")
@@ -139,11 +137,8 @@ def test_full_flow_in_a_real_browser(app, hub, chromium, tmp_path):
                 expect(page.locator("#data-extra-sources")).to_contain_text("word_problems.jsonl", timeout=30_000)
 
             t0 = time.perf_counter()
-            signatures, status = train_with_reload(session, expect, STEPS, 2, sources_survive_reload)
-            assert "finished" in status, f"training did not finish: {status}\n{app.output()[-2000:]}"
+            run_dir = train_with_reload(session, expect, app, STEPS, 2, 3, sources_survive_reload)
             TIMINGS[f"train {STEPS} steps on two sources, click to finished (s)"] = round(time.perf_counter() - t0, 1)
-            assert len(signatures) >= 3, f"the loss chart was drawn {len(signatures)} times: {signatures}"
-            run_dir = next(p for p in Path(app.runs_dir).iterdir() if p.is_dir())
             from studio.config import load_config
             ran, opened = load_config(run_dir / "config.yaml"), load_config(mix)
             assert ran.data == opened.data, f"the run trained other data than the opened config:\n{ran.data}"
@@ -188,16 +183,6 @@ def test_full_flow_in_a_real_browser(app, hub, chromium, tmp_path):
                 tab(page, label)
                 page.wait_for_timeout(500)
                 shot(page, f"{name}-1000")
-        finally:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
-            browser.close()
-    TIMINGS["whole flow (s)"] = round(time.perf_counter() - t_all, 1)
-    (ARTIFACTS / "timings.txt").write_text("".join(f"{k}: {v}\n" for k, v in TIMINGS.items()), encoding="utf-8")
-    print("\n" + "".join(f"{k}: {v}\n" for k, v in TIMINGS.items()))
-    assert not session.problems, "browser console errors:\n" + "\n".join(session.problems)
-    assert not tracebacks(app.output()), "server tracebacks:\n" + "\n\n".join(tracebacks(app.output()))
+    report(session, app, TIMINGS, t_all, "timings.txt")
     written = [p for p in Path(app.runs_dir).rglob("*") if p.is_file()]
     assert not any(TOKEN.encode() in p.read_bytes() for p in written), "the token was written to disk"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from browser import AppProcess, chromium_or_skip, launch_chromium, tracebacks
-from flow_steps import (ARTIFACTS, Session, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
-                        open_config, shot, source_switch_shows_no_errors, tab, template_edits_follow, train_with_reload,
-                        uploads_are_checked, wait_for_preview)
+from browser import AppProcess, chromium_or_skip
+from flow_steps import (ARTIFACTS, chat_shows_literal_text, evaluation_tables_fit, measured_bar_follows_the_model,
+                        open_config, open_session, report, shot, source_switch_shows_no_errors, tab,
+                        template_edits_follow, train_with_reload, uploads_are_checked, wait_for_preview)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -69,10 +69,8 @@ def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, t
 
     t_all = time.perf_counter()
     with sync_playwright() as pw:
-        browser = launch_chromium(pw, chromium_path)
-        session = Session(browser, real_app.url)
-        page = session.page
-        try:
+        with open_session(pw, chromium_path, real_app.url, "real-last.png") as session:
+            page = session.page
             # ---- the first launch opens on the real model and the word problems
             expect(page.locator("#data-sample input")).to_have_value("word_problems.jsonl", timeout=60_000)
             wait_for_preview(page, expect)
@@ -102,11 +100,8 @@ def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, t
                 page.wait_for_function(r"() => /\d+\.\d\d s\/step/.test(document.body.innerText)", timeout=300_000)
 
             t0 = time.perf_counter()
-            signatures, status = train_with_reload(session, expect, STEPS, 2, sources_and_speed_after_reload)
-            assert "finished" in status, f"training did not finish: {status}\n{real_app.output()[-2000:]}"
+            run_dir = train_with_reload(session, expect, real_app, STEPS, 2, 2, sources_and_speed_after_reload)
             TIMINGS[f"train {STEPS} steps of SmolLM2, click to finished (s)"] = round(time.perf_counter() - t0, 1)
-            assert len(signatures) >= 2, f"the loss chart was drawn {len(signatures)} times: {signatures}"
-            run_dir = next(p for p in Path(real_app.runs_dir).iterdir() if p.is_dir())
             ran = load_config(run_dir / "config.yaml")
             assert ran.data == load_config(mix).data, f"the run trained other data than the file:\n{ran.data}"
             assert (ran.model.name_or_path, ran.train.max_steps, ran.train.batch_size) == (
@@ -124,14 +119,4 @@ def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, t
             evaluation_tables_fit(page, expect, 2)
             TIMINGS["chat + evaluate 2 rows (s)"] = round(time.perf_counter() - t0, 1)
             shot(page, "real-4-chat")
-        finally:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "real-last.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
-            browser.close()
-    TIMINGS["whole flow (s)"] = round(time.perf_counter() - t_all, 1)
-    (ARTIFACTS / "real-timings.txt").write_text("".join(f"{k}: {v}\n" for k, v in TIMINGS.items()), encoding="utf-8")
-    print("\n" + "".join(f"{k}: {v}\n" for k, v in TIMINGS.items()))
-    assert not session.problems, "browser console errors:\n" + "\n".join(session.problems)
-    assert not tracebacks(real_app.output()), "server tracebacks:\n" + "\n\n".join(tracebacks(real_app.output()))
+    report(session, real_app, TIMINGS, t_all, "real-timings.txt")
