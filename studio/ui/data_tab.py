@@ -32,6 +32,13 @@ NO_COLUMN = ("— none —", "")
 TEMPLATE_DEBOUNCE_S = 0.4
 """A template edit waits this long server-side, so a burst of keys (always_last) redraws once, with the text as
 it is after the burst."""
+CONFIG_FIELDS = {"path": (SourceConfig, "path"), "split": (SourceConfig, "split"), "subset": (SourceConfig, "name"),
+                 "weight": (SourceConfig, "weight"), **{n: (DataConfig, n) for n in (
+                     "format", "template", "response_template", "system_prompt", "eval_fraction", "max_rows",
+                     "seed")}, "max_length": (TrainConfig, "max_length"), "loss_on": (TrainConfig, "loss_on")}
+"""``DataForm`` field -> the config field its widget edits (the first source's, for the ``SourceConfig`` ones);
+the other DataForm widgets (source kind, sample, upload, column mapping, named template, more sources) are no
+config field and are built by hand."""
 SOURCE_HINT = {SOURCE_UPLOAD: "Upload a dataset file (csv, tsv, json, jsonl, parquet or txt) to preview it.",
                SOURCE_PATH: "Type a Hub dataset id or a local path, then press **Load** (or Enter)."}
 
@@ -63,12 +70,10 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     cache = PreviewCache()
     samples = bundled_samples()
     init = data_field_values(initial)
-    src, data, train = SourceConfig, DataConfig, TrainConfig
 
-    def edit(cls: type, name: str, shown: str | None = None, **kw: Any) -> Any:
-        # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests.
-        # ``shown``: the DataForm field holding the value, where it is named otherwise (subset = SourceConfig.name)
-        key = shown or name
+    def edit(key: str, **kw: Any) -> Any:
+        # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests
+        cls, name = CONFIG_FIELDS[key]
         return widget(cls, name, init[key], elem_id=f"data-{key.replace('_', '-')}", **kw)
 
     gr.Markdown("### Pick a dataset and see exactly which tokens the model will learn\n"
@@ -83,14 +88,14 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
             with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
-                path = edit(src, "path", placeholder="openai/gsm8k or ./my_data.jsonl")  # an example, not a value
+                path = edit("path", placeholder="openai/gsm8k or ./my_data.jsonl")  # an example, not a value
                 with gr.Row():
-                    split = edit(src, "split", scale=1)
-                    subset = edit(src, "name", "subset", placeholder="main", scale=1)
+                    split = edit("split", scale=1)
+                    subset = edit("subset", placeholder="main", scale=1)
                 load_btn = gr.Button("Load", variant="secondary")
         with gr.Column(scale=3):
             summary = gr.Markdown("Loading the preview…", elem_id="data-summary")
-            fmt = edit(data, "format")
+            fmt = edit("format")
             with gr.Row():
                 mapping = {role: gr.Dropdown([NO_COLUMN, *([init["mapping"][role]] if init["mapping"][role] else [])],
                                              value=init["mapping"][role], label=f"{role} column", visible=False,
@@ -103,7 +108,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                     "`role=column`, empty = detected).")
         with gr.Row(equal_height=False):
             # this box edits the first source only (the others' weights are in the table below)
-            weight = edit(src, "weight", label="Weight of the first source", scale=1)
+            weight = edit("weight", label="Weight of the first source", scale=1)
             add_source = gr.Button("Add a source", size="sm", scale=0, min_width=140, elem_id="data-add-source")
             remove_source = gr.Button("Remove the last source", size="sm", scale=0, min_width=190,
                                       elem_id="data-remove-source")
@@ -116,16 +121,16 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             template_name = gr.Dropdown(list(TEMPLATE_CHOICES), value=init["template_name"], label="Named template",
                                         info="(chat template) renders chat-style rows with the model's chat template.",
                                         elem_id="data-template-name")
-            response_template = edit(data, "response_template")
-            system_prompt = edit(data, "system_prompt")
+            response_template = edit("response_template")
+            system_prompt = edit("system_prompt")
         # the field (a name or a text) is split in two here: the named-template dropdown above, and this box with
         # the text itself, so its help is the box's own; it shows the named template's text (init["template"])
-        template = edit(data, "template", lines=3, max_lines=12,
+        template = edit("template", lines=3, max_lines=12,
                         info="Text with {column} placeholders (also {prompt}, {completion}, … for the mapped roles, "
                              "and {system}); empty = chat template.")
     with gr.Row():
-        max_length = edit(train, "max_length")
-        loss_on = edit(train, "loss_on")
+        max_length = edit("max_length")
+        loss_on = edit("loss_on")
         n_rows = gr.Slider(1, 10, step=1, value=3, label="Rows to preview", elem_id="data-n-rows")
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="data-error")
     highlighted = gr.HighlightedText(label="Rendered rows (green: trained tokens)", show_legend=True,
@@ -139,9 +144,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             warnings = gr.Markdown(elem_id="data-warnings")
     with gr.Accordion("Held-out split and row cap", open=False):
         with gr.Row():
-            eval_fraction = edit(data, "eval_fraction")
-            max_rows = edit(data, "max_rows")
-            seed = edit(data, "seed")
+            eval_fraction = edit("eval_fraction")
+            max_rows = edit("max_rows")
+            seed = edit("seed")
     next_step(ctx, "choose the base model, quantization and LoRA settings in the **Model** tab.", "model",
               "Next: Model →")
 
