@@ -1,20 +1,17 @@
 """Data tab, headless: the preview handler on every bundled set, template edits, and bad input as messages."""
 from __future__ import annotations
 
-import copy
 import json
-import types
 
-import gradio as gr
 import pytest
 from fake_progress import FakeProgress
+from field_widgets import assert_follows, patch_metadata
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig
-from studio.config_fields import choices_of, field_of
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
 from studio.ui.data_tab import CONFIG_FIELDS
-from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples, edit_kind
+from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples
 
 SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.jsonl", "chat.jsonl"]
 
@@ -201,36 +198,13 @@ def _data_tab(tmp_path, initial=None):
 
 def test_every_data_config_widget_follows_its_field_metadata(tmp_path, monkeypatch):
     """Change each config field's label, help, range and choices in the metadata: the rendered widgets follow."""
-    patched = {}
-    for key, (cls, name) in CONFIG_FIELDS.items():
-        kind, meta = edit_kind(cls, name), dict(field_of(cls, name).metadata)
-        meta.update(label=f"label of {key}", help=f"help of {key}")
-        if kind == "number":
-            meta.update(minimum=-7)
-        elif kind == "slider":
-            meta.update(minimum=1, maximum=9000, step=1)
-        elif kind in ("radio", "dropdown"):
-            meta.update(choices=tuple(reversed(choices_of(cls, name))))
-        f = copy.copy(field_of(cls, name))
-        f.metadata = types.MappingProxyType(meta)
-        monkeypatch.setitem(cls.__dataclass_fields__, name, f)
-        patched[key] = (kind, meta)
-    kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "slider": gr.Slider, "number": gr.Number,
-             "text": gr.Textbox, "raw": gr.Textbox}
+    patched = {key: patch_metadata(monkeypatch, cls, name, key, slider=(1, 9000, 1))
+               for key, (cls, name) in CONFIG_FIELDS.items()}
     form, _ = _data_tab(tmp_path)
     for key, (kind, meta) in patched.items():
         w = getattr(form, key)
-        assert type(w) is kinds[kind], key
-        shown = {"label": w.label, "info": w.info}
-        assert {k: v for k, v in shown.items() if OWN.get(key) != k} == \
-            {k: meta[{"label": "label", "info": "help"}[k]] for k in shown if OWN.get(key) != k}, key
+        assert_follows(w, kind, meta, key, own=OWN.get(key, ""))
         assert w.elem_id == "data-" + key.replace("_", "-"), key
-        if kind in ("number", "slider"):
-            assert w.minimum == meta["minimum"], key
-        if kind == "slider":
-            assert (w.maximum, w.step) == (meta["maximum"], meta["step"]), key
-        if kind in ("radio", "dropdown"):
-            assert [value for _, value in w.choices] == list(meta["choices"]), key
 
 
 def test_data_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):

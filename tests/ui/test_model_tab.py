@@ -1,18 +1,14 @@
 """Model tab, headless: memory estimate chart, trainable parameters, attention reason, presets, errors."""
 from __future__ import annotations
 
-import copy
 import dataclasses
-import types
 
-import gradio as gr
 import pytest
+from field_widgets import assert_follows, patch_metadata
 
 from studio.config import LoraConfig, ModelConfig, RunConfig
-from studio.config_fields import choices_of, field_of
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
-from studio.ui.forms import edit_kind
 from studio.ui.model_tab import ELEM_IDS, build_estimate, preset_choices
 
 
@@ -101,35 +97,14 @@ def test_every_model_widget_follows_its_field_metadata(tmp_path, monkeypatch):
     patched = []
     for cls, form in forms.items():
         assert _shown(form) == [f.name for f in dataclasses.fields(form)], f"the tab shows every {cls.__name__} field"
-        for name in _shown(form):
-            kind, meta = edit_kind(cls, name), dict(field_of(cls, name).metadata)
-            meta.update(label=f"label of {name}", help=f"help of {name}")
-            if kind == "number":
-                meta.update(minimum=-7)
-            elif kind == "slider":
-                meta.update(minimum=0, maximum=0.9, step=0.05)
-            elif kind in ("radio", "dropdown", "multi"):
-                meta.update(choices=tuple(reversed(choices_of(cls, name))))
-            f = copy.copy(field_of(cls, name))
-            f.metadata = types.MappingProxyType(meta)
-            monkeypatch.setitem(cls.__dataclass_fields__, name, f)
-            patched.append((cls, name, kind, meta))
-    kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "multi": gr.Dropdown, "check": gr.Checkbox,
-             "slider": gr.Slider, "number": gr.Number, "text": gr.Textbox}
+        patched += [(cls, name, *patch_metadata(monkeypatch, cls, name, name)) for name in _shown(form)]
     forms, _ = _model_tab(tmp_path / "b")
     for cls, name, kind, meta in patched:
         w = getattr(forms[cls], name)
-        assert type(w) is kinds[kind], name
-        assert (w.label, w.info) == (meta["label"], meta["help"]), name
+        assert_follows(w, kind, meta, name, check_choices=name != "name_or_path")
         assert w.elem_id == ELEM_IDS[name], name
-        if kind in ("number", "slider"):
-            assert w.minimum == meta["minimum"], name
-        if kind == "slider":
-            assert (w.maximum, w.step) == (meta["maximum"], meta["step"]), name
-        if name == "name_or_path":  # the presets (the tab's), and any id may be typed
-            assert [v for _, v in w.choices] == [v for _, v in preset_choices()] and w.allow_custom_value
-        elif kind in ("radio", "dropdown", "multi"):
-            assert [value for _, value in w.choices] == list(meta["choices"]), name
+    w = forms[ModelConfig].name_or_path  # the presets (the tab's), and any id may be typed
+    assert [v for _, v in w.choices] == [v for _, v in preset_choices()] and w.allow_custom_value
 
 
 def test_model_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):
