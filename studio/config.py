@@ -49,14 +49,17 @@ def _modules_show(value: str | list[str]) -> list[str]:
 class SourceConfig:
     """One dataset source; several are concatenated (weighted) and shuffled."""
 
-    path: str = _help("Hub dataset id, local file (csv/json/jsonl/parquet/txt) or a save_to_disk folder.")
-    split: str = _help("Split to read (Hub ids and save_to_disk folders).", default="train")
-    name: str | None = _help("Dataset configuration name on the Hub (e.g. 'main' for gsm8k).", default=None)
+    path: str = _help("Hub dataset id, local file (csv/json/jsonl/parquet/txt) or a save_to_disk folder.",
+                      label="Hub dataset id or local path")
+    split: str = _help("Split to read (Hub ids and save_to_disk folders).", default="train", label="Split")
+    name: str | None = _help("Dataset configuration name on the Hub (e.g. 'main' for gsm8k).", default=None,
+                             label="Config name (optional)")
     columns: dict[str, str] = _help(
         "Column mapping: role -> column in this source (e.g. {prompt: question, completion: answer}).",
         default_factory=dict,
     )
-    weight: float = _help("Sampling weight when mixing sources; 1.0 keeps every row once.", default=1.0)
+    weight: float = _help("Sampling weight when mixing sources; 1.0 keeps every row once.", default=1.0,
+                          label="Weight", minimum=0.0001)
     revision: str | None = _help("Hub dataset revision (branch, tag or commit); empty: the default branch.",
                                  default=None)
 
@@ -72,20 +75,23 @@ class DataConfig:
 
     sources: list[SourceConfig] = _help("Datasets to load (list of {path, split, name, columns, weight}).",
                                         default_factory=list)
-    format: Format = _help("Row format: auto, text, prompt_completion, instruction or messages.", default="auto")
+    format: Format = _help("Row format: auto, text, prompt_completion, instruction or messages.", default="auto",
+                           label="Format")
     template: str | None = _help(
         "Named template (see templates.py) or a string with {column} placeholders; empty uses the chat template.",
-        default=None,
+        default=None, label="Template",
     )
     response_template: str | None = _help(
         "Marker that starts the answer in a text template (e.g. '### Solution:'); loss starts after it.",
-        default=None, kind="raw",
+        default=None, kind="raw", label="Response template",
     )
-    system_prompt: str | None = _help("System message added to chat-formatted rows.", default=None)
+    system_prompt: str | None = _help("System message added to chat-formatted rows.", default=None,
+                                      label="System prompt")
     eval_fraction: float = _help("Share of rows held out for evaluation (0 to 0.5).", default=0.1, minimum=0,
-                                 maximum=0.5, step=0.01)
-    max_rows: int | None = _help("Use at most this many rows after mixing (None: all).", default=None)
-    seed: int = _help("Shuffle and split seed.", default=42)
+                                 maximum=0.5, step=0.01, label="Eval fraction")
+    max_rows: int | None = _help("Use at most this many rows after mixing (None: all).", default=None,
+                                 label="Max rows", minimum=1)
+    seed: int = _help("Shuffle and split seed.", default=42, label="Seed")
 
     def __post_init__(self) -> None:
         self.sources = [s if isinstance(s, SourceConfig) else build(SourceConfig, s, "data.sources[]")
@@ -101,20 +107,26 @@ class DataConfig:
 class ModelConfig:
     """The base model and how it is loaded."""
 
-    name_or_path: str = _help("Preset name, Hub model id or local folder.", default=DEMO_MODEL)
-    revision: str | None = _help("Hub revision (branch, tag or commit).", default=None)
-    quantization: Quantization = _help("Weight quantization: none, 8bit or 4bit (bitsandbytes).", default="none",
-                                       kind="radio")
-    bnb_4bit_quant_type: QuantType = _help("4-bit data type: nf4 or fp4.", default="nf4", kind="radio")
+    name_or_path: str = _help("Preset name, Hub model id or local folder.", default=DEMO_MODEL, label="Model",
+                              kind="dropdown")
+    """A dropdown of the presets (``studio.modeling`` knows them; the Model tab passes them) or any typed id."""
+    revision: str | None = _help("Hub revision (branch, tag or commit).", default=None, label="Revision")
+    quantization: Quantization = _help(
+        "Weight quantization: none, 8bit or 4bit (bitsandbytes). On a CPU, 4-bit saves memory but runs slower than "
+        "fp32 (it dequantizes each layer as it computes).", default="none", kind="radio", label="Quantization")
+    bnb_4bit_quant_type: QuantType = _help("4-bit data type: nf4 or fp4.", default="nf4", kind="radio",
+                                           label="4-bit type")
     double_quant: bool = _help("Quantize the 4-bit quantization constants too (saves ~0.4 bit/param).",
-                               default=True)
-    compute_dtype: Dtype = _help("Compute dtype: auto (bf16 where supported), bf16, fp16 or fp32.", default="auto")
+                               default=True, label="Double quantization")
+    compute_dtype: Dtype = _help("Compute dtype: auto (bf16 where supported), bf16, fp16 or fp32.", default="auto",
+                                 label="Compute dtype")
     attn_implementation: Attention = _help(
-        "Attention kernel: auto, flash_attention_2, flex_attention, sdpa or eager.", default="auto")
+        "Attention kernel: auto, flash_attention_2, flex_attention, sdpa or eager.", default="auto",
+        label="Attention")
     chat_template: ChatTemplate = _help("Chat template: the model's own, chatml, or none.", default="model",
-                                        kind="radio")
+                                        kind="radio", label="Chat template")
     trust_remote_code: bool = _help("Run code shipped with the model repo (only for repos you trust).",
-                                    default=False)
+                                    default=False, label="Trust remote code")
 
     def __post_init__(self) -> None:
         if not isinstance(self.name_or_path, str) or not self.name_or_path.strip():
@@ -126,16 +138,17 @@ class ModelConfig:
 class LoraConfig:
     """LoRA adapter settings."""
 
-    r: int = _help("LoRA rank.", default=16, kind="number", minimum=1, maximum=1024)
+    r: int = _help("LoRA rank.", default=16, kind="number", minimum=1, maximum=1024, label="Rank r")
     alpha: int = _help("LoRA scaling alpha (effective scale alpha/r, or alpha/sqrt(r) with rsLoRA).", default=32,
-                       minimum=1)
-    dropout: float = _help("Dropout on the LoRA input (0 to <1).", default=0.05, minimum=0, maximum=0.5, step=0.01)
+                       minimum=1, label="Alpha")
+    dropout: float = _help("Dropout on the LoRA input (0 to <1).", default=0.05, minimum=0, maximum=0.5, step=0.01,
+                          label="Dropout")
     target_modules: Union[str, list[str]] = _help(
         "Modules to adapt: 'all-linear' or a list of module names (q_proj, v_proj, ...).", default="all-linear",
-        kind="multi", choices=TARGET_MODULES, read=_modules_read, show=_modules_show)
-    bias: Bias = _help("Train biases: none, all or lora_only.", default="none", kind="radio")
-    use_rslora: bool = _help("Rank-stabilised LoRA scaling.", default=False)
-    use_dora: bool = _help("Weight-decomposed LoRA (DoRA).", default=False)
+        kind="multi", choices=TARGET_MODULES, read=_modules_read, show=_modules_show, label="Target modules")
+    bias: Bias = _help("Train biases: none, all or lora_only.", default="none", kind="radio", label="Bias")
+    use_rslora: bool = _help("Rank-stabilised LoRA scaling.", default=False, label="rsLoRA")
+    use_dora: bool = _help("Weight-decomposed LoRA (DoRA).", default=False, label="DoRA")
 
     def __post_init__(self) -> None:
         check_positive("lora", "r", self.r)
@@ -164,11 +177,12 @@ class TrainConfig:
                                 minimum=0, maximum=0.5, step=0.01)
     batch_size: int = _help("Rows per device per step.", default=4, label="Batch size", minimum=1)
     grad_accum: int = _help("Gradient accumulation steps.", default=1, label="Gradient accumulation", minimum=1)
-    max_length: int = _help("Truncate rows to this many tokens.", default=1024)
+    max_length: int = _help("Truncate rows to this many tokens.", default=1024, label="max_length (tokens)",
+                            minimum=16, maximum=8192, step=8)
     packing: bool = _help("Pack several rows into each sequence (bfd), without cross-attention.", default=False,
                           label="Packing")
     loss_on: LossOn = _help("Which tokens carry loss: completion (answers only) or all.", default="completion",
-                            kind="radio")
+                            kind="radio", label="Loss on")
     gradient_checkpointing: Union[bool, str] = _help(
         "Recompute activations to save memory: auto, true or false.", default="auto", kind="radio",
         label="Gradient checkpointing",

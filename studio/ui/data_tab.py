@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import FORMATS, LOSS_ON, DataConfig, RunConfig, SourceConfig, TrainConfig, field_help, load_config
+from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig, load_config
 from studio.data.formats import ROLES
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
@@ -23,7 +23,7 @@ from studio.data.preview_cache import PreviewCache
 from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
                              SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
-                             bundled_samples)
+                             bundled_samples, widget)
 from studio.ui.data_form import data_field_values
 
 TAB_ID = "data"
@@ -32,6 +32,13 @@ NO_COLUMN = ("— none —", "")
 TEMPLATE_DEBOUNCE_S = 0.4
 """A template edit waits this long server-side, so a burst of keys (always_last) redraws once, with the text as
 it is after the burst."""
+CONFIG_FIELDS = {"path": (SourceConfig, "path"), "split": (SourceConfig, "split"), "subset": (SourceConfig, "name"),
+                 "weight": (SourceConfig, "weight"), **{n: (DataConfig, n) for n in (
+                     "format", "template", "response_template", "system_prompt", "eval_fraction", "max_rows",
+                     "seed")}, "max_length": (TrainConfig, "max_length"), "loss_on": (TrainConfig, "loss_on")}
+"""``DataForm`` field -> the config field its widget edits (the first source's, for the ``SourceConfig`` ones);
+the other DataForm widgets (source kind, sample, upload, column mapping, named template, more sources) are no
+config field and are built by hand."""
 SOURCE_HINT = {SOURCE_UPLOAD: "Upload a dataset file (csv, tsv, json, jsonl, parquet or txt) to preview it.",
                SOURCE_PATH: "Type a Hub dataset id or a local path, then press **Load** (or Enter)."}
 
@@ -63,6 +70,12 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
     cache = PreviewCache()
     samples = bundled_samples()
     init = data_field_values(initial)
+
+    def edit(key: str, **kw: Any) -> Any:
+        # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests
+        cls, name = CONFIG_FIELDS[key]
+        return widget(cls, name, init[key], elem_id=f"data-{key.replace('_', '-')}", **kw)
+
     gr.Markdown("### Pick a dataset and see exactly which tokens the model will learn\n"
                 "Choose a bundled sample, upload a file, or name a Hub dataset. The format and column mapping are "
                 "detected (override them if they are wrong); the template turns each row into text, and the "
@@ -75,16 +88,14 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
             with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
-                path = gr.Textbox(value=init["path"], label="Hub dataset id or local path", placeholder="openai/gsm8k or ./my_data.jsonl",
-                                  elem_id="data-path")
+                path = edit("path", placeholder="openai/gsm8k or ./my_data.jsonl")  # an example, not a value
                 with gr.Row():
-                    split = gr.Textbox(value=init["split"], label="Split", scale=1)
-                    subset = gr.Textbox(value=init["subset"], label="Config name (optional)", placeholder="main", scale=1)
+                    split = edit("split", scale=1)
+                    subset = edit("subset", placeholder="main", scale=1)
                 load_btn = gr.Button("Load", variant="secondary")
         with gr.Column(scale=3):
             summary = gr.Markdown("Loading the preview…", elem_id="data-summary")
-            fmt = gr.Dropdown(list(FORMATS), value=init["format"], label="Format",
-                              info=field_help(DataConfig, "format"), elem_id="data-format")
+            fmt = edit("format")
             with gr.Row():
                 mapping = {role: gr.Dropdown([NO_COLUMN, *([init["mapping"][role]] if init["mapping"][role] else [])],
                                              value=init["mapping"][role], label=f"{role} column", visible=False,
@@ -96,8 +107,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
                     "source above is the first; add more here (a file path or Hub id each, columns as "
                     "`role=column`, empty = detected).")
         with gr.Row(equal_height=False):
-            weight = gr.Number(value=init["weight"], minimum=0.0001, label="Weight of the first source", scale=1,
-                               info=field_help(SourceConfig, "weight"), elem_id="data-weight")
+            # this box edits the first source only (the others' weights are in the table below)
+            weight = edit("weight", label="Weight of the first source", scale=1)
             add_source = gr.Button("Add a source", size="sm", scale=0, min_width=140, elem_id="data-add-source")
             remove_source = gr.Button("Remove the last source", size="sm", scale=0, min_width=190,
                                       elem_id="data-remove-source")
@@ -110,18 +121,16 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             template_name = gr.Dropdown(list(TEMPLATE_CHOICES), value=init["template_name"], label="Named template",
                                         info="(chat template) renders chat-style rows with the model's chat template.",
                                         elem_id="data-template-name")
-            response_template = gr.Textbox(value=init["response_template"], label="Response template", info=field_help(DataConfig, "response_template"),
-                                           elem_id="data-response-template")
-            system_prompt = gr.Textbox(value=init["system_prompt"], label="System prompt", info=field_help(DataConfig, "system_prompt"),
-                                       elem_id="data-system-prompt")
-        template = gr.Textbox(value=init["template"], label="Template", lines=3, max_lines=12, elem_id="data-template",
-                              info="Text with {column} placeholders (also {prompt}, {completion}, … for the mapped "
-                                   "roles, and {system}); empty = chat template.")
+            response_template = edit("response_template")
+            system_prompt = edit("system_prompt")
+        # the field (a name or a text) is split in two here: the named-template dropdown above, and this box with
+        # the text itself, so its help is the box's own; it shows the named template's text (init["template"])
+        template = edit("template", lines=3, max_lines=12,
+                        info="Text with {column} placeholders (also {prompt}, {completion}, … for the mapped roles, "
+                             "and {system}); empty = chat template.")
     with gr.Row():
-        max_length = gr.Slider(16, 8192, step=8, value=init["max_length"], label="max_length (tokens)",
-                               info=field_help(TrainConfig, "max_length"), elem_id="data-max-length")
-        loss_on = gr.Radio(list(LOSS_ON), value=init["loss_on"], label="Loss on",
-                           info=field_help(TrainConfig, "loss_on"), elem_id="data-loss-on")
+        max_length = edit("max_length")
+        loss_on = edit("loss_on")
         n_rows = gr.Slider(1, 10, step=1, value=3, label="Rows to preview", elem_id="data-n-rows")
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="data-error")
     highlighted = gr.HighlightedText(label="Rendered rows (green: trained tokens)", show_legend=True,
@@ -135,11 +144,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             warnings = gr.Markdown(elem_id="data-warnings")
     with gr.Accordion("Held-out split and row cap", open=False):
         with gr.Row():
-            eval_fraction = gr.Slider(0, 0.5, step=0.01, value=init["eval_fraction"], label="Eval fraction",
-                                      info=field_help(DataConfig, "eval_fraction"))
-            max_rows = gr.Number(value=init["max_rows"], precision=0, minimum=1, label="Max rows",
-                                 info=field_help(DataConfig, "max_rows"))
-            seed = gr.Number(value=init["seed"], precision=0, label="Seed", info=field_help(DataConfig, "seed"))
+            eval_fraction = edit("eval_fraction")
+            max_rows = edit("max_rows")
+            seed = edit("seed")
     next_step(ctx, "choose the base model, quantization and LoRA settings in the **Model** tab.", "model",
               "Next: Model →")
 

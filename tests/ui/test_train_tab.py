@@ -2,18 +2,14 @@
 charts on the demo model, the busy answer, replay in a second browser, overlays of earlier runs, and Stop."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
-import types
 
-import gradio as gr
 import pytest
+from field_widgets import assert_follows, patch_metadata
 
 from studio.config import RunConfig, TrainConfig
-from studio.config_fields import choices_of, field_of
 from studio.session import Studio
-from studio.ui.forms import edit_kind
 from studio.ui.app import build_app, initial_config
 from studio.ui.train_status import progress_html, status_line
 from studio.ui.train_tab import TrainView
@@ -45,34 +41,12 @@ def test_every_train_widget_follows_its_field_metadata(tmp_path, monkeypatch):
     form, _ = _train_tab(tmp_path / "a")
     names = _shown(form)
     assert names == [f.name for f in dataclasses.fields(form)], "the tab shows every TrainForm field"
-    patched = {}
-    for name in names:
-        kind, meta = edit_kind(TrainConfig, name), dict(field_of(TrainConfig, name).metadata)
-        meta.update(label=f"label of {name}", help=f"help of {name}")
-        if kind == "number":
-            meta.update(minimum=-7)  # below every default; a maximum as well would make it a slider
-        elif kind == "slider":
-            meta.update(minimum=0, maximum=0.9, step=0.05)
-        elif kind in ("radio", "dropdown"):
-            meta.update(choices=tuple(reversed(choices_of(TrainConfig, name))))
-        f = copy.copy(field_of(TrainConfig, name))
-        f.metadata = types.MappingProxyType(meta)
-        monkeypatch.setitem(TrainConfig.__dataclass_fields__, name, f)
-        patched[name] = (kind, meta)
-    kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "check": gr.Checkbox, "slider": gr.Slider,
-             "number": gr.Number, "lines": gr.Textbox, "text": gr.Textbox}
+    patched = {name: patch_metadata(monkeypatch, TrainConfig, name, name) for name in names}
     form, _ = _train_tab(tmp_path / "b")
     for name, (kind, meta) in patched.items():
         w = getattr(form, name)
-        assert type(w) is kinds[kind], name
-        assert (w.label, w.info) == (meta["label"], meta["help"]), name
+        assert_follows(w, kind, meta, name)
         assert w.elem_id == "train-" + name.replace("_", "-"), name
-        if kind in ("number", "slider"):
-            assert w.minimum == meta["minimum"], name
-        if kind == "slider":
-            assert (w.maximum, w.step) == (meta["maximum"], meta["step"]), name
-        if kind in ("radio", "dropdown"):
-            assert [value for _, value in w.choices] == list(meta["choices"]), name
 
 
 def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):
