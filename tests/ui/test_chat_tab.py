@@ -185,10 +185,10 @@ def test_a_whitespace_only_answer_is_described_and_read_back_as_empty():
 
 
 def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
-    from studio.ui.app import build_app, initial_config
+    from studio.ui.app import compose, initial_config
 
     studio = Studio(runs_dir=chat_runs_dir)
-    handles = build_app(studio, initial=initial_config(demo=True)).studio_handles["chat"]
+    handles = compose(studio, initial=initial_config(demo=True)).handles["chat"]
     try:
         loading = FakeProgress()
         out = handles.on_load(str(wp_run), "", loading)

@@ -7,7 +7,7 @@ import pytest
 from fake_progress import FakeProgress
 
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples
 
 SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.jsonl", "chat.jsonl"]
@@ -15,8 +15,8 @@ SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.json
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
-    return blocks.studio_handles["data"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.handles["data"], blocks.ctx
 
 
 def _values(app, **changes):
@@ -66,8 +66,8 @@ def assert_readable_and_monotonic(calls: list[tuple[float, str]], *words: str) -
 
 
 def test_preview_reports_its_stages_on_a_progress_bar(tmp_path):
-    blocks = build_app(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True))
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True))
+    h, ctx = blocks.handles["data"], blocks.ctx
     values = ctx.forms.write(ctx.initial)
     values[h.n_rows] = 2
     values[h.form.sample] = "word_problems.jsonl"

@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.model_tab import build_estimate, preset_choices
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
-    return blocks.studio_handles["model"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.handles["model"], blocks.ctx
 
 
 def _values(app):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.train_status import progress_html, status_line
 from studio.ui.train_tab import TrainView
 
@@ -18,8 +18,8 @@ SKIP = {"__type__": "update"}
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     studio = Studio(runs_dir=tmp_path_factory.mktemp("runs"))
-    blocks = build_app(studio, initial=initial_config(demo=True))
-    return blocks.studio_handles["train"], blocks.studio_ctx, studio
+    blocks = compose(studio, initial=initial_config(demo=True))
+    return blocks.handles["train"], blocks.ctx, studio
 
 
 def _values(app, **train):
