@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import DEMO_MODEL, RunConfig
+from studio.formatting import format_value
 from studio.hub.card_data import METRIC_NAMES, card_metadata
 from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, is_number, load_facts, summarise_eval
 
@@ -33,16 +34,6 @@ def loss_curve_png(facts: RunFacts) -> bytes | None:
 
 
 # ------------------------------------------------------------------------------------------------- the card
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if value is None:
-        return "-"
-    return str(value)
-
-
 def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
     m, lo, t = cfg.model, cfg.lora, cfg.train
     rows: list[tuple[str, Any]] = [
@@ -67,7 +58,7 @@ def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+        return format_value(v).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
