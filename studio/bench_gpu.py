@@ -275,7 +275,7 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
             est = estimate_memory(tuned_cfg, mconf, gradient_checkpointing=False, device=device)
         except Exception:  # noqa: BLE001
             pass
-        gc_on, _ = decide_checkpointing("auto", est, margin=0.10)
+        gc_on, _ = decide_checkpointing("auto", est)
         booster, _ = choose_booster("auto", mconf.model_type, device=device)
         model = _load(shape, smoke, attn, dtype, workdir, device)
         if quant != "none":

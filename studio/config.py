@@ -7,7 +7,6 @@ on; :func:`load_config` / :meth:`RunConfig.to_yaml` round-trip through YAML.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,39 +14,35 @@ from typing import Any, Union
 
 import yaml
 
+from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
+                                  Optimizer, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
+                                  check_positive, choices_of, field_help)
+from studio.config_fields import setting as _help
 from studio.errors import ConfigError
+from studio.speed.checkpointing import SHOWN as CHECKPOINTING_SHOWN
+from studio.speed.checkpointing import parse_setting, setting_word
 
 DEMO_MODEL = "studio/demo-tiny"
 ASSETS_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 """Ready configs, one per bundled dataset, on the demo model."""
 
-FORMATS = ("auto", "text", "prompt_completion", "instruction", "messages")
-QUANTIZATIONS = ("none", "8bit", "4bit")
-QUANT_TYPES = ("nf4", "fp4")
-DTYPES = ("auto", "bf16", "fp16", "fp32")
-ATTENTIONS = ("auto", "flash_attention_2", "flex_attention", "sdpa", "eager")
-CHAT_TEMPLATES = ("model", "chatml", "none")
-LOSS_ON = ("completion", "all")
-SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
-OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "adafactor", "sgd")
-BOOSTERS = ("auto", "none", "liger")
-PUSH_KINDS = ("adapter", "merged")
-BIAS = ("none", "all", "lora_only")
+FORMATS, QUANTIZATIONS, QUANT_TYPES, DTYPES, ATTENTIONS, CHAT_TEMPLATES, LOSS_ON, SCHEDULERS, OPTIMIZERS, BOOSTERS, \
+    PUSH_KINDS, BIAS = (typing.get_args(t) for t in (Format, Quantization, QuantType, Dtype, Attention, ChatTemplate,
+                                                     LossOn, Scheduler, Optimizer, Booster, PushKind, Bias))
+TARGET_MODULES = ("all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                  "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
+"""Module names offered for LoRA (any other may be typed)."""
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
+def _modules_read(value: Any) -> str | list[str]:
+    """A multi-select of module names -> ``all-linear`` (nothing picked, or it among them) or the names."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    items = [s.strip() for s in items if s and s.strip()]
+    return "all-linear" if not items or "all-linear" in items else items
 
 
-def _check_choice(section: str, name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{section}.{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
-
-
-def _check_positive(section: str, name: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{section}.{name} must be {bound}, got {value}")
+def _modules_show(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 @dataclass
@@ -68,7 +63,7 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.strip():
             raise ConfigError("data.sources[].path must be a non-empty string (a Hub id or a local file)")
-        _check_positive("data.sources[]", "weight", self.weight)
+        check_positive("data.sources[]", "weight", self.weight)
 
 
 @dataclass
@@ -77,24 +72,25 @@ class DataConfig:
 
     sources: list[SourceConfig] = _help("Datasets to load (list of {path, split, name, columns, weight}).",
                                         default_factory=list)
-    format: str = _help("Row format: auto, text, prompt_completion, instruction or messages.", default="auto")
+    format: Format = _help("Row format: auto, text, prompt_completion, instruction or messages.", default="auto")
     template: str | None = _help(
         "Named template (see templates.py) or a string with {column} placeholders; empty uses the chat template.",
         default=None,
     )
     response_template: str | None = _help(
         "Marker that starts the answer in a text template (e.g. '### Solution:'); loss starts after it.",
-        default=None,
+        default=None, kind="raw",
     )
     system_prompt: str | None = _help("System message added to chat-formatted rows.", default=None)
-    eval_fraction: float = _help("Share of rows held out for evaluation (0 to 0.5).", default=0.1)
+    eval_fraction: float = _help("Share of rows held out for evaluation (0 to 0.5).", default=0.1, minimum=0,
+                                 maximum=0.5, step=0.01)
     max_rows: int | None = _help("Use at most this many rows after mixing (None: all).", default=None)
     seed: int = _help("Shuffle and split seed.", default=42)
 
     def __post_init__(self) -> None:
-        self.sources = [s if isinstance(s, SourceConfig) else _build(SourceConfig, s, "data.sources[]")
+        self.sources = [s if isinstance(s, SourceConfig) else build(SourceConfig, s, "data.sources[]")
                         for s in self.sources]
-        _check_choice("data", "format", self.format, FORMATS)
+        check_choices(self, "data")
         if not 0 <= self.eval_fraction <= 0.5:
             raise ConfigError(f"data.eval_fraction must be between 0 and 0.5, got {self.eval_fraction}")
         if self.max_rows is not None and self.max_rows < 1:
@@ -107,46 +103,46 @@ class ModelConfig:
 
     name_or_path: str = _help("Preset name, Hub model id or local folder.", default=DEMO_MODEL)
     revision: str | None = _help("Hub revision (branch, tag or commit).", default=None)
-    quantization: str = _help("Weight quantization: none, 8bit or 4bit (bitsandbytes).", default="none")
-    bnb_4bit_quant_type: str = _help("4-bit data type: nf4 or fp4.", default="nf4")
+    quantization: Quantization = _help("Weight quantization: none, 8bit or 4bit (bitsandbytes).", default="none",
+                                       kind="radio")
+    bnb_4bit_quant_type: QuantType = _help("4-bit data type: nf4 or fp4.", default="nf4", kind="radio")
     double_quant: bool = _help("Quantize the 4-bit quantization constants too (saves ~0.4 bit/param).",
                                default=True)
-    compute_dtype: str = _help("Compute dtype: auto (bf16 where supported), bf16, fp16 or fp32.", default="auto")
-    attn_implementation: str = _help(
+    compute_dtype: Dtype = _help("Compute dtype: auto (bf16 where supported), bf16, fp16 or fp32.", default="auto")
+    attn_implementation: Attention = _help(
         "Attention kernel: auto, flash_attention_2, flex_attention, sdpa or eager.", default="auto")
-    chat_template: str = _help("Chat template: the model's own, chatml, or none.", default="model")
+    chat_template: ChatTemplate = _help("Chat template: the model's own, chatml, or none.", default="model",
+                                        kind="radio")
     trust_remote_code: bool = _help("Run code shipped with the model repo (only for repos you trust).",
                                     default=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name_or_path, str) or not self.name_or_path.strip():
             raise ConfigError("model.name_or_path must name a preset, a Hub model id or a local folder")
-        _check_choice("model", "quantization", self.quantization, QUANTIZATIONS)
-        _check_choice("model", "bnb_4bit_quant_type", self.bnb_4bit_quant_type, QUANT_TYPES)
-        _check_choice("model", "compute_dtype", self.compute_dtype, DTYPES)
-        _check_choice("model", "attn_implementation", self.attn_implementation, ATTENTIONS)
-        _check_choice("model", "chat_template", self.chat_template, CHAT_TEMPLATES)
+        check_choices(self, "model")
 
 
 @dataclass
 class LoraConfig:
     """LoRA adapter settings."""
 
-    r: int = _help("LoRA rank.", default=16)
-    alpha: int = _help("LoRA scaling alpha (effective scale alpha/r, or alpha/sqrt(r) with rsLoRA).", default=32)
-    dropout: float = _help("Dropout on the LoRA input (0 to <1).", default=0.05)
+    r: int = _help("LoRA rank.", default=16, kind="number", minimum=1, maximum=1024)
+    alpha: int = _help("LoRA scaling alpha (effective scale alpha/r, or alpha/sqrt(r) with rsLoRA).", default=32,
+                       minimum=1)
+    dropout: float = _help("Dropout on the LoRA input (0 to <1).", default=0.05, minimum=0, maximum=0.5, step=0.01)
     target_modules: Union[str, list[str]] = _help(
-        "Modules to adapt: 'all-linear' or a list of module names (q_proj, v_proj, ...).", default="all-linear")
-    bias: str = _help("Train biases: none, all or lora_only.", default="none")
+        "Modules to adapt: 'all-linear' or a list of module names (q_proj, v_proj, ...).", default="all-linear",
+        kind="multi", choices=TARGET_MODULES, read=_modules_read, show=_modules_show)
+    bias: Bias = _help("Train biases: none, all or lora_only.", default="none", kind="radio")
     use_rslora: bool = _help("Rank-stabilised LoRA scaling.", default=False)
     use_dora: bool = _help("Weight-decomposed LoRA (DoRA).", default=False)
 
     def __post_init__(self) -> None:
-        _check_positive("lora", "r", self.r)
-        _check_positive("lora", "alpha", self.alpha)
+        check_positive("lora", "r", self.r)
+        check_positive("lora", "alpha", self.alpha)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        _check_choice("lora", "bias", self.bias, BIAS)
+        check_choices(self, "lora")
         if isinstance(self.target_modules, list) and not self.target_modules:
             raise ConfigError("lora.target_modules must be 'all-linear' or a non-empty list of module names")
 
@@ -160,16 +156,18 @@ class TrainConfig:
     max_steps: int = _help("Stop after this many optimizer steps (-1: run `epochs`).", default=-1)
     epochs: float = _help("Passes over the training split (used when max_steps is -1).", default=1.0)
     learning_rate: float = _help("Peak learning rate.", default=2e-4)
-    lr_scheduler: str = _help("Learning-rate schedule.", default="constant")
+    lr_scheduler: Scheduler = _help("Learning-rate schedule.", default="constant")
     warmup_ratio: float = _help("Share of steps spent warming up (0 to 1).", default=0.03)
     batch_size: int = _help("Rows per device per step.", default=4)
     grad_accum: int = _help("Gradient accumulation steps.", default=1)
     max_length: int = _help("Truncate rows to this many tokens.", default=1024)
     packing: bool = _help("Pack several rows into each sequence (bfd), without cross-attention.", default=False)
-    loss_on: str = _help("Which tokens carry loss: completion (answers only) or all.", default="completion")
+    loss_on: LossOn = _help("Which tokens carry loss: completion (answers only) or all.", default="completion",
+                            kind="radio")
     gradient_checkpointing: Union[bool, str] = _help(
-        "Recompute activations to save memory: auto, true or false.", default="auto")
-    optim: str = _help("Optimizer.", default="adamw_torch")
+        "Recompute activations to save memory: auto, true or false.", default="auto", kind="radio",
+        choices=CHECKPOINTING_SHOWN, read=parse_setting, show=setting_word)
+    optim: Optimizer = _help("Optimizer.", default="adamw_torch")
     weight_decay: float = _help("AdamW weight decay.", default=0.0)
     max_grad_norm: float = _help("Gradient clipping norm (0 turns clipping off).", default=0.3)
     seed: int = _help("Training seed.", default=42)
@@ -177,44 +175,34 @@ class TrainConfig:
     save_steps: int = _help("Save a checkpoint every N steps.", default=50)
     save_total_limit: int | None = _help("Keep at most this many checkpoints (None: all).", default=3)
     eval_steps: int | None = _help("Evaluate every N steps (None: at the end only).", default=None)
-    booster: str = _help("Kernel booster: auto, none or liger.", default="auto")
+    booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto")
     tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True)
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list)
-    device: str = _help("auto, cuda or cpu.", default="auto")
+    device: Device = _help("auto, cuda or cpu.", default="auto")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"train.max_steps must be -1 (use epochs) or >= 1, got {self.max_steps}")
-        _check_positive("train", "epochs", self.epochs)
-        _check_positive("train", "learning_rate", self.learning_rate)
+        check_positive("train", "epochs", self.epochs)
+        check_positive("train", "learning_rate", self.learning_rate)
         if self.learning_rate >= 1:
             raise ConfigError(f"train.learning_rate must be < 1 (a typical LoRA value is 2e-4), got "
                               f"{self.learning_rate}")
-        _check_choice("train", "lr_scheduler", self.lr_scheduler, SCHEDULERS)
+        check_choices(self, "train")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("batch_size", "grad_accum", "logging_steps", "save_steps"):
-            _check_positive("train", name, getattr(self, name))
+            check_positive("train", name, getattr(self, name))
         if self.max_length < 16:
             raise ConfigError(f"train.max_length must be >= 16 tokens, got {self.max_length}")
-        _check_choice("train", "loss_on", self.loss_on, LOSS_ON)
-        if isinstance(self.gradient_checkpointing, str):
-            low = self.gradient_checkpointing.lower()
-            mapping = {"auto": "auto", "true": True, "false": False, "on": True, "off": False}
-            if low not in mapping:
-                raise ConfigError("train.gradient_checkpointing must be auto, true or false; got "
-                                  f"{self.gradient_checkpointing!r}")
-            self.gradient_checkpointing = mapping[low]
-        _check_choice("train", "optim", self.optim, OPTIMIZERS)
-        _check_positive("train", "weight_decay", self.weight_decay, allow_zero=True)
-        _check_positive("train", "max_grad_norm", self.max_grad_norm, allow_zero=True)
+        self.gradient_checkpointing = parse_setting(self.gradient_checkpointing)
+        check_positive("train", "weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("train", "max_grad_norm", self.max_grad_norm, allow_zero=True)
         if self.eval_steps is not None:
-            _check_positive("train", "eval_steps", self.eval_steps)
+            check_positive("train", "eval_steps", self.eval_steps)
         if self.save_total_limit is not None:
-            _check_positive("train", "save_total_limit", self.save_total_limit)
-        _check_choice("train", "booster", self.booster, BOOSTERS)
-        _check_choice("train", "device", self.device, ("auto", "cuda", "cpu"))
+            check_positive("train", "save_total_limit", self.save_total_limit)
 
 
 @dataclass
@@ -223,10 +211,10 @@ class HubConfig:
 
     repo_id: str | None = _help("Hub repo to push to, e.g. 'you/my-adapter'.", default=None)
     private: bool = _help("Create the repo as private.", default=True)
-    push: str = _help("What to publish: adapter or merged.", default="adapter")
+    push: PushKind = _help("What to publish: adapter or merged.", default="adapter", kind="radio")
 
     def __post_init__(self) -> None:
-        _check_choice("hub", "push", self.push, PUSH_KINDS)
+        check_choices(self, "hub")
         if self.repo_id is not None:
             from studio.hub.net import repo_id_problem
 
@@ -248,7 +236,7 @@ class RunConfig:
         for name, cls in _SECTIONS.items():
             value = getattr(self, name)
             if not isinstance(value, cls):
-                setattr(self, name, _build(cls, value or {}, name))
+                setattr(self, name, build(cls, value or {}, name))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
@@ -259,7 +247,7 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; sections are "
                               f"{', '.join(_SECTIONS)}")
-        return cls(**{k: _build(_SECTIONS[k], raw.get(k) or {}, k) for k in _SECTIONS})
+        return cls(**{k: build(_SECTIONS[k], raw.get(k) or {}, k) for k in _SECTIONS})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -274,6 +262,7 @@ class RunConfig:
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """Apply ``section.key=value`` strings (values parsed as YAML scalars)."""
+        # ours, not TrlParser/jsonargparse: neither names section.key nor hints "did you mean" (config_fields)
         raw = self.to_dict()
         for item in overrides:
             if "=" not in item or "." not in item.split("=", 1)[0]:
@@ -290,73 +279,6 @@ class RunConfig:
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "lora": LoraConfig,
                               "train": TrainConfig, "hub": HubConfig}
-
-
-def field_help(cls: type, name: str) -> str:
-    """The one help text of ``cls.name``."""
-    return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
-
-
-def _type_ok(value: Any, annotation: Any) -> bool:
-    """A light structural type check for YAML-sourced values."""
-    if annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is list:
-        (inner,) = typing.get_args(annotation) or (Any,)
-        return isinstance(value, list) and (inner is not str or all(isinstance(v, str) for v in value))
-    if origin is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(annotation, type):
-        return isinstance(value, annotation) or (dataclasses.is_dataclass(annotation) and isinstance(value, dict))
-    return True
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-def _describe(annotation: Any) -> str:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    names = [_TYPE_NAMES.get(a, getattr(a, "__name__", str(a))) for a in args]
-    return " or ".join(dict.fromkeys(names))
-
-
-def _build(cls: type, raw: Any, section: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{section} must be a mapping of keys, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in names:
-            close = [n for n in names if n.startswith(str(key)[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown key {section}.{key}{hint}; {section} has: {', '.join(names)}")
-        annotation = hints[key]
-        if isinstance(value, int) and not isinstance(value, bool) and annotation in (float, float | None):
-            value = float(value)
-        if isinstance(value, str) and annotation in (float, float | None, int, int | None):
-            try:  # YAML reads 2e-4 (no dot) as a string
-                value = float(value) if float in typing.get_args(annotation) + (annotation,) else int(value)
-            except ValueError:
-                pass
-        if not _type_ok(value, annotation):
-            raise ConfigError(f"{section}.{key} must be {_describe(annotation)}, got {value!r}")
-        kwargs[key] = value
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-               and f.name not in kwargs]
-    if missing:
-        raise ConfigError(f"{section} needs {', '.join(missing)}")
-    return cls(**kwargs)
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -92,14 +92,13 @@ class Studio:
         from studio.inference import ChatEngine
 
         run_dir = Path(run_dir)
-        key = (run_dir.resolve(), device, quantization)
         # The slow load holds only ``chat_loading`` (one load at a time), never ``lock``: Stop, Start and the
         # Train tab's poll must not wait for a model to load.
         with self.chat_loading:
             with self.lock:
                 job = self.current_job
                 engine = self.chat
-                stale = engine is not None and getattr(engine, "studio_key", None) != key
+                stale = engine is not None and not engine.serves(run_dir, device=device, quantization=quantization)
                 if stale:
                     self.chat = None
                 on_gpu = (engine.device.startswith("cuda") if engine is not None and not stale
@@ -114,7 +113,6 @@ class Studio:
                 engine = None
             if engine is None:
                 engine = ChatEngine.from_run(run_dir, device=device, quantization=quantization)
-                engine.studio_key = key
                 with self.lock:
                     self.chat = engine
             return engine

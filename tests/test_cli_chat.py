@@ -74,3 +74,23 @@ def test_eval_table_and_loss_only(wp_run, capsys):
     out = _json_out(capsys, ["eval", "--run", str(wp_run), "--rows", "2", "--no-accuracy", "--json",
                              "--device", "cpu"])
     assert out["base"]["accuracy"] is None and out["tuned"]["loss"] is not None
+
+
+def test_chat_flags_are_the_generation_parameters():
+    import argparse
+    import dataclasses
+
+    from studio.commands import chat
+    from studio.inference import GenerationParams
+
+    parser = argparse.ArgumentParser()
+    chat.add_arguments(parser)
+    defaults = chat.params_from_args(parser.parse_args(["--run", "r"]))
+    assert defaults == GenerationParams()  # the same defaults as the dataclass (and so the Chat tab)
+    actions = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(GenerationParams):
+        assert actions[f.name].help == f.metadata["help"], f.name
+    args = parser.parse_args(["--run", "r", "--max-new-tokens", "5", "--sample", "--top-k", "3", "--seed", "9",
+                              "--stop", "###", "--stop", "END"])
+    assert chat.params_from_args(args) == GenerationParams(max_new_tokens=5, do_sample=True, top_k=3, seed=9,
+                                                           stop=("###", "END"))

@@ -76,3 +76,25 @@ def test_gradient_checkpointing_accepts_words():
     assert RunConfig.from_dict({"train": {"gradient_checkpointing": "auto"}}).train.gradient_checkpointing == "auto"
     assert RunConfig.from_dict({"train": {"gradient_checkpointing": True}}).train.gradient_checkpointing is True
     assert yaml.safe_load(RunConfig().to_yaml())["train"]["gradient_checkpointing"] == "auto"
+
+
+def test_choices_come_from_the_literal_types():
+    from studio.config import QUANTIZATIONS, HubConfig, ModelConfig, choices_of
+
+    assert choices_of(ModelConfig, "quantization") == QUANTIZATIONS == ("none", "8bit", "4bit")
+    assert choices_of(TrainConfig, "device") == ("auto", "cuda", "cpu")
+    assert choices_of(TrainConfig, "seed") == ()
+    with pytest.raises(ConfigError, match=r"model.quantization must be one of none, 8bit, 4bit; got '3bit'"):
+        ModelConfig(quantization="3bit")  # built directly, not only from YAML
+    with pytest.raises(ConfigError, match="hub.push must be one of adapter, merged"):
+        HubConfig(push="everything")
+
+
+def test_unknown_keys_get_a_hint_and_whole_numbers_are_integers():
+    with pytest.raises(ConfigError, match="did you mean 'learning_rate'"):
+        RunConfig.from_dict({"train": {"learning_rat": 1e-4}})
+    cfg = RunConfig.from_dict({"train": {"batch_size": 4.0, "epochs": 2}})  # a widget's 4.0, YAML's 2
+    assert cfg.train.batch_size == 4 and type(cfg.train.batch_size) is int
+    assert type(cfg.train.epochs) is float
+    with pytest.raises(ConfigError, match="train.batch_size must be an integer, got 2.5"):
+        RunConfig.from_dict({"train": {"batch_size": 2.5}})

@@ -118,31 +118,50 @@ def _base_weight(engine):
     raise AssertionError("no LoRA layer")
 
 
-def test_base_and_tuned_differ_on_one_copy_of_the_weights(wp_engine):
+def test_base_answers_come_from_the_same_weights_with_the_adapter_off(wp_engine):
     import torch
 
+    from studio.inference import generate_texts, token_nll
+    from studio.modeling import load_base
+
+    fresh, tok = load_base(wp_engine.base_config, device="cpu")  # the base model alone, no peft
     layer, weight = _base_weight(wp_engine)
-    seen: list[tuple[int, bool]] = []
-    hook = layer.base_layer.register_forward_hook(
-        lambda m, i, o: seen.append((m.weight.data_ptr(), wp_engine.model.base_model._adapters_disabled
-                                     if hasattr(wp_engine.model.base_model, "_adapters_disabled") else None)))
+    seen: list[tuple[bool, int]] = []  # per forward pass of a LoRA layer: (adapter off?, base weight storage)
+    hook = layer.register_forward_hook(lambda m, i, o: seen.append((m.disable_adapters,
+                                                                    m.base_layer.weight.data_ptr())))
     try:
-        result = wp_engine.compare(QUESTION, params=SHORT)
+        result = wp_engine.compare(QUESTION, params=SHORT)  # tuned streams first, then base
     finally:
         hook.remove()
-    assert result["base"].text != result["tuned"].text
+    tuned_calls = next((i for i, (off, _) in enumerate(seen) if off), len(seen))
+    assert 0 < tuned_calls < len(seen), "the base answer ran with the adapter on"
+    assert {off for off, _ in seen[:tuned_calls]} == {False} and {off for off, _ in seen[tuned_calls:]} == {True}
+    assert {ptr for _, ptr in seen} == {weight.data_ptr()}  # both answers read one storage of the base weight
     assert result["base"].adapter == BASE and result["tuned"].adapter == "wp"
-    # every forward pass of both answers read the same storage for the base weight
-    assert {ptr for ptr, _ in seen} == {weight.data_ptr()}
-    # and the model holds one copy of the base parameters: unique storages ~ base + small LoRA matrices
-    storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in wp_engine.model.parameters()}
-    base_bytes = sum(p.numel() * p.element_size() for n, p in wp_engine.model.named_parameters() if "lora_" not in n)
-    assert sum(storages.values()) < 1.1 * base_bytes
-    # the base answer equals a plain base-model generation (adapter really off)
-    stream = wp_engine.stream(QUESTION, params=SHORT, adapter=BASE)
-    assert "".join(stream) == result["base"].text
-    assert wp_engine.generate(QUESTION, params=SHORT).text == result["tuned"].text
-    assert torch.is_tensor(weight)
+    # the base answer is the plain base model's answer, token for token; the tuned one is not
+    prompt = wp_engine.build_prompt(QUESTION)
+    assert result["base"].text == generate_texts(fresh, tok, [prompt.input_ids], SHORT)[0]
+    assert result["tuned"].text != result["base"].text
+    # base scores equal the plain base model's (the adapter really is off); tuned scores differ
+    ids = prompt.input_ids + tok(result["tuned"].text, add_special_tokens=False)["input_ids"]
+    rows = [(ids, [0] * len(prompt.input_ids) + [1] * (len(ids) - len(prompt.input_ids)))]
+    (base_nll, n), = wp_engine.loss(rows, adapter=BASE)[0]
+    (tuned_nll, _), = wp_engine.loss(rows)[0]
+    (fresh_nll, fresh_n), = token_nll(fresh, rows, pad_id=tok.pad_token_id)
+    assert n == fresh_n > 0 and base_nll == pytest.approx(fresh_nll, rel=1e-5)
+    assert tuned_nll < base_nll  # the adapter was trained toward answers like its own
+    # one copy: the engine holds exactly the base model's parameters plus the LoRA matrices, none stored twice
+    params = dict(wp_engine.model.named_parameters())
+    assert sum(1 for n in params if "lora_" not in n) == len(dict(fresh.named_parameters()))
+    storages = [p.untyped_storage().data_ptr() for p in params.values()]
+    assert len(set(storages)) == len(storages)
+    assert torch.equal(weight, dict(fresh.named_parameters())[_fresh_name(wp_engine, layer)])
+
+
+def _fresh_name(engine, layer):
+    """The plain model's parameter name of ``layer``'s base weight."""
+    name = next(n for n, m in engine.model.named_modules() if m is layer)
+    return name.removeprefix("base_model.model.") + ".weight"
 
 
 def test_compare_stream_yields_growing_pairs(wp_engine):
@@ -184,6 +203,26 @@ def test_stop_strings_cut_the_answer(wp_engine):
     assert cut.n_tokens < full.n_tokens
 
 
+def test_batched_answers_stop_generating_at_a_stop_string(wp_engine):
+    """Evaluation and probes (no streaming): transformers' StopStringCriteria ends the row, the text is cut."""
+    from studio.inference import generate_texts
+
+    model, tok = wp_engine.model, wp_engine.tokenizer
+    prompts = [wp_engine.build_prompt(QUESTION).input_ids]
+    params = GenerationParams(max_new_tokens=20, do_sample=True, seed=1)
+    calls: list[int] = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        (text,) = generate_texts(model, tok, prompts, params)
+        full_steps = len(calls)
+        stop = text[6:9]
+        (cut,) = generate_texts(model, tok, prompts, params.replace(stop=(stop,)))
+    finally:
+        hook.remove()
+    assert len(text) > 10 and cut == text[:text.find(stop)]
+    assert len(calls) - full_steps < full_steps  # generation itself ended early, not just the text
+
+
 def test_stop_scanner_holds_back_partial_stop_strings():
     s = StopScanner(("###",))
     assert s.feed("abc #") == "abc "
@@ -200,14 +239,14 @@ def test_stop_button_ends_generation_promptly(wp_engine):
     stop = threading.Event()
     stream = wp_engine.stream(QUESTION, params=GenerationParams(max_new_tokens=1000, repetition_penalty=1.0),
                               stop_event=stop)
-    next(stream)
+    first = next(stream)
     t = time.perf_counter()
     wp_engine.stop()
     rest = list(stream)
     assert time.perf_counter() - t < 5
     assert stream.finish_reason == "stopped"
-    assert stream.n_tokens < 1000
-    assert isinstance(rest, list)
+    assert 0 < stream.n_tokens < 1000
+    assert first + "".join(rest) == stream.text
 
 
 def test_adapter_switching_without_reloading_the_base(wp_run, wp2_run):
@@ -292,6 +331,7 @@ def test_studio_caches_the_engine_and_answers_busy_during_a_gpu_run(wp_run, wp2_
     studio = Studio(runs_dir=tmp_path)
     engine = studio.chat_engine(wp_run, device="cpu")
     assert studio.chat is engine and studio.chat_engine(wp_run, device="cpu") is engine
+    assert engine.serves(wp_run, device="cpu") and not engine.serves(wp_run) and not engine.serves(wp2_run)
     # a run training on the GPU: the playground stays off the GPU
     monkeypatch.setattr(session, "_gpu", lambda: True)
     studio.job = SimpleNamespace(alive=True, device="cuda", run_dir=str(tmp_path / "training-run"))

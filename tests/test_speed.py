@@ -119,6 +119,38 @@ def test_checkpointing_policy():
     assert decide_checkpointing("auto", _est(20, 2, 500, 2, 8, device="cpu"))[0] is False
 
 
+def test_memory_estimate_decides_auto_with_the_one_policy(monkeypatch):
+    """``estimate_memory`` with ``auto`` answers what ``decide_checkpointing`` answers, on either side of the
+    safety margin (a second policy with another margin would disagree near it)."""
+    from studio.config import RunConfig
+    from studio.modeling import estimate_memory, memory
+
+    cfg = RunConfig.from_dict({"train": {"gradient_checkpointing": "auto", "batch_size": 8, "max_length": 1024}})
+    monkeypatch.setattr(memory, "device_memory", lambda device: ("cuda", "test GPU", 1000.0))
+    without = estimate_memory(cfg, gradient_checkpointing=False).total_gb  # GB needed without checkpointing
+    for share in (0.78, 0.82, 0.88, 0.95):  # that figure as a share of the device's memory
+        monkeypatch.setattr(memory, "device_memory", lambda device, gb=without / share: ("cuda", "test GPU", gb))
+        est = estimate_memory(cfg)
+        want, _ = decide_checkpointing("auto", estimate_memory(cfg, gradient_checkpointing=False))
+        assert est.gradient_checkpointing is want, share
+        assert est.activations_gb == (est.activations_ckpt_gb if want else est.activations_no_ckpt_gb)
+    assert want is True and estimate_memory(cfg.with_overrides(["train.gradient_checkpointing=off"])) \
+        .gradient_checkpointing is False
+
+
+def test_checkpointing_words_are_one_mapping():
+    from studio.config import RunConfig, TrainConfig
+    from studio.speed.checkpointing import SHOWN, WORDS, setting_word
+    from studio.ui.forms import from_widget, to_widget
+
+    for word, setting in WORDS.items():
+        for spelled in (word, word.upper()):
+            assert RunConfig.from_dict({"train": {"gradient_checkpointing": spelled}}).train \
+                .gradient_checkpointing == setting
+        assert to_widget(TrainConfig, "gradient_checkpointing", setting) == setting_word(setting) in SHOWN
+        assert from_widget(TrainConfig, "gradient_checkpointing", setting_word(setting)) == setting
+
+
 # ------------------------------------------------------------------------------------------------------ plan
 def test_plan_on_cpu_and_sft_kwargs(tiny_cfg):
     from studio.speed import plan_speed, sft_speed_kwargs

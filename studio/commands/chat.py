@@ -12,7 +12,9 @@ import argparse
 import json
 import sys
 
+from studio.config import ModelConfig, TrainConfig, choices_of
 from studio.errors import ConfigError
+from studio.inference import params as generation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,27 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", action="append", default=[], metavar="PATH_OR_HUB_ID",
                         help="Load another adapter too (another run, folder or Hub id); the last one answers.")
     parser.add_argument("--base-only", action="store_true", help="Answer with the base model only.")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="Most tokens per answer.")
-    parser.add_argument("--sample", action="store_true", help="Sample (with --seed) instead of greedy decoding.")
-    parser.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature.")
-    parser.add_argument("--top-p", type=float, default=0.95, help="Nucleus sampling mass.")
-    parser.add_argument("--top-k", type=int, default=50, help="Top-k sampling (0: off).")
-    parser.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats.")
-    parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
-    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="Stop string (repeatable).")
+    generation.add_arguments(parser)  # --max-new-tokens, --sample, --temperature, ..., --stop: GenerationParams
     parser.add_argument("--max-input-tokens", type=int, default=None,
                         help="Trim history to this many prompt tokens (default: the run's train.max_length).")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to run.")
-    parser.add_argument("--quantization", choices=("none", "8bit", "4bit"), default=None,
+    parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to run.")
+    parser.add_argument("--quantization", choices=choices_of(ModelConfig, "quantization"), default=None,
                         help="Load the base quantized (default: as trained).")
 
 
-def params_from_args(args: argparse.Namespace) -> "GenerationParams":  # noqa: F821
-    from studio.inference import GenerationParams
-
-    return GenerationParams(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=args.temperature,
-                            top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
-                            seed=args.seed, stop=tuple(args.stop))
+def params_from_args(args: argparse.Namespace) -> generation.GenerationParams:
+    return generation.from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:

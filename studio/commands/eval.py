@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from studio.config import TrainConfig, choices_of
 from studio.errors import ConfigError
 
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Answer length for accuracy (greedy; default: sized to the held-out answers).")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per batch.")
     parser.add_argument("--per-row", metavar="FILE", help="Also write per-row results (JSON lines) to FILE.")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to run.")
+    parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to run.")
 
 
 def run(args: argparse.Namespace) -> int:

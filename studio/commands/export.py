@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from studio.config import TrainConfig, choices_of
+
 EPILOG = """\
 examples:
   studio export --run runs/my-run                                # the adapter, into runs/my-run/export/adapter
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="Export folder (default: RUN/export/<adapter|merged|gguf>).")
     parser.add_argument("--repo", metavar="NAME", help="The Hub repo the card should name (title, usage lines).")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to merge.")
+    parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
 def _progress(fraction: float, message: str) -> None:

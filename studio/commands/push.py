@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from studio.config import ModelConfig, TrainConfig, choices_of
+
 EPILOG = """\
 token: set HF_TOKEN (e.g. `read -s HF_TOKEN && export HF_TOKEN`) or run `hf auth login` once; there is no
 --token flag because a token typed on the command line ends up in your shell history.
@@ -48,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Use this README.md instead of the generated model card.")
     parser.add_argument("--message", metavar="TEXT", help="Commit message.")
     parser.add_argument("--max-shard-size", default="2GB", help="Largest safetensors shard of a merged model.")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+    parser.add_argument("--dtype", default="auto", choices=choices_of(ModelConfig, "compute_dtype"),
                         help="Merge dtype (never quantized): auto is bf16, or fp32 for an fp32 base.")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="Where to merge.")
+    parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
 def _progress(fraction: float, message: str) -> None:

@@ -1,6 +1,7 @@
 """Non-streamed, batched generation and held-out loss: what evaluation and training probes use.
 
-Prompts are left-padded into batches; the same private-seed sampler and stop strings as the playground apply.
+Prompts are left-padded into batches (``tokenizer.pad(..., padding_side="left")`` per call: the shared tokenizer is
+not changed); the same private-seed sampler and stop strings as the playground apply.
 ``base=True`` runs inside ``model.disable_adapter()``. Callers that share the model with the playground hold
 the engine's lock (``ChatEngine.generate_batch`` / ``ChatEngine.loss``).
 """
@@ -11,7 +12,7 @@ import math
 import warnings
 from typing import Any, Callable, Sequence
 
-from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
+from studio.inference.params import GREEDY, GenerationParams, cut_at_stop, generate_kwargs
 from studio.modeling.kbit_cpu import readable_errors
 
 
@@ -24,12 +25,6 @@ def adapter_context(model: Any, base: bool) -> Any:
 
 def _device(model: Any) -> Any:
     return model.get_input_embeddings().weight.device
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` before the first stop string, and whether one was found."""
-    at = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:at], True) if at >= 0 else (text, False)
 
 
 def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
@@ -50,19 +45,17 @@ def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
     import torch
 
     out: list[str] = []
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for start in range(0, len(prompts), max(1, batch_size)):
         if stop_event is not None and stop_event.is_set():
             break
         chunk = [list(p) for p in prompts[start:start + batch_size]]
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, p in enumerate(chunk):  # left padding: every answer starts at the same column
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[i, width - len(p):] = 1
+        # left padding, so every answer starts at the same column
+        batch = tokenizer.pad({"input_ids": chunk}, padding=True, padding_side="left", return_tensors="pt",
+                              return_attention_mask=True)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        width = ids.shape[1]
         device = _device(model)
-        kwargs = generate_kwargs(params, tokenizer, model, width, (stop_event,) if stop_event is not None else ())
+        kwargs = generate_kwargs(params, tokenizer, model, (stop_event,) if stop_event is not None else ())
         kwargs["stopping_criteria"].append(RowsDone(tokenizer, width, kwargs["generation_config"].eos_token_id,
                                                     answer_end, None if progress is None else
                                                     (lambda k, s=start: progress(s + k))))
@@ -80,7 +73,8 @@ def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
 
 class RowsDone:
     """A stopping criterion for a batch of answers: a row is done at eos or, with ``answer_end``, once its answer
-    is complete; ``on_done(n)`` hears how many rows of the batch are done each time one more is."""
+    is complete (kept by hand: ``#### 42`` is complete only once the number has ended, which no fixed stop string
+    for ``StopStringCriteria`` says); ``on_done(n)`` hears how many rows of the batch are done each time one more is."""
 
     def __init__(self, tokenizer: Any, prompt_len: int, eos: Any, answer_end: Callable[[str], int | None] | None,
                  on_done: Callable[[int], None] | None = None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import threading
 import time
 import warnings
@@ -19,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from studio.errors import ModelError, StudioError
+from studio.errors import ModelError
 from studio.inference.batch import adapter_context, generate_texts, mean_loss, token_nll
 from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
-from studio.inference.prompt import Prompt, PromptBuilder
+from studio.inference.prompt import Prompt, PromptBuilder, run_prompt_setup
+from studio.inference.sources import adapter_name_for, resolve_adapter_source
 from studio.inference.streams import CompareStream, Reply, ReplyStream
 
 BASE = "base"
@@ -38,84 +38,6 @@ class AdapterInfo:
     builder: PromptBuilder
     run_dir: Path | None = None
     config: Any = None
-
-
-def adapter_name_for(source: str | Path) -> str:
-    """A peft-safe adapter name from a run folder, adapter folder or Hub id."""
-    path = Path(str(source))
-    if path.name in ("adapter",) or path.name.startswith("checkpoint-"):
-        text = f"{path.parent.name}-{path.name}" if path.name != "adapter" else path.parent.name
-        if path.parent.name == "checkpoints":
-            text = f"{path.parent.parent.name}-{path.name}"
-    else:
-        text = path.name or str(source)
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "adapter"
-
-
-def resolve_adapter_source(source: str | Path) -> tuple[str, Path | None]:
-    """``(adapter folder or Hub id, run dir or None)`` for a run directory, a checkpoint, a folder or a Hub id.
-
-    A run directory gives its ``adapter/`` (or its newest checkpoint while it has no final adapter yet).
-
-    Raises:
-        ModelError: a local folder without an adapter.
-    """
-    from studio import runs
-
-    path = Path(str(source)).expanduser()
-    if not path.exists():
-        if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
-            return str(source), None  # a Hub id
-        raise ModelError(f"adapter {source} not found: give a run directory, an adapter folder or a Hub id")
-    if (path / runs.CONFIG).exists():
-        adapter = path / runs.ADAPTER
-        if not (adapter / "adapter_config.json").exists():
-            ckpt = runs.last_checkpoint(path) or next(iter(reversed(runs.checkpoints(path))), None)
-            if ckpt is None or not (ckpt / "adapter_config.json").exists():
-                raise ModelError(f"run {path.name} has no adapter yet (no adapter/ and no checkpoint); wait for "
-                                 f"its first checkpoint or pick a finished run")
-            adapter = ckpt
-        return str(adapter), path
-    if (path / "adapter_config.json").exists():
-        run = path.parent if (path.parent / runs.CONFIG).exists() else \
-            path.parent.parent if (path.parent.parent / runs.CONFIG).exists() else None
-        return str(path), run
-    raise ModelError(f"{path} holds no adapter (adapter_config.json); give a run directory or an adapter folder")
-
-
-def run_prompt_setup(cfg: Any, tokenizer: Any, run_dir: str | Path | None = None) -> tuple[PromptBuilder, Any]:
-    """The PromptBuilder of a run (its data spec, input limit and system prompt) and its loaded data (or None).
-
-    A run folder with a saved ``prompt_format.json`` renders exactly as trained without reading the data (None is
-    returned for it). Older runs: the data is loaded to resolve the format and column mapping as training did; if
-    it can't be read (moved file, Hub offline) the format is taken from the config alone.
-    """
-    from studio.data import load_data, make_spec, spec_for
-    from studio.data.formats import ROLES
-    from studio.prompt_format import load as load_prompt_format
-
-    saved = load_prompt_format(run_dir)
-    if saved is not None:
-        return saved.builder(tokenizer, max_input_tokens=cfg.train.max_length), None
-    loaded = None
-    try:
-        loaded = load_data(cfg.data)
-        spec = spec_for(cfg, loaded, tokenizer)
-    except StudioError:
-        fmt = cfg.data.format
-        if fmt == "auto":
-            fmt = "prompt_completion" if cfg.data.template else "messages"
-        columns = cfg.data.sources[0].columns if cfg.data.sources else {}
-        mapping = {r: columns.get(r, r) for r in ROLES[fmt]}
-        spec = make_spec(cfg.data, fmt, mapping, cfg.train.loss_on, cfg.train.max_length)
-    system = cfg.data.system_prompt
-    if not system and loaded is not None and spec.format == "messages" and len(loaded.dataset):
-        from studio.data.formats import normalize_messages
-
-        first = normalize_messages(loaded.dataset[0][spec.mapping["messages"]])
-        system = first[0]["content"] if first and first[0]["role"] == "system" else None
-    builder = PromptBuilder(spec, tokenizer, max_input_tokens=cfg.train.max_length, system_prompt=system)
-    return builder, loaded
 
 
 class ChatEngine:
@@ -137,6 +59,8 @@ class ChatEngine:
         self.base_config = base_config
         self.adapters: dict[str, AdapterInfo] = {}
         self.active: str | None = None
+        self.loaded_from: tuple[Path, str, str | None] | None = None
+        """``(run dir, device, quantization)`` that :meth:`from_run` was given (None for other engines)."""
         self._lock = threading.Lock()
         self._live: set[threading.Event] = set()
         self._live_lock = threading.Lock()
@@ -164,7 +88,13 @@ class ChatEngine:
         builder, _ = run_prompt_setup(cfg, tokenizer, run_dir)
         engine = cls(model, tokenizer, builder, base_model=cfg.model.name_or_path, base_config=model_cfg)
         engine.load_adapter(adapter or run_dir, activate=True)
+        engine.loaded_from = (run_dir.resolve(), device, quantization)
         return engine
+
+    def serves(self, run_dir: str | Path, *, device: str = "auto", quantization: str | None = None) -> bool:
+        """Whether this engine is what ``from_run(run_dir, device=..., quantization=...)`` would load (a cache
+        can keep it instead of loading again)."""
+        return self.loaded_from == (Path(run_dir).resolve(), device, quantization)
 
     @classmethod
     def from_base(cls, model_cfg: Any, builder_cfg: Any = None, *, device: str = "auto") -> "ChatEngine":
@@ -391,8 +321,7 @@ class ChatEngine:
                     model.set_adapter(stream.adapter)
                 off = adapter_context(model, stream.adapter == BASE)
                 ids = torch.tensor([stream.prompt.input_ids], device=_input_device(model))
-                kwargs = generate_kwargs(stream.params, self.tokenizer, model, ids.shape[1],
-                                         (stream.stop_event, stream.halt))
+                kwargs = generate_kwargs(stream.params, self.tokenizer, model, (stream.stop_event, stream.halt))
                 stream.started_at = time.perf_counter()
                 with off, torch.inference_mode(), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")

@@ -1,38 +1,50 @@
-"""Generation parameters and the small pieces ``generate()`` is given: a private-seed sampler and stop criteria.
+"""Generation parameters (one definition: the chat CLI's flags and the Chat tab's widgets are derived from its field
+metadata) and the small pieces ``generate()`` is given: a private-seed sampler and the stop-button criterion.
 
 Sampling draws from a ``torch.Generator`` owned by the request, never from the global RNG, so the same seed gives
 the same answer whatever else runs in the process (a training thread included), and a chat request never
-reseeds a training run.
+reseeds a training run. Stop strings go to transformers' own ``StopStringCriteria`` (``stop_strings=`` with the
+tokenizer); the text shown is cut before them by :class:`StopScanner` (streamed) or :func:`cut_at_stop`.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import threading
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 from studio.errors import ConfigError
+
+
+def _param(default: Any, help: str, *, label: str, flag: str | None = None, minimum: float | None = None,
+           maximum: float | None = None, step: float | None = None) -> Any:
+    """A generation field: its one help text, the widget's label and range, and the CLI flag (default
+    ``--field-name``)."""
+    return field(default=default, metadata={"help": help, "label": label, "flag": flag, "minimum": minimum,
+                                            "maximum": maximum, "step": step})
 
 
 @dataclass(frozen=True)
 class GenerationParams:
     """How to decode. The defaults are deterministic (greedy), so the same prompt gives the same answer."""
 
-    max_new_tokens: int = 128
-    """Most tokens to generate."""
-    do_sample: bool = False
-    """Sample (with ``seed``) instead of greedy decoding."""
-    temperature: float = 0.7
-    """Sampling temperature (> 0); ignored when greedy."""
-    top_p: float = 0.95
-    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p (0 < top_p <= 1)."""
-    top_k: int = 50
-    """Keep only the k most likely tokens (0 turns it off)."""
-    repetition_penalty: float = 1.0
-    """> 1 discourages repeating tokens already in the prompt or answer."""
-    seed: int = 0
-    """Sampling seed; the same seed with the same parameters gives the same answer."""
-    stop: tuple[str, ...] = ()
-    """Strings that end the answer; the answer is cut before the first one."""
+    max_new_tokens: int = _param(128, "Most tokens per answer.", label="Max new tokens", minimum=1, maximum=2048,
+                                 step=1)
+    do_sample: bool = _param(False, "Sample (with the seed) instead of greedy decoding.", flag="--sample",
+                             label="Sample (off = greedy, deterministic)")
+    temperature: float = _param(0.7, "Sampling temperature (> 0); ignored when greedy.", label="Temperature",
+                                minimum=0.05, maximum=2.0, step=0.05)
+    top_p: float = _param(0.95, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p "
+                          "(0 < top_p <= 1).", label="Top p", minimum=0.05, maximum=1.0, step=0.01)
+    top_k: int = _param(50, "Keep only the k most likely tokens (0 turns it off).", label="Top k (0 = off)",
+                        minimum=0, maximum=200, step=1)
+    repetition_penalty: float = _param(1.0, "> 1 discourages repeating tokens already in the prompt or answer.",
+                                       label="Repetition penalty", minimum=0.5, maximum=2.0, step=0.05)
+    seed: int = _param(0, "Sampling seed; the same seed with the same parameters gives the same answer.",
+                       label="Seed")
+    stop: tuple[str, ...] = _param((), "Strings that end the answer; the answer is cut before the first one "
+                                   "(repeatable; one per line in the Chat tab).", label="Stop strings (one per line)")
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -50,24 +62,86 @@ class GenerationParams:
         if not self.repetition_penalty > 0:
             raise ConfigError(f"repetition_penalty must be > 0 (1.0 turns it off), got {self.repetition_penalty}")
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **defaults: Any) -> "GenerationParams":
+        """Parameters from values keyed by field name (widget or CLI values: numbers as floats or text, stop
+        strings as a list or one per line); a missing or blank value takes ``defaults`` or the field's default.
+
+        Raises:
+            ConfigError: a value is not a number or out of range (the message names the field).
+        """
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = values.get(f.name)
+            if value is None or (isinstance(value, str) and not value.strip() and _kind(f) != "tuple"):
+                if f.name in defaults:
+                    kwargs[f.name] = defaults[f.name]
+                continue
+            kwargs[f.name] = _typed(f, value)
+        return cls(**kwargs)
+
     def replace(self, **changes: Any) -> "GenerationParams":
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        out = asdict(self)
+        out = dataclasses.asdict(self)
         out["stop"] = list(self.stop)
         return out
+
+
+def _kind(f: dataclasses.Field) -> str:
+    """``int``, ``float``, ``bool`` or ``tuple`` (annotations are strings here: ``from __future__``)."""
+    name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return "tuple" if name.startswith("tuple") else name
+
+
+def _typed(f: dataclasses.Field, value: Any) -> Any:
+    kind = _kind(f)
+    if kind == "tuple":
+        items = value.splitlines() if isinstance(value, str) else list(value)
+        return tuple(s for s in items if s.strip())
+    if kind == "bool":
+        return bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{f.name} must be a number, got {value!r}") from None
+    if kind == "int":
+        if number != int(number):
+            raise ConfigError(f"{f.name} must be a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per generation field (``--max-new-tokens``, ``--sample``, ``--stop`` repeatable, ...), with the
+    field's help and default."""
+    for f in dataclasses.fields(GenerationParams):
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        kind = _kind(f)
+        if kind == "bool":
+            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+        elif kind == "tuple":
+            parser.add_argument(flag, dest=f.name, action="append", default=[], metavar="TEXT",
+                                help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, dest=f.name, type=int if kind == "int" else float, default=f.default,
+                                help=f.metadata["help"])
+
+
+def from_args(args: argparse.Namespace) -> GenerationParams:
+    """The parameters the flags of :func:`add_arguments` describe."""
+    return GenerationParams.from_values({f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationParams)})
 
 
 GREEDY = GenerationParams()
 
 
-def generate_kwargs(params: GenerationParams, tokenizer: Any, model: Any, prompt_len: int,
+def generate_kwargs(params: GenerationParams, tokenizer: Any, model: Any,
                     stop_events: tuple[threading.Event, ...] = ()) -> dict[str, Any]:
     """Keyword arguments for ``model.generate``: a full GenerationConfig (so the model's own sampling defaults
-    never leak in), the seeded sampler, and the stop criteria."""
+    never leak in; stop strings included, matched by transformers' ``StopStringCriteria``), the tokenizer those
+    need, the seeded sampler, and the stop-button criterion."""
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     eos = _eos_ids(tokenizer, model)
@@ -75,11 +149,13 @@ def generate_kwargs(params: GenerationParams, tokenizer: Any, model: Any, prompt
                               temperature=1.0, top_p=1.0, top_k=50, repetition_penalty=params.repetition_penalty,
                               eos_token_id=eos, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id
                               is not None else (eos[0] if eos else None), use_cache=True,
+                              stop_strings=list(params.stop) or None,
                               suppress_tokens=getattr(getattr(model, "generation_config", None), "suppress_tokens",
                                                       None))
     processors = LogitsProcessorList(_sampling_processors(params))
-    criteria = StoppingCriteriaList([StopCriteria(tokenizer, prompt_len, params.stop, stop_events)])
-    return {"generation_config": config, "logits_processor": processors, "stopping_criteria": criteria}
+    criteria = StoppingCriteriaList([StopOnEvents(stop_events)] if stop_events else [])
+    return {"generation_config": config, "logits_processor": processors, "stopping_criteria": criteria,
+            "tokenizer": tokenizer}
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -127,32 +203,18 @@ class SeededSampler:
         return out.scatter_(1, chosen, 0.0)
 
 
-class StopCriteria:
-    """Ends generation when one of ``stop_events`` is set (the stop button) or a stop string appears in the
-    answer."""
+class StopOnEvents:
+    """Ends generation when one of ``stop_events`` is set (the stop button, or a stop string seen while
+    streaming)."""
 
-    def __init__(self, tokenizer: Any, prompt_len: int, stop: tuple[str, ...] = (),
-                 stop_events: tuple[threading.Event, ...] = ()) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.stop = tuple(stop)
-        self.stop_events = tuple(stop_events)
-        # enough trailing tokens to contain the longest stop string (every token decodes to >= 1 char, mostly)
-        self._window = max((len(s) for s in self.stop), default=0) + 4
+    def __init__(self, stop_events: tuple[threading.Event, ...] = ()) -> None:
+        self.stop_events = tuple(e for e in stop_events if e is not None)
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
         import torch
 
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        if any(e.is_set() for e in self.stop_events):
-            return done.fill_(True)
-        if self.stop:
-            for row in range(input_ids.shape[0]):
-                tail = input_ids[row, max(self.prompt_len, input_ids.shape[1] - self._window):]
-                text = self.tokenizer.decode(tail, skip_special_tokens=True)
-                if any(s in text for s in self.stop):
-                    done[row] = True
-        return done
+        hit = any(e.is_set() for e in self.stop_events)
+        return torch.full((input_ids.shape[0],), hit, dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -196,3 +258,9 @@ class StopScanner:
         out = self.text[self.emitted:upto]
         self.emitted = upto
         return out
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool]:
+    """``text`` before the first stop string, and whether one was found."""
+    at = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:at], True) if at >= 0 else (text, False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from studio.data import RenderSpec, render, to_messages
@@ -245,3 +246,38 @@ def messages_of(row: dict[str, Any], spec: RenderSpec) -> list[dict[str, str]]:
     if spec.format == "messages":
         return normalize_messages(row[spec.mapping["messages"]])
     return to_messages(spec.format, row, spec.mapping, spec.system_prompt)
+
+
+def run_prompt_setup(cfg: Any, tokenizer: Any, run_dir: str | Path | None = None) -> tuple[PromptBuilder, Any]:
+    """The PromptBuilder of a run (its data spec, input limit and system prompt) and its loaded data (or None).
+
+    A run folder with a saved ``prompt_format.json`` renders exactly as trained without reading the data (None is
+    returned for it). Older runs: the data is loaded to resolve the format and column mapping as training did; if
+    it can't be read (moved file, Hub offline) the format is taken from the config alone.
+    """
+    from studio.data import load_data, make_spec, spec_for
+    from studio.data.formats import ROLES
+    from studio.prompt_format import load as load_prompt_format
+
+    saved = load_prompt_format(run_dir)
+    if saved is not None:
+        return saved.builder(tokenizer, max_input_tokens=cfg.train.max_length), None
+    loaded = None
+    try:
+        loaded = load_data(cfg.data)
+        spec = spec_for(cfg, loaded, tokenizer)
+    except StudioError:
+        fmt = cfg.data.format
+        if fmt == "auto":
+            fmt = "prompt_completion" if cfg.data.template else "messages"
+        columns = cfg.data.sources[0].columns if cfg.data.sources else {}
+        mapping = {r: columns.get(r, r) for r in ROLES[fmt]}
+        spec = make_spec(cfg.data, fmt, mapping, cfg.train.loss_on, cfg.train.max_length)
+    system = cfg.data.system_prompt
+    if not system and loaded is not None and spec.format == "messages" and len(loaded.dataset):
+        from studio.data.formats import normalize_messages
+
+        first = normalize_messages(loaded.dataset[0][spec.mapping["messages"]])
+        system = first[0]["content"] if first and first[0]["role"] == "system" else None
+    builder = PromptBuilder(spec, tokenizer, max_input_tokens=cfg.train.max_length, system_prompt=system)
+    return builder, loaded

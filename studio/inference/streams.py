@@ -43,7 +43,9 @@ class Reply:
 class ReplyStream(Iterator[str]):
     """Text pieces of one answer as they are generated. Generation starts on the first ``next()``.
 
-    Stop strings are cut (the piece of text that might be the start of one is held back until it is decided).
+    Stop strings end generation through transformers' ``StopStringCriteria`` (token level); the text shown is cut
+    here (the piece that might be the start of one is held back until it is decided), and a stop string seen in
+    the decoded text ends generation too (``halt``).
     ``close()`` (or the engine's ``stop()``) ends generation within a token.
     """
 

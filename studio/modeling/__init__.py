@@ -28,7 +28,6 @@ from studio.modeling.memory import (
     arch_of,
     device_memory,
     estimate_memory,
-    resolve_gradient_checkpointing,
 )
 from studio.modeling.presets import (
     PRESETS_DIR,
@@ -45,5 +44,5 @@ __all__ = [
     "GB", "PRESETS_DIR", "Arch", "Loaded", "MemoryEstimate", "Preset",
     "add_lora", "apply_preset", "arch_of", "base_tokenizer", "choose_attention", "compute_dtype", "describe_loaded",
     "device_memory", "estimate_memory", "find_preset", "list_presets", "load_base", "lora_config", "model_id",
-    "quantization_config", "resolve_device", "resolve_gradient_checkpointing",
+    "quantization_config", "resolve_device",
 ]

@@ -1,4 +1,5 @@
-"""Training memory estimate from the model config alone, device memory, and the gradient-checkpointing ``auto``.
+"""Training memory estimate from the model config alone, and device memory (``auto`` checkpointing is decided by
+``studio.speed.checkpointing``).
 
 torch and transformers are imported inside the functions that need them.
 """
@@ -152,18 +153,6 @@ def device_memory(device: str = "auto") -> tuple[str, str, float]:
     return "cpu", "system RAM", total / GB
 
 
-def resolve_gradient_checkpointing(cfg: Any, estimate: MemoryEstimate | None = None) -> bool:
-    """``auto``: on when the run would not fit the device without it, off otherwise (it costs ~30% speed)."""
-    setting = cfg.train.gradient_checkpointing
-    if setting != "auto":
-        return bool(setting)
-    est = estimate or estimate_memory(cfg, gradient_checkpointing=False)
-    if est.device == "cpu":
-        return False
-    no_ckpt_total = est.total_gb - est.activations_gb + est.activations_no_ckpt_gb
-    return no_ckpt_total > 0.85 * est.device_gb
-
-
 def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointing: bool | None = None,
                     device: str | None = None) -> MemoryEstimate:
     """Estimate training memory before anything loads, from the model config alone.
@@ -226,19 +215,19 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     act_full += lm_chunk
     act_ckpt += lm_chunk
     overhead = (0.6 * GB if dev == "cuda" else 0.25 * GB) + 0.05 * weights
-    if gradient_checkpointing is None:
-        setting = tc.gradient_checkpointing
-        if setting == "auto":
-            base_total = weights + lora + grads + optimizer + overhead
-            gradient_checkpointing = dev != "cpu" and (base_total + act_full) / GB > 0.85 * dev_gb
-        else:
-            gradient_checkpointing = bool(setting)
-    acts = act_ckpt if gradient_checkpointing else act_full
-    total = weights + lora + grads + optimizer + acts + overhead
     g = lambda x: round(x / GB, 3)  # noqa: E731
-    return MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
-                          activations_gb=g(acts), activations_no_ckpt_gb=g(act_full),
-                          activations_ckpt_gb=g(act_ckpt), overhead_gb=g(overhead), total_gb=g(total),
-                          gradient_checkpointing=bool(gradient_checkpointing), total_params=int(total_params),
-                          lora_params=int(lora_params), device=dev, device_name=dev_name, device_gb=round(dev_gb, 2),
-                          quantization=cfg.model.quantization)
+    without = MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
+                             activations_gb=g(act_full), activations_no_ckpt_gb=g(act_full),
+                             activations_ckpt_gb=g(act_ckpt), overhead_gb=g(overhead),
+                             total_gb=g(weights + lora + grads + optimizer + act_full + overhead),
+                             gradient_checkpointing=False, total_params=int(total_params),
+                             lora_params=int(lora_params), device=dev, device_name=dev_name,
+                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization)
+    if gradient_checkpointing is None:  # the one policy, ``auto`` included
+        from studio.speed.checkpointing import decide_checkpointing
+
+        gradient_checkpointing = decide_checkpointing(tc.gradient_checkpointing, without)[0]
+    if not gradient_checkpointing:
+        return without
+    return dataclasses.replace(without, activations_gb=g(act_ckpt), gradient_checkpointing=True,
+                               total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead))

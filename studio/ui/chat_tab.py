@@ -7,20 +7,21 @@ adapter, so two browsers never see each other's choice).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from studio.errors import ModelError, StudioError
+from studio.errors import ModelError
+from studio.inference.opening import open_engine, open_engine_reporting
 from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
 from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
                                  system_prompt_of)
 from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
+from studio.ui.forms import widget
 
 TAB_ID = "chat"
 LABEL = "4 · Chat"
@@ -55,68 +56,6 @@ def pick_run(choices: list[tuple[str, str]], *preferred: str | None) -> str | No
     return values[0] if values else None
 
 
-def open_engine(studio: Any, source: str) -> tuple[Any, str]:
-    """The shared ChatEngine with ``source``'s adapter active; returns ``(engine, adapter name)``.
-
-    A run directory goes through ``Studio.chat_engine`` (cached; "busy" while a run trains on the GPU). An adapter
-    folder or Hub id is added to the loaded engine (``load_adapter``, no reload of the base); with no engine loaded
-    yet, pick a run first.
-
-    Raises:
-        ModelError: no adapter at ``source``, or nothing loaded to add a folder to.
-        BusyError: a run trains on the GPU.
-    """
-    from studio import runs
-    from studio.inference import resolve_adapter_source
-
-    if (Path(source) / runs.CONFIG).exists():
-        engine = studio.chat_engine(source)
-        run = Path(source).resolve()
-        name = next((n for n, a in engine.adapters.items() if a.run_dir and Path(a.run_dir).resolve() == run),
-                    engine.active)
-        return engine, name
-    path, run_dir = resolve_adapter_source(source)
-    with studio.lock:
-        engine = studio.chat
-        if engine is None and run_dir is not None:
-            engine = studio.chat_engine(run_dir)
-        if engine is None or getattr(engine, "model", None) is None:
-            raise ModelError("Load a run first (pick it in the Run list and press Load); an adapter folder or Hub "
-                             "id is then added on top of that run's base model")
-        for name, info in engine.adapters.items():
-            if info.source in (str(source), path):
-                return engine, name
-        return engine, engine.load_adapter(source)
-
-
-def open_engine_reporting(studio: Any, source: str, progress: Callable[[float, str], None]) -> tuple[Any, str]:
-    """``open_engine`` with its stages reported as ``progress(fraction, message)``: the libraries (first load in
-    this process), the base model and the adapter (unless already loaded), ready. Raises what ``open_engine``
-    raises."""
-    from studio import runs
-    from studio.config import load_config
-
-    name = Path(source).name or source
-    progress(0.0, f"opening {name}")
-    engine = studio.chat
-    cfg_file = Path(source) / runs.CONFIG
-    loaded_run = getattr(engine, "studio_key", (None,))[0] if engine is not None else None
-    if engine is None or (cfg_file.exists() and loaded_run != Path(source).resolve()):
-        if "peft" not in sys.modules:
-            progress(0.05, "loading torch, transformers and peft (first time in this process)")
-            import peft  # noqa: F401  (imports torch and transformers: the longest part of a first load)
-        try:
-            base = load_config(cfg_file).model.name_or_path if cfg_file.exists() else "the base model"
-        except StudioError:
-            base = "the base model"
-        progress(0.4, f"loading {base} and the adapter of {name}")
-    else:
-        progress(0.4, f"adding the adapter {name} to the loaded {engine.base_model}")
-    engine, adapter = open_engine(studio, source)
-    progress(1.0, f"ready: {engine.base_model} on {engine.device} with adapter {adapter}")
-    return engine, adapter
-
-
 def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
     """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages (the note
     shown for a whitespace-only answer counts as an empty answer)."""
@@ -142,17 +81,17 @@ def shown(text: str) -> str:
     return BLANK_NOTE.format(n=len(text)) if text and not text.strip() else text
 
 
-def gen_params(max_new_tokens: Any, do_sample: bool, temperature: Any, top_p: Any, top_k: Any,
-               repetition_penalty: Any, seed: Any, stop: str) -> GenerationParams:
-    """GenerationParams from the accordion's widgets (stop strings one per line).
+GEN_FIELDS = tuple(f.name for f in dataclasses.fields(GenerationParams))
+"""The generation widgets, in the order the ``chat`` API takes them (the dataclass's field order)."""
+
+
+def gen_params(values: dict[str, Any], budget: int = DEFAULT_MAX_NEW_TOKENS) -> GenerationParams:
+    """GenerationParams from the accordion's widget values, by field name (a blank token budget: ``budget``).
 
     Raises:
         ConfigError: a value out of range.
     """
-    return GenerationParams(max_new_tokens=int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS), do_sample=bool(do_sample),
-                            temperature=float(temperature), top_p=float(top_p), top_k=int(top_k or 0),
-                            repetition_penalty=float(repetition_penalty), seed=int(seed or 0),
-                            stop=tuple(s for s in (stop or "").splitlines() if s.strip()))
+    return GenerationParams.from_values(values, max_new_tokens=budget)
 
 
 def eval_tables(report: Any) -> tuple[list[list[Any]], list[list[Any]]]:
@@ -222,22 +161,17 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         notice = gr.Markdown(elem_id="chat-notice")
         markdown = gr.Checkbox(value=False, label="Render Markdown", scale=0, min_width=180, elem_id="chat-markdown",
                                info="Off: the exact text the models wrote (`####`, `*` and all).")
-    g = GenerationParams()
+    g = GenerationParams(max_new_tokens=first_budget)
     with gr.Accordion("Generation parameters", open=False, elem_id="chat-params"):
-        with gr.Row():
-            max_new_tokens = gr.Slider(1, 2048, step=1, value=first_budget, label="Max new tokens",
-                                       info="Set from the picked run's answers (long enough for the longest usual "
-                                            "ones).", elem_id="chat-max-new-tokens")
-            do_sample = gr.Checkbox(value=g.do_sample, label="Sample (off = greedy, deterministic)")
-            seed = gr.Number(value=g.seed, precision=0, label="Seed")
-        with gr.Row():
-            temperature = gr.Slider(0.05, 2.0, step=0.05, value=g.temperature, label="Temperature")
-            top_p = gr.Slider(0.05, 1.0, step=0.01, value=g.top_p, label="Top p")
-            top_k = gr.Slider(0, 200, step=1, value=g.top_k, label="Top k (0 = off)")
-            repetition_penalty = gr.Slider(0.5, 2.0, step=0.05, value=g.repetition_penalty,
-                                           label="Repetition penalty")
-        stop_strings = gr.Textbox(label="Stop strings (one per line)", lines=2)
-    params = [max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed, stop_strings]
+        gen: dict[str, Any] = {}
+        special = {"max_new_tokens": {"info": "Set from the picked run's answers (long enough for the longest usual "
+                                              "ones).", "elem_id": "chat-max-new-tokens"}}
+        for row in (GEN_FIELDS[:3], GEN_FIELDS[3:-1], GEN_FIELDS[-1:]):
+            with gr.Row():
+                for name in row:
+                    gen[name] = widget(GenerationParams, name, getattr(g, name), **special.get(name, {"info": None}))
+        max_new_tokens = gen["max_new_tokens"]
+    params = [gen[name] for name in GEN_FIELDS]
     with gr.Accordion("Probe timeline: answers at each checkpoint", open=False, elem_id="chat-probes-panel"):
         probes = gr.Markdown(probe_timeline(first), elem_id="chat-probes")
     with gr.Accordion("Evaluate on the held-out split", open=False, elem_id="chat-eval-panel"):
@@ -280,6 +214,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
 
     def on_send(text: str, base_hist: list, tuned_hist: list, run_value: str | None, folder: str | None,
                 sys_prompt: str, *values: Any) -> Iterator[tuple]:
+        by_name = dict(zip(GEN_FIELDS, values))  # ``params`` is built from GEN_FIELDS: the same order
         text = (text or "").strip()
         if not text:
             yield gr.skip(), base_hist, tuned_hist, gr.skip(), gr.skip(), gr.skip()
@@ -290,7 +225,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         tuned_new = [*_displayed(tuned_hist), ask, {"role": "assistant", "content": ""}]
         yield "", base_new, tuned_new, gr.skip(), error_box(None), "_Loading the model…_"
         try:
-            params = gen_params(*values)
+            params = gen_params(by_name)
             engine, name = open_engine(studio, source_of(run_value, folder))
             stream = engine.stream_compare(text, tuned_turns, base_history=base_turns, params=params,
                                            system_prompt=sys_prompt or "", adapter=name)

@@ -8,18 +8,19 @@ widget edits keep the value of the config last written into this browser's forms
 app started with. ``ctx.forms.write(cfg)`` is the inverse: a ``{component: value}`` dict a handler can return to load
 a config into the widgets. The Data tab's part (every source with its weight) is in ``data_form``.
 
-This module does not import gradio: it only reads and writes values keyed by widget objects.
+How a field is edited (and converted) comes from its metadata (``studio.config_fields``), never from its name;
+:func:`widget` builds the gradio widget from the same metadata (the only function here that imports gradio).
 """
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from studio.config import HubConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig
+from studio.config_fields import choices_of, field_of, value_type
 from studio.data.formats import ROLES
 from studio.errors import ConfigError
 from studio.paths import ASSETS
@@ -40,7 +41,6 @@ TEMPLATE_CHOICES = (CHAT_TEMPLATE, *NAMED_TEMPLATES, CUSTOM_TEMPLATE)
 MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values() for r in roles))
 """Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
 
-GRADIENT_CHECKPOINTING = ("auto", "on", "off")
 EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
 
 Component = Any  # a gradio component; keys of the values dict
@@ -242,57 +242,93 @@ def _widgets(form: Any) -> dict[str, Component]:
     return {f.name: getattr(form, f.name) for f in dataclasses.fields(form) if getattr(form, f.name) is not None}
 
 
-# ------------------------------------------------------------------------------------------------- conversions
+# ------------------------------------------------------------------------------------- conversions and widgets
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def edit_kind(cls: type, name: str) -> str:
+    """How ``cls.name`` is edited: its metadata's ``kind``, else from its type (``check``, ``dropdown`` for
+    choices, ``lines`` for lists and tuples of text, ``slider`` for a bounded number, ``number``, ``text``)."""
+    meta = field_of(cls, name).metadata
+    if meta.get("kind"):
+        return meta["kind"]
+    base, _ = value_type(cls, name)
+    origin = typing.get_origin(base)
+    if base is bool:
+        return "check"
+    if choices_of(cls, name):
+        return "dropdown"
+    if origin in (list, tuple):
+        return "lines"
+    if base in (int, float):
+        return "slider" if meta.get("minimum") is not None and meta.get("maximum") is not None else "number"
+    return "text"
+
+
 def from_widget(cls: type, name: str, value: Any, section: str = "") -> Any:
-    """A widget value as the config field ``cls.name`` expects it (numbers typed, blanks -> None)."""
-    hint = typing.get_type_hints(cls)[name]
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    where = f"{section}.{name}" if section else name
-    if name == "gradient_checkpointing":
-        return {"on": True, "off": False}.get(str(value).lower(), value if isinstance(value, bool) else "auto")
-    if name == "target_modules":
-        items = [value] if isinstance(value, str) else list(value or [])
-        items = [s.strip() for s in items if s and s.strip()]
-        return "all-linear" if not items or "all-linear" in items else items
-    if typing.get_origin(hint) is list:  # probe prompts: one per line
-        if isinstance(value, str):
-            return [line.strip() for line in value.splitlines() if line.strip()]
+    """A widget value as the config field ``cls.name`` is built from it (``config_fields.build`` types it):
+    the field's ``read``, else by its edit kind (one item per line, blanks -> None or "needs a number")."""
+    meta = field_of(cls, name).metadata
+    if meta.get("read"):
+        return meta["read"](value)
+    kind = edit_kind(cls, name)
+    if kind == "lines":
+        items = value.splitlines() if isinstance(value, str) else list(value or [])
+        return [line.strip() for line in items if line.strip()]
+    if kind == "multi":
         return list(value or [])
+    base, optional = value_type(cls, name)
     if _blank(value):
         if optional:
             return None
         if base in (int, float):
-            raise ConfigError(f"{where} needs a number")
+            raise ConfigError(f"{section + '.' if section else ''}{name} needs a number")
         return "" if base is str else value
-    if base is bool:
-        return bool(value)
-    if base is int:
-        number = float(value)
-        if number != int(number):
-            raise ConfigError(f"{where} must be a whole number, got {value}")
-        return int(number)
-    if base is float:
-        return float(value)
-    if base is str:
-        return str(value).strip() if name != "response_template" else str(value)
+    if isinstance(value, str) and kind != "raw":
+        return value.strip()
     return value
 
 
 def to_widget(cls: type, name: str, value: Any) -> Any:
     """A config value as its widget shows it."""
-    if name == "gradient_checkpointing":
-        return "auto" if value == "auto" else ("on" if value else "off")
-    if name == "target_modules":
-        return [value] if isinstance(value, str) else list(value)
-    if name == "probe_prompts":
+    meta = field_of(cls, name).metadata
+    if meta.get("show"):
+        return meta["show"](value)
+    if edit_kind(cls, name) == "lines":
         return "\n".join(value or [])
     if value is None:
-        hint = typing.get_type_hints(cls)[name]
-        return "" if str in typing.get_args(hint) else None
+        return "" if value_type(cls, name)[0] is str else None
     return value
+
+
+def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
+    """The gradio widget that edits ``cls.name`` (a config section or ``GenerationParams`` field), derived from
+    its metadata: kind, choices, range, help (as ``info``) and label; ``kw`` adds or overrides arguments (layout,
+    ``elem_id``). ``value`` is the field's value (shown through :func:`to_widget`)."""
+    import gradio as gr
+
+    meta = field_of(cls, name).metadata
+    kind = edit_kind(cls, name)
+    base, _ = value_type(cls, name)
+    args: dict[str, Any] = {"value": to_widget(cls, name, value), "label": meta.get("label", name)}
+    if meta.get("help"):
+        args["info"] = meta["help"]
+    bounds = {k: meta[k] for k in ("minimum", "maximum", "step") if meta.get(k) is not None}
+    args.update(kw)
+    if kind == "check":
+        return gr.Checkbox(**args)
+    if kind in ("radio", "dropdown", "multi"):
+        choices = list(choices_of(cls, name))
+        if kind == "radio":
+            return gr.Radio(choices, **args)
+        extra = {"multiselect": True, "allow_custom_value": True} if kind == "multi" else {}
+        return gr.Dropdown(choices, **{**extra, **args})
+    if kind == "slider":
+        return gr.Slider(bounds.pop("minimum"), bounds.pop("maximum"), **{**({"step": 1} if base is int else {}),
+                                                                           **bounds, **args})
+    if kind == "number":
+        return gr.Number(**{"precision": 0 if base is int else None, **bounds, **args})
+    if kind == "lines":
+        return gr.Textbox(**{"lines": 2, **args})
+    return gr.Textbox(**args)

@@ -10,17 +10,14 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import (ATTENTIONS, BIAS, CHAT_TEMPLATES, DTYPES, QUANT_TYPES, QUANTIZATIONS, LoraConfig,
-                           ModelConfig, RunConfig, field_help)
+from studio.config import LoraConfig, ModelConfig, RunConfig, field_help
 from studio.errors import StudioError
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
-from studio.ui.forms import LoraForm, ModelForm
+from studio.ui.forms import LoraForm, ModelForm, widget
 
 TAB_ID = "model"
 LABEL = "2 · Model"
-TARGET_MODULES = ("all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                  "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -156,43 +153,36 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
                                info=field_help(ModelConfig, "name_or_path"), elem_id="model-name")
             note = gr.Markdown(preset_note(m.name_or_path), elem_id="model-note")
         with gr.Column(scale=2):
-            chat_template = gr.Radio(list(CHAT_TEMPLATES), value=m.chat_template, label="Chat template",
-                                     info=field_help(ModelConfig, "chat_template"), elem_id="model-chat-template")
-            attn = gr.Dropdown(list(ATTENTIONS), value=m.attn_implementation, label="Attention",
-                               info=field_help(ModelConfig, "attn_implementation"), elem_id="model-attention")
+            chat_template = widget(ModelConfig, "chat_template", m.chat_template, label="Chat template",
+                                   elem_id="model-chat-template")
+            attn = widget(ModelConfig, "attn_implementation", m.attn_implementation, label="Attention",
+                          elem_id="model-attention")
             attention = gr.Markdown(elem_id="model-attention-reason")
     with gr.Group():
         with gr.Row():
-            quantization = gr.Radio(list(QUANTIZATIONS), value=m.quantization, label="Quantization",
-                                    info=field_help(ModelConfig, "quantization") + " On a CPU, 4-bit saves memory but "
-                                    "runs slower than fp32 (it dequantizes each layer as it computes).",
-                                    elem_id="model-quantization")
-            quant_type = gr.Radio(list(QUANT_TYPES), value=m.bnb_4bit_quant_type, label="4-bit type",
-                                  info=field_help(ModelConfig, "bnb_4bit_quant_type"),
-                                  visible=m.quantization == "4bit", elem_id="model-quant-type")
-            double_quant = gr.Checkbox(value=m.double_quant, label="Double quantization",
-                                       info=field_help(ModelConfig, "double_quant"), visible=m.quantization == "4bit")
-            compute_dtype = gr.Dropdown(list(DTYPES), value=m.compute_dtype, label="Compute dtype",
-                                        info=field_help(ModelConfig, "compute_dtype"))
+            quantization = widget(ModelConfig, "quantization", m.quantization, label="Quantization",
+                                  info=field_help(ModelConfig, "quantization") + " On a CPU, 4-bit saves memory but "
+                                  "runs slower than fp32 (it dequantizes each layer as it computes).",
+                                  elem_id="model-quantization")
+            quant_type = widget(ModelConfig, "bnb_4bit_quant_type", m.bnb_4bit_quant_type, label="4-bit type",
+                                visible=m.quantization == "4bit", elem_id="model-quant-type")
+            double_quant = widget(ModelConfig, "double_quant", m.double_quant, label="Double quantization",
+                                  visible=m.quantization == "4bit")
+            compute_dtype = widget(ModelConfig, "compute_dtype", m.compute_dtype, label="Compute dtype")
     with gr.Accordion("Revision and remote code", open=False):
         with gr.Row():
-            revision = gr.Textbox(value=m.revision or "", label="Revision", info=field_help(ModelConfig, "revision"))
-            trust = gr.Checkbox(value=m.trust_remote_code, label="Trust remote code",
-                                info=field_help(ModelConfig, "trust_remote_code"))
+            revision = widget(ModelConfig, "revision", m.revision, label="Revision")
+            trust = widget(ModelConfig, "trust_remote_code", m.trust_remote_code, label="Trust remote code")
     gr.Markdown("#### LoRA adapter")
     with gr.Row():
-        r = gr.Number(value=lc.r, precision=0, minimum=1, maximum=1024, label="Rank r", info=field_help(LoraConfig, "r"),
-                      elem_id="lora-r")
-        alpha = gr.Number(value=lc.alpha, precision=0, minimum=1, label="Alpha", info=field_help(LoraConfig, "alpha"),
-                          elem_id="lora-alpha")
-        dropout = gr.Slider(0, 0.5, step=0.01, value=lc.dropout, label="Dropout", info=field_help(LoraConfig, "dropout"))
-        target = gr.Dropdown(list(TARGET_MODULES), value=[lc.target_modules] if isinstance(lc.target_modules, str)
-                             else list(lc.target_modules), multiselect=True, allow_custom_value=True,
-                             label="Target modules", info=field_help(LoraConfig, "target_modules"))
+        r = widget(LoraConfig, "r", lc.r, label="Rank r", elem_id="lora-r")
+        alpha = widget(LoraConfig, "alpha", lc.alpha, label="Alpha", elem_id="lora-alpha")
+        dropout = widget(LoraConfig, "dropout", lc.dropout, label="Dropout")
+        target = widget(LoraConfig, "target_modules", lc.target_modules, label="Target modules")
     with gr.Row():
-        bias = gr.Radio(list(BIAS), value=lc.bias, label="Bias", info=field_help(LoraConfig, "bias"))
-        rslora = gr.Checkbox(value=lc.use_rslora, label="rsLoRA", info=field_help(LoraConfig, "use_rslora"))
-        dora = gr.Checkbox(value=lc.use_dora, label="DoRA", info=field_help(LoraConfig, "use_dora"))
+        bias = widget(LoraConfig, "bias", lc.bias, label="Bias")
+        rslora = widget(LoraConfig, "use_rslora", lc.use_rslora, label="rsLoRA")
+        dora = widget(LoraConfig, "use_dora", lc.use_dora, label="DoRA")
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
     params = gr.Markdown(elem_id="model-params")
     memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")

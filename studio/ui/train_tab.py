@@ -17,7 +17,7 @@ from studio.errors import BusyError
 from studio.formatting import format_seconds
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
-from studio.ui.forms import GRADIENT_CHECKPOINTING, TrainForm
+from studio.ui.forms import TrainForm, widget
 from studio.ui.train_status import failure_box, progress_html, status_line
 
 TAB_ID = "train"
@@ -159,9 +159,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                                elem_id="train-batch-size")
         grad_accum = gr.Number(value=t.grad_accum, precision=0, minimum=1, label="Gradient accumulation",
                                info=h("grad_accum"))
-        gradient_checkpointing = gr.Radio(list(GRADIENT_CHECKPOINTING),
-                                          value={True: "on", False: "off"}.get(t.gradient_checkpointing, "auto"),
-                                          label="Gradient checkpointing", info=h("gradient_checkpointing"))
+        gradient_checkpointing = widget(TrainConfig, "gradient_checkpointing", t.gradient_checkpointing,
+                                        label="Gradient checkpointing")
         packing = gr.Checkbox(value=t.packing, label="Packing", info=h("packing"))
     with gr.Accordion("More settings", open=False):
         with gr.Row():

@@ -8,11 +8,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import gradio as gr
 import pytest
 
-from studio.config import ASSETS_CONFIGS, RunConfig, load_config
+from studio.config import ASSETS_CONFIGS, LoraConfig, ModelConfig, RunConfig, choices_of, field_help, load_config
+from studio.config_fields import setting
 from studio.errors import ConfigError
 from studio.session import Studio
 from studio.ui.app import TAB_MODULES, compose, initial_config, launch_kwargs
@@ -80,6 +82,49 @@ def test_widget_values_are_typed(app):
         assert isinstance(widget, (gr.Number, gr.Slider, gr.Dropdown, gr.Checkbox, gr.Radio)), name
     for widget in (ctx.forms.lora.r, ctx.forms.lora.alpha, ctx.forms.data.max_length, ctx.forms.data.seed):
         assert isinstance(widget, (gr.Number, gr.Slider))
+
+
+@dataclasses.dataclass
+class _Unheard:
+    """Fields no form has heard of by name: their metadata alone says how they are edited."""
+
+    notes: list[str] = setting("One note per line.", default_factory=list)
+    marker: str = setting("Kept as typed.", default="", kind="raw")
+    name: str = setting("Stripped.", default="")
+    level: Literal["low", "high"] = setting("A radio.", default="low", kind="radio")
+    size: int | None = setting("A bounded number.", default=None, minimum=1, maximum=9)
+
+
+def test_fields_are_edited_as_their_metadata_says():
+    from studio.ui.forms import edit_kind, from_widget, to_widget
+
+    assert [edit_kind(_Unheard, f.name) for f in dataclasses.fields(_Unheard)] == \
+        ["lines", "raw", "text", "radio", "slider"]
+    assert from_widget(_Unheard, "notes", "first\n\n  second ") == ["first", "second"]
+    assert to_widget(_Unheard, "notes", ["a", "b"]) == "a\nb"
+    assert from_widget(_Unheard, "marker", " ### Answer: ") == " ### Answer: "
+    assert from_widget(_Unheard, "name", "  x ") == "x"
+    assert from_widget(_Unheard, "size", "") is None and to_widget(_Unheard, "size", None) is None
+    assert choices_of(_Unheard, "level") == ("low", "high")
+
+
+def test_model_tab_widgets_are_derived_from_the_config(app):
+    from studio.ui.forms import edit_kind
+
+    kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "multi": gr.Dropdown, "check": gr.Checkbox,
+             "slider": gr.Slider, "number": gr.Number, "text": gr.Textbox}
+    forms = app.studio_ctx.forms
+    for form, cls in ((forms.model, ModelConfig), (forms.lora, LoraConfig)):
+        for f in dataclasses.fields(form):
+            if f.name == "name_or_path":  # the presets dropdown (any id may be typed)
+                continue
+            w, kind = getattr(form, f.name), edit_kind(cls, f.name)
+            assert type(w) is kinds[kind], f.name
+            assert w.info.startswith(field_help(cls, f.name)), f.name
+            if kind in ("radio", "dropdown", "multi"):
+                assert [value for _, value in w.choices] == list(choices_of(cls, f.name)), f.name
+            if kind == "multi":
+                assert w.multiselect and w.allow_custom_value
 
 
 def test_bad_widget_value_is_a_config_error(app):

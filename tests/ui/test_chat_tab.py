@@ -13,6 +13,7 @@ from fake_progress import FakeProgress, monotonic_and_readable
 from chat_helpers import chat_runs_dir, one_thread, wp_run  # noqa: F401
 from studio.config import RunConfig
 from studio.errors import ConfigError
+from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
 from studio.session import Studio
 from studio.ui import chat_tab
@@ -74,11 +75,62 @@ def test_content_blocks_are_flattened():
                                           {"role": "assistant", "content": "x = 4"}]
 
 
-def test_generation_parameters_are_typed_and_checked():
-    p = chat_tab.gen_params(32.0, True, 0.5, 0.9, 40.0, 1.1, 7.0, "###\n\nEND")
+def test_generation_parameters_are_typed_and_checked_by_name():
+    values = dict(zip(chat_tab.GEN_FIELDS, PARAMS))
+    assert chat_tab.gen_params(values) == GenerationParams(max_new_tokens=16)
+    p = chat_tab.gen_params({"max_new_tokens": 32.0, "do_sample": True, "temperature": 0.5, "top_k": 40.0,
+                             "seed": 7.0, "stop": "###\n\nEND"})
     assert (p.max_new_tokens, p.do_sample, p.top_k, p.seed, p.stop) == (32, True, 40, 7, ("###", "END"))
+    assert (p.top_p, p.repetition_penalty) == (GenerationParams().top_p, GenerationParams().repetition_penalty)
+    assert chat_tab.gen_params({"max_new_tokens": None}, budget=99).max_new_tokens == 99  # the run's budget
     with pytest.raises(ConfigError, match="top_p"):
-        chat_tab.gen_params(32, True, 0.5, 0, 40, 1.0, 0, "")
+        chat_tab.gen_params({**values, "top_p": 0})
+    with pytest.raises(ConfigError, match="top_k must be a whole number"):
+        chat_tab.gen_params({**values, "top_k": 2.5})
+
+
+def test_generation_widgets_follow_the_field_metadata(tmp_path):
+    import dataclasses
+
+    from studio.ui.app import build_app, initial_config
+
+    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial_config(demo=True))
+    widgets = blocks.studio_handles["chat"].params
+    assert len(widgets) == len(chat_tab.GEN_FIELDS)
+    for f, w in zip(dataclasses.fields(GenerationParams), widgets):
+        assert w.label == f.metadata["label"], f.name
+        if f.metadata["minimum"] is not None and f.metadata["maximum"] is not None:
+            assert (w.minimum, w.maximum, w.step) == (f.metadata["minimum"], f.metadata["maximum"],
+                                                       f.metadata["step"]), f.name
+        if f.name != "max_new_tokens":  # that one is the picked run's answer budget
+            assert w.value == (f.default if f.name != "stop" else ""), f.name
+
+
+def test_opening_loads_only_what_the_cached_engine_does_not_serve(tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    from studio.inference import opening
+
+    run = _fake_run(tmp_path / "r", adapter=True)
+
+    class Engine:  # what opening asks of a cached engine
+        base_model, device, adapters, active = "studio/demo-tiny", "cpu", {}, "r"
+
+        def __init__(self, run_dir):
+            self.run_dir = run_dir
+
+        def serves(self, run_dir, **kw):
+            return str(run_dir) == str(self.run_dir) and not kw
+
+    studio = SimpleNamespace(chat=Engine(run), lock=threading.Lock())
+    studio.chat_engine = lambda source: studio.chat
+    said: list[str] = []
+    assert opening.open_engine_reporting(studio, str(run), lambda f, m: said.append(m)) == (studio.chat, "r")
+    assert "adding the adapter r to the loaded studio/demo-tiny" in said
+    studio.chat, said[:] = Engine(tmp_path / "another"), []
+    opening.open_engine_reporting(studio, str(run), lambda f, m: said.append(m))
+    assert any(m.startswith("loading studio/demo-tiny and the adapter of r") for m in said), said
 
 
 # ------------------------------------------------------------------------------------------------- served app
