@@ -113,7 +113,7 @@ def test_model_tab_widgets_are_derived_from_the_config(app):
 
     kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "multi": gr.Dropdown, "check": gr.Checkbox,
              "slider": gr.Slider, "number": gr.Number, "text": gr.Textbox}
-    forms = app.studio_ctx.forms
+    forms = app.ctx.forms
     for form, cls in ((forms.model, ModelConfig), (forms.lora, LoraConfig)):
         for f in dataclasses.fields(form):
             if f.name == "name_or_path":  # the presets dropdown (any id may be typed)

@@ -92,10 +92,9 @@ def test_generation_parameters_are_typed_and_checked_by_name():
 def test_generation_widgets_follow_the_field_metadata(tmp_path):
     import dataclasses
 
-    from studio.ui.app import build_app, initial_config
+    from studio.ui.app import compose, initial_config
 
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial_config(demo=True))
-    widgets = blocks.studio_handles["chat"].params
+    widgets = compose(Studio(runs_dir=tmp_path), initial=initial_config(demo=True)).handles["chat"].params
     assert len(widgets) == len(chat_tab.GEN_FIELDS)
     for f, w in zip(dataclasses.fields(GenerationParams), widgets):
         assert w.label == f.metadata["label"], f.name
