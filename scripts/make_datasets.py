@@ -3,10 +3,13 @@
 Every answer is computed here (equations solved with ``Fraction``, word problems with integer or exact
 arithmetic, Python answers executed), so the files are correct by construction. Regenerate with::
 
-    python scripts/make_datasets.py
+    python scripts/make_datasets.py [--out FOLDER]
+
+The word lists, sentences, definitions, tips and fixed tasks are data: ``scripts/dataset_tables/*.json``.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
@@ -18,18 +21,19 @@ from fractions import Fraction
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "datasets"
+TABLES = Path(__file__).resolve().parent / "dataset_tables"
 SEED = 1234
+
+
+def tables(dataset: str) -> dict:
+    """A dataset's word lists, sentences, definitions, tips and fixed tasks (data, not code)."""
+    return json.loads((TABLES / f"{dataset}.json").read_text(encoding="utf-8"))
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # shared helpers
 
-PEOPLE = [
-    ("Maya", "she", "her"), ("Omar", "he", "his"), ("Lena", "she", "her"), ("Tariq", "he", "his"),
-    ("Sofia", "she", "her"), ("Ben", "he", "his"), ("Aiko", "she", "her"), ("Diego", "he", "his"),
-    ("Priya", "she", "her"), ("Kwame", "he", "his"), ("Elena", "she", "her"), ("Jonas", "he", "his"),
-    ("Grace", "she", "her"), ("Ravi", "he", "his"), ("Chloe", "she", "her"), ("Mateo", "he", "his"),
-    ("Nadia", "she", "her"), ("Felix", "he", "his"), ("Zara", "she", "her"), ("Liam", "he", "his"),
-]
+PEOPLE, FRUITS, ITEMS, THINGS = map(tables("word_problems").get, ("people", "fruits", "items", "things"))
 
 
 def num(n: int, commas: bool) -> str:
@@ -185,11 +189,6 @@ def linear_equations(rng: random.Random, count: int) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # 2. grade-school word problems (question, answer ending in "#### N")
-
-FRUITS = ["apples", "oranges", "pears", "peaches", "plums", "lemons", "mangoes", "apricots"]
-ITEMS = [("notebooks", 3), ("pencil cases", 4), ("sandwiches", 6), ("comic books", 5), ("toy cars", 7),
-         ("water bottles", 9), ("phone cases", 12), ("scarves", 15), ("puzzles", 8), ("mugs", 6)]
-THINGS = ["bike helmet", "video game", "pair of shoes", "skateboard", "camera", "guitar"]
 
 
 def wp_fruit(rng, p, commas):
@@ -492,14 +491,9 @@ def word_problems(rng: random.Random, count: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 # 3. Python assistant (instruction, input, output); every snippet is executed here
 
-WORDS = ["level", "python", "banana", "racecar", "window", "garden", "noon", "rotor", "planet", "kayak",
-         "library", "orange", "stats", "bridge", "civic", "keyboard", "madam", "river", "refer", "summer"]
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog", "practice makes progress", "hello world",
-    "data science is fun", "keep calm and write tests", "small steps every day", "read the error message first",
-    "python lists are flexible", "a journey of a thousand miles begins with one step", "good code is easy to read",
-    "the cat sat on the warm mat", "learning never stops", "tea or coffee in the morning",
-]
+# FIXED: (instruction, code, example call or None, note); CONVERSIONS: (name, what, argument, expression, example)
+WORDS, SENTENCES, CONVERSIONS, FIXED = map(tables("python_assistant").get,
+                                           ("words", "sentences", "conversions", "fixed"))
 
 
 def run_code(code: str) -> str:
@@ -737,18 +731,6 @@ def no_evens_between(rng):
     return f"Print the even numbers from {a} to {b} on one line.", "", with_output(code)
 
 
-CONVERSIONS = [
-    ("km_to_miles", "kilometers to miles", "km", "km * 0.621371", 10),
-    ("miles_to_km", "miles to kilometers", "miles", "miles * 1.609344", 5),
-    ("kg_to_pounds", "kilograms to pounds", "kg", "kg * 2.20462", 70),
-    ("celsius_to_fahrenheit", "Celsius to Fahrenheit", "celsius", "celsius * 9 / 5 + 32", 100),
-    ("fahrenheit_to_celsius", "Fahrenheit to Celsius", "fahrenheit", "(fahrenheit - 32) * 5 / 9", 212),
-    ("hours_to_minutes", "hours to minutes", "hours", "hours * 60", 2.5),
-    ("inches_to_cm", "inches to centimeters", "inches", "inches * 2.54", 12),
-    ("liters_to_ml", "liters to milliliters", "liters", "liters * 1000", 1.5),
-]
-
-
 def no_convert(rng):
     name, what, arg, expr, example = rng.choice(CONVERSIONS)
     code = f"def {name}({arg}):\n    \"\"\"Convert {what}.\"\"\"\n    return {expr}"
@@ -762,109 +744,6 @@ def no_repeat(rng):
     code = f"def repeat(word):\n    \"\"\"Return word repeated {k} times, joined by {sep!r}.\"\"\"\n    return {sep!r}.join([word] * {k})"
     return f"Write a function that returns a word repeated {k} times, joined by {sep!r}.", "", \
         fn_answer(code, f"repeat({rng.choice(WORDS)!r})")
-
-
-# Fixed tasks: (instruction, code, example call or None, note).
-FIXED = [
-    ("Write a function that checks whether a number is prime.",
-     "def is_prime(n):\n    \"\"\"Return True if n is a prime number.\"\"\"\n    if n < 2:\n        return False\n"
-     "    for d in range(2, int(n ** 0.5) + 1):\n        if n % d == 0:\n            return False\n    return True",
-     "is_prime(97)", ""),
-    ("Write a function that reverses a string.",
-     "def reverse(text):\n    \"\"\"Return text backwards.\"\"\"\n    return text[::-1]", "reverse('stressed')", ""),
-    ("Write FizzBuzz for the numbers 1 to 15.",
-     "for i in range(1, 16):\n    if i % 15 == 0:\n        print(\"FizzBuzz\")\n    elif i % 3 == 0:\n        print(\"Fizz\")\n"
-     "    elif i % 5 == 0:\n        print(\"Buzz\")\n    else:\n        print(i)", None, ""),
-    ("Write a function that flattens a list of lists into one list.",
-     "def flatten(nested):\n    \"\"\"Join the inner lists into one list.\"\"\"\n    return [x for inner in nested for x in inner]",
-     "flatten([[1, 2], [3], [4, 5]])", ""),
-    ("Write a function that splits a list into chunks of size n.",
-     "def chunks(items, n):\n    \"\"\"Split items into lists of length n (the last may be shorter).\"\"\"\n"
-     "    return [items[i:i + n] for i in range(0, len(items), n)]", "chunks([1, 2, 3, 4, 5, 6, 7], 3)", ""),
-    ("Write a function that clamps a number to a range.",
-     "def clamp(x, low, high):\n    \"\"\"Limit x to the interval [low, high].\"\"\"\n    return max(low, min(x, high))",
-     "clamp(15, 0, 10)", ""),
-    ("Write a function that divides two numbers and returns None instead of failing on division by zero.",
-     "def safe_divide(a, b):\n    \"\"\"Return a / b, or None when b is zero.\"\"\"\n    try:\n        return a / b\n"
-     "    except ZeroDivisionError:\n        return None", "safe_divide(1, 0)", ""),
-    ("Write a function that reads a text file and returns its lines without trailing newlines.",
-     "def read_lines(path):\n    \"\"\"Return the lines of a text file.\"\"\"\n    with open(path, encoding=\"utf-8\") as f:\n"
-     "        return f.read().splitlines()", None, "Using `with` closes the file even if an error happens."),
-    ("Write a function that saves a dictionary to a JSON file.",
-     "import json\n\n\ndef save_json(data, path):\n    \"\"\"Write data to path as pretty-printed JSON.\"\"\"\n"
-     "    with open(path, \"w\", encoding=\"utf-8\") as f:\n        json.dump(data, f, indent=2)", None, ""),
-    ("Define a dataclass for a 2D point with a method that returns its distance from the origin.",
-     "from dataclasses import dataclass\n\n\n@dataclass\nclass Point:\n    x: float\n    y: float\n\n"
-     "    def norm(self):\n        return (self.x ** 2 + self.y ** 2) ** 0.5", "Point(3, 4).norm()", ""),
-    ("Implement a simple stack class with push, pop and is_empty.",
-     "class Stack:\n    def __init__(self):\n        self._items = []\n\n    def push(self, item):\n        self._items.append(item)\n\n"
-     "    def pop(self):\n        return self._items.pop()\n\n    def is_empty(self):\n        return not self._items",
-     "Stack().is_empty()", ""),
-    ("Write a function that merges two dictionaries, with values from the second winning.",
-     "def merge(a, b):\n    \"\"\"Return a new dict with the keys of a and b; b wins on conflicts.\"\"\"\n    return {**a, **b}",
-     "merge({'x': 1, 'y': 2}, {'y': 3})", ""),
-    ("Write a function that counts the words in a string.",
-     "def word_count(text):\n    \"\"\"Return the number of whitespace-separated words.\"\"\"\n    return len(text.split())",
-     "word_count('one two  three')", ""),
-    ("Write a function that returns the n-th Fibonacci number using a loop.",
-     "def fib(n):\n    \"\"\"Return F(n) with F(0) = 0 and F(1) = 1.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n"
-     "        a, b = b, a + b\n    return a", "fib(20)", ""),
-    ("Write a function that returns the factorial of n recursively.",
-     "def factorial(n):\n    \"\"\"Return n! for n >= 0.\"\"\"\n    return 1 if n <= 1 else n * factorial(n - 1)",
-     "factorial(6)", ""),
-    ("Write a function that checks whether two words are anagrams.",
-     "def is_anagram(a, b):\n    \"\"\"Return True if a and b use the same letters.\"\"\"\n    return sorted(a.lower()) == sorted(b.lower())",
-     "is_anagram('listen', 'silent')", ""),
-    ("Write a function that returns the most common element of a list.",
-     "from collections import Counter\n\n\ndef most_common(items):\n    \"\"\"Return the item that appears most often.\"\"\"\n"
-     "    return Counter(items).most_common(1)[0][0]", "most_common(['a', 'b', 'a', 'c', 'a'])", ""),
-    ("Write a function that removes punctuation from a string.",
-     "import string\n\n\ndef strip_punctuation(text):\n    \"\"\"Return text without ASCII punctuation.\"\"\"\n"
-     "    return text.translate(str.maketrans(\"\", \"\", string.punctuation))", "strip_punctuation('Hi, there!')", ""),
-    ("Write a function that converts a list of pairs into a dictionary.",
-     "def to_dict(pairs):\n    \"\"\"Build a dict from (key, value) pairs.\"\"\"\n    return dict(pairs)",
-     "to_dict([('a', 1), ('b', 2)])", ""),
-    ("Write a function that returns the index of a target in a sorted list using binary search, or -1.",
-     "def binary_search(items, target):\n    \"\"\"Return the index of target in sorted items, or -1.\"\"\"\n    lo, hi = 0, len(items) - 1\n"
-     "    while lo <= hi:\n        mid = (lo + hi) // 2\n        if items[mid] == target:\n            return mid\n"
-     "        if items[mid] < target:\n            lo = mid + 1\n        else:\n            hi = mid - 1\n    return -1",
-     "binary_search([1, 3, 5, 7, 9, 11], 7)", ""),
-    ("Write a function that capitalizes the first letter of every word.",
-     "def capitalize_words(text):\n    \"\"\"Upper-case the first letter of each word.\"\"\"\n"
-     "    return \" \".join(w[:1].upper() + w[1:] for w in text.split())", "capitalize_words('make it nice')", ""),
-    ("Write a function that returns the running total of a list of numbers.",
-     "from itertools import accumulate\n\n\ndef running_total(numbers):\n    \"\"\"Return the cumulative sums.\"\"\"\n"
-     "    return list(accumulate(numbers))", "running_total([1, 2, 3, 4])", ""),
-    ("Write a function that checks whether a string contains only digits.",
-     "def is_number(text):\n    \"\"\"Return True if text is a non-empty run of digits.\"\"\"\n    return text.isdigit()",
-     "is_number('2024')", ""),
-    ("Write a function that zips two lists into a list of tuples.",
-     "def pair_up(a, b):\n    \"\"\"Pair items of a and b by position.\"\"\"\n    return list(zip(a, b))",
-     "pair_up([1, 2, 3], ['x', 'y', 'z'])", ""),
-    ("Write a generator that yields the squares of the numbers from 1 to n.",
-     "def squares(n):\n    \"\"\"Yield 1, 4, 9, ... up to n squared.\"\"\"\n    for i in range(1, n + 1):\n        yield i * i",
-     "list(squares(5))", ""),
-    ("Write a function that sorts a list of words by length, shortest first.",
-     "def by_length(words):\n    \"\"\"Return the words sorted by length (stable for ties).\"\"\"\n    return sorted(words, key=len)",
-     "by_length(['banana', 'fig', 'apple'])", ""),
-    ("Write a function that returns the sum of the digits of a non-negative integer.",
-     "def digit_sum(n):\n    \"\"\"Add up the decimal digits of n.\"\"\"\n    return sum(int(d) for d in str(n))", "digit_sum(9045)", ""),
-    ("Write a function that computes the area of a circle from its radius.",
-     "import math\n\n\ndef circle_area(radius):\n    \"\"\"Return pi * r^2.\"\"\"\n    return math.pi * radius ** 2",
-     "round(circle_area(2), 4)", ""),
-    ("Write a function that returns the vowels found in a string, in order.",
-     "def vowels(text):\n    \"\"\"Return the vowels of text as a string.\"\"\"\n    return \"\".join(ch for ch in text if ch.lower() in \"aeiou\")",
-     "vowels('Programming')", ""),
-    ("Write a function that counts the lines in a text file.",
-     "def count_lines(path):\n    \"\"\"Return the number of lines in the file.\"\"\"\n    with open(path, encoding=\"utf-8\") as f:\n"
-     "        return sum(1 for _ in f)", None, "It reads the file line by line, so large files are fine."),
-    ("Write a function that returns the keys of a dictionary sorted by their values.",
-     "def keys_by_value(d):\n    \"\"\"Return the keys ordered by their values, smallest first.\"\"\"\n    return sorted(d, key=d.get)",
-     "keys_by_value({'a': 3, 'b': 1, 'c': 2})", ""),
-    ("Write a function that returns True if a list is sorted in ascending order.",
-     "def is_sorted(items):\n    \"\"\"Check that each item is <= the next.\"\"\"\n    return all(a <= b for a, b in zip(items, items[1:]))",
-     "is_sorted([1, 2, 2, 5])", ""),
-]
 
 
 def fixed_tasks() -> list[dict]:
@@ -906,193 +785,9 @@ def python_assistant(rng: random.Random, count: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 # 4. chat conversations (messages)
 
-SYSTEM_PROMPTS = [
-    "You are a friendly, helpful assistant.",
-    "You are a helpful assistant. Answer clearly and briefly.",
-    "You are a patient tutor who explains things step by step.",
-    "You are Studio, a cheerful assistant that gives short, accurate answers.",
-    "You are a concise assistant. Keep answers to a few sentences.",
-]
-
-# term -> (definition, example)
-DEFINITIONS = {
-    "photosynthesis": ("Photosynthesis is the process plants use to turn sunlight, water and carbon dioxide into sugar and oxygen.",
-                       "A leaf in the sun is doing photosynthesis: it makes food for the plant and releases oxygen into the air."),
-    "a noun": ("A noun is a word that names a person, place, thing or idea.",
-               "In \"The dog chased the ball in the park\", the nouns are dog, ball and park."),
-    "a verb": ("A verb is a word that describes an action or a state of being.",
-               "In \"She runs every morning\", the verb is runs."),
-    "an adjective": ("An adjective is a word that describes a noun.",
-                     "In \"a bright red kite\", the words bright and red are adjectives."),
-    "a prime number": ("A prime number is a whole number greater than 1 whose only divisors are 1 and itself.",
-                       "7 is prime because nothing except 1 and 7 divides it evenly, but 9 is not, since 3 x 3 = 9."),
-    "an even number": ("An even number is a whole number that can be divided by 2 with nothing left over.",
-                       "14 is even because 14 / 2 = 7 exactly."),
-    "a fraction": ("A fraction describes a part of a whole, written as a numerator over a denominator.",
-                   "If you cut a pizza into 8 slices and eat 3, you ate 3/8 of the pizza."),
-    "a percentage": ("A percentage is a number expressed as a part of 100.",
-                     "25% means 25 out of every 100, so 25% of 80 is 20."),
-    "gravity": ("Gravity is the force that pulls objects with mass toward each other.",
-                "When you drop a ball, gravity pulls it toward the Earth, so it falls."),
-    "evaporation": ("Evaporation is when a liquid turns into a gas, usually because it is heated.",
-                    "A puddle slowly disappears on a sunny day because the water evaporates."),
-    "a metaphor": ("A metaphor describes something by saying it is something else, to suggest a likeness.",
-                   "\"Time is a thief\" is a metaphor: time does not steal, but it seems to take things from us."),
-    "a simile": ("A simile compares two things using the words \"like\" or \"as\".",
-                 "\"She was as brave as a lion\" is a simile."),
-    "an ecosystem": ("An ecosystem is a community of living things together with the environment they live in.",
-                     "A pond is an ecosystem with fish, frogs, plants, insects, water and mud all affecting each other."),
-    "inflation": ("Inflation is the general rise in prices over time, which means money buys a little less each year.",
-                  "If a loaf of bread costs $2 this year and $2.10 next year, prices rose by 5%."),
-    "a budget": ("A budget is a plan for how you will spend and save your money over a period of time.",
-                 "A monthly budget might list rent, food, transport and savings, and set an amount for each."),
-    "compound interest": ("Compound interest is interest earned on both the original amount and the interest already added.",
-                          "$100 at 10% a year becomes $110 after one year and $121 after two, because the second year's interest is on $110."),
-    "an algorithm": ("An algorithm is a step-by-step list of instructions for solving a problem.",
-                     "A recipe is an everyday algorithm: follow the steps in order and you get the dish."),
-    "a variable": ("In programming, a variable is a name that stores a value so you can use it later.",
-                   "In Python, `age = 12` creates a variable called age that holds the value 12."),
-    "a function": ("In programming, a function is a named block of code that does one job and can be reused.",
-                   "`def double(x): return 2 * x` defines a function; `double(4)` gives 8."),
-    "a loop": ("A loop repeats a block of code several times.",
-               "`for i in range(3): print(i)` prints 0, 1 and 2."),
-    "the internet": ("The internet is a worldwide network of computers that exchange data using shared rules called protocols.",
-                     "When you open a web page, your computer asks another computer over the internet to send you the page."),
-    "a password manager": ("A password manager is an app that stores your passwords securely and can create strong new ones.",
-                           "Instead of reusing one password, you let the manager generate a different long password for each site."),
-    "the water cycle": ("The water cycle is the continuous movement of water through evaporation, condensation and precipitation.",
-                        "Sea water evaporates, forms clouds, falls as rain on hills, and flows back to the sea in rivers."),
-    "a mammal": ("A mammal is a warm-blooded animal with hair or fur that feeds its young with milk.",
-                 "Dogs, whales and bats are all mammals."),
-    "an atom": ("An atom is the smallest unit of a chemical element, made of protons, neutrons and electrons.",
-                "A water molecule is made of three atoms: two hydrogen atoms and one oxygen atom."),
-    "democracy": ("Democracy is a system of government in which citizens choose their leaders, usually by voting.",
-                  "When people vote in an election for a mayor, they are taking part in democracy."),
-    "a volcano": ("A volcano is an opening in the Earth's crust through which melted rock, ash and gas escape.",
-                  "When a volcano erupts, lava can flow down its sides."),
-    "the perimeter": ("The perimeter is the total distance around the outside of a shape.",
-                      "A rectangle 5 m long and 3 m wide has a perimeter of 2 x (5 + 3) = 16 m."),
-    "the area": ("The area is the amount of flat space a shape covers, measured in square units.",
-                 "A rectangle 5 m long and 3 m wide has an area of 5 x 3 = 15 square meters."),
-    "an average": ("The average, or mean, is the sum of a set of numbers divided by how many numbers there are.",
-                   "The average of 4, 6 and 8 is (4 + 6 + 8) / 3 = 6."),
-    "a habit": ("A habit is something you do regularly, often without thinking about it.",
-                "Brushing your teeth before bed is a habit for most people."),
-    "procrastination": ("Procrastination is delaying a task you know you should do, often by doing something easier instead.",
-                        "Cleaning your desk instead of starting an essay that is due tomorrow is procrastination."),
-    "a synonym": ("A synonym is a word that means the same, or nearly the same, as another word.",
-                  "Happy and cheerful are synonyms."),
-    "an antonym": ("An antonym is a word with the opposite meaning of another word.",
-                   "Hot and cold are antonyms."),
-    "a hypothesis": ("A hypothesis is a testable guess that explains something you observe.",
-                     "\"Plants grow taller with more sunlight\" is a hypothesis you can test with two groups of plants."),
-    "recycling": ("Recycling is turning used materials into new products instead of throwing them away.",
-                  "Old aluminum cans can be melted down and made into new cans."),
-    "a carbohydrate": ("A carbohydrate is a nutrient, such as sugar or starch, that gives your body energy.",
-                       "Bread, rice and fruit are rich in carbohydrates."),
-    "a protein": ("Protein is a nutrient your body uses to build and repair muscles and other tissues.",
-                  "Eggs, beans, fish and lentils are good sources of protein."),
-    "a spreadsheet": ("A spreadsheet is a grid of rows and columns used to organize data and do calculations.",
-                      "You could list your monthly expenses in a spreadsheet and let it add up the total."),
-    "a backup": ("A backup is a copy of your files kept somewhere else in case the originals are lost.",
-                 "Copying your photos to an external drive each month is a simple backup."),
-}
-
-# everyday questions -> answers
-TIPS = [
-    ("How can I keep fresh herbs like basil fresh longer?",
-     "Trim the stems and stand the basil in a glass of water at room temperature, like a bunch of flowers. Cover it "
-     "loosely with a bag and change the water every day or two. Most other soft herbs, such as parsley, do well the "
-     "same way in the fridge."),
-    ("What's a good way to start running if I've never done it?",
-     "Start with run-walk intervals: for example, one minute of easy running and two minutes of walking, repeated for "
-     "20 minutes, three times a week. Each week make the running parts a little longer. Go slowly enough that you could "
-     "still talk, and rest if anything hurts."),
-    ("How do I make my phone battery last longer?",
-     "Lower the screen brightness, turn off location and Bluetooth when you don't need them, close apps that refresh in "
-     "the background, and use the battery-saver mode. Keeping the phone out of very hot places also helps the battery age more slowly."),
-    ("How much water should I drink in a day?",
-     "Needs vary with your size, activity and the weather, but many adults do well with about 2 to 3 liters of fluid "
-     "a day, including what comes from food. A simple check is that you rarely feel thirsty and your urine is pale yellow."),
-    ("How can I fall asleep more easily?",
-     "Keep a regular bedtime, make the room dark and cool, and put screens away about an hour before bed. Avoid caffeine "
-     "in the afternoon. If you can't sleep after about 20 minutes, get up and do something calm until you feel sleepy."),
-    ("What's an easy way to save money each month?",
-     "Decide on an amount to save and move it to a separate account on payday, before you spend anything else. Then "
-     "review your subscriptions and cancel the ones you rarely use. Small automatic savings add up quickly."),
-    ("How do I remove a coffee stain from a shirt?",
-     "Rinse the stain from the back with cold water as soon as you can. Rub in a little liquid laundry detergent, let it "
-     "sit for five minutes, then wash as usual. Check the stain is gone before putting the shirt in the dryer, because heat can set it."),
-    ("How long should I boil an egg?",
-     "Put the egg into boiling water and cook it for about 6 to 7 minutes for a jammy yolk or 9 to 10 minutes for a fully "
-     "hard yolk. Then cool it in cold water so it stops cooking and is easier to peel."),
-    ("How do I learn new vocabulary in another language?",
-     "Learn words in short daily sessions with spaced repetition flashcards, and always study them in a sentence rather "
-     "than alone. Say them out loud and try to use five new words in something you write or say each day."),
-    ("How can I focus better when studying?",
-     "Work in short blocks, such as 25 minutes of focus followed by a 5-minute break. Put your phone in another room, "
-     "decide exactly what you'll finish in each block, and keep a note for distracting thoughts to handle later."),
-    ("What should I pack for a day hike?",
-     "Bring water, snacks, a map or charged phone, sun protection, a light rain jacket, a warm layer, and a small first-aid kit. "
-     "Wear comfortable shoes with good grip, and tell someone where you're going and when you expect to be back."),
-    ("How often should I water a cactus?",
-     "Water a cactus thoroughly and then let the soil dry out completely before watering again. In spring and summer that's "
-     "often every two to three weeks; in winter, once a month or less is usually enough."),
-    ("How do I write a good email subject line?",
-     "Make it short and specific so the reader knows what the email is about and what you need. For example, \"Question "
-     "about Friday's meeting time\" is clearer than \"Hi\"."),
-    ("What's a simple healthy breakfast?",
-     "Oatmeal with fruit and a spoonful of nuts, yogurt with berries, or whole-grain toast with eggs are all quick options "
-     "that combine fiber, protein and some healthy fat to keep you full."),
-    ("How can I make my passwords safer?",
-     "Use a long, different password for each account, ideally created and stored by a password manager. Turn on two-factor "
-     "authentication for important accounts like email and banking."),
-    ("How do I get rid of fruit flies in the kitchen?",
-     "Remove overripe fruit and take out the trash. Then fill a small bowl with apple cider vinegar and a drop of dish soap; "
-     "the flies are drawn in and can't escape. Clean the sink drain as well, since they often breed there."),
-    ("Any tips for public speaking?",
-     "Practice out loud several times, ideally in front of a friend. Know your first few sentences by heart, speak a little "
-     "slower than feels natural, and pause instead of saying \"um\". Remember the audience wants you to do well."),
-    ("How can I be more organized at home?",
-     "Give everything a place and put things back right after using them. Spend ten minutes each evening tidying, and "
-     "handle small tasks that take under two minutes straight away instead of leaving them."),
-    ("What's the best way to clean a cast iron pan?",
-     "Wash it while it's still warm with hot water and a brush, using a little soap if needed. Dry it completely on the "
-     "stove, then rub a thin layer of oil on the surface to protect it from rust."),
-    ("How do I keep my houseplants alive?",
-     "Most houseplants die from too much water. Check that the top few centimeters of soil are dry before watering, "
-     "make sure pots have drainage holes, and place each plant in the kind of light its label recommends."),
-    ("How can I reduce food waste?",
-     "Plan meals before shopping, buy only what you'll use, and store leftovers in clear containers so you see them. "
-     "Freeze bread, bananas and cooked rice before they go bad, and use older food first."),
-    ("How do I politely say no to extra work?",
-     "Be clear and kind: thank the person, explain that you can't take it on without dropping something important, and "
-     "if you can, suggest an alternative, such as a later date or someone else who might help."),
-    ("How do I start learning to code?",
-     "Pick one beginner-friendly language such as Python and follow a structured course for a few weeks. Write small programs "
-     "every day, like a tip calculator or a to-do list, because building things teaches you faster than only reading."),
-    ("What should I do if I get a small cut?",
-     "Wash your hands, rinse the cut with clean water, and press gently with a clean cloth to stop any bleeding. Then cover "
-     "it with a bandage. See a doctor if it's deep, won't stop bleeding, or shows signs of infection."),
-    ("How do I make a simple tomato sauce?",
-     "Warm olive oil in a pan, cook a chopped onion and a clove of garlic until soft, then add a can of chopped tomatoes, "
-     "a pinch of salt and some basil. Simmer for about 20 minutes, stirring now and then."),
-    ("How can I stay motivated to exercise?",
-     "Pick an activity you actually enjoy, schedule it like an appointment, and start small so it's easy to keep going. "
-     "Tracking your sessions or exercising with a friend makes it much easier to stick with."),
-    ("What's a good way to memorize a speech?",
-     "Break it into sections and learn one section at a time, using a key word to remind you of each. Practice out loud, "
-     "and rehearse from the beginning each time so the transitions become natural."),
-    ("How do I keep my laptop running smoothly?",
-     "Install updates, uninstall programs you don't use, keep some free disk space, and restart it every few days. "
-     "Keeping the vents free of dust helps it stay cool, too."),
-]
-
-FOLLOW_THANKS = [
-    ("Thanks, that's helpful!", "You're welcome! Let me know if there's anything else I can help with."),
-    ("Great, thank you.", "Happy to help! Feel free to ask if you have more questions."),
-    ("Perfect, thanks!", "Glad it helped. Have a great day!"),
-]
+# DEFINITIONS: term -> (definition, example); TIPS and FOLLOW_THANKS: (question, answer); UNITS: (small, big, factor, fact)
+SYSTEM_PROMPTS, DEFINITIONS, TIPS, FOLLOW_THANKS, UNITS = map(
+    tables("chat").get, ("system_prompts", "definitions", "tips", "follow_thanks", "units"))
 
 
 def _ask_definition(rng):
@@ -1151,19 +846,6 @@ def _ask_percent(rng):
     return pairs
 
 
-UNITS = [
-    ("minutes", "hours", 60, "There are 60 minutes in an hour"),
-    ("seconds", "minutes", 60, "There are 60 seconds in a minute"),
-    ("hours", "days", 24, "There are 24 hours in a day"),
-    ("days", "weeks", 7, "There are 7 days in a week"),
-    ("centimeters", "meters", 100, "There are 100 centimeters in a meter"),
-    ("meters", "kilometers", 1000, "There are 1,000 meters in a kilometer"),
-    ("grams", "kilograms", 1000, "There are 1,000 grams in a kilogram"),
-    ("inches", "feet", 12, "There are 12 inches in a foot"),
-    ("months", "years", 12, "There are 12 months in a year"),
-]
-
-
 def _ask_units(rng):
     small, big, k, fact = rng.choice(UNITS)
     n = Fraction(rng.randint(2, 12)) if rng.random() < 0.7 else Fraction(rng.randint(3, 15), 2)
@@ -1203,16 +885,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    with (OUT / "linear_equations.csv").open("w", encoding="utf-8", newline="") as f:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help=f"Folder to write into (default: {OUT}).")
+    out = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "linear_equations.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["Problem", "Solution"], lineterminator="\n")
         w.writeheader()
         w.writerows(linear_equations(random.Random(SEED), 600))
-    write_jsonl(OUT / "word_problems.jsonl", word_problems(random.Random(SEED + 1), 500))
-    write_jsonl(OUT / "python_assistant.jsonl", python_assistant(random.Random(SEED + 2), 300))
-    write_jsonl(OUT / "chat.jsonl", chat(random.Random(SEED + 3), 300))
-    for p in sorted(OUT.glob("*.*")):
+    write_jsonl(out / "word_problems.jsonl", word_problems(random.Random(SEED + 1), 500))
+    write_jsonl(out / "python_assistant.jsonl", python_assistant(random.Random(SEED + 2), 300))
+    write_jsonl(out / "chat.jsonl", chat(random.Random(SEED + 3), 300))
+    for p in sorted(out.glob("*.*")):
         if p.suffix in (".csv", ".jsonl"):
             print(f"{p.name}: {p.stat().st_size:,} bytes")
 

@@ -65,7 +65,7 @@ def main() -> int:
     from torch.profiler import ProfilerActivity, profile
     from transformers import TrainerCallback
 
-    from studio import bench_train
+    from studio.bench import train as bench_train
     from studio.commands.train import _quiet_libraries
     from studio.paths import ASSETS
 

@@ -152,34 +152,44 @@ class TrainConfig:
     """Optimisation and run bookkeeping."""
 
     output_dir: str = _help("Folder where run directories are created.", default="runs")
-    run_name: str | None = _help("Name of the run directory (default: time stamp and model).", default=None)
-    max_steps: int = _help("Stop after this many optimizer steps (-1: run `epochs`).", default=-1)
-    epochs: float = _help("Passes over the training split (used when max_steps is -1).", default=1.0)
-    learning_rate: float = _help("Peak learning rate.", default=2e-4)
-    lr_scheduler: Scheduler = _help("Learning-rate schedule.", default="constant")
-    warmup_ratio: float = _help("Share of steps spent warming up (0 to 1).", default=0.03)
-    batch_size: int = _help("Rows per device per step.", default=4)
-    grad_accum: int = _help("Gradient accumulation steps.", default=1)
+    run_name: str | None = _help("Name of the run directory (default: time stamp and model).", default=None,
+                                 label="Run name")
+    max_steps: int = _help("Stop after this many optimizer steps (-1: run `epochs`).", default=-1,
+                           label="Max steps", minimum=-1)
+    epochs: float = _help("Passes over the training split (used when max_steps is -1).", default=1.0,
+                          label="Epochs", minimum=0)
+    learning_rate: float = _help("Peak learning rate.", default=2e-4, label="Learning rate", minimum=0)
+    lr_scheduler: Scheduler = _help("Learning-rate schedule.", default="constant", label="LR schedule")
+    warmup_ratio: float = _help("Share of steps spent warming up (0 to 1).", default=0.03, label="Warmup ratio",
+                                minimum=0, maximum=0.5, step=0.01)
+    batch_size: int = _help("Rows per device per step.", default=4, label="Batch size", minimum=1)
+    grad_accum: int = _help("Gradient accumulation steps.", default=1, label="Gradient accumulation", minimum=1)
     max_length: int = _help("Truncate rows to this many tokens.", default=1024)
-    packing: bool = _help("Pack several rows into each sequence (bfd), without cross-attention.", default=False)
+    packing: bool = _help("Pack several rows into each sequence (bfd), without cross-attention.", default=False,
+                          label="Packing")
     loss_on: LossOn = _help("Which tokens carry loss: completion (answers only) or all.", default="completion",
                             kind="radio")
     gradient_checkpointing: Union[bool, str] = _help(
         "Recompute activations to save memory: auto, true or false.", default="auto", kind="radio",
+        label="Gradient checkpointing",
         choices=CHECKPOINTING_SHOWN, read=parse_setting, show=setting_word)
-    optim: Optimizer = _help("Optimizer.", default="adamw_torch")
-    weight_decay: float = _help("AdamW weight decay.", default=0.0)
-    max_grad_norm: float = _help("Gradient clipping norm (0 turns clipping off).", default=0.3)
-    seed: int = _help("Training seed.", default=42)
-    logging_steps: int = _help("Log every N steps.", default=1)
-    save_steps: int = _help("Save a checkpoint every N steps.", default=50)
-    save_total_limit: int | None = _help("Keep at most this many checkpoints (None: all).", default=3)
-    eval_steps: int | None = _help("Evaluate every N steps (None: at the end only).", default=None)
-    booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto")
-    tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True)
+    optim: Optimizer = _help("Optimizer.", default="adamw_torch", label="Optimizer")
+    weight_decay: float = _help("AdamW weight decay.", default=0.0, label="Weight decay", minimum=0)
+    max_grad_norm: float = _help("Gradient clipping norm (0 turns clipping off).", default=0.3,
+                                 label="Max grad norm", minimum=0)
+    seed: int = _help("Training seed.", default=42, label="Seed")
+    logging_steps: int = _help("Log every N steps.", default=1, label="Logging steps", minimum=1)
+    save_steps: int = _help("Save a checkpoint every N steps.", default=50, label="Save steps", minimum=1)
+    save_total_limit: int | None = _help("Keep at most this many checkpoints (None: all).", default=3,
+                                         label="Keep checkpoints", minimum=1)
+    eval_steps: int | None = _help("Evaluate every N steps (None: at the end only).", default=None,
+                                   label="Eval steps", minimum=1)
+    booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto", label="Booster")
+    tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True,
+                              label="TensorBoard logs")
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
-                                     default_factory=list)
-    device: Device = _help("auto, cuda or cpu.", default="auto")
+                                     default_factory=list, label="Probe prompts (one per line)")
+    device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:

@@ -2,10 +2,11 @@
 choices as ``Literal[...]``, and the checks that turn YAML/UI/``--set`` values into section dataclasses.
 
 The metadata keys (read by :mod:`studio.ui.forms` for the widgets and by commands for their flags):
-``help``; ``kind`` when the type alone doesn't say how to edit the field (``radio``, ``lines``: one item per
-line, ``multi``: a multi-select list, ``raw``: text kept as typed, unstripped); ``choices`` for fields whose
-choices are not a ``Literal``; ``minimum``/``maximum``/``step`` (a slider); ``read``/``show`` convert a widget
-value to the field and back where no generic rule does.
+``help``; ``label`` (the widget's; default: the field name); ``kind`` when the type alone doesn't say how to
+edit the field (``radio``, ``lines``: one item per line, ``multi``: a multi-select list, ``raw``: text kept as
+typed, unstripped); ``choices`` for fields whose choices are not a ``Literal``; ``minimum``/``maximum``/``step``
+(a number's range; both bounds: a slider); ``read``/``show`` convert a widget value to the field and back where no
+generic rule does.
 
 The type checker and dotted overrides are our own (kept on purpose): TRL's ``TrlParser.parse_dict`` (through
 ``HfArgumentParser``) takes flat keys, checks no types and says only "Some keys are not used by the
@@ -38,12 +39,12 @@ PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
 
 
-def setting(text: str, *, kind: str | None = None, choices: tuple | None = None, minimum: float | None = None,
-            maximum: float | None = None, step: float | None = None, read: Callable[[Any], Any] | None = None,
-            show: Callable[[Any], Any] | None = None, **kw: Any) -> Any:
+def setting(text: str, *, label: str | None = None, kind: str | None = None, choices: tuple | None = None,
+            minimum: float | None = None, maximum: float | None = None, step: float | None = None,
+            read: Callable[[Any], Any] | None = None, show: Callable[[Any], Any] | None = None, **kw: Any) -> Any:
     """A dataclass field with its help text and edit hints (see the module docstring) as metadata."""
-    meta = {"help": text, "kind": kind, "choices": choices, "minimum": minimum, "maximum": maximum, "step": step,
-            "read": read, "show": show}
+    meta = {"help": text, "label": label, "kind": kind, "choices": choices, "minimum": minimum, "maximum": maximum,
+            "step": step, "read": read, "show": show}
     return field(metadata={k: v for k, v in meta.items() if v is not None}, **kw)
 
 

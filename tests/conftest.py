@@ -113,3 +113,13 @@ def hub_run(hub_base_run, tmp_path):
     from pathlib import Path
 
     return Path(shutil.copytree(hub_base_run, tmp_path / "runs" / hub_base_run.name))
+
+
+# --- seams-bench
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for an app or a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.bench_gpu import GPU, synthetic_rows
+from studio.bench.gpu_common import GPU, synthetic_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.bench_train import skewed_chats
+from studio.bench.train import skewed_chats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,3 +43,28 @@ def test_bench_train_smoke_json():
         == runs["skewed", "studio-unpacked"]["real_tokens"]
     assert all(v is not None and v > 0 for v in report["ratios"].values())
     assert "skewed: studio packed / plain TRL padded real tokens/s" in proc.stderr
+
+
+def test_each_run_is_spawned_as_the_packages_worker_entry_point(monkeypatch):
+    import types
+
+    from studio.bench import train
+
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append(cmd)
+        return types.SimpleNamespace(stdout=train.RESULT_MARK + json.dumps({"run": "plain"}) + "\n", stderr="",
+                                     returncode=0)
+
+    monkeypatch.setattr(train.subprocess, "run", fake_run)
+    assert train._spawn({"setup": "uniform", "run": "plain"}, timeout=5) == {"run": "plain"}
+    assert seen[0][1:4] == ["-m", "studio.bench.train", "--worker"]
+    assert json.loads(seen[0][4]) == {"setup": "uniform", "run": "plain"}
+
+
+@pytest.mark.slow
+def test_the_worker_entry_point_answers_bad_usage_with_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "studio.bench.train"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "usage: studio bench train" in proc.stderr

@@ -347,7 +347,7 @@ def test_studio_caches_the_engine_and_answers_busy_during_a_gpu_run(wp_run, wp2_
 
 @pytest.mark.slow
 def test_chat_memory_bench_holds_one_copy(one_thread, tmp_path):
-    from studio.bench_chat import chat_memory
+    from studio.bench.chat import chat_memory
 
     lines = []
     result = chat_memory(device="cpu", size="small", max_new_tokens=4, report=lines.append, workdir=tmp_path)

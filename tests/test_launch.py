@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import launch  # noqa: E402  (stdlib-only at import time)
+from conftest import free_port  # noqa: E402
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -103,14 +103,8 @@ def test_app_opens_on_the_real_model_when_installed_else_on_the_demo(smollm2_ggu
     assert initial_config().model.name_or_path == "studio/demo-tiny"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("STUDIO_AUTH", None)
     proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(tmp_path / "runs"),

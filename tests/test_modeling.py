@@ -7,8 +7,9 @@ from studio import modeling as m
 from studio.config import RunConfig
 from studio.errors import ModelError
 
-SEVEN_B = {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "vocab_size": 32000, "tie_word_embeddings": False}
+TOLERANCE = {False: 0.05, True: 0.20}
+"""How far the estimate's tensor part may be from the tensor peak a run holds, by gradient checkpointing (measured
+on SmolLM2 at batch 8 x 64: +0.9 % off, +16.9 % on: the checkpointed model keeps a whole layer's saved tensors)."""
 
 
 def test_presets_are_valid_configs():
@@ -70,21 +71,43 @@ def test_quantization_config():
     assert m.quantization_config(RunConfig.from_dict({"model": {"quantization": "8bit"}}).model, "cpu").load_in_8bit
 
 
+# Parameter counts published for these models (their Hub pages' safetensors totals): facts, not our formula.
+PUBLISHED_PARAMS = {"mistral-7b": 7_241_732_096, "llama-3-8b-instruct": 8_030_261_248,
+                    "tinyllama-1.1b-chat": 1_100_048_384, "qwen2.5-1.5b-instruct": 1_543_714_304,
+                    "smollm2-135m-instruct": 134_515_008}
+
+
+@pytest.mark.parametrize("preset", sorted(PUBLISHED_PARAMS))
+def test_preset_parameter_counts_match_the_published_ones(preset):
+    cfg = m.apply_preset(RunConfig(), preset)
+    assert m.estimate_memory(cfg, device="cpu").total_params == PUBLISHED_PARAMS[preset]
+
+
 def test_estimate_memory_shapes():
-    cfg = RunConfig.from_dict({"model": {"quantization": "none", "compute_dtype": "bf16"},
-                               "train": {"batch_size": 4, "max_length": 1024}})
-    full = m.estimate_memory(cfg, SEVEN_B, gradient_checkpointing=False, device="cpu")
-    ckpt = m.estimate_memory(cfg, SEVEN_B, gradient_checkpointing=True, device="cpu")
-    assert 7.0e9 < full.total_params < 7.5e9
-    assert 13 < full.weights_gb < 14  # 7.24B x 2 bytes
+    cfg = RunConfig.from_dict({"model": {"name_or_path": "mistral-7b", "quantization": "none",
+                                         "compute_dtype": "bf16"}, "train": {"batch_size": 4, "max_length": 1024}})
+    full = m.estimate_memory(cfg, gradient_checkpointing=False, device="cpu")
+    ckpt = m.estimate_memory(cfg, gradient_checkpointing=True, device="cpu")
+    assert full.weights_gb == round(PUBLISHED_PARAMS["mistral-7b"] * 2 / m.GB, 3)  # bf16: 2 bytes a parameter
     assert ckpt.activations_gb < full.activations_gb / 4 and ckpt.total_gb < full.total_gb
-    q4 = m.estimate_memory(RunConfig.from_dict({"model": {"quantization": "4bit", "compute_dtype": "bf16"}}),
-                           SEVEN_B, device="cpu")
-    assert 3.3 < q4.weights_gb < 4.5
-    assert q4.lora_params == 32 * 16 * sum(i + o for _, i, o in m._linear_shapes(m.arch_of(SEVEN_B)))
+    q4 = m.estimate_memory(cfg.with_overrides(["model.quantization=4bit"]), device="cpu")
+    assert full.weights_gb / 4 < q4.weights_gb < full.weights_gb / 3  # ~4.3 bits a linear weight
     assert set(full.parts()) == {"weights", "LoRA", "gradients", "optimizer", "activations", "overhead"}
     assert full.device_gb > 0 and "GB" in full.summary()
-    assert m.estimate_memory(cfg, device="cpu").total_params > 0  # demo model: reads its config.json
+
+
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj"]])
+def test_estimated_parameter_counts_are_the_loaded_models_own(targets, smollm2_folder):
+    """Counted on a meta-device copy: the same totals as the real demo and SmolLM2 models, and as peft's LoRA."""
+    from transformers import AutoModelForCausalLM
+
+    for name, folder in (("studio/demo-tiny", None), (str(smollm2_folder), smollm2_folder)):
+        cfg = RunConfig.from_dict({"model": {"name_or_path": name}, "lora": {"r": 8, "target_modules": targets}})
+        model = AutoModelForCausalLM.from_pretrained(folder) if folder else m.load_base(cfg.model, device="cpu").model
+        est = m.estimate_memory(cfg, device="cpu")
+        assert est.total_params == sum(p.numel() for p in model.parameters())
+        peft_model = m.add_lora(model, cfg)
+        assert est.lora_params == sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
 def test_load_base_demo_full_4bit_8bit():
@@ -112,18 +135,14 @@ def test_flash_attention_request_without_package_is_a_sentence_not_an_import_err
     assert "using PyTorch SDPA" in base.attention_reason
 
 
-@pytest.mark.gpu
-def test_estimate_close_to_measured_on_cuda(tiny_cfg):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
-    from studio.events import Note
-    from studio.training import TrainingJob
+@pytest.mark.slow
+def test_estimate_is_close_to_the_tracked_tensor_peak_of_real_runs():
+    """The estimate a SmolLM2 run makes for itself against the peak of the tensors it really holds."""
+    from studio.bench.memory import cases, compare
 
-    job = TrainingJob(tiny_cfg(max_steps=3, device="cuda"))
-    job.run()
-    note = next(e for e in job.events.all() if isinstance(e, Note) and "estimate error" in e.message)
-    assert abs(note.data["error"]) < 3  # tiny model: overhead dominates; the 1B check lives in bench/gpu script
+    for cfg in cases(steps=2):
+        row = compare(cfg)
+        assert abs(row["error"]) < TOLERANCE[row["gradient_checkpointing"]], row
 
 
 def test_presets_carry_the_base_licence_for_the_card():

@@ -83,7 +83,7 @@ def test_num_items_in_batch_divides_the_summed_loss():
 @pytest.mark.slow
 def test_engine_loss_curve_matches_plain_trl(tiny_cfg, tmp_path):
     """First-step loss within 1e-4 of plain TRL; every logged loss within 1e-3 (relative) over 6 steps."""
-    from studio import bench_train
+    from studio.bench import train as bench_train
     from studio.events import Log
     from studio.training import TrainingJob
 

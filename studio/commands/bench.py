@@ -4,6 +4,7 @@
     studio bench learn [--steps 30] [--rows 20] [--json]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
     studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json]
+    studio bench memory [--steps 2]
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "gpu-memory": "GPU: LoRA on a random ~1B Llama, bf16 and 4-bit, 1024 tokens: tokens/s, peak memory, "
                          "memory estimate error.",
            "gpu": "Studio's engine vs plain and hand-tuned TRL on Llama-1B / Mistral-7B shapes (--smoke: CPU, tiny).",
+           "memory": "The memory estimate vs the tensor peak of real SmolLM2 runs (torch's MemTracker, CPU): error "
+                     "per case, checkpointing off and on.",
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
                     "format rate after --steps (default 30, about 5 minutes on 2 cores).",
@@ -41,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
-    from studio.bench_gpu import add_arguments as gpu_arguments
+    from studio.bench.gpu import add_arguments as gpu_arguments
 
     gpu_arguments(parser.add_argument_group("gpu"))
 
@@ -50,19 +53,27 @@ def run(args: argparse.Namespace) -> int:
     from studio.errors import ConfigError
 
     if args.name == "gpu":
-        from studio import bench_gpu
+        from studio.bench import gpu
 
-        return bench_gpu.run(args)
+        return gpu.run(args)
     if args.name == "chat-memory":
-        from studio.bench_chat import chat_memory
+        from studio.bench.chat import chat_memory
 
         result = chat_memory(device="auto", size="medium", report=lambda line: print(line, flush=True))
         print(f"ratio {result.ratio:.3f}")
         return 0
     if args.name == "data":
-        from studio.speed.databench import run_data_bench
+        from studio.bench.data import run_data_bench
 
         run_data_bench(args.rows or 20_000)
+        return 0
+    if args.name == "memory":
+        from studio.bench.memory import cases, run_memory_bench
+        from studio.commands.train import _quiet_libraries
+
+        _quiet_libraries()
+        rows = run_memory_bench(cases(args.steps or 2), report=lambda line: print(line, flush=True))
+        print(f"max error {max(abs(r['error']) for r in rows):.3f}")
         return 0
     if args.name == "learn":
         return _learn(args)
@@ -82,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         _quiet_libraries()
         cfg = load_config(args.config) if args.config else None
         if cfg is None:
-            from studio.bench import default_config
+            from studio.bench.overhead import default_config
 
             cfg = default_config(args.steps)
         cfg = cfg.with_overrides([*args.overrides, f"train.max_steps={args.steps}", "train.logging_steps=1"])
@@ -96,15 +107,17 @@ def run(args: argparse.Namespace) -> int:
     from studio.commands.train import _quiet_libraries
 
     _quiet_libraries()
-    from studio import bench
+    from studio.bench import overhead
     from studio.config import load_config
 
     if args.name == "gpu-memory":
-        bench.gpu_memory(steps=args.steps, report=lambda line: print(line, flush=True))
+        from studio.bench.gpu_memory import gpu_memory
+
+        gpu_memory(steps=args.steps, report=lambda line: print(line, flush=True))
         return 0
-    cfg = load_config(args.config) if args.config else bench.default_config(args.steps)
+    cfg = load_config(args.config) if args.config else overhead.default_config(args.steps)
     cfg = cfg.with_overrides(args.overrides)
-    result = bench.train_overhead(cfg, steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+    result = overhead.train_overhead(cfg, steps=args.steps, rounds=args.rounds, warmup=args.warmup,
                                   report=lambda line: print(line, flush=True))
     print(f"ratio {result.ratio:.3f}")
     return 0
@@ -114,7 +127,7 @@ def _learn(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from studio.bench_learn import DEFAULT_ROWS, DEFAULT_STEPS, learn
+    from studio.bench.learn import DEFAULT_ROWS, DEFAULT_STEPS, learn
     from studio.commands.train import _quiet_libraries
 
     _quiet_libraries()
@@ -130,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from studio.bench_train import bench_train
+    from studio.bench.train import bench_train
 
     result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
                          warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,

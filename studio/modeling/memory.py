@@ -102,7 +102,8 @@ def arch_of(model_config: Any) -> Arch:
 
 
 def _linear_shapes(a: Arch) -> list[tuple[str, int, int]]:
-    """(name, in, out) of the linear layers of one decoder layer."""
+    """(name, in, out) of the linear layers of one decoder layer, from the config's widths (studio.speed.flops's
+    matmul count; the memory estimate counts parameters exactly instead)."""
     q = a.num_attention_heads * a.head_dim
     kv = a.num_key_value_heads * a.head_dim
     shapes = [("q_proj", a.hidden_size, q), ("k_proj", a.hidden_size, kv), ("v_proj", a.hidden_size, kv),
@@ -157,7 +158,8 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
                     device: str | None = None) -> MemoryEstimate:
     """Estimate training memory before anything loads, from the model config alone.
 
-    Weights at the chosen quantization (4-bit: 0.5 byte + block constants per linear weight; embeddings and norms
+    Parameters are counted exactly on a meta-device copy of the model (:mod:`studio.modeling.params`). Weights at
+    the chosen quantization (4-bit: 0.5 byte + block constants per linear weight; embeddings and norms
     in the compute dtype after Studio's k-bit preparation, fp32 with fp16 compute), LoRA parameters (fp32; bf16
     when quantized, as TRL casts them), their gradients and AdamW states (2 x fp32), activations for batch x max_length with and without gradient
     checkpointing (SDPA/flash attention: no seq^2 scores; TRL's fused LM head: no full logits), and a fixed
@@ -169,32 +171,26 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
         gradient_checkpointing: override ``cfg.train.gradient_checkpointing`` (``auto`` resolves here).
         device: override ``cfg.train.device``.
     """
-    a = arch_of(model_config if model_config is not None else _model_config_for(cfg.model))
+    from studio.modeling.params import count_parameters, transformers_config
+
+    config = transformers_config(model_config if model_config is not None else _model_config_for(cfg.model))
+    a = arch_of(config)
+    counts = count_parameters(config, cfg.lora)
     dev, dev_name, dev_gb = device_memory(device or cfg.train.device)
     mc, tc, lc = cfg.model, cfg.train, cfg.lora
     cbytes = {"bf16": 2, "fp16": 2, "fp32": 4}.get(mc.compute_dtype, 2 if dev == "cuda" else 4)
-    shapes = _linear_shapes(a)
-    linear_per_layer = sum(i * o for _, i, o in shapes)
-    linear = linear_per_layer * a.num_hidden_layers
-    embed = a.vocab_size * a.hidden_size
-    head = 0 if a.tie_word_embeddings else embed
-    norms = (2 * a.num_hidden_layers + 1) * a.hidden_size
-    total_params = linear + embed + head + norms
+    total_params, linear = counts.total, counts.linear
     # k-bit: the rest stays in the compute dtype (studio.speed.kbit: no fp32 upcast), except with fp16 compute,
     # where peft's preparation upcasts it to fp32
     rest = 4 if mc.compute_dtype == "fp16" else cbytes
     if mc.quantization == "4bit":
         per = 0.5 + (4 / 64 if not mc.double_quant else (1 / 64 + 4 / (64 * 256)))
-        weights = linear * per + (embed + head + norms) * rest
+        weights = linear * per + (total_params - linear) * rest
     elif mc.quantization == "8bit":
-        weights = linear * (1 + 4 / max(a.hidden_size, 1)) + (embed + head + norms) * rest
+        weights = linear * (1 + 4 / max(a.hidden_size, 1)) + (total_params - linear) * rest
     else:
         weights = total_params * cbytes
-    targets = lc.target_modules
-    names = {n for n, _, _ in shapes} if targets == "all-linear" else set(targets)
-    lora_params = a.num_hidden_layers * sum(lc.r * (i + o) for n, i, o in shapes if n in names or
-                                            (n == "up_proj" and "dense_h_to_4h" in names) or
-                                            (n == "down_proj" and "dense_4h_to_h" in names))
+    lora_params = counts.lora
     lora_bytes = 2 if mc.quantization != "none" and cbytes == 2 else 4
     lora = lora_params * lora_bytes
     grads = lora_params * lora_bytes
@@ -208,7 +204,7 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     # residuals, MLP intermediates; LoRA inputs after dropout
     per_layer = cbytes * (4 * h + 2 * qd + 3 * kvd + qd + mlp_acts) + 4 * 2 * h
     if lc.dropout > 0:
-        per_layer += cbytes * sum(i for n, i, _ in shapes if n in names)
+        per_layer += cbytes * counts.lora_inputs // max(a.num_hidden_layers, 1)
     act_full = tokens * per_layer * a.num_hidden_layers
     act_ckpt = tokens * (h * cbytes * a.num_hidden_layers + per_layer)
     lm_chunk = min(tokens, 1024) * a.vocab_size * 4 * 2 + tokens * h * 4 * 2

@@ -1,7 +1,8 @@
 """Data tab: pick a dataset, map its columns, edit the template, and see exactly which tokens are trained.
 
-Glue only: ``studio.data`` loads, detects, renders and measures; ``forms`` maps widgets to the config; ``charts``
-draws. The preview tokenizes with the model chosen in the Model tab (the demo model by default).
+Glue only: ``studio.data`` loads, detects, renders and measures (``studio.data.presenter`` gives the preview as
+plain values, cached by ``studio.data.preview_cache``); ``forms`` maps widgets to the config; ``charts`` draws.
+The preview tokenizes with the model chosen in the Model tab (the demo model by default).
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from studio.data.formats import ROLES
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
-from studio.ui.common import AppContext, Reporter, error_box, next_step
-from studio.ui.data_preview import PreviewCache, PreviewView, build_preview, first_question  # noqa: F401 (re-export)
+from studio.data.presenter import PreviewView, build_preview
+from studio.data.preview_cache import PreviewCache
+from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
                              SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
                              bundled_samples)
@@ -192,7 +194,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         except StudioError as err:
             out.update(_error_updates(str(err), toast))
             return out
-        view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress))
+        view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress),
+                             describe=error_text)
         out.update(_view_updates(view, cfg))
         if reset and probe is not None and not probes_set and view.question:
             out[probe] = view.question
@@ -211,7 +214,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             out[dd] = gr.update(choices=choices, value=value if value in view.columns else None,
                                 visible=role in roles)
         out.update({summary: view.summary or ("Fix the problem below to see the preview." if view.error else ""),
-                    highlighted: view.highlighted, histogram: view.figure, stats: view.stats_rows,
+                    highlighted: view.highlighted, histogram: charts.token_histogram(view.lengths, view.max_length),
+                    stats: view.stats_rows,
                     warnings: "\n".join(f"- ⚠ {w}" for w in view.warnings) if view.warnings else
                     ("No warnings." if not view.error else ""),
                     error: error_box(view.error)})

@@ -98,7 +98,7 @@ def pollers_main(url: str, clients: int, interval: float) -> None:
 def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: int = 5, interval: float = 1.0,
               report: Callable[[str], None] = print) -> PollLoadResult:
     """Train ``cfg`` alone, then under ``clients`` polling sessions, in one served app; returns the figures."""
-    from studio.bench import default_config
+    from studio.bench.overhead import default_config
     from studio.session import Studio
     from studio.ui.app import build_app, initial_config, launch_kwargs
 

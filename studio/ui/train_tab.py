@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import BOOSTERS, OPTIMIZERS, SCHEDULERS, TrainConfig, field_help
+from studio.config import TrainConfig
 from studio.errors import BusyError
 from studio.formatting import format_seconds
 from studio.ui import charts
@@ -25,6 +25,13 @@ LABEL = "3 · Train"
 POLL_S = 1.0
 TAIL_LINES = 40
 LIVE = ("preparing", "running", "stopping")
+ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio"),
+        ("batch_size", "grad_accum", "gradient_checkpointing", "packing"))
+"""The ``TrainConfig`` fields shown, row by row (``max_length``/``loss_on`` are on the Data tab)."""
+MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
+             ("logging_steps", "save_steps", "save_total_limit", "eval_steps"),
+             ("device", "tensorboard", "run_name"))
+"""The rows under "More settings" (then ``probe_prompts``, full width)."""
 
 
 # ----------------------------------------------------------------------------------------------------- core glue
@@ -142,46 +149,24 @@ class TrainHandles:
 
 def render(studio: Any, ctx: AppContext) -> TrainHandles:
     t = ctx.initial.train
-    h = lambda name: field_help(TrainConfig, name)  # noqa: E731
     gr.Markdown("### Train the adapter\nOne run at a time for the whole app. The charts follow the run live; reload "
                 "the page or open a second browser and you see the same run. Closing the page does not stop it.")
-    with gr.Row():
-        max_steps = gr.Number(value=t.max_steps, precision=0, minimum=-1, label="Max steps", info=h("max_steps"),
-                              elem_id="train-max-steps")
-        epochs = gr.Number(value=t.epochs, minimum=0, label="Epochs", info=h("epochs"), elem_id="train-epochs")
-        learning_rate = gr.Number(value=t.learning_rate, minimum=0, label="Learning rate", info=h("learning_rate"),
-                                  elem_id="train-learning-rate")
-        lr_scheduler = gr.Dropdown(list(SCHEDULERS), value=t.lr_scheduler, label="LR schedule",
-                                   info=h("lr_scheduler"))
-        warmup_ratio = gr.Slider(0, 0.5, step=0.01, value=t.warmup_ratio, label="Warmup ratio", info=h("warmup_ratio"))
-    with gr.Row():
-        batch_size = gr.Number(value=t.batch_size, precision=0, minimum=1, label="Batch size", info=h("batch_size"),
-                               elem_id="train-batch-size")
-        grad_accum = gr.Number(value=t.grad_accum, precision=0, minimum=1, label="Gradient accumulation",
-                               info=h("grad_accum"))
-        gradient_checkpointing = widget(TrainConfig, "gradient_checkpointing", t.gradient_checkpointing,
-                                        label="Gradient checkpointing")
-        packing = gr.Checkbox(value=t.packing, label="Packing", info=h("packing"))
+    edits: dict[str, Any] = {}
+
+    def edit(name: str) -> None:
+        # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests
+        edits[name] = widget(TrainConfig, name, getattr(t, name), elem_id=f"train-{name.replace('_', '-')}")
+
+    def rows(layout: tuple[tuple[str, ...], ...]) -> None:
+        for names in layout:
+            with gr.Row():
+                for name in names:
+                    edit(name)
+
+    rows(ROWS)
     with gr.Accordion("More settings", open=False):
-        with gr.Row():
-            optim = gr.Dropdown(list(OPTIMIZERS), value=t.optim, label="Optimizer", info=h("optim"))
-            weight_decay = gr.Number(value=t.weight_decay, minimum=0, label="Weight decay", info=h("weight_decay"))
-            max_grad_norm = gr.Number(value=t.max_grad_norm, minimum=0, label="Max grad norm", info=h("max_grad_norm"))
-            seed = gr.Number(value=t.seed, precision=0, label="Seed", info=h("seed"))
-            booster = gr.Dropdown(list(BOOSTERS), value=t.booster, label="Booster", info=h("booster"))
-        with gr.Row():
-            logging_steps = gr.Number(value=t.logging_steps, precision=0, minimum=1, label="Logging steps",
-                                      info=h("logging_steps"))
-            save_steps = gr.Number(value=t.save_steps, precision=0, minimum=1, label="Save steps", info=h("save_steps"))
-            save_total_limit = gr.Number(value=t.save_total_limit, precision=0, minimum=1, label="Keep checkpoints",
-                                         info=h("save_total_limit"))
-            eval_steps = gr.Number(value=t.eval_steps, precision=0, minimum=1, label="Eval steps", info=h("eval_steps"))
-        with gr.Row():
-            device = gr.Dropdown(["auto", "cuda", "cpu"], value=t.device, label="Device", info=h("device"))
-            tensorboard = gr.Checkbox(value=t.tensorboard, label="TensorBoard logs", info=h("tensorboard"))
-            run_name = gr.Textbox(value=t.run_name or "", label="Run name", info=h("run_name"))
-        probe_prompts = gr.Textbox(value="\n".join(t.probe_prompts), lines=2, label="Probe prompts (one per line)",
-                                   info=h("probe_prompts"))
+        rows(MORE_ROWS)
+        edit("probe_prompts")
     all_runs, resumable = run_choices(studio)
     with gr.Row(equal_height=True):
         with gr.Column(scale=1, min_width=200):
@@ -213,13 +198,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
               "(`adapter/`); `studio chat --run <run folder>` tries it.", "chat" if has_chat else None,
               "Next: Chat →")
 
-    form = TrainForm(run_name=run_name, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
-                     lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
-                     grad_accum=grad_accum, packing=packing, gradient_checkpointing=gradient_checkpointing,
-                     optim=optim, weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed,
-                     logging_steps=logging_steps, save_steps=save_steps, save_total_limit=save_total_limit,
-                     eval_steps=eval_steps, booster=booster, tensorboard=tensorboard, probe_prompts=probe_prompts,
-                     device=device)
+    form = TrainForm(**edits)
     ctx.forms.train = form
     tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason]
 

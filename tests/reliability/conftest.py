@@ -21,4 +21,5 @@ def _parent_conftest():
     return module
 
 
-tiny_config_dict = _parent_conftest().tiny_config_dict
+_parent = _parent_conftest()
+tiny_config_dict, free_port = _parent.tiny_config_dict, _parent.free_port  # `from conftest import ...` finds either

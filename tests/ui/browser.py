@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,16 +38,12 @@ def chromium_or_skip() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class AppProcess:
-    """``python launch.py --demo --port P --runs-dir DIR`` with its output in ``log_path``; ``url`` once serving."""
+    """``python launch.py [--demo] --port P --runs-dir DIR`` with its output in ``log_path``; ``url`` once serving.
+    Without ``demo`` the app opens as a user's first launch does (the real SmolLM2 where it is at hand)."""
 
-    def __init__(self, runs_dir: Path, log_path: Path, env: dict[str, str]):
+    def __init__(self, runs_dir: Path, log_path: Path, env: dict[str, str], demo: bool = True):
+        self.demo = demo
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
@@ -59,8 +55,8 @@ class AppProcess:
     def start(self, timeout: float = 60.0) -> "AppProcess":
         t0 = time.perf_counter()
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "launch.py", "--demo", "--port", str(self.port), "--runs-dir",
-                                      str(self.runs_dir)], cwd=ROOT, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen([sys.executable, "launch.py", *(["--demo"] if self.demo else []), "--port",
+                                      str(self.port), "--runs-dir", str(self.runs_dir)], cwd=ROOT, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = t0 + timeout
         while time.perf_counter() < deadline:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Literal
 import gradio as gr
 import pytest
 
+from conftest import free_port
 from studio.config import ASSETS_CONFIGS, LoraConfig, ModelConfig, RunConfig, choices_of, field_help, load_config
 from studio.config_fields import setting
 from studio.errors import ConfigError
@@ -159,15 +159,9 @@ def test_core_imports_without_gradio():
     assert int(out.stdout.strip()) > 10
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(app):
-    port = _free_port()
+    port = free_port()
     app.blocks.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     yield f"http://127.0.0.1:{port}/"
     app.blocks.close()

@@ -4,12 +4,12 @@ stop, evaluate, one-sentence errors)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
 from fake_progress import FakeProgress, monotonic_and_readable
 
+from conftest import free_port
 from chat_helpers import chat_runs_dir, one_thread, wp_run  # noqa: F401
 from studio.config import RunConfig
 from studio.errors import ConfigError
@@ -133,12 +133,6 @@ def test_opening_loads_only_what_the_cached_engine_does_not_serve(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- served app
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(wp_run, chat_runs_dir):  # noqa: F811
     from gradio_client import Client
@@ -147,7 +141,7 @@ def served(wp_run, chat_runs_dir):  # noqa: F811
 
     studio = Studio(runs_dir=chat_runs_dir)
     app = build_app(studio, initial=initial_config(demo=True))
-    port = _free_port()
+    port = free_port()
     app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False), studio, str(wp_run)

@@ -3,12 +3,12 @@ edited card arrives, private flag, link, 401/500 sentences, export only, the tok
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from fake_progress import FakeProgress, monotonic_and_readable
 
+from conftest import free_port
 from hub_fixtures import local_hub
 from hub_server import TEST_TOKEN
 from studio.session import Studio
@@ -63,9 +63,7 @@ def served(hub_base_run, hub):
 
     studio = Studio(runs_dir=hub_base_run.parent)
     app = build_app(studio, initial=initial_config(demo=True))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False), str(hub_base_run)

@@ -11,7 +11,8 @@ def test_preview_on_the_real_model_trains_the_answers_only(config, smollm2_folde
     from studio.config import load_config
     from studio.paths import ASSETS
     from studio.ui.app import initial_config
-    from studio.ui.data_preview import PreviewCache, build_preview
+    from studio.data.presenter import build_preview
+    from studio.data.preview_cache import PreviewCache
 
     cfg = initial_config() if config == "opening" else load_config(ASSETS / "configs" / "chat.yaml").with_overrides(
         ["model.name_or_path=smollm2-135m-instruct"])

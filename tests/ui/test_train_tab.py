@@ -1,13 +1,20 @@
-"""Train tab, headless: Start -> events -> charts on the demo model, the busy answer, replay in a second browser,
-overlays of earlier runs, and Stop."""
+"""Train tab, headless: widgets derived from the field metadata and round-tripping the config, Start -> events ->
+charts on the demo model, the busy answer, replay in a second browser, overlays of earlier runs, and Stop."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
+import types
 
+import gradio as gr
 import pytest
 
+from studio.config import RunConfig, TrainConfig
+from studio.config_fields import choices_of, field_of
 from studio.session import Studio
 from studio.ui.app import compose, initial_config
+from studio.ui.forms import edit_kind
 from studio.ui.train_status import progress_html, status_line
 from studio.ui.train_tab import TrainView
 
@@ -20,6 +27,72 @@ def app(tmp_path_factory):
     studio = Studio(runs_dir=tmp_path_factory.mktemp("runs"))
     blocks = compose(studio, initial=initial_config(demo=True))
     return blocks.handles["train"], blocks.ctx, studio
+
+
+def _train_tab(tmp_path, initial: RunConfig | None = None):
+    """The Train tab alone, built on ``initial`` (default: the demo config): its form and the app's forms."""
+    forms = compose(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
+                    tabs=("studio.ui.train_tab",)).ctx.forms
+    return forms.train, forms
+
+
+def _shown(form) -> list[str]:
+    return [f.name for f in dataclasses.fields(form) if getattr(form, f.name) is not None]
+
+
+def test_every_train_widget_follows_its_field_metadata(tmp_path, monkeypatch):
+    """Change each shown field's label, help, range and choices in the metadata: the rendered widgets follow."""
+    form, _ = _train_tab(tmp_path / "a")
+    names = _shown(form)
+    assert names == [f.name for f in dataclasses.fields(form)], "the tab shows every TrainForm field"
+    patched = {}
+    for name in names:
+        kind, meta = edit_kind(TrainConfig, name), dict(field_of(TrainConfig, name).metadata)
+        meta.update(label=f"label of {name}", help=f"help of {name}")
+        if kind == "number":
+            meta.update(minimum=-7)  # below every default; a maximum as well would make it a slider
+        elif kind == "slider":
+            meta.update(minimum=0, maximum=0.9, step=0.05)
+        elif kind in ("radio", "dropdown"):
+            meta.update(choices=tuple(reversed(choices_of(TrainConfig, name))))
+        f = copy.copy(field_of(TrainConfig, name))
+        f.metadata = types.MappingProxyType(meta)
+        monkeypatch.setitem(TrainConfig.__dataclass_fields__, name, f)
+        patched[name] = (kind, meta)
+    kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "check": gr.Checkbox, "slider": gr.Slider,
+             "number": gr.Number, "lines": gr.Textbox, "text": gr.Textbox}
+    form, _ = _train_tab(tmp_path / "b")
+    for name, (kind, meta) in patched.items():
+        w = getattr(form, name)
+        assert type(w) is kinds[kind], name
+        assert (w.label, w.info) == (meta["label"], meta["help"]), name
+        assert w.elem_id == "train-" + name.replace("_", "-"), name
+        if kind in ("number", "slider"):
+            assert w.minimum == meta["minimum"], name
+        if kind == "slider":
+            assert (w.maximum, w.step) == (meta["maximum"], meta["step"]), name
+        if kind in ("radio", "dropdown"):
+            assert [value for _, value in w.choices] == list(meta["choices"]), name
+
+
+def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path):
+    """Every shown field off its default: the rendered widgets show it, and reading them gives it back."""
+    raw = initial_config(demo=True).to_dict()
+    raw["train"].update(run_name="round-trip", max_steps=7, epochs=2.5, learning_rate=1e-3, lr_scheduler="cosine",
+                        warmup_ratio=0.1, batch_size=2, grad_accum=3, packing=True, gradient_checkpointing=True,
+                        optim="sgd", weight_decay=0.01, max_grad_norm=1.0, seed=7, logging_steps=2, save_steps=9,
+                        save_total_limit=None, eval_steps=5, booster="none", tensorboard=False,
+                        probe_prompts=["first prompt", "second prompt"], device="cpu")
+    cfg = RunConfig.from_dict(raw)
+    form, forms = _train_tab(tmp_path, initial=cfg)
+    default = TrainConfig()
+    names = _shown(form)
+    assert [n for n in names if getattr(cfg.train, n) == getattr(default, n)] == [], "every shown field changed"
+    written = forms.write(cfg)
+    assert {n: getattr(form, n).value for n in names} == {n: written[getattr(form, n)] for n in names}
+    as_rendered = {**written, **{getattr(form, n): getattr(form, n).value for n in names}}
+    assert forms.read(as_rendered).train == cfg.train
+    assert forms.read(forms.write(RunConfig())).train == RunConfig().train
 
 
 def _values(app, **train):

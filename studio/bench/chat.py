@@ -7,7 +7,7 @@ prompt base and tuned, and reports parameter bytes (unique storages), the peak r
 allocated GPU memory. The model is a random Llama (~150M parameters, about 600 MB in fp32) with the demo
 tokenizer, so weights dominate the process and nothing is downloaded.
 
-    studio bench chat-memory            # wire: studio.bench_chat.chat_memory(report=print)
+    studio bench chat-memory            # wire: studio.bench.chat.chat_memory(report=print)
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def _build(root: Path, shape: dict[str, int]) -> tuple[Path, Path]:
 
 
 def _child_run(mode: str, model_dir: Path, adapter_dir: Path, device: str, max_new_tokens: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "studio.bench_chat", mode, str(model_dir), str(adapter_dir), device,
+    cmd = [sys.executable, "-m", "studio.bench.chat", mode, str(model_dir), str(adapter_dir), device,
            str(max_new_tokens)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -204,7 +204,7 @@ def _child(mode: str, model_dir: str, adapter_dir: str, device: str, max_new_tok
     return out
 
 
-if __name__ == "__main__":  # the child process: python -m studio.bench_chat MODE MODEL ADAPTER DEVICE N
+if __name__ == "__main__":  # the child process: python -m studio.bench.chat MODE MODEL ADAPTER DEVICE N
     import warnings
 
     warnings.filterwarnings("ignore")

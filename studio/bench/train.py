@@ -9,7 +9,7 @@ Two setups on the same model (the real SmolLM2-135M-Instruct by default; ``--smo
   packing), ``studio-unpacked`` (the same engine without packing: the same rows per step, padding-free on CPU) and
   ``plain`` (TRL's padded batches: packed vs padded is ``skewed_tokens_per_s``).
 
-Every run is its own process (``python -m studio.bench_train --worker SPEC``), in alternated order over
+Every run is its own process (``python -m studio.bench.train --worker SPEC``), in alternated order over
 ``--rounds``. Steady state: the steps after ``--warmup``; real tokens are TRL's non-pad token count.
 """
 from __future__ import annotations
@@ -172,7 +172,7 @@ def worker(spec: dict) -> dict:
 
 def _spawn(spec: dict, timeout: float) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "studio.bench_train", "--worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "studio.bench.train", "--worker", json.dumps(spec)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):

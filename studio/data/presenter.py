@@ -1,88 +1,20 @@
-"""The Data tab's core glue (no gradio): cached loading, the preview view, highlighted rows and statistics.
+"""The Data tab's preview as plain values (no gradio, no figures): load (cached), render, measure, describe.
 
-``studio.data`` loads, detects, renders and measures; this module turns that into plain values the tab shows.
+``studio.data`` loads, detects, renders and measures; :func:`build_preview` turns that into what the tab shows.
 """
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.config import DataConfig, RunConfig
+from studio.config import RunConfig
 from studio.data.checks import template_mismatch
+from studio.data.preview_cache import PreviewCache
 from studio.errors import StudioError, TemplateError
-from studio.ui import charts
-from studio.ui.common import Reporter, error_text
 
-class PreviewCache:
-    """Loaded datasets and tokenizers, reused while the user edits templates (small LRU, thread-safe).
-
-    One per app (created in ``render``), so nothing lives at module level.
-    """
-
-    def __init__(self, size: int = 4) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, Any] = OrderedDict()
-        self._tokenizers: OrderedDict[tuple, Any] = OrderedDict()
-        self._columns: OrderedDict[tuple, list[str]] = OrderedDict()
-        self.size = size
-
-    def _get(self, store: OrderedDict, key: tuple, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in store:
-                store.move_to_end(key)
-                return store[key]
-        value = make()
-        with self._lock:
-            store[key] = value
-            while len(store) > self.size:
-                store.popitem(last=False)
-        return value
-
-    def loaded(self, data: DataConfig, progress: Callable[[float, str], None] | None = None) -> Any:
-        """``studio.data.load_data`` for ``data`` (cached by sources, format, mapping, row cap and seed);
-        ``progress`` hears about a load, not a cache hit."""
-        from studio.data import load_data
-
-        key = (_sources_key(data), data.format, data.max_rows, data.seed)
-        return self._get(self._data, key, lambda: load_data(data, progress=progress))
-
-    def columns(self, data: DataConfig) -> list[str]:
-        """Column names of the first source (to offer in the mapping dropdowns even when mapping fails)."""
-        from studio.data import load_source
-
-        src = data.sources[0]
-        key = _sources_key(DataConfig(sources=[dataclasses.replace(src, columns={})]))
-        return self._get(self._columns, key, lambda: list(load_source(src).column_names))
-
-    def tokenizer(self, cfg: RunConfig, progress: Any = None) -> Any:
-        """The tokenizer of the chosen model (preset pad token and chat-template choice applied); ``progress``
-        hears about a first GGUF dequantization."""
-        from studio.modeling import find_preset, model_id
-        from studio.tokenizer import load_tokenizer
-
-        m = cfg.model
-        key = (model_id(m), m.revision, m.chat_template, m.trust_remote_code)
-        preset = find_preset(m.name_or_path)
-
-        def make() -> Any:
-            tok, _ = load_tokenizer(dataclasses.replace(m, name_or_path=model_id(m)),
-                                    pad_token=preset.pad_token if preset else None, progress=progress)
-            return tok
-
-        return self._get(self._tokenizers, key, make)
-
-
-def _sources_key(data: DataConfig) -> tuple:
-    out = []
-    for s in data.sources:
-        p = Path(s.path).expanduser()
-        stamp = (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
-        out.append((s.path, s.split, s.name, tuple(sorted(s.columns.items())), s.weight, stamp))
-    return tuple(out)
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -94,7 +26,9 @@ class PreviewView:
     columns: list[str] = dataclasses.field(default_factory=list)
     summary: str = ""
     highlighted: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
-    figure: Any = None
+    lengths: list[int] = dataclasses.field(default_factory=list)
+    """Every row's token count (the histogram's data; empty on error)."""
+    max_length: int = 0
     stats_rows: list[list[Any]] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
@@ -104,26 +38,25 @@ class PreviewView:
     """The first row's question (a probe prompt that fits this data)."""
 
 
-def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
-                  progress: Callable[[float, str], None] | None = None) -> PreviewView:
+def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress: Progress | None = None,
+                  describe: Callable[[BaseException], str] = str) -> PreviewView:
     """Load (cached), render ``n_rows`` rows with the model's tokenizer, and measure the whole dataset.
 
     ``progress(fraction, message)`` hears each stage: reading the file, loading the tokenizer, rendering the
     shown rows, tokenizing every row, the statistics, the chart (fractions only grow; 1.0 at the end, error or not).
-    Never raises for bad input: the error sentence is in ``.error`` (the columns are still filled when the file
+    Never raises for bad input: ``describe(error)`` is in ``.error`` (the columns are still filled when the file
     could be read, so the user can fix the mapping).
     """
     from studio.data import preview as data_preview
 
-    report = progress if isinstance(progress, Reporter) else Reporter(None) if progress is None else \
-        _CallbackReporter(progress)
-    view = PreviewView()
+    report = progress or _no_progress
+    view = PreviewView(max_length=cfg.train.max_length)
     try:
         report(0.0, f"reading {_source_name(cfg)}")
         view.columns = cache.columns(cfg.data)
         header = list(view.columns)
         try:
-            loaded = cache.loaded(cfg.data, progress=report.part(0.05, 0.3))
+            loaded = cache.loaded(cfg.data, progress=_part(report, 0.05, 0.3))
         except TemplateError:
             raise TemplateError(template_mismatch(template_text(cfg), header, source=_source_name(cfg))
                                 or "the template does not fit this file") from None
@@ -137,13 +70,12 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
             raise TemplateError(mismatch)
         report(0.3, f"loading the tokenizer of {cfg.model.name_or_path}")
         try:
-            tok = cache.tokenizer(cfg, progress=report.part(0.3, 0.4))
+            tok = cache.tokenizer(cfg, progress=_part(report, 0.3, 0.4))
         except StudioError as err:
             raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
-        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=report.part(0.4, 0.95))
+        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=_part(report, 0.4, 0.95))
     except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
-        view.error = error_text(err)
-        view.figure = charts.token_histogram([], cfg.train.max_length)
+        view.error = describe(err)
         report(1.0, "stopped: see the message below")
         return view
     report(0.95, "drawing the token-length histogram")
@@ -151,23 +83,20 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3,
     view.question = first_question(loaded)
     view.summary = _summary(cfg, pv, len(loaded.dataset))
     view.highlighted = highlight_rows(pv.rows)
-    view.figure = charts.token_histogram(pv.full_lengths, cfg.train.max_length)
+    view.lengths = list(pv.full_lengths)
     view.stats_rows = stats_rows(pv.stats)
     view.warnings = list(pv.warnings)  # empty answers included (DataStats counts them)
     report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
     return view
 
 
-class _CallbackReporter(Reporter):
-    """A plain ``callback(fraction, message)`` behind the Reporter interface (monotone, with ``part``)."""
+def _no_progress(fraction: float, message: str) -> None:
+    """No bar to move."""
 
-    def __init__(self, callback: Callable[[float, str], None]) -> None:
-        super().__init__(None)
-        self._callback = callback
 
-    def __call__(self, fraction: float, message: str) -> None:
-        super().__call__(fraction, message)
-        self._callback(self.fraction, message)
+def _part(progress: Progress, lo: float, hi: float) -> Progress:
+    """A sub-step's own 0..1 shown as ``lo``..``hi`` of the whole (stages in order, so fractions only grow)."""
+    return lambda fraction, message: progress(lo + (hi - lo) * min(1.0, max(0.0, float(fraction))), message)
 
 
 def template_text(cfg: RunConfig) -> str | None:
@@ -223,8 +152,6 @@ def _summary(cfg: RunConfig, pv: Any, n: int) -> str:
             f"Format **{pv.format}** ({detected}) · {mapping}  \n"
             f"Rendered with {how}, tokenized by `{cfg.model.name_or_path}`; "
             f"loss on **{cfg.train.loss_on}** tokens (green = trained).")
-
-
 
 
 def first_question(loaded: Any) -> str | None:

@@ -10,20 +10,9 @@ tokens, computes the probe loss before the first step and stops after the token 
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
-
-
-def _tokenizer_folder(folder: Path, vocab: int) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t3"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="t0", eos_token="t2", bos_token="t1",
-                            unk_token="t3").save_pretrained(str(folder))
 
 
 def _write_rows(rows: list[dict[str, list[int]]], path: Path) -> None:
@@ -38,24 +27,23 @@ def _write_rows(rows: list[dict[str, list[int]]], path: Path) -> None:
 def run_studio_job(shape: str, run: str, *, smoke: bool, workdir: Path, tokens: int | None = None,
                    max_seconds: float | None = None) -> dict[str, Any]:
     """Train the ``studio`` (or ``studio-lowmem``: checkpointing forced on) run with TrainingJob; the same figures
-    as :func:`studio.bench_gpu.run_one`."""
+    as :func:`studio.bench.gpu_worker.run_one`."""
     import torch
     from transformers import TrainerCallback
 
-    from studio import bench_gpu as bg
+    from studio.bench import gpu_common as bg
     from studio.config import RunConfig
-    from studio.events import Failed
-    from studio.speed.flops import effective_seq, flops_per_token, mfu, peak_flops
+    from studio.events import Failed, Note
     from studio.speed.kbit import fp32_param_count
     from studio.training import TrainingJob
 
     settings = dict(bg.SMOKE if smoke else bg.GPU)
     device = "cuda" if torch.cuda.is_available() and not smoke else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    mconf = bg._model_config(shape, smoke)
+    mconf = bg.model_config(shape, smoke)
     rows = bg.synthetic_rows(settings["rows"], settings["min_len"], settings["max_len"], mconf.vocab_size)
-    folder = bg._checkpoint(shape, smoke, dtype, workdir)
-    _tokenizer_folder(folder, mconf.vocab_size)
+    folder = bg.checkpoint(shape, smoke, dtype, workdir)
+    bg.word_tokenizer(mconf.vocab_size).save_pretrained(str(folder))
     data = workdir / f"rows-{shape}.jsonl"
     _write_rows(rows, data)
     budget = {"warmup": settings["warmup"], "tokens": tokens or settings["tokens"][shape],
@@ -83,7 +71,7 @@ def run_studio_job(shape: str, run: str, *, smoke: bool, workdir: Path, tokens: 
             self.job = job
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            meter["probe"] = bg._probe_loss(model, rows[:4], padding_free=self.job.plan.padding_free, device=device)
+            meter["probe"] = bg.probe_loss(model, rows[:4], padding_free=self.job.plan.padding_free, device=device)
             meter["lora_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
             meter["fp32_params"] = fp32_param_count(model) - sum(
                 p.numel() for p in model.parameters() if p.requires_grad and p.dtype == torch.float32)
@@ -116,29 +104,11 @@ def run_studio_job(shape: str, run: str, *, smoke: bool, workdir: Path, tokens: 
     if isinstance(job.result, Failed):
         raise RuntimeError(f"studio run failed: {job.result.message} {job.result.suggestion}")
     plan = job.plan
-    w = budget["warmup"]
-    measured_t, measured_n = meter["times"][w:], meter["tokens"][w:]
-    seconds = sum(measured_t)
-    tps = sum(measured_n) / seconds if seconds > 0 else 0.0
-    fpt = flops_per_token(mconf, effective_seq(len(r["input_ids"]) for r in rows), lora_params=meter["lora_params"])
-    peak = peak_flops(device=device)
-    if device == "cuda":
-        alloc, reserved = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
-        device_name = torch.cuda.get_device_name(0)
-    else:
-        import resource
-
-        alloc = reserved = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        device_name = "cpu"
-    q = sorted(measured_t) or [0.0]
-    return {
-        "name": run, "model": shape, "device": device_name, "tokens_per_s": round(tps, 1),
-        "step_time_p50": round(statistics.median(q), 4),
-        "step_time_p95": round(q[min(len(q) - 1, int(0.95 * len(q)))], 4),
-        "peak_mem_bytes": int(alloc), "peak_reserved_bytes": int(reserved), "mfu": round(mfu(tps, fpt, peak), 4),
-        "first_loss": round(meter["losses"][0], 4) if meter["losses"] else None, "probe_loss": round(meter["probe"], 4),
-        "steps": len(measured_t), "tokens": int(sum(measured_n)), "warmup_steps": w, "attn": plan.attn_impl,
-        "packing": plan.packing, "gradient_checkpointing": plan.gradient_checkpointing, "booster": plan.booster,
-        "kbit": plan.kbit, "fp32_params": meter["fp32_params"], "lora_params": meter["lora_params"],
-        "flops_per_token": fpt, "peak_flops": peak.flops, "notes": plan.lines() + ["engine: TrainingJob"],
-    }
+    note = next((e for e in job.events.all() if isinstance(e, Note) and "estimate error" in e.message), None)
+    return {**bg.figures(run, shape, device=device, times=meter["times"], tokens=meter["tokens"],
+                         warmup=budget["warmup"], rows=rows, model_config=mconf, lora_params=meter["lora_params"]),
+            "first_loss": round(meter["losses"][0], 4) if meter["losses"] else None,
+            "probe_loss": round(meter["probe"], 4), "attn": plan.attn_impl, "packing": plan.packing,
+            "gradient_checkpointing": plan.gradient_checkpointing, "booster": plan.booster, "kbit": plan.kbit,
+            "fp32_params": meter["fp32_params"], "notes": plan.lines() + ["engine: TrainingJob"],
+            "estimate_error": note.data.get("error") if note else None}
