@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from studio.errors import DiskFullError, StorageError
+from studio.formatting import format_bytes
 
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _FULL_TEXT = ("no space left on device", "unexpected pos", "disk quota exceeded", "file write failed")
@@ -37,20 +38,6 @@ def is_disk_full(exc: BaseException) -> bool:
         if any(t in text for t in _FULL_TEXT) or "errno 28" in text:
             return True
     return False
-
-
-def human(n: int | float | None) -> str:
-    """``1536`` -> ``1.5 KB``."""
-    # kept by hand: tqdm.format_sizeof(n, "B", 1024) writes "1.50kB" / "48.8kB" (no space, three significant
-    # digits, lowercase k), and the disk messages users and tests read say "1.5 KB" / "48.8 KB"
-    if n is None:
-        return "?"
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
 
 
 def _existing(path: Path) -> Path:
@@ -90,10 +77,10 @@ def full_message(where: str | Path, what: str = "files", need: int | None = None
     """``the disk is full: ...`` with where, how much is free and how much the next checkpoint needs."""
     where = Path(where)
     try:
-        free = human(free_bytes(where))
+        free = format_bytes(free_bytes(where))
     except OSError:
         free = "?"
-    needs = f"; the next checkpoint needs about {human(need)}" if need else ""
+    needs = f"; the next checkpoint needs about {format_bytes(need)}" if need else ""
     return (f"the disk is full: no space left writing {what} in {where} ({free} free{needs}); free some space or "
             f"point train.output_dir at another disk")
 
@@ -121,8 +108,8 @@ def check_room(path: str | Path, need: int, what: str = "the next checkpoint") -
     """Raise :class:`DiskFullError` before a write of ``need`` bytes that would not fit."""
     free = free_bytes(path)
     if free < need:
-        raise DiskFullError(f"the disk is full: {human(free)} free in {Path(path)} and {what} needs about "
-                            f"{human(need)}; free some space or point train.output_dir at another disk, then "
+        raise DiskFullError(f"the disk is full: {format_bytes(free)} free in {Path(path)} and {what} needs about "
+                            f"{format_bytes(need)}; free some space or point train.output_dir at another disk, then "
                             f"resume")
 
 

@@ -1,7 +1,10 @@
-"""The progress line and clock times every front end shows (CLI, Train tab), on tqdm's formatters."""
+"""How every front end writes progress, clock times, sizes and numbers (CLI, Train tab, card, disk messages).
+
+Progress and clock times are tqdm's formatters; sizes and table values are written here, each with its reason.
+"""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 BAR_WIDTH = 20
 
@@ -11,6 +14,33 @@ def format_seconds(seconds: float | None) -> str:
     from tqdm import tqdm
 
     return "?" if seconds is None else tqdm.format_interval(max(0, round(seconds)))
+
+
+def format_bytes(n: int | float | None) -> str:
+    """``1536`` -> ``1.5 KB`` (binary units); ``?`` when unknown."""
+    # kept by hand: tqdm.format_sizeof(n, "B", 1024) writes "1.50kB" / "48.8kB" (no space, three significant
+    # digits, lowercase k), and the disk and upload messages users and tests read say "1.5 KB" / "48.8 KB"
+    if n is None:
+        return "?"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def format_value(value: Any, spec: str | None = None) -> str:
+    """A value for a table cell or a log line: ``-`` when unknown, lists comma-joined, floats (and, given ``spec``,
+    any number) in ``spec`` (default ``.4g``), anything else as ``str``."""
+    # kept by hand: no library formats "a config value or a metric" this way (tqdm only has format_num)
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float) or (spec and isinstance(value, int) and not isinstance(value, bool)):
+        return format(value, spec or ".4g")
+    return str(value)
 
 
 def progress_parts(step: int, total: int | None, *, loss: float | None = None, eta_s: float | None = None,

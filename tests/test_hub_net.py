@@ -107,3 +107,22 @@ def test_the_card_header_is_read_by_model_card():
         parse_card("---\nlicense: [mit\n---\n# T\n")
     with pytest.raises(HubError, match="must be a mapping"):
         parse_card("---\n- a list\n---\n# T\n")
+
+
+def test_timeouts_install_once_per_value_and_leave_the_factory_readable():
+    import huggingface_hub
+    from huggingface_hub.utils import _http, get_session
+
+    from studio.hub import net
+
+    before = _http._GLOBAL_CLIENT_FACTORY
+    try:
+        net.install_timeouts(7.0)
+        first = _http._GLOBAL_CLIENT_FACTORY
+        session = get_session()
+        assert net.install_timeouts(7.0) == 7.0
+        assert _http._GLOBAL_CLIENT_FACTORY is first and get_session() is session  # same value: client kept
+        net.install_timeouts(3.0)
+        assert _http._GLOBAL_CLIENT_FACTORY.seconds == 3.0 and get_session().timeout.read == 3.0
+    finally:
+        huggingface_hub.set_client_factory(before)

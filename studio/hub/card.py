@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import DEMO_MODEL, RunConfig
+from studio.formatting import format_bytes, format_value
 from studio.hub.card_data import METRIC_NAMES, card_metadata
 from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, is_number, load_facts, summarise_eval
 
@@ -33,16 +34,6 @@ def loss_curve_png(facts: RunFacts) -> bytes | None:
 
 
 # ------------------------------------------------------------------------------------------------- the card
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if value is None:
-        return "-"
-    return str(value)
-
-
 def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
     m, lo, t = cfg.model, cfg.lora, cfg.train
     rows: list[tuple[str, Any]] = [
@@ -67,7 +58,7 @@ def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+        return format_value(v).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -174,13 +165,13 @@ def _usage(facts: RunFacts, repo: str, merged: bool, gguf: dict[str, Any] | None
 
 def _gguf_section(gguf: dict[str, Any], repo: str, has_repo: bool) -> list[str]:
     from studio.hub.modelfile import commands
-    from studio.hub.push import _size
 
     name = repo.split("/")[-1].lower()
     cmd = commands(gguf["file"], repo if has_repo else None, name)
     mark = "✅" if gguf.get("passed") else "⚠️"
+    size = format_bytes(int(gguf.get("size") or 0))
     lines = ["## GGUF (llama.cpp, Ollama)", "",
-             f"`{gguf['file']}` ({gguf['outtype']}, {_size(int(gguf.get('size') or 0))}), converted with llama.cpp's "
+             f"`{gguf['file']}` ({gguf['outtype']}, {size}), converted with llama.cpp's "
              "converter; the chat template and end-of-sequence token the model was trained with are embedded in it.",
              "", f"**Parity check:** {mark} {gguf['summary']}.", ""]
     lines += [f"- {line}" for line in gguf.get("lines") or []]

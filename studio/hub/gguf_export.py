@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import HubError, StudioError
+from studio.formatting import format_bytes
 from studio.hub.gguf_check import EXACT, GGUFCheck, ProbeParity, check_gguf, read_metadata  # noqa: F401
 from studio.hub.gguf_template import gguf_chat_template, pieces_for
 
@@ -44,9 +45,7 @@ class Stage:
     bytes: int | None = None
 
     def describe(self) -> str:
-        from studio.hub.push import _size
-
-        return f"{self.name}: {self.seconds:.1f} s" + (f", {_size(self.bytes)}" if self.bytes else "")
+        return f"{self.name}: {self.seconds:.1f} s" + (f", {format_bytes(self.bytes)}" if self.bytes else "")
 
 
 @dataclass

@@ -28,6 +28,21 @@ def backoff_s() -> float:
     return float(os.environ.get("STUDIO_HUB_BACKOFF_S") or 1)
 
 
+class TimeoutClientFactory:
+    """The client factory :func:`install_timeouts` gives huggingface_hub: one we own, so the installed timeout is
+    read back from it (``seconds``) instead of from an attribute hung on a function."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> Any:
+        from huggingface_hub.utils import _http
+
+        httpx = _http.httpx2 if hasattr(_http, "httpx2") else __import__("httpx")
+        return httpx.Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True,
+                            timeout=httpx.Timeout(self.seconds, connect=min(self.seconds, 15.0)))
+
+
 def install_timeouts(seconds: float | None = None) -> float:
     """Make huggingface_hub's shared client time out after ``seconds`` without progress; returns the value."""
     import huggingface_hub
@@ -35,16 +50,9 @@ def install_timeouts(seconds: float | None = None) -> float:
 
     seconds = float(seconds or timeout_s())
     current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
-    if getattr(current, "studio_timeout", None) == seconds:
+    if isinstance(current, TimeoutClientFactory) and current.seconds == seconds:
         return seconds
-    httpx = _http.httpx2 if hasattr(_http, "httpx2") else __import__("httpx")
-
-    def factory() -> Any:
-        return httpx.Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True,
-                            timeout=httpx.Timeout(seconds, connect=min(seconds, 15.0)))
-
-    factory.studio_timeout = seconds  # type: ignore[attr-defined]
-    huggingface_hub.set_client_factory(factory)
+    huggingface_hub.set_client_factory(TimeoutClientFactory(seconds))
     return seconds
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import HubError, hub_unreachable
+from studio.formatting import format_bytes
 
 IGNORE = (".studio-export.json", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*")
 """Never uploaded, on top of huggingface_hub's own ``DEFAULT_IGNORE_PATTERNS`` (.git, .cache/huggingface)."""
@@ -237,7 +238,7 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
             # against the endpoint it read at import time, which fails for an endpoint passed in later.
             pass
         size = sum((folder / name).stat().st_size for name in names)
-        progress(0.05, f"uploading {len(names)} files ({_size(size)})")
+        progress(0.05, f"uploading {len(names)} files ({format_bytes(size)})")
         with disable_progress_bars():  # its live display would redraw over our progress lines
             api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model", ignore_patterns=list(IGNORE),
                               commit_message=commit_message or "Upload fine-tuned model with Fine-Tune Studio")
@@ -248,14 +249,6 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     link = f"{url}/{repo_id}"
     progress(1.0, f"pushed to {link}")
     return link
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def default_export_dir(run_dir: str | Path, merged: bool) -> Path:

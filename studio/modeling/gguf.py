@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.errors import ModelError
+from studio.formatting import format_bytes
 from studio.paths import cache_root
 
 Progress = Callable[[float, str], None]
@@ -186,8 +187,8 @@ def _dequantize(src: Path, out: Path, header: dict[str, Any], report: Progress) 
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:  # noqa: BLE001 - transformers raises many types on odd GGUF tokenizers
         raise ModelError(f"{name}: the tokenizer could not be read from the GGUF ({_first_line(exc)})") from None
-    size_mb = src.stat().st_size / 1e6
-    with _Ticker(report, 0.1, 0.85, f"Dequantizing {header['tensors']} tensors of {name} ({size_mb:,.0f} MB)"):
+    size = format_bytes(src.stat().st_size)
+    with _Ticker(report, 0.1, 0.85, f"Dequantizing {header['tensors']} tensors of {name} ({size})"):
         try:
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
         except Exception as exc:  # noqa: BLE001

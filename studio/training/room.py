@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.diskspace import check_room, checkpoint_need, free_bytes, human
+from studio.diskspace import check_room, checkpoint_need, free_bytes
 from studio.events import Note
+from studio.formatting import format_bytes
 
 
 class RoomWatch:
@@ -40,8 +41,8 @@ class RoomWatch:
         if tight and not self.warned:
             when = f" at step {next_save}" if next_save else ""
             self.emit(Note(level="warning", message=(
-                f"disk: {human(free)} free in {self.run_dir}, but the next checkpoint{when} needs about "
-                f"{human(need)}; free some space or the run stops there (its last checkpoint is kept)"),
+                f"disk: {format_bytes(free)} free in {self.run_dir}, but the next checkpoint{when} needs about "
+                f"{format_bytes(need)}; free some space or the run stops there (its last checkpoint is kept)"),
                 data={"kind": "disk", "free_bytes": free, "need_bytes": need, "step": step}))
         self.warned = tight
         return tight

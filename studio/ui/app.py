@@ -1,4 +1,4 @@
-"""``build_app(studio) -> gr.Blocks``: composes the tabs, nothing else.
+"""``build_app(studio) -> gr.Blocks``: composes the tabs, nothing else (``compose`` also returns the parts).
 
 Each tab is a module in ``TAB_MODULES`` with ``TAB_ID``, ``LABEL`` and ``render(studio, ctx) -> handles``. A new
 tab (Chat, Publish) is one file plus one line here. Tabs share settings through ``ctx.forms`` (every section's
@@ -7,6 +7,7 @@ and the ``Studio`` object (the job, the loaded chat model), never by retyping.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, Sequence
 
@@ -19,7 +20,7 @@ from studio.ui.common import AppContext
 from studio.ui.forms import CONFIGS_DIR, Forms
 from studio.ui.theme import launch_kwargs
 
-__all__ = ["TAB_MODULES", "build_app", "initial_config", "launch_kwargs"]
+__all__ = ["TAB_MODULES", "ComposedApp", "build_app", "compose", "initial_config", "launch_kwargs"]
 
 TAB_MODULES: tuple[str, ...] = (
     "studio.ui.data_tab",
@@ -43,9 +44,18 @@ def initial_config(demo: bool = False) -> RunConfig:
     return load_config(DEMO_CONFIG) if DEMO_CONFIG.exists() else RunConfig()
 
 
-def build_app(studio: Studio, initial: RunConfig | None = None,
-              tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
-    """The whole app. ``blocks.studio_handles`` maps tab id -> that tab's handles (tests use them)."""
+@dataclasses.dataclass(frozen=True)
+class ComposedApp:
+    """What :func:`compose` built: the Blocks plus the parts tests and tools drive (nothing hung on ``gr.Blocks``)."""
+
+    blocks: gr.Blocks
+    handles: dict[str, Any]  # tab id -> that tab's handles
+    ctx: AppContext
+    config_bar: Any  # config_bar.wire's handlers
+
+
+def compose(studio: Studio, initial: RunConfig | None = None, tabs: Sequence[str] = TAB_MODULES) -> ComposedApp:
+    """The whole app and its parts (tab handles, the shared context, the config bar's handlers)."""
     initial = initial or initial_config()
     modules = [importlib.import_module(name) for name in tabs]
     with gr.Blocks(title="Fine-Tune Studio", analytics_enabled=False) as blocks:
@@ -64,7 +74,10 @@ def build_app(studio: Studio, initial: RunConfig | None = None,
         for wire in ctx.after_render:
             wire()
         bar_handlers = config_bar.wire(ctx, bar)
-    blocks.studio_handles = handles
-    blocks.studio_config_bar = bar_handlers
-    blocks.studio_ctx = ctx
-    return blocks
+    return ComposedApp(blocks=blocks, handles=handles, ctx=ctx, config_bar=bar_handlers)
+
+
+def build_app(studio: Studio, initial: RunConfig | None = None,
+              tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
+    """The whole app, ready to ``launch()`` (:func:`compose` also gives its parts)."""
+    return compose(studio, initial, tabs).blocks

@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import plotly.graph_objects as go
 
 from studio.events import Checkpoint, Eval, Event, Failed, Finished, Log, Note, Probe, Started, Stopped
+from studio.formatting import format_value
 
 GB = 1024 ** 3
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=90), height=340,
@@ -135,7 +136,7 @@ class RunSeries:
                 case Eval():
                     self.eval_steps.append(e.step)
                     self.eval_loss.append(e.eval_loss)
-                    self.lines.append(f"eval at step {e.step}: eval_loss {_fmt(e.eval_loss)}")
+                    self.lines.append(f"eval at step {e.step}: eval_loss {format_value(e.eval_loss)}")
                 case Checkpoint():
                     self.lines.append(f"checkpoint at step {e.step}: {e.path}")
                 case Probe():
@@ -188,9 +189,10 @@ class RunSeries:
         self.step = e.step
         self.total_steps = e.total_steps or self.total_steps
         self.eta_s = e.eta_s
-        self.lines.append(f"step {e.step}/{self.total_steps}  loss {_fmt(e.loss)}  lr {_fmt(e.learning_rate)}"
-                          f"  grad_norm {_fmt(e.grad_norm)}  tok/s {_fmt(e.tokens_per_s, '.0f')}"
-                          f"  pad {_fmt(e.padding_share, '.0%')}  MFU {_fmt(e.mfu, '.1%')}")
+        self.lines.append(f"step {e.step}/{self.total_steps}  loss {format_value(e.loss)}"
+                          f"  lr {format_value(e.learning_rate)}  grad_norm {format_value(e.grad_norm)}"
+                          f"  tok/s {format_value(e.tokens_per_s, '.0f')}  pad {format_value(e.padding_share, '.0%')}"
+                          f"  MFU {format_value(e.mfu, '.1%')}")
 
     @property
     def progress(self) -> float:
@@ -198,10 +200,6 @@ class RunSeries:
         if self.status == "finished":
             return 1.0
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-def _fmt(value: float | None, spec: str = ".4g") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def _xy(steps: Sequence[int], values: Sequence[float | None]) -> tuple[list[int], list[float]]:

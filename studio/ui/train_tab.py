@@ -6,6 +6,7 @@ then follows the same live run. Closing the page never touches the run.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -95,29 +96,29 @@ def start(studio: Any, cfg: Any, resume: str | None = None) -> tuple[str, str | 
     return f"Started {job.run_dir.name}: loading the model and the data…", str(job.run_dir)
 
 
-class FigureCache:
+@dataclass(frozen=True)
+class _ChartsAt:
+    """A chart-cache key: one job at one cursor with the same overlays; ``view`` rides along, not compared."""
+
+    at: tuple
+    view: TrainView = field(compare=False, repr=False)
+
+
+def figure_cache(size: int = 8) -> Callable[[TrainView], tuple[Any, Any]]:
     """The charts of one job at one cursor, built once for every browser following it (building the two plotly
-    figures costs ~0.1 s of CPU; twenty browsers rebuilding them each step slowed the run they watch ~3x)."""
+    figures costs ~0.1 s of CPU; twenty browsers rebuilding them each step slowed the run they watch ~3x).
 
-    def __init__(self, size: int = 8) -> None:
-        import threading
-        from collections import OrderedDict
+    One per app (made in ``render``): what it shares between sessions is figures that depend on the run's events up
+    to the cursor only, never mutated after they are built. ``functools.lru_cache`` is thread-safe."""
 
-        self._lock = threading.Lock()
-        self._figs: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
-        self.size = size
+    @functools.lru_cache(maxsize=size)
+    def build(key: _ChartsAt) -> tuple[Any, Any]:
+        return charts.loss_figure(key.view.series, key.view.overlays), charts.metrics_figure(key.view.series)
 
-    def get(self, v: TrainView) -> tuple[Any, Any]:
-        key = (v.key, v.cursor, tuple((name, len(points)) for name, points in v.overlays))
-        with self._lock:
-            hit = self._figs.get(key)
-        if hit is None:
-            hit = (charts.loss_figure(v.series, v.overlays), charts.metrics_figure(v.series))
-            with self._lock:
-                self._figs[key] = hit
-                while len(self._figs) > self.size:
-                    self._figs.popitem(last=False)
-        return hit
+    def get(v: TrainView) -> tuple[Any, Any]:
+        return build(_ChartsAt((v.key, v.cursor, tuple((name, len(points)) for name, points in v.overlays)), v))
+
+    return get
 
 
 # ----------------------------------------------------------------------------------------------------------- UI
@@ -201,7 +202,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     ctx.forms.train = form
     tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason]
 
-    shared = FigureCache()
+    shared_charts = figure_cache()
 
     def draw(v: TrainView, force: bool = False) -> tuple:
         """Outputs for ``tick_outputs``; plots are skipped when nothing new arrived."""
@@ -219,7 +220,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         name = studio.job.run_dir.name if live and studio.job is not None else ""
         reason = f"⏳ Disabled while run `{name}` is {state}: one run at a time. Press **Stop** to end it." \
             if live else ""
-        loss_fig, metrics_fig = shared.get(v) if force else (gr.skip(), gr.skip())
+        loss_fig, metrics_fig = shared_charts(v) if force else (gr.skip(), gr.skip())
         return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
                 loss_fig, metrics_fig,
                 "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),

@@ -10,14 +10,14 @@ import pytest
 from checks import one_clear_line
 
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.forms import SOURCE_PATH, SOURCE_UPLOAD
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
-    return blocks.studio_handles, blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.handles, blocks.ctx
 
 
 def _box_text(box: dict) -> str:

@@ -241,14 +241,18 @@ def test_the_train_tab_shows_a_disk_warning_while_the_run_is_live(tmp_path):
 
 def test_browsers_at_the_same_point_of_a_run_share_its_charts():
     from studio.events import Log, Started
-    from studio.ui.train_tab import FigureCache, TrainView
+    from studio.ui.train_tab import TrainView, figure_cache
 
     def view(n):
         v = TrainView(key="run#1", cursor=n)
         v.series.add([Started(run_dir="r", model="m", total_steps=9)] + [Log(step=i, loss=1.0) for i in range(1, n)])
         return v
 
-    cache = FigureCache()
-    a, b = cache.get(view(4)), cache.get(view(4))
+    cache = figure_cache()
+    a, b = cache(view(4)), cache(view(4))
     assert a[0] is b[0] and a[1] is b[1]  # built once for both browsers
-    assert cache.get(view(5))[0] is not a[0]  # a new event: new charts
+    assert cache(view(5))[0] is not a[0]  # a new event: new charts
+    other = view(4)
+    other.key = "run#2"
+    assert cache(other)[0] is not a[0]  # another job at the same cursor: its own charts
+    assert figure_cache()(view(4))[0] is not a[0]  # another app: its own cache

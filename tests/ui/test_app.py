@@ -3,6 +3,7 @@ driven through gradio_client."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from studio.config import ASSETS_CONFIGS, LoraConfig, ModelConfig, RunConfig, ch
 from studio.config_fields import setting
 from studio.errors import ConfigError
 from studio.session import Studio
-from studio.ui.app import TAB_MODULES, build_app, initial_config, launch_kwargs
+from studio.ui.app import TAB_MODULES, compose, initial_config, launch_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(ASSETS_CONFIGS.glob("*.yaml"))
@@ -24,31 +25,36 @@ CONFIGS = sorted(ASSETS_CONFIGS.glob("*.yaml"))
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    return build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
 
 
 def test_tabs_are_composed_in_order(app):
-    assert list(app.studio_handles)[:3] == ["data", "model", "train"]
-    assert len(TAB_MODULES) == len(app.studio_handles)
-    labels = [b.label for b in app.blocks.values() if isinstance(b, gr.Tab)]
+    assert list(app.handles)[:3] == ["data", "model", "train"]
+    assert len(TAB_MODULES) == len(app.handles)
+    labels = [b.label for b in app.blocks.blocks.values() if isinstance(b, gr.Tab)]
     assert labels[:3] == ["1 · Data", "2 · Model", "3 · Train"]
 
 
+def test_the_parts_come_back_in_a_dataclass_not_on_the_blocks(app):
+    assert isinstance(app.blocks, gr.Blocks) and app.ctx.blocks is app.blocks
+    assert list(app.handles) == [importlib.import_module(name).TAB_ID for name in TAB_MODULES]
+    assert not [name for name in vars(app.blocks) if name.startswith("studio_")]
+
+
 def test_model_tab_says_what_4bit_means_on_a_cpu(app):
-    widget = app.studio_ctx.forms.model.quantization
+    widget = app.ctx.forms.model.quantization
     assert "saves memory" in widget.info and "slower than fp32" in widget.info
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_forms_round_trip_every_bundled_config(path, tmp_path):
     cfg = load_config(path)
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=cfg)
-    forms = blocks.studio_ctx.forms
+    forms = compose(Studio(runs_dir=tmp_path), initial=cfg).ctx.forms
     assert forms.read(forms.write(cfg)) == cfg
 
 
 def test_forms_round_trip_a_config_with_every_section_changed(app):
-    forms = app.studio_ctx.forms
+    forms = app.ctx.forms
     raw = forms.initial.to_dict()
     raw["model"].update(quantization="4bit", bnb_4bit_quant_type="fp4", double_quant=False, compute_dtype="fp32",
                         attn_implementation="eager", chat_template="chatml", revision="main")
@@ -61,7 +67,7 @@ def test_forms_round_trip_a_config_with_every_section_changed(app):
 
 
 def test_widget_values_are_typed(app):
-    ctx = app.studio_ctx
+    ctx = app.ctx
     values = ctx.forms.write(ctx.initial)
     train = ctx.forms.train
     values[train.batch_size] = 8.0  # gr.Number may hand back floats
@@ -107,7 +113,7 @@ def test_model_tab_widgets_are_derived_from_the_config(app):
 
     kinds = {"radio": gr.Radio, "dropdown": gr.Dropdown, "multi": gr.Dropdown, "check": gr.Checkbox,
              "slider": gr.Slider, "number": gr.Number, "text": gr.Textbox}
-    forms = app.studio_ctx.forms
+    forms = app.ctx.forms
     for form, cls in ((forms.model, ModelConfig), (forms.lora, LoraConfig)):
         for f in dataclasses.fields(form):
             if f.name == "name_or_path":  # the presets dropdown (any id may be typed)
@@ -122,7 +128,7 @@ def test_model_tab_widgets_are_derived_from_the_config(app):
 
 
 def test_bad_widget_value_is_a_config_error(app):
-    ctx = app.studio_ctx
+    ctx = app.ctx
     values = ctx.forms.write(ctx.initial)
     values[ctx.forms.train.learning_rate] = -1
     with pytest.raises(ConfigError, match="learning_rate must be > 0"):
@@ -156,9 +162,9 @@ def test_core_imports_without_gradio():
 @pytest.fixture(scope="module")
 def served(app):
     port = free_port()
-    app.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    app.blocks.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     yield f"http://127.0.0.1:{port}/"
-    app.close()
+    app.blocks.close()
 
 
 def test_served_app_lists_tabs_and_previews_through_gradio_client(served):

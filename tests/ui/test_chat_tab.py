@@ -92,10 +92,9 @@ def test_generation_parameters_are_typed_and_checked_by_name():
 def test_generation_widgets_follow_the_field_metadata(tmp_path):
     import dataclasses
 
-    from studio.ui.app import build_app, initial_config
+    from studio.ui.app import compose, initial_config
 
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial_config(demo=True))
-    widgets = blocks.studio_handles["chat"].params
+    widgets = compose(Studio(runs_dir=tmp_path), initial=initial_config(demo=True)).handles["chat"].params
     assert len(widgets) == len(chat_tab.GEN_FIELDS)
     for f, w in zip(dataclasses.fields(GenerationParams), widgets):
         assert w.label == f.metadata["label"], f.name
@@ -231,10 +230,10 @@ def test_a_whitespace_only_answer_is_described_and_read_back_as_empty():
 
 
 def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
-    from studio.ui.app import build_app, initial_config
+    from studio.ui.app import compose, initial_config
 
     studio = Studio(runs_dir=chat_runs_dir)
-    handles = build_app(studio, initial=initial_config(demo=True)).studio_handles["chat"]
+    handles = compose(studio, initial=initial_config(demo=True)).handles["chat"]
     try:
         loading = FakeProgress()
         out = handles.on_load(str(wp_run), "", loading)

@@ -9,7 +9,7 @@ from field_widgets import assert_follows, patch_metadata
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.data_tab import CONFIG_FIELDS
 from studio.ui.forms import CUSTOM_TEMPLATE, SOURCE_PATH, SOURCE_UPLOAD, bundled_samples
 
@@ -18,8 +18,8 @@ SAMPLES = ["linear_equations.csv", "word_problems.jsonl", "python_assistant.json
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
-    return blocks.studio_handles["data"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.handles["data"], blocks.ctx
 
 
 def _values(app, **changes):
@@ -69,8 +69,8 @@ def assert_readable_and_monotonic(calls: list[tuple[float, str]], *words: str) -
 
 
 def test_preview_reports_its_stages_on_a_progress_bar(tmp_path):
-    blocks = build_app(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True))
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True))
+    h, ctx = blocks.handles["data"], blocks.ctx
     values = ctx.forms.write(ctx.initial)
     values[h.n_rows] = 2
     values[h.form.sample] = "word_problems.jsonl"
@@ -191,9 +191,8 @@ holds the text while the named-template dropdown holds the name."""
 
 
 def _data_tab(tmp_path, initial=None):
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
-                       tabs=("studio.ui.data_tab",))
-    return blocks.studio_ctx.forms.data, blocks.studio_ctx.forms
+    app = compose(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True), tabs=("studio.ui.data_tab",))
+    return app.ctx.forms.data, app.ctx.forms
 
 
 def test_every_data_config_widget_follows_its_field_metadata(tmp_path, monkeypatch):

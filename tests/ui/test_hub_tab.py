@@ -139,9 +139,9 @@ def test_export_only_writes_a_folder_without_the_network(served, tmp_path):
 
 
 def test_export_and_push_report_progress(served, hub_base_run, hub, tmp_path):
-    from studio.ui.app import build_app, initial_config
+    from studio.ui.app import compose, initial_config
 
-    handles = build_app(Studio(runs_dir=hub_base_run.parent), initial=initial_config(demo=True)).studio_handles["publish"]
+    handles = compose(Studio(runs_dir=hub_base_run.parent), initial=initial_config(demo=True)).handles["publish"]
     exporting = FakeProgress()
     out = handles.on_export(str(hub_base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
                             exporting)

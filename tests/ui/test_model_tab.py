@@ -8,14 +8,14 @@ from field_widgets import assert_follows, patch_metadata
 
 from studio.config import LoraConfig, ModelConfig, RunConfig
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.model_tab import ELEM_IDS, build_estimate, preset_choices
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    blocks = build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
-    return blocks.studio_handles["model"], blocks.studio_ctx
+    blocks = compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return blocks.handles["model"], blocks.ctx
 
 
 def _values(app):
@@ -81,9 +81,8 @@ def test_model_note_says_where_the_weights_come_from(smollm2_gguf, monkeypatch):
 
 # --------------------------------------------------------------------------- widgets derived from the field metadata
 def _model_tab(tmp_path, initial=None):
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
-                       tabs=("studio.ui.model_tab",))
-    forms = blocks.studio_ctx.forms
+    forms = compose(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
+                    tabs=("studio.ui.model_tab",)).ctx.forms
     return {ModelConfig: forms.model, LoraConfig: forms.lora}, forms
 
 

@@ -10,7 +10,8 @@ from field_widgets import assert_follows, patch_metadata
 
 from studio.config import RunConfig, TrainConfig
 from studio.session import Studio
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
+from studio.ui.forms import edit_kind
 from studio.ui.train_status import progress_html, status_line
 from studio.ui.train_tab import TrainView
 
@@ -21,15 +22,15 @@ SKIP = {"__type__": "update"}
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     studio = Studio(runs_dir=tmp_path_factory.mktemp("runs"))
-    blocks = build_app(studio, initial=initial_config(demo=True))
-    return blocks.studio_handles["train"], blocks.studio_ctx, studio
+    blocks = compose(studio, initial=initial_config(demo=True))
+    return blocks.handles["train"], blocks.ctx, studio
 
 
 def _train_tab(tmp_path, initial: RunConfig | None = None):
     """The Train tab alone, built on ``initial`` (default: the demo config): its form and the app's forms."""
-    blocks = build_app(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
-                       tabs=("studio.ui.train_tab",))
-    return blocks.studio_ctx.forms.train, blocks.studio_ctx.forms
+    forms = compose(Studio(runs_dir=tmp_path), initial=initial or initial_config(demo=True),
+                    tabs=("studio.ui.train_tab",)).ctx.forms
+    return forms.train, forms
 
 
 def _shown(form) -> list[str]:

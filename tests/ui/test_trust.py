@@ -11,7 +11,7 @@ from studio.config import RunConfig, SourceConfig, load_config
 from studio.data.checks import answer_token_budget, empty_answers, template_mismatch  # noqa: F401
 from studio.session import Studio
 from studio.ui import charts
-from studio.ui.app import build_app, initial_config
+from studio.ui.app import compose, initial_config
 from studio.ui.config_bar import session_config
 from studio.ui.forms import DATASETS_DIR, SOURCE_PATH, SOURCE_SAMPLE, SOURCE_UPLOAD
 from studio.ui.model_tab import build_estimate
@@ -20,7 +20,7 @@ from studio.ui.train_status import failure_box, failure_view
 
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory):
-    return build_app(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
+    return compose(Studio(runs_dir=tmp_path_factory.mktemp("runs")), initial=initial_config(demo=True))
 
 
 def _mix() -> RunConfig:
@@ -34,7 +34,7 @@ def _mix() -> RunConfig:
 
 
 def test_a_multi_source_config_round_trips_through_the_forms(blocks):
-    forms = blocks.studio_ctx.forms
+    forms = blocks.ctx.forms
     cfg = _mix()
     values = forms.write(cfg)
     assert values[forms.data.extra_sources] == [
@@ -47,7 +47,7 @@ def test_a_multi_source_config_round_trips_through_the_forms(blocks):
 
 
 def test_fields_without_a_widget_keep_the_written_config(blocks):
-    forms = blocks.studio_ctx.forms
+    forms = blocks.ctx.forms
     cfg = _mix()
     cfg = dataclasses.replace(cfg, hub=dataclasses.replace(cfg.hub, repo_id="me/other-name"))
     assert forms.read(forms.write(cfg)).hub.repo_id == "me/other-name"
@@ -72,8 +72,8 @@ def test_restore_and_defaults_write_every_form(tmp_path):
     run = tmp_path / "mix-run"
     run.mkdir()
     _mix().save(run / "config.yaml")
-    app = build_app(studio, initial=initial_config(demo=True))
-    bar, forms = app.studio_config_bar, app.studio_ctx.forms
+    app = compose(studio, initial=initial_config(demo=True))
+    bar, forms = app.config_bar, app.ctx.forms
     out = bar["restore"]()
     assert set(out) == set(bar["outputs"]) - {forms.data.upload}, "every form gets a value (an upload cannot)"
     values = {k: (v.get("value") if isinstance(v, dict) and "__type__" in v else v) for k, v in out.items()}
@@ -88,7 +88,7 @@ def test_restore_and_defaults_write_every_form(tmp_path):
 
 @pytest.mark.parametrize("kind", [SOURCE_SAMPLE, SOURCE_UPLOAD, SOURCE_PATH])
 def test_switching_the_source_kind_returns_only_preview_outputs(blocks, kind):
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     values = ctx.forms.write(ctx.initial)
     values[h.n_rows] = 1
     values[h.form.source_kind] = kind
@@ -105,7 +105,7 @@ def test_template_problems_are_inline_not_toasts(blocks, monkeypatch):
 
     toasts = []
     monkeypatch.setattr(gr, "Warning", lambda *a, **k: toasts.append(a))
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     values = ctx.forms.write(ctx.initial)
     values[h.n_rows] = 1
     values[h.form.template] = "{Problem} ### Solution: {Solutio"
@@ -114,7 +114,7 @@ def test_template_problems_are_inline_not_toasts(blocks, monkeypatch):
 
 
 def test_empty_completions_are_warned(blocks, tmp_path):
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     path = tmp_path / "gaps.csv"
     path.write_text("Problem,Solution\n" + "".join(f"Solve {i},x = {i}\n" if i % 4 else f"Solve {i},\n"
                                                      for i in range(20)), encoding="utf-8")
@@ -125,7 +125,7 @@ def test_empty_completions_are_warned(blocks, tmp_path):
 
 
 def test_a_template_that_does_not_fit_names_the_files_real_header(blocks, tmp_path):
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     path = tmp_path / "qa.csv"
     path.write_text("question,answer\n" + "".join(f"q{i},a{i}\n" for i in range(12)), encoding="utf-8")
     values = ctx.forms.write(ctx.initial)  # still the linear-equations template
@@ -136,7 +136,7 @@ def test_a_template_that_does_not_fit_names_the_files_real_header(blocks, tmp_pa
 
 
 def test_probe_prompts_follow_the_data(blocks):
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     values = ctx.forms.write(ctx.initial)
     values[h.n_rows] = 1
     values[h.form.sample] = "word_problems.jsonl"
@@ -200,7 +200,7 @@ def test_measured_bar_only_for_the_model_it_was_measured_on():
 def test_the_preview_of_a_mix_keeps_each_sources_columns(blocks):
     """The preview renames mixed sources to their roles; the mapping widgets must still show the first source's
     own columns, so reading the forms back gives the same config."""
-    h, ctx = blocks.studio_handles["data"], blocks.studio_ctx
+    h, ctx = blocks.handles["data"], blocks.ctx
     cfg = initial_config(demo=True)
     data = dataclasses.replace(cfg.data, format="prompt_completion", template="{prompt}\n ### Solution: {completion}",
                                sources=[SourceConfig(path=str(DATASETS_DIR / "linear_equations.csv"),
