@@ -78,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     from studio.ui.app import build_app, initial_config, launch_kwargs
 
     studio = Studio(runs_dir=args.runs_dir) if args.runs_dir else Studio()
-    from studio.imports import ml_libs
-
-    ml_libs()  # transformers + datasets imported once here: a first page's requests would import them in parallel
     blocks = build_app(studio, initial=initial_config(demo=want_demo(args)))
     log = io.StringIO()
     with contextlib.redirect_stdout(log):  # gradio's share messages span many lines; we print our own

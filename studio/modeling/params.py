@@ -32,6 +32,9 @@ def transformers_config(model_config: Any) -> Any:
     llama)."""
     if not isinstance(model_config, dict):
         return model_config
+    from studio.imports import ml_libs
+
+    ml_libs()  # the Model tab's estimate and the Data tab's preview may import transformers at the same moment
     from transformers import AutoConfig
 
     spec = {k: v for k, v in model_config.items() if k != "gated_mlp"}
@@ -40,9 +43,6 @@ def transformers_config(model_config: Any) -> Any:
 
 def count_parameters(model_config: Any, lora: Any) -> ParamCounts:
     """Count on a meta-device build of ``model_config`` with the LoRA section ``lora`` (a ``LoraConfig``)."""
-    from studio.imports import ml_libs
-
-    ml_libs()  # the Model tab's estimate and the Data tab's preview may import transformers at the same moment
     config = transformers_config(model_config)
     lora_key = json.dumps(dataclasses.asdict(lora), sort_keys=True)
     return _count(config.to_json_string(use_diff=False), type(config).__name__, lora_key)
