@@ -20,6 +20,7 @@ from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
 from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
                                  system_prompt_of)
+from studio.ui import arena_panel
 from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 from studio.ui.forms import widget
 
@@ -128,6 +129,8 @@ class ChatHandles:
     """The Load handler ``(run, folder, progress)`` (tests call it with a fake progress)."""
     on_eval: Callable[..., dict]
     """The Evaluate handler ``(run, folder, rows, max tokens, progress)``."""
+    arena: Any = None
+    """The blind arena's handles (:mod:`studio.ui.arena_panel`)."""
 
 
 def render(studio: Any, ctx: AppContext) -> ChatHandles:
@@ -186,6 +189,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         eval_per_row = gr.Dataframe(headers=ROW_HEADERS, value=None, interactive=False, wrap=True, max_height=400,
                                     column_widths=ROW_WIDTHS, label="Per-row results",
                                     elem_id="chat-eval-rows-table")
+    arena = arena_panel.render(studio, ctx)
     has_publish = "publish" in ctx.tab_ids
     next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
               if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
@@ -304,4 +308,4 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                        base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,
                        eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error,
-                       on_load=on_load, on_eval=on_eval)
+                       on_load=on_load, on_eval=on_eval, arena=arena)
