@@ -28,6 +28,7 @@ TAB_MODULES: tuple[str, ...] = (
     "studio.ui.train_tab",
     "studio.ui.chat_tab",
     "studio.ui.hub_tab",
+    "studio.ui.runs_tab",
 )
 DEMO_CONFIG = CONFIGS_DIR / "linear_equations.yaml"
 REAL_CONFIG = CONFIGS_DIR / "smollm2_word_problems.yaml"
