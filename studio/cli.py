@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": "Score a run's base and tuned model on its held-out split.",
     "export": "Write a run's adapter, merged model or checked GGUF (with an Ollama Modelfile) into a folder.",
     "push": "Publish a run's adapter, merged model or GGUF to the Hugging Face Hub, or export it.",
+    "forgetting": "Score each checkpoint on general skills beside the task; keep the best one that did not forget.",
     "runs": "List, compare side by side, rename or delete runs (never a live one).",
     "arena": "Judge two models blind, see win rates, export the votes as preference data.",
     "bench": "Benchmarks printed as ratios against a baseline run in the same call.",
