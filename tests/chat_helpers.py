@@ -119,3 +119,16 @@ def wp_engine(wp_run):
     from studio.inference import ChatEngine
 
     return ChatEngine.from_run(wp_run, device="cpu")
+
+
+@pytest.fixture
+def ckpt_run(wp_run, wp2_run, tmp_path):
+    """A copy of the word-problems run whose two checkpoints are two different adapters (wp2's, then wp's)."""
+    import shutil
+
+    run = shutil.copytree(wp_run, tmp_path / "runs" / "wp")
+    for step, source in ((4, wp2_run), (8, wp_run)):
+        ckpt = run / "checkpoints" / f"checkpoint-{step}"
+        shutil.copytree(source / "adapter", ckpt)
+        (ckpt / "trainer_state.json").write_text("{}")
+    return run

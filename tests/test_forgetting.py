@@ -3,13 +3,12 @@ choice under a drop limit, a demo run scored per checkpoint, the kept checkpoint
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from chat_helpers import chat_runs_dir, one_thread, wp2_run, wp_run  # noqa: F401
+from chat_helpers import chat_runs_dir, ckpt_run, one_thread, wp2_run, wp_run  # noqa: F401
 from studio.errors import ConfigError, DataError
 from studio.forgetting import (GENERAL_SET, ForgettingReport, Item, Point, check_run, keep_checkpoint, load_items,
                                parse_must_not_break)
@@ -66,17 +65,6 @@ def test_choose_the_best_task_score_within_the_general_drop():
     assert losses.choose(5).name == "checkpoint-10"  # lower loss is better
     assert ForgettingReport("r", "accuracy", report.base, [Point("c", 1, 0.1, 1, 10, 0.9)]).choose(5) is None
     assert report.rows()[2][3] == "+20.0"
-
-
-@pytest.fixture
-def ckpt_run(wp_run, wp2_run, tmp_path):
-    """A copy of the word-problems run whose checkpoints are two different adapters."""
-    run = shutil.copytree(wp_run, tmp_path / "runs" / "wp")
-    for step, source in ((4, wp2_run), (8, wp_run)):
-        ckpt = run / "checkpoints" / f"checkpoint-{step}"
-        shutil.copytree(source / "adapter", ckpt)
-        (ckpt / "trainer_state.json").write_text("{}")
-    return run
 
 
 def test_a_run_is_scored_per_checkpoint_and_the_chosen_one_becomes_adapter(ckpt_run):

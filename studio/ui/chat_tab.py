@@ -20,7 +20,7 @@ from studio.inference.params import GenerationParams
 from studio.inference.prompt import flatten_content
 from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
                                  system_prompt_of)
-from studio.ui import arena_panel
+from studio.ui import arena_panel, forgetting_panel
 from studio.ui.common import AppContext, Reporter, error_box, error_text, next_step
 from studio.ui.forms import widget
 
@@ -131,6 +131,8 @@ class ChatHandles:
     """The Evaluate handler ``(run, folder, rows, max tokens, progress)``."""
     arena: Any = None
     """The blind arena's handles (:mod:`studio.ui.arena_panel`)."""
+    forgetting: Any = None
+    """The forgetting check's handles (:mod:`studio.ui.forgetting_panel`)."""
 
 
 def render(studio: Any, ctx: AppContext) -> ChatHandles:
@@ -190,6 +192,7 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                                     column_widths=ROW_WIDTHS, label="Per-row results",
                                     elem_id="chat-eval-rows-table")
     arena = arena_panel.render(studio, ctx)
+    forgetting = forgetting_panel.render(studio, ctx, run)
     has_publish = "publish" in ctx.tab_ids
     next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
               if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
@@ -308,4 +311,5 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
                        base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,
                        eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error,
-                       on_load=on_load, on_eval=on_eval, arena=arena)
+                       on_load=on_load, on_eval=on_eval, arena=arena,
+                       forgetting=forgetting)
