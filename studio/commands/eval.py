@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Answer length for accuracy (greedy; default: sized to the held-out answers).")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per batch.")
     parser.add_argument("--per-row", metavar="FILE", help="Also write per-row results (JSON lines) to FILE.")
+    parser.add_argument("--harness", action="store_true",
+                        help="Score base and tuned with lm-evaluation-harness on lm-eval task files written for the "
+                             "held-out rows and the general-skills set (offline; needs lm-eval installed).")
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to run.")
 
 
@@ -40,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     extractor = AnswerExtractor("regex", args.answer_regex) if args.answer_regex else \
         AnswerExtractor("exact") if args.exact else AnswerExtractor()
     quiet_libraries()
+    if args.harness:
+        from studio.commands.eval_harness import run_harness_command
+
+        return run_harness_command(args)
     tty = sys.stderr.isatty() and not args.json
 
     def progress(fraction: float, label: str) -> None:
