@@ -52,6 +52,8 @@ def render(studio: Any, ctx: AppContext, run: Any) -> ForgettingHandles:
         must_not_break = gr.Textbox(label="Your must-not-break prompts (one 'prompt => expected text' per line)",
                                     lines=2, elem_id="forgetting-prompts")
         with gr.Row(equal_height=True):
+            task_rows = gr.Number(value=8, precision=0, minimum=1, maximum=500, label="Held-out rows for the task "
+                                  "score", elem_id="forgetting-task-rows")
             max_drop = gr.Number(value=5, minimum=0, maximum=100, label="Keep: most general-score drop (points)",
                                  elem_id="forgetting-max-drop")
             check = gr.Button("Check checkpoints", elem_id="forgetting-check")
@@ -62,7 +64,7 @@ def render(studio: Any, ctx: AppContext, run: Any) -> ForgettingHandles:
         table = gr.Dataframe(headers=HEADERS, value=None, interactive=False, elem_id="forgetting-table")
         report_state = gr.State(None)
 
-    def on_check(run_dir: str | None, prompts: str, progress: gr.Progress = gr.Progress()) -> tuple:
+    def on_check(run_dir: str | None, prompts: str, rows: Any = 8, progress: gr.Progress = gr.Progress()) -> tuple:
         from studio.errors import ModelError
         from studio.forgetting import check_run, parse_must_not_break
         from studio.inference.opening import open_engine
@@ -73,7 +75,7 @@ def render(studio: Any, ctx: AppContext, run: Any) -> ForgettingHandles:
                 raise ModelError("pick a run with checkpoints in the Run list first")
             extra = parse_must_not_break(prompts)
             engine, _ = open_engine(studio, run_dir)
-            report = check_run(run_dir, engine=engine, extra=extra, progress=bar)
+            report = check_run(run_dir, engine=engine, extra=extra, task_rows=max(1, int(rows or 8)), progress=bar)
             report.save(run_dir)
             return (forgetting_figure(report), report.rows(), report, gr.update(interactive=True),
                     f"Checked {len(report.points)} model(s) against the base.")
@@ -100,7 +102,7 @@ def render(studio: Any, ctx: AppContext, run: Any) -> ForgettingHandles:
         except Exception as err:  # noqa: BLE001 - shown as one sentence
             return f"**⚠ {error_text(err)}**", gr.skip()
 
-    check.click(on_check, [run, must_not_break], [chart, table, report_state, keep, status],
+    check.click(on_check, [run, must_not_break, task_rows], [chart, table, report_state, keep, status],
                 api_name="forgetting_check", concurrency_limit=1, concurrency_id="chat-generate")
     keep.click(on_keep, [report_state, max_drop], [status, keep], api_name="forgetting_keep")
     return ForgettingHandles(must_not_break, max_drop, check, chart, table, keep, status, on_check, on_keep)

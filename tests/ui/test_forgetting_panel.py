@@ -11,7 +11,7 @@ def test_check_draws_each_checkpoint_and_keep_replaces_the_adapter(ckpt_run):
 
     studio = Studio(runs_dir=ckpt_run.parent)
     panel = compose(studio, initial=initial_config(demo=True)).handles["chat"].forgetting
-    fig, rows, report, keep, status = panel.on_check(str(ckpt_run), "Say hi => hi", FakeProgress())
+    fig, rows, report, keep, status = panel.on_check(str(ckpt_run), "Say hi => hi", 2, FakeProgress())
     assert "Checked 3 model(s)" in status and keep["interactive"] is True
     assert [r[0] for r in rows] == ["base", "checkpoint-4", "checkpoint-8", "final adapter"]
     assert list(fig.data[0].text) == ["base", "checkpoint-4", "checkpoint-8", "final adapter"]
@@ -23,5 +23,5 @@ def test_check_draws_each_checkpoint_and_keep_replaces_the_adapter(ckpt_run):
     assert "checkpoint-4" in text
     assert (ckpt_run / "adapter" / "adapter_model.safetensors").read_bytes() == (
         ckpt_run / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors").read_bytes()
-    _, _, none, keep, status = panel.on_check(None, "", FakeProgress())
+    _, _, none, keep, status = panel.on_check(None, "", 2, FakeProgress())
     assert none is None and "pick a run" in status
