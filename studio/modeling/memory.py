@@ -14,6 +14,9 @@ from studio.modeling.devices import resolve_device
 from studio.modeling.presets import find_preset, model_id
 
 GB = 1024 ** 3
+SAFETY_MARGIN = 0.20
+"""Share of device memory kept free when ``auto`` decides checkpointing (allocator fragmentation, long outlier
+batches)."""
 
 
 @dataclass(frozen=True)
@@ -204,10 +207,11 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     lora = lora_params * lora_bytes
     grads = lora_params * lora_bytes
     optimizer = lora_params * 8 if "8bit" not in tc.optim else lora_params * 2
-    from studio.training.methods import recipe
+    from studio.config import METHOD_SHAPES
 
-    rec = recipe(getattr(tc, "method", "sft"))
-    tokens = tc.batch_size * tc.max_length * rec.answers_per_row  # a pair is two sequences of up to max_length
+    method = getattr(tc, "method", "sft")
+    sequences, uses_reference = METHOD_SHAPES.get(method, (1, False))
+    tokens = tc.batch_size * tc.max_length * sequences  # a pair is two sequences of up to max_length
     h, i_sz = a.hidden_size, a.intermediate_size
     kvd = a.num_key_value_heads * a.head_dim
     qd = a.num_attention_heads * a.head_dim
@@ -223,7 +227,7 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     act_full += lm_chunk
     act_ckpt += lm_chunk
     # the reference runs without grad: one layer's working set and the LM head chunk at a time, freed after
-    reference = tokens * per_layer + lm_chunk if rec.uses_reference else 0
+    reference = tokens * per_layer + lm_chunk if uses_reference else 0
     overhead = (0.6 * GB if dev == "cuda" else 0.25 * GB) + 0.05 * weights
     g = lambda x: round(x / GB, 3)  # noqa: E731
     without = MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
@@ -232,13 +236,45 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
                              total_gb=g(weights + lora + grads + optimizer + act_full + overhead + reference),
                              gradient_checkpointing=False, total_params=int(total_params),
                              lora_params=int(lora_params), device=dev, device_name=dev_name,
-                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=rec.name,
-                             reference_gb=g(reference), sequences_per_row=rec.answers_per_row)
+                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=method,
+                             reference_gb=g(reference), sequences_per_row=sequences)
     if gradient_checkpointing is None:  # the one policy, ``auto`` included
-        from studio.speed.checkpointing import decide_checkpointing
-
         gradient_checkpointing = decide_checkpointing(tc.gradient_checkpointing, without)[0]
     if not gradient_checkpointing:
         return without
     return dataclasses.replace(without, activations_gb=g(act_ckpt), gradient_checkpointing=True,
                                total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead + reference))
+
+
+def decide_checkpointing(setting: Any, estimate: Any = None) -> tuple[bool, str]:
+    """Whether to checkpoint activations, and why: the one policy of ``train.gradient_checkpointing``.
+
+    Recomputing activations costs about a third more compute (one extra forward per step), so ``auto`` turns it
+    off whenever the estimate *without* it fits the device with :data:`SAFETY_MARGIN` kept free, and on otherwise.
+
+    Args:
+        setting: ``"auto"``, True or False (``TrainConfig.gradient_checkpointing`` after validation).
+        estimate: a :class:`MemoryEstimate` for the planned micro-batch (any ``gradient_checkpointing``: both
+            activation figures are in it); required for ``auto``.
+
+    Returns:
+        ``(on, reason)``
+    """
+    if setting is True:
+        return True, "gradient checkpointing on as configured (non-reentrant)"
+    if setting is False:
+        return False, "gradient checkpointing off as configured"
+    if estimate is None:
+        return True, "gradient checkpointing on (auto, no memory estimate available: the safe choice)"
+    if estimate.device == "cpu":
+        return False, "gradient checkpointing off (auto: CPU run, memory is system RAM)"
+    margin = SAFETY_MARGIN  # one margin for every caller (the engine, the estimate, the benchmarks)
+    base = estimate.total_gb - estimate.activations_gb
+    without = base + estimate.activations_no_ckpt_gb
+    budget = (1 - margin) * estimate.device_gb
+    if without <= budget:
+        return False, (f"gradient checkpointing off (auto): ~{without:.1f} GB without it fits "
+                       f"{budget:.1f} GB ({1 - margin:.0%} of {estimate.device_gb:.0f} GB); saves ~25% step time")
+    with_ = base + estimate.activations_ckpt_gb
+    return True, (f"gradient checkpointing on (auto, non-reentrant): ~{without:.1f} GB without it exceeds "
+                  f"{budget:.1f} GB ({1 - margin:.0%} of {estimate.device_gb:.0f} GB); ~{with_:.1f} GB with it")
