@@ -11,10 +11,15 @@ ROLES: dict[str, tuple[str, ...]] = {
     "prompt_completion": ("prompt", "completion"),
     "instruction": ("instruction", "input", "output"),
     "messages": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
 }
 """The roles each format maps columns to."""
 
 OPTIONAL_ROLES = {"input"}
+PAIRED, UNPAIRED = "preference", "kto"
+"""The preference formats: paired rows (prompt/chosen/rejected) and unpaired labelled rows (prompt/completion/label).
+A paired row's prompt may be implicit: chosen and rejected are whole conversations sharing their first turns."""
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "conversations", "conversation", "chat", "dialog"),
@@ -24,6 +29,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt", "question", "problem", "query", "input", "instruction", "source"),
     "completion": ("completion", "answer", "solution", "response", "output", "target", "chosen"),
     "text": ("text", "content", "document", "body"),
+    "chosen": ("chosen", "preferred", "accepted", "better", "chosen_response", "response_chosen"),
+    "rejected": ("rejected", "dispreferred", "worse", "rejected_response", "response_rejected"),
+    "label": ("label", "desirable", "kto_label", "is_good"),
 }
 """Column names (case-insensitive) that suggest a role, best first."""
 
@@ -48,6 +56,16 @@ def detect_format(columns: list[str], first_row: dict[str, Any] | None = None) -
         DataError: no column looks usable.
     """
     first_row = first_row or {}
+    chosen, rejected = _find(columns, "chosen", set()), _find(columns, "rejected", set())
+    if chosen is not None and rejected is not None:
+        prompt = _find(columns, "prompt", {chosen, rejected})
+        return Detected(PAIRED, {**({"prompt": prompt} if prompt else {}), "chosen": chosen, "rejected": rejected})
+    label = _find(columns, "label", set())
+    if label is not None and isinstance(first_row.get(label, True), bool):
+        prompt = _find(columns, "prompt", {label})
+        completion = _find(columns, "completion", {label, prompt} - {None})
+        if prompt is not None and completion is not None:
+            return Detected(UNPAIRED, {"prompt": prompt, "completion": completion, "label": label})
     msg = _find(columns, "messages", set())
     if msg is None:
         msg = next((c for c in columns if _looks_like_messages(first_row.get(c))), None)
@@ -94,7 +112,7 @@ def resolve_mapping(fmt: str, columns: list[str], proposed: dict[str, str], over
             raise DataError(f"column {col!r} (for {role}) is not in the data; available columns: "
                             f"{', '.join(columns)}")
     for role in roles:
-        if role in OPTIONAL_ROLES:
+        if role in OPTIONAL_ROLES or (fmt == PAIRED and role == "prompt"):  # a pair's prompt may be implicit
             continue
         if role not in mapping:
             guess = _find(columns, role, set(mapping.values()))
@@ -157,8 +175,60 @@ def to_messages(fmt: str, row: dict[str, Any], mapping: dict[str, str], system_p
             user = f"{user}\n\n{_as_text(extra)}"
         messages = [{"role": "user", "content": user},
                     {"role": "assistant", "content": _as_text(row[mapping["output"]])}]
+    elif fmt == PAIRED:  # supervised training on a pair learns its chosen answer
+        prompt, chosen, _ = pair_messages(row, mapping, None, where)
+        messages = prompt + chosen
+    elif fmt == UNPAIRED:
+        raise DataError(f"{where}: kto rows (prompt/completion/label) train with train.method kto; for sft pick "
+                        f"the prompt_completion format")
     else:
         raise DataError("plain text rows can't be turned into chat messages; pick a text template instead")
     if system_prompt and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system_prompt}, *messages]
     return messages
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _value(row: dict[str, Any], mapping: dict[str, str], role: str, where: str) -> Any:
+    column = mapping.get(role, role)
+    if column not in row:
+        raise DataError(f"{where}: column {column!r} (for {role}) is missing; available columns: {', '.join(row)}")
+    return row[column]
+
+
+def pair_messages(row: dict[str, Any], mapping: dict[str, str], system_prompt: str | None, where: str = "row",
+                  answers: tuple[str, ...] = ("chosen", "rejected")
+                  ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """A preference row as chat messages: ``(prompt, chosen, rejected)`` (``answers=("completion",)`` for a KTO
+    row: ``rejected`` is then empty). Answers given as text become one assistant turn; with no prompt column the
+    prompt is the turns the answers share (TRL's ``extract_prompt``).
+
+    Raises:
+        DataError: a missing column, malformed messages, or no prompt at all.
+    """
+    raw = [_value(row, mapping, a, where) for a in answers]
+    for name, value in zip(answers, raw):
+        if value is None:
+            raise DataError(f"{where}: {name} is empty; every {'pair' if len(answers) == 2 else 'row'} needs "
+                            f"{' and '.join(answers)} (mixed paired and unpaired rows can't train together)")
+    outs = [normalize_messages(v, f"{where} ({a})") if _is_messages(v)
+            else [{"role": "assistant", "content": _as_text(v)}] for a, v in zip(answers, raw)]
+    if "prompt" in mapping and mapping["prompt"] in row and row[mapping["prompt"]] is not None:
+        p = row[mapping["prompt"]]
+        prompt = normalize_messages(p, f"{where} (prompt)") if _is_messages(p) else [
+            {"role": "user", "content": _as_text(p)}]
+    else:
+        n = min(len(o) for o in outs) - 1
+        shared = 0
+        while shared < n and all(o[shared] == outs[0][shared] for o in outs):
+            shared += 1
+        if shared == 0:
+            raise DataError(f"{where}: no prompt: map a prompt column, or give {' and '.join(answers)} as "
+                            f"conversations that share their first turns")
+        prompt, outs = outs[0][:shared], [o[shared:] for o in outs]
+    if system_prompt and prompt[0]["role"] != "system":
+        prompt = [{"role": "system", "content": system_prompt}, *prompt]
+    return prompt, outs[0], outs[1] if len(outs) > 1 else []
