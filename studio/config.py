@@ -14,9 +14,9 @@ from typing import Any, Union
 
 import yaml
 
-from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
-                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
-                                  check_positive, choices_of, field_help)
+from studio.config_fields import (Attention, BestMetric, Bias, Booster, ChatTemplate, Device, Dtype,  # noqa: F401
+                                  Format, LossOn, Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType,
+                                  Scheduler, build, check_choices, check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
@@ -207,8 +207,20 @@ class TrainConfig:
     save_steps: int = _help("Save a checkpoint every N steps.", default=50, label="Save steps", minimum=1)
     save_total_limit: int | None = _help("Keep at most this many checkpoints (None: all).", default=3,
                                          label="Keep checkpoints", minimum=1)
-    eval_steps: int | None = _help("Evaluate every N steps (None: at the end only).", default=None,
-                                   label="Eval steps", minimum=1)
+    eval_steps: int | None = _help(
+        "Evaluate on the held-out rows every N steps (empty: automatic, about a tenth of the training time; at the "
+        "end only when that interval is longer than the run).", default=None, label="Eval steps", minimum=1)
+    early_stopping_patience: int | None = _help(
+        "Stop when the eval metric has not improved for N evaluations; adapter/ is then the best checkpoint (needs "
+        "held-out rows).", default=None, label="Early stopping patience", minimum=1)
+    keep_best: bool = _help("adapter/ is the best evaluated checkpoint, not the last (always on with early "
+                            "stopping).", default=False, label="Keep the best checkpoint")
+    best_metric: BestMetric = _help("What 'best' means: eval_loss (lower is better) or accuracy (the task metric at "
+                                    "each evaluation; needs eval_accuracy_rows).", default="eval_loss",
+                                    label="Best checkpoint by")
+    eval_accuracy_rows: int = _help("Held-out rows answered at each evaluation for the task accuracy (the final "
+                                    "answer after ####); 0 = off.", default=0, label="Accuracy rows at each eval",
+                                    minimum=0)
     booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto", label="Booster")
     tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True,
                               label="TensorBoard logs")
@@ -237,6 +249,12 @@ class TrainConfig:
         check_positive("train", "max_grad_norm", self.max_grad_norm, allow_zero=True)
         if self.eval_steps is not None:
             check_positive("train", "eval_steps", self.eval_steps)
+        if self.early_stopping_patience is not None:
+            check_positive("train", "early_stopping_patience", self.early_stopping_patience)
+        check_positive("train", "eval_accuracy_rows", self.eval_accuracy_rows, allow_zero=True)
+        if self.best_metric == "accuracy" and (self.eval_accuracy_rows < 1 or self.method != "sft"):
+            raise ConfigError("train.best_metric 'accuracy' needs train.eval_accuracy_rows >= 1 (answers generated at "
+                              "each evaluation) and the sft method; or choose eval_loss")
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
 
@@ -297,6 +315,10 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, cls):
                 setattr(self, name, build(cls, value or {}, name))
+        tc = self.train
+        if (tc.early_stopping_patience or tc.keep_best) and not self.data.eval_fraction:
+            what = "train.early_stopping_patience" if tc.early_stopping_patience else "train.keep_best"
+            raise ConfigError(f"{what} needs held-out rows to evaluate: set data.eval_fraction above 0 (e.g. 0.1)")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":

@@ -37,6 +37,7 @@ Booster = Literal["auto", "none", "liger"]
 Device = Literal["auto", "cuda", "cpu"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
+BestMetric = Literal["eval_loss", "accuracy"]
 Method = Literal["sft", "dpo", "orpo", "kto", "simpo"]
 """Training methods (each one a recipe in :mod:`studio.training.methods`)."""
 PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",

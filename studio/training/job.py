@@ -15,6 +15,7 @@ from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training.args import sft_args
 from studio.training.callbacks import callback_class
+from studio.training.eval_during import EvalPlan, eval_callbacks, kept_note, plan_eval
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
 from studio.training.state import JobStatus, RunState, as_float
@@ -46,6 +47,7 @@ class TrainingJob:
         self.model: Any = None
         self.tokenizer: Any = None
         self.trainer: Any = None
+        self.eval_plan: Any = EvalPlan(None, "not planned yet")
         self.plan: Any = None
         """The :class:`~studio.speed.plan.SpeedPlan` of this run (attention, packing, booster, checkpointing...)."""
         self.main = runs.is_main_process()
@@ -163,6 +165,10 @@ class TrainingJob:
                                       mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
         speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
+        self.eval_plan = self._plan_eval(prepared)
+        speed_lines.append(self.eval_plan.reason)
+        if self.eval_plan.warning:
+            self.emit(Note(level="warning", message=self.eval_plan.warning, data={"kind": "evaluation"}))
         for line in speed_lines:
             LOG.info("speed plan: %s", line)
         st.tell("loading the model")
@@ -192,15 +198,23 @@ class TrainingJob:
                     "loaded": st.loaded, "attention_reason": st.attention_reason,
                     "quantization_reason": st.quant_reason, "gradient_checkpointing": st.gradient_checkpointing,
                     "memory_estimate": st.estimate.to_dict() if st.estimate else None,
-                    "speed": plan.to_dict(), "speed_lines": speed_lines, "method": cfg.train.method,
+                    "speed": plan.to_dict(), "speed_lines": speed_lines, "evaluation": self.eval_plan.to_dict(), "method": cfg.train.method,
                     "started_from": {**start.to_dict(), "kept": kept_format} if start is not None else None,
                     "resumed_from": str(self.resume_from) if self.resume_from else None})
         runs.write_environment(self.run_dir, env)
         trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
-        if not stopped and trainer.eval_dataset is not None and not cfg.train.eval_steps:
-            trainer.evaluate()
+        every = self.eval_plan.steps
+        if not stopped and trainer.eval_dataset is not None and not self.eval_plan.keep_best \
+                and (not every or step % every):
+            trainer.evaluate()  # the final weights' eval loss, unless the last step was just evaluated
+        kept = kept_note(trainer, self.eval_plan, trainer.state.max_steps) if not stopped else None
+        if kept:
+            LOG.info("evaluation: %s", kept)
+            self.emit(Note(message=kept, data={"kind": "kept_best", "step": trainer.state.best_global_step,
+                                               "metric": self.eval_plan.metric,
+                                               "value": as_float(trainer.state.best_metric)}))
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
         if self.main and self.tokenizer is not None:
@@ -215,6 +229,16 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
+
+    def _plan_eval(self, prepared: Any) -> Any:
+        """How often to evaluate, and whether the best checkpoint is kept (:mod:`studio.training.eval_during`)."""
+        import math
+
+        tc = self.cfg.train
+        rows_per_step = tc.batch_size * tc.grad_accum * runs.world_size()
+        total = tc.max_steps if tc.max_steps > 0 else math.ceil(len(prepared.train) / rows_per_step * tc.epochs)
+        eval_rows = len(prepared.eval) if prepared.eval is not None else 0
+        return plan_eval(tc, eval_rows=eval_rows, rows_per_step=rows_per_step, total_steps=total)
 
     def _model_progress(self, fraction: float, message: str) -> None:
         """A first GGUF dequantization shows in the status line; its start and end become notes."""
@@ -265,8 +289,10 @@ class TrainingJob:
         rec = recipe(self.cfg.train.method)
         base = sft_args(self.cfg, self.run_dir, device=self.device, gradient_checkpointing=plan.gradient_checkpointing,
                         has_eval=prepared.eval is not None)
+        base.update(self.eval_plan.trainer_kwargs())
         args = rec.config_class()(**wiring.trainer_kwargs(rec, self.cfg, base, sft_speed_kwargs(plan), self.device))
-        callbacks = [callback_class()(self.state, self.emit)]
+        callbacks = [*eval_callbacks(self.eval_plan, eval_dataset=prepared.eval, tokenizer=self.tokenizer),
+                     callback_class()(self.state, self.emit)]
         tb = self._tensorboard_callback()
         if tb is not None:
             callbacks.append(tb)
