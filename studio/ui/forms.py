@@ -86,6 +86,10 @@ class TrainForm:
     save_steps: Component = None
     save_total_limit: Component = None
     eval_steps: Component = None
+    early_stopping_patience: Component = None
+    keep_best: Component = None
+    best_metric: Component = None
+    eval_accuracy_rows: Component = None
     booster: Component = None
     tensorboard: Component = None
     probe_prompts: Component = None
