@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,25 @@ def judge_app(judged_runs):
         proc.stop()
 
 
+def _dpo_trains_on(pairs, runs_dir) -> None:
+    """The exported votes are a dataset a DPO run reads as it is: one step on SmolLM2, its reward signals logged."""
+    from studio.config import RunConfig
+    from studio.training import TrainingJob
+
+    cfg = RunConfig.from_dict({
+        "data": {"sources": [{"path": str(pairs)}], "eval_fraction": 0},
+        "model": {"name_or_path": "smollm2-135m-instruct"}, "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+        "train": {"method": "dpo", "output_dir": str(runs_dir / "dpo"), "max_steps": 1, "batch_size": 1,
+                  "max_length": 128, "learning_rate": 1e-4, "save_steps": 100, "tensorboard": False,
+                  "device": "cpu"}})
+    t0 = time.perf_counter()
+    result = TrainingJob(cfg).run()
+    TIMINGS["DPO step on the exported votes (s)"] = round(time.perf_counter() - t0, 1)
+    assert result.type == "finished", getattr(result, "message", result)
+    events = [json.loads(line) for line in (Path(result.adapter_path).parent / "events.jsonl").read_text().splitlines()]
+    assert any("rewards/margins" in e.get("metrics", {}) for e in events if e["type"] == "log")
+
+
 def _pick(page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=text).first.click()
@@ -111,6 +131,7 @@ def test_arena_forgetting_and_runs_on_the_real_model(judge_app, judged_runs, chr
             rows = [json.loads(line) for line in pairs.read_text().splitlines()]
             assert rows and all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
             shot(page, "judge-1-arena")
+            _dpo_trains_on(pairs, runs_dir)
             # ---- the forgetting check on the picked run
             page.locator("#forgetting-panel").get_by_text("Forgetting check").click()
             page.locator("#forgetting-task-rows input").fill("2")
