@@ -19,6 +19,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
                     "format rate after --steps (default 30, about 5 minutes on 2 cores).",
+           "eval-overhead": "The real SmolLM2: evaluation at the automatic interval with the best checkpoint kept vs "
+                            "at the end only (wall-time ratio), then the forgetting check per checkpoint.",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
            "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
                         "step-time slowdown vs no pollers (ratio).",
@@ -77,6 +79,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name == "learn":
         return _learn(args)
+    if args.name == "eval-overhead":
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from studio.bench.evaluation import run_eval_bench
+
+        with tempfile.TemporaryDirectory(prefix="studio-eval-bench-") as tmp:
+            out = run_eval_bench(Path(tmp), steps=args.steps or 24, rows=args.rows or 80,
+                                 report=lambda line: print(line, flush=True))
+        print(json.dumps(out)[:20000])
+        return 0
     if args.name == "train":
         return _train(args)
     args.steps = args.steps or 40
