@@ -25,6 +25,10 @@ class HarnessMissing(StudioError):
     """lm-evaluation-harness is not installed."""
 
 
+class HarnessFailed(StudioError):
+    """lm-evaluation-harness raised while scoring."""
+
+
 def available() -> bool:
     return importlib.util.find_spec("lm_eval") is not None
 
@@ -133,7 +137,15 @@ def run_harness(run_dir: str | Path, *, engine: Any = None, rows: int | None = N
     for k, (side, name) in enumerate((("tuned", adapter), ("base", None))):
         report_progress(0.1 + 0.45 * k, f"lm-eval: {side} model on {', '.join(tasks)}")
         with _using(engine, name):
-            results = _evaluate(engine, tasks, batch_size)
+            try:
+                results = _evaluate(engine, tasks, batch_size)
+            except Exception as exc:  # noqa: BLE001 - lm-eval's own errors become one sentence
+                import logging
+
+                logging.getLogger("studio.harness").exception("lm-eval failed")
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+                raise HarnessFailed(f"lm-evaluation-harness failed on the {side} model: {type(exc).__name__}: "
+                                    f"{first} (task files in {run_dir / HARNESS_DIR})") from exc
         for task, metrics in results.items():
             report.scores.setdefault(task, {})[side] = metrics
     for task, path in tasks.items():

@@ -56,6 +56,19 @@ def test_harness_scores_base_and_tuned_and_keeps_them_with_the_run(run, capsys):
     assert saved["harness"]["scores"] == scores and (run / "harness_results.json").exists()
 
 
+def test_an_lm_eval_failure_is_one_line_naming_the_task_files(run, monkeypatch, capsys):
+    pytest.importorskip("lm_eval", reason="lm-eval is in the dev extra; CI installs it")
+
+    def broken(*args, **kwargs):
+        raise ValueError("bad task\nmore detail")
+
+    monkeypatch.setattr("studio.harness._evaluate", broken)
+    assert main(["eval", "--run", str(run), "--harness", "--rows", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "lm-evaluation-harness failed on the tuned model: ValueError: bad task" in err and "harness" in err
+    assert "Traceback" not in err and "more detail" not in err
+
+
 def test_without_lm_eval_one_line_says_how_to_install(run, monkeypatch, capsys):
     monkeypatch.setattr("studio.harness.available", lambda: False)
     with pytest.raises(HarnessMissing, match="pip install"):

@@ -80,8 +80,10 @@ def render(studio: Any, ctx: AppContext) -> ArenaHandles:
                     "are shuffled and the names hidden until you vote. Votes are kept in the runs folder "
                     "(`arena/votes.jsonl`) and export as preference pairs for DPO, ORPO, SimPO or KTO.")
         with gr.Row(equal_height=True):
-            model_a = gr.Dropdown(choices, value=first, label="Model 1", elem_id="arena-model-a")
-            model_b = gr.Dropdown(choices, value=second, label="Model 2", elem_id="arena-model-b")
+            model_a = gr.Dropdown(choices, value=first, label="Model 1", allow_custom_value=True,
+                                  info="The base, a run, a checkpoint, or type an adapter folder", elem_id="arena-model-a")
+            model_b = gr.Dropdown(choices, value=second, label="Model 2", allow_custom_value=True,
+                                  elem_id="arena-model-b")
             max_tokens = gr.Number(value=128, precision=0, minimum=1, maximum=2048, label="Max answer tokens",
                                    elem_id="arena-max-tokens")
             sample = gr.Checkbox(value=False, label="Sample (temperature 0.7)", elem_id="arena-sample")
