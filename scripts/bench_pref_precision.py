@@ -98,6 +98,7 @@ def speeds(methods: list[str], steps: int) -> None:
         logs = [r for r in logs if r["type"] == "log"]
         rate = [r["steps_per_s"] for r in logs[1:] if r.get("steps_per_s")]
         rows[m] = (sum(rate) / len(rate) if rate else float("nan"), logs[0]["loss"], logs[0]["metrics"])
+        print(f"{m}: {rows[m][0]:.3f} steps/s, step-1 loss {rows[m][1]:.6f}", flush=True)
     ref = rows.get("dpo", next(iter(rows.values())))[0]
     for m, (rate, loss, metrics) in rows.items():
         print(f"{m:6s} {rate:.3f} steps/s ({rate / ref:.2f}x dpo) | step-1 loss {loss:.6f}"
