@@ -25,7 +25,7 @@ PAIRS = Path(__file__).parent / "data" / "pairs.jsonl"
 def demo():
     from transformers import AutoModelForCausalLM
 
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import resolve_model_path
     from studio.modeling.tokenizer import load_tokenizer
 
     return (AutoModelForCausalLM.from_pretrained(resolve_model_path(ModelConfig().name_or_path)),
