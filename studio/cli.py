@@ -12,6 +12,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "app": "Serve the Fine-Tune Studio app in the browser.",
     "preview": "Show the detected format, rendered rows with trained spans, and token statistics.",
     "train": "Fine-tune a LoRA/QLoRA adapter from a config file.",
     "chat": "Ask a trained run (and its base model) a prompt.",
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sub.parse_args(argv[1:])
     from studio.errors import StudioError
 
-    quiet_libraries()
+    if getattr(module, "QUIET", True):
+        quiet_libraries()
 
     try:
         return int(module.run(args) or 0)
