@@ -161,9 +161,16 @@ def launch(cfg: Any, runs_dir: str | Path, *, resume: str | Path | None = None) 
             raise BusyError(f"a run is in progress: {live[0]} (pid {_pid(live[0])})")
         run_dir = resume if resume is not None else runs.create_run_dir(cfg, runs_dir)
         argv = launch_command(cfg, run_dir, resume=resume is not None)
-        with open(run_dir / CHILD_LOG, "ab") as log:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=os.getcwd(), start_new_session=True)
+        import signal
+
+        # SIGTERM blocked until the child's GracefulStop takes it: a Stop pressed at once is kept, not fatal
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with open(run_dir / CHILD_LOG, "ab") as log:
+                popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=os.getcwd(), start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         write_process(run_dir, popen.pid, processes=cfg.train.processes, command=argv)
     return RunProcess(run_dir, popen=popen, cfg=cfg)
 
