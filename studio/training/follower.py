@@ -17,6 +17,8 @@ from studio import runs
 from studio.events import TERMINAL, Event, EventLog, Failed, Log, Note, Started, event_from_dict
 from studio.training.state import JobStatus
 
+CHILD_LOG = "child.log"
+"""In a run folder: the training process's stdout and stderr (its last lines explain a death at start)."""
 LAST_LINES = 12
 """Lines of ``child.log`` shown when the training process dies before training starts."""
 
@@ -200,21 +202,15 @@ class RunProcess:
         code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
         log = EventLog(self.run_dir / runs.EVENTS)
         if self.events.last(Started) is None:
-            lines = last_lines(self.run_dir / _child_log())
+            lines = last_lines(self.run_dir / CHILD_LOG)
             log.append(Failed(message=f"the training process ended before training started{code}",
                               suggestion="its last lines:\n" + "\n".join(lines) if lines else
-                              f"no output; see {self.run_dir / _child_log()}"))
+                              f"no output; see {self.run_dir / CHILD_LOG}"))
         else:
             ckpt = runs.last_checkpoint(self.run_dir)
             log.append(Note(level="warning", message=f"the training process ended without saving{code}: the run "
                             f"is interrupted; " + (f"resume it from {ckpt.name}" if ckpt else "no checkpoint yet")))
         self.events.refresh()
-
-
-def _child_log() -> str:
-    from studio.training.launcher import CHILD_LOG
-
-    return CHILD_LOG
 
 
 def last_lines(path: Path, n: int = LAST_LINES) -> list[str]:

@@ -15,9 +15,8 @@ from typing import Any
 
 from studio import runs
 from studio.errors import ConfigError
+from studio.training.follower import CHILD_LOG
 
-CHILD_LOG = "child.log"
-"""In a run folder: the training process's stdout and stderr (its last lines explain a death at start)."""
 LOCK = ".start.lock"
 """In a runs folder: held while a start checks for a live run and launches (one run per runs folder)."""
 
