@@ -90,7 +90,11 @@ class RunProcess:
         self._cfg = cfg
         self.record = read_process(self.run_dir) or ({"pid": popen.pid} if popen is not None else {})
         self.events = TailLog(self.run_dir / runs.EVENTS)
-        self._cursor_start = 0
+        existing, _ = self.events.since(0)
+        # this process's events: those after the launch (a resumed run keeps its earlier ones), or, following a
+        # live run, those from its last start
+        self._cursor_start = len(existing) if popen is not None else \
+            next((i for i in range(len(existing) - 1, -1, -1) if isinstance(existing[i], Started)), 0)
         self._stops = 0
         self._ended = threading.Event()
         self.exit_code: int | None = None
@@ -110,9 +114,15 @@ class RunProcess:
             self._cfg = load_config(self.run_dir / runs.CONFIG)
         return self._cfg
 
+    def _mine(self) -> list[Event]:
+        return self.events.since(self._cursor_start)[0]
+
+    def _last(self, cls: Any) -> Any:
+        return next((e for e in reversed(self._mine()) if isinstance(e, cls)), None)
+
     @property
     def device(self) -> str:
-        started = self.events.last(Started)
+        started = self._last(Started)
         return started.device if started else "cpu"
 
     @property
@@ -121,8 +131,8 @@ class RunProcess:
 
     @property
     def result(self) -> Event | None:
-        """The terminal event (Finished, Stopped or Failed), once there is one."""
-        return self.events.last(TERMINAL)
+        """The terminal event (Finished, Stopped or Failed) of this process, once there is one."""
+        return self._last(TERMINAL)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the process to end (and its folder to be complete); True when it has ended."""
@@ -130,7 +140,7 @@ class RunProcess:
 
     def status(self) -> JobStatus:
         """Phase and progress, from the events in the folder."""
-        events, _ = self.events.since(0)
+        events = self._mine()
         started = next((e for e in reversed(events) if isinstance(e, Started)), None)
         log = next((e for e in reversed(events) if isinstance(e, Log)), None)
         end = next((e for e in reversed(events) if isinstance(e, TERMINAL)), None)
@@ -196,12 +206,11 @@ class RunProcess:
     def _finish(self) -> None:
         """A process that ended without its terminal event: before training it failed (its last lines say why);
         after, it was interrupted (a kill): resumable from its last checkpoint."""
-        self.events.refresh()
-        if self.events.last(TERMINAL) is not None:
+        if self._last(TERMINAL) is not None:
             return
         code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
         log = EventLog(self.run_dir / runs.EVENTS)
-        if self.events.last(Started) is None:
+        if self._last(Started) is None:
             lines = last_lines(self.run_dir / CHILD_LOG)
             log.append(Failed(message=f"the training process ended before training started{code}",
                               suggestion="its last lines:\n" + "\n".join(lines) if lines else

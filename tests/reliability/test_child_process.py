@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from checks import resume_continues, run_intact
+from checks import log_steps, run_intact
 from conftest import free_port, tiny_config_dict
 
 from studio import runs
 from studio.config import RunConfig
 from studio.errors import BusyError, ConfigError
-from studio.events import EventLog, Failed, Finished, Note
+from studio.events import EventLog, Failed, Finished, Note, Started, Stopped
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = 5000
@@ -51,7 +51,7 @@ def studio(tmp_path):
 
 @pytest.mark.slow
 def test_child_killed_with_sigkill_is_interrupted_and_resumable_and_one_run_per_folder_across_apps(
-        studio, tiny_cfg, tmp_path, capsys):
+        studio, tiny_cfg, tmp_path):
     from studio.session import Studio
 
     job = studio.start_training(tiny_cfg(max_steps=LONG, save_steps=2))
@@ -69,10 +69,17 @@ def test_child_killed_with_sigkill_is_interrupted_and_resumable_and_one_run_per_
     note = EventLog.read(job.run_dir / runs.EVENTS).last(Note)
     assert "ended without saving (exit code -9)" in note.message and "resume it from checkpoint-" in note.message
     assert studio.job.status().state == "interrupted"
-    from studio.ui.train_tab import run_choices
+    from studio.ui.train_tab import run_choices, start
 
     assert job.run_dir.name in run_choices(studio)[1], "offered for Resume"
-    resume_continues(job.run_dir, capsys, run_intact(job.run_dir) + 2)
+    step = run_intact(job.run_dir)
+    message, _ = start(studio, None, resume=job.run_dir.name)  # the Train tab's Resume: a new child, same folder
+    resumed = studio.job
+    assert "Resuming" in message and resumed is not job and resumed.result is None
+    _wait_for(lambda: any(s > step for s in log_steps(job.run_dir)), what="a step after the resume")
+    assert resumed.status().state == "running" and resumed._last(Started).start_step == step
+    assert studio.stop_training() and resumed.wait(60)
+    assert isinstance(resumed.result, Stopped) and runs.load_run(job.run_dir).status == "stopped"
 
 
 @pytest.mark.slow
@@ -128,7 +135,7 @@ def test_two_processes_from_the_train_tab_start_finish_with_world_size_2(studio,
     assert isinstance(studio.job.result, Finished), studio.job.result
     env = json.loads((Path(run_dir) / runs.ENVIRONMENT).read_text())
     assert env["world_size"] == 2
-    assert runs.load_run(run_dir).last(__import__("studio.events").events.Started).world_size == 2
+    assert runs.load_run(run_dir).last(Started).world_size == 2
     assert len(list((Path(run_dir).parent).iterdir())) == 1, "rank 0 alone made the run folder"
 
 
