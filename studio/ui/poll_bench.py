@@ -2,7 +2,8 @@
 
 One call trains the same config twice in the served app: once with nobody watching (the baseline) and once while
 ``clients`` sessions each call the Train tab's ``/poll`` every ``interval`` seconds (what its ``gr.Timer`` does in
-a browser); the sessions run in a child process, as browsers are not in the server's process. Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
+a browser); the sessions run in a child process, as browsers are not in the server's process, and the run trains in
+its own process, as the app's Start launches it. Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
 Step times come from the run's own ``Log`` events (``logging_steps=1``), after ``warmup`` steps.
 """
 from __future__ import annotations

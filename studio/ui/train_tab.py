@@ -264,8 +264,13 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         return {error: error_box(None), ctx.run_dir: run_dir, status: message}
 
     def on_stop() -> dict:
+        from studio.training.follower import RunProcess
+
+        job = studio.current_job  # a second Stop aborts a run's own process
+        again = isinstance(job, RunProcess) and job.status().state == "stopping"
         if studio.stop_training():
-            gr.Info("Stopping after the current step; the adapter and a checkpoint will be saved.")
+            gr.Info("Aborting: the run ends without saving this step; resume it from its last checkpoint." if again
+                    else "Stopping after the current step; the adapter and a checkpoint will be saved.")
             return {error: error_box(None)}
         return {error: error_box("Nothing is running.")}
 
