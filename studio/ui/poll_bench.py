@@ -128,6 +128,9 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
             result.latencies_s, result.errors = polled["latencies_s"], polled["errors"]
             result.polled_step_s = _step_times(job.run_dir, warmup)
         finally:
+            if studio.current_job is not None:  # the run has its own process: it would outlive this one
+                studio.stop_training()
+                studio.job.wait(120)
             blocks.close()
     for err in result.errors[:3]:
         report(f"poll failed: {err}")
