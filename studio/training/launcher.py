@@ -49,7 +49,8 @@ def distributed_env(cfg: Any, *, gpus: int | None = None) -> dict[str, str]:
     gpus = gpu_count() if gpus is None else gpus
     if t.distributed == "fsdp":
         if not gpus:
-            raise ConfigError("train.distributed=fsdp needs CUDA GPUs (FSDP shards over NCCL; on a CPU use ddp)")
+            raise ConfigError("train.distributed=fsdp needs CUDA GPUs (Studio shards with FSDP on GPUs only); on a "
+                              "CPU use ddp")
         return {"ACCELERATE_USE_FSDP": "true", "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
                 "FSDP_TRANSFORMER_CLS_TO_WRAP": fsdp_wrap_class(cfg), "FSDP_SHARDING_STRATEGY": "FULL_SHARD",
                 "FSDP_STATE_DICT_TYPE": "FULL_STATE_DICT", "FSDP_USE_ORIG_PARAMS": "true",

@@ -206,9 +206,15 @@ def test_launch_scripts_for_slurm_and_skypilot(tmp_path, capsys):
 @pytest.mark.slow
 def test_studio_app_help_from_an_installed_package(tmp_path):
     """``pip install .`` (the wheel, no dependencies) into a fresh venv, then its ``studio app --help``."""
-    wheel_dir = tmp_path / "wheel"
+    import shutil
+
+    src, wheel_dir = tmp_path / "src", tmp_path / "wheel"  # a copy: the build's folders stay out of the checkout
+    for folder in ("studio", "assets"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheel_dir), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(wheel_dir), str(src)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -221,3 +227,8 @@ def test_studio_app_help_from_an_installed_package(tmp_path):
                          cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: studio app") and "--runs-dir" in out.stdout and "--share" in out.stdout
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "from studio.paths import ASSETS; print(ASSETS)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assets = Path(where.stdout.strip())
+    assert assets.is_relative_to(venv), "the installed package finds its own copy of the assets"
+    assert (assets / "configs" / "linear_equations.yaml").is_file() and any((assets / "presets").iterdir())
