@@ -17,8 +17,6 @@ from studio import runs
 from studio.errors import ConfigError
 from studio.training.follower import CHILD_LOG
 
-LOCK = ".start.lock"
-"""In a runs folder: held while a start checks for a live run and launches (one run per runs folder)."""
 
 
 def fsdp_wrap_class(cfg: Any) -> str:
@@ -154,7 +152,8 @@ def launch(cfg: Any, runs_dir: str | Path, *, resume: str | Path | None = None) 
     check_processes(cfg)
     env = child_env(cfg)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    with open(runs_dir / LOCK, "w") as lock:
+    lock = os.open(runs_dir, os.O_RDONLY)  # the folder itself is the lock: no stray file among the runs
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two apps on one runs folder: one check-and-start at a time
         live = live_runs(runs_dir)
         if live:
@@ -172,6 +171,8 @@ def launch(cfg: Any, runs_dir: str | Path, *, resume: str | Path | None = None) 
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         write_process(run_dir, popen.pid, processes=cfg.train.processes, command=argv)
+    finally:
+        os.close(lock)
     return RunProcess(run_dir, popen=popen, cfg=cfg)
 
 
