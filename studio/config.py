@@ -14,6 +14,7 @@ from typing import Any, Union
 
 import yaml
 
+from studio.config_fields import Distributed  # noqa: F401
 from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
                                   Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
                                   check_positive, choices_of, field_help)
@@ -215,6 +216,11 @@ class TrainConfig:
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list, label="Probe prompts (one per line)")
     device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")
+    processes: int = _help("Training processes (one per GPU): 1 trains in one process; more start torchrun with "
+                           "this many processes (gloo on a CPU).", default=1, label="Processes / GPUs", minimum=1)
+    distributed: Distributed = _help("With several processes: ddp (a copy per process), fsdp (shards wrapped "
+                                     "at the model's decoder layer) or DeepSpeed ZeRO-2/3.", default="ddp",
+                                     label="Multi-process strategy")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
@@ -228,7 +234,7 @@ class TrainConfig:
         self._check_method()
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("batch_size", "grad_accum", "logging_steps", "save_steps"):
+        for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "processes"):
             check_positive("train", name, getattr(self, name))
         if self.max_length < 16:
             raise ConfigError(f"train.max_length must be >= 16 tokens, got {self.max_length}")

@@ -35,6 +35,7 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "pag
                     "adafactor", "sgd"]
 Booster = Literal["auto", "none", "liger"]
 Device = Literal["auto", "cuda", "cpu"]
+Distributed = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
 Method = Literal["sft", "dpo", "orpo", "kto", "simpo"]

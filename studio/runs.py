@@ -328,6 +328,17 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def _alive(path: Path, env: dict[str, Any]) -> bool:
+    """The run's process runs: its ``process.json`` (pid and start time, the app's child) or else the pid its
+    ``environment.json`` names (a run started from a shell)."""
+    from studio.liveness import read_process, record_alive
+
+    record = read_process(path)
+    if record:
+        return record_alive(record)
+    return bool(env.get("pid")) and _pid_alive(env.get("pid"))
+
+
 def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory (events, environment; the config on demand) into a :class:`RunView`.
 
@@ -352,10 +363,10 @@ def load_run(run_dir: str | Path) -> RunView:
         view.status, view.message = "stopped", f"stopped at step {terminal.step}"
     elif isinstance(terminal, Failed):
         view.status, view.message = "failed", terminal.message
-    elif isinstance(terminal, Started):
-        view.status = "running" if _pid_alive(env.get("pid")) else "interrupted"
-    elif env.get("pid") and _pid_alive(env.get("pid")):
+    elif _alive(path, env):
         view.status = "running"
+    elif isinstance(terminal, Started):
+        view.status = "interrupted"
     return view
 
 

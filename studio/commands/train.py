@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="Continue RUN_DIR from its last checkpoint (its config.yaml unless --config is given).")
     parser.add_argument("--runs-dir", help="Where run directories go (default: train.output_dir of the config).")
+    parser.add_argument("--run-dir", help="Train a fresh run in this run folder, already made with its config.yaml "
+                        "(how the app starts a run in its own process).")
     parser.add_argument("--quiet", action="store_true", help="No progress output; print only the run directory.")
 
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     config_path = args.config or str(load_run(args.resume).config_path)  # not a run folder: TrainingError
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()
-    job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg))
+    job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg),
+                      run_dir=args.run_dir)
     main = is_main_process()
     show = main and not args.quiet
     tty = sys.stderr.isatty()

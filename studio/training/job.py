@@ -33,13 +33,14 @@ class TrainingJob:
         extra_callbacks: ``TrainerCallback`` instances, or callables ``f(job) -> TrainerCallback`` (a callback class
             whose ``__init__`` takes the job works too), e.g. the chat helper's probe-prompt callback, which can
             ``job.emit(Probe(...))`` at each checkpoint (``on_save`` gets ``model`` and ``processing_class``).
+        run_dir: a fresh run in this run folder, already made (with its config.yaml) by the app's launcher.
 
     Raises:
         TrainingError: ``resume`` is not a run directory or has no checkpoint.
     """
 
     def __init__(self, cfg: Any, runs_dir: str | Path | None = None, *, resume: str | Path | None = None,
-                 extra_callbacks: Iterable[Any] = ()) -> None:
+                 extra_callbacks: Iterable[Any] = (), run_dir: str | Path | None = None) -> None:
         self.cfg = cfg
         self.extra_callbacks = list(extra_callbacks)
         self._thread: threading.Thread | None = None
@@ -64,7 +65,8 @@ class TrainingJob:
             from studio.training.start_from import resolve_start
 
             resolve_start(cfg)  # a wrong train.start_from is refused before a run folder is made
-            self.run_dir = runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
+            self.run_dir = Path(run_dir) if run_dir is not None else \
+                runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
         self._cursor_start = len(self.events)

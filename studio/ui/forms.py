@@ -90,6 +90,8 @@ class TrainForm:
     tensorboard: Component = None
     probe_prompts: Component = None
     device: Component = None
+    processes: Component = None
+    distributed: Component = None
 
 
 @dataclass

@@ -62,11 +62,11 @@ def status_line(studio: Any, view: Any) -> tuple[str, str, float]:
     parts.append(f"elapsed {format_seconds(st.elapsed_s)}")
     detail = st.message if state == "preparing" and st.message else ""
     icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
-            "failed": "❌"}.get(state, "•")
+            "failed": "❌", "interrupted": "⚠️"}.get(state, "•")
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
     if state == "failed" and s.failure:
         text += f"  \n{failure_view(*s.failure)[0]} (details in the box above)"
-    elif state in ("finished", "stopped", "failed") and s.message:
+    elif state in ("finished", "stopped", "failed", "interrupted") and s.message:
         text += f"  \n{s.message}"
     if s.warning and state in ("preparing", "running", "stopping"):
         text += f"  \n⚠️ {s.warning}"

@@ -1,6 +1,6 @@
 """Train tab: hyperparameters, Start / Stop / Resume, and live charts of the one run the app holds.
 
-The run lives in ``Studio`` (a daemon thread); this tab only reads its ``EventLog``. A ``gr.Timer`` polls it with a
+The run trains in its own process (``Studio.start_training``); this tab only reads its folder's events. A ``gr.Timer`` polls it with a
 cursor kept per browser in ``gr.State``, so a reloaded page or a second browser replays the log from the start and
 then follows the same live run. Closing the page never touches the run.
 """
@@ -30,7 +30,7 @@ ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio")
 """The ``TrainConfig`` fields shown, row by row (``max_length``/``loss_on`` are on the Data tab)."""
 MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
              ("logging_steps", "save_steps", "save_total_limit", "eval_steps"),
-             ("device", "tensorboard", "run_name"))
+             ("device", "tensorboard", "run_name"), ("processes", "distributed"))
 """The rows under "More settings" (then ``probe_prompts``, full width)."""
 
 
@@ -264,8 +264,13 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         return {error: error_box(None), ctx.run_dir: run_dir, status: message}
 
     def on_stop() -> dict:
+        from studio.training.follower import RunProcess
+
+        job = studio.current_job  # a second Stop aborts a run's own process
+        again = isinstance(job, RunProcess) and job.status().state == "stopping"
         if studio.stop_training():
-            gr.Info("Stopping after the current step; the adapter and a checkpoint will be saved.")
+            gr.Info("Aborting: the run ends without saving this step; resume it from its last checkpoint." if again
+                    else "Stopping after the current step; the adapter and a checkpoint will be saved.")
             return {error: error_box(None)}
         return {error: error_box("Nothing is running.")}
 
