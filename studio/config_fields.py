@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from dataclasses import field
@@ -171,6 +172,8 @@ def build(cls: type, raw: Any, section: str) -> Any:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key {section}.{key}{hint}; {section} has: {', '.join(names)}")
         value = _coerce(value, value_type(cls, key)[0])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{key} must be a finite number, got {value}")
         if not _type_ok(value, types_of[key]):
             raise ConfigError(f"{section}.{key} must be {_describe(types_of[key])}, got {value!r}")
         kwargs[key] = value

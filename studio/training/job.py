@@ -14,6 +14,7 @@ from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training.args import sft_args
+from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class, trainer_class
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
@@ -53,13 +54,17 @@ class TrainingJob:
             self.run_dir = Path(resume)
             if self.main and not (self.run_dir / runs.CONFIG).exists():
                 raise TrainingError(f"{self.run_dir} is not a run directory (no {runs.CONFIG})")
-            self.resume_from = runs.last_checkpoint(self.run_dir)
+            self.resume_from = runs.last_checkpoint(self.run_dir, thorough=True)
+            skipped = resume_skipped(self.run_dir, self.resume_from)
             if self.resume_from is None:
                 raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from; start a new run "
                                     f"with: studio train --config {self.run_dir / runs.CONFIG}")
             if self.main:
                 cfg.save(self.run_dir / runs.CONFIG)
             self.events = EventLog.open(self.run_dir / runs.EVENTS) if self.main else EventLog()
+            if skipped:
+                self.emit(Note(level="warning", message=skipped, data={"kind": "resume"}))
+                LOG.warning(skipped)
         else:
             self.run_dir = runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
@@ -142,6 +147,9 @@ class TrainingJob:
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
         st.tell("preparing the data")
+        if self.main:  # a run killed from here on reads "interrupted", not "new" (load_run checks this pid)
+            runs.write_environment(self.run_dir, {**runs.read_json(self.run_dir / runs.ENVIRONMENT),
+                                                  "pid": os.getpid(), "run_dir": str(self.run_dir)})
         tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
         prepared = prepare_datasets(cfg, self.tokenizer)

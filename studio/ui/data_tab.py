@@ -84,7 +84,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         with gr.Column(scale=2):
             source_kind = gr.Radio(list(SOURCE_KINDS), value=init["source_kind"], label="Source", elem_id="data-source-kind")
             sample = gr.Dropdown(samples, value=init["sample"], label="Bundled sample", visible=init["source_kind"] == SOURCE_SAMPLE,
-                                 elem_id="data-sample", info="Small datasets that mirror the seed notebooks.")
+                                 elem_id="data-sample", info="Small bundled datasets to try Studio with.")
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
             with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
