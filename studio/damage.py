@@ -119,13 +119,13 @@ def check_weights(folder: str | Path, todo: str) -> None:
             raise damaged(bad, todo)
 
 
-def resume_skipped(run_dir: str | Path, chosen: Path | None) -> str:
-    """The sentence a resume says when newer checkpoints than ``chosen`` can't be read ('' when none were skipped)."""
-    from studio import runs
-
-    newer = [p for p in runs.checkpoints(run_dir)
-             if chosen is None or int(p.name.split("-")[-1]) > int(chosen.name.split("-")[-1])]
-    if not newer or chosen is None:
+def resume_skipped(checkpoints: list[Path], chosen: Path | None) -> str:
+    """The sentence a resume says when checkpoints newer than ``chosen`` can't be read ('' when none were skipped).
+    """
+    if chosen is None:
+        return ""
+    newer = [p for p in checkpoints if int(p.name.split("-")[-1]) > int(chosen.name.split("-")[-1])]
+    if not newer:
         return ""
     names = ", ".join(p.name for p in newer)
     return (f"{names} {'is' if len(newer) == 1 else 'are'} damaged or incomplete; resuming from {chosen.name}, "

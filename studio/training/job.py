@@ -55,7 +55,7 @@ class TrainingJob:
             if self.main and not (self.run_dir / runs.CONFIG).exists():
                 raise TrainingError(f"{self.run_dir} is not a run directory (no {runs.CONFIG})")
             self.resume_from = runs.last_checkpoint(self.run_dir, thorough=True)
-            skipped = resume_skipped(self.run_dir, self.resume_from)
+            skipped = resume_skipped(runs.checkpoints(self.run_dir), self.resume_from)
             if self.resume_from is None:
                 raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from; start a new run "
                                     f"with: studio train --config {self.run_dir / runs.CONFIG}")
