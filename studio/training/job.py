@@ -195,6 +195,9 @@ class TrainingJob:
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
         if not stopped and trainer.eval_dataset is not None and not cfg.train.eval_steps:
+            phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
+            st.tell(phase)
+            self.emit(Note(message=f"{phase}...", data={"kind": "phase"}))
             trainer.evaluate()
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
