@@ -297,3 +297,21 @@ def test_a_stop_before_the_first_step_is_not_lost():
     run.end("stopped")
     run.request_stop()  # a late stop leaves an ended run as it ended
     assert run.status().state == "stopped"
+
+
+@pytest.mark.parametrize("phase", ["failed", "stopped", "finished"])
+def test_elapsed_time_stops_when_the_run_ends(phase, monkeypatch):
+    """A run that failed after 47 s still reads 47 s two minutes later (issue 23.4)."""
+    from pathlib import Path
+
+    from studio.training import state as state_mod
+    from studio.training.state import RunState
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(state_mod.time, "time", lambda: now["t"])
+    run = RunState(run_dir=Path("r"), model_name="m", started_at=now["t"])
+    now["t"] += 47
+    assert run.status().elapsed_s == 47
+    run.end(phase)
+    now["t"] += 120
+    assert run.status().elapsed_s == 47
