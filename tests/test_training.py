@@ -315,3 +315,21 @@ def test_elapsed_time_stops_when_the_run_ends(phase, monkeypatch):
     run.end(phase)
     now["t"] += 120
     assert run.status().elapsed_s == 47
+
+
+def test_the_tracker_choice_reaches_the_trainer_arguments(tiny_cfg, tmp_path, monkeypatch):
+    """train.report_to picks transformers' own integration, logged beside the run (issue 23.12)."""
+    from studio.training import trackers
+    from studio.training.args import sft_args
+
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    kw = dict(device="cpu", gradient_checkpointing=False, has_eval=False)
+    assert sft_args(tiny_cfg(), tmp_path / "run", **kw)["report_to"] == "none"
+    monkeypatch.setattr(trackers, "installed", lambda name: True)
+    args = sft_args(tiny_cfg(report_to="wandb"), tmp_path / "run", **kw)
+    assert args["report_to"] == "wandb" and args["project"] == "fine-tune-studio" and args["run_name"] == "run"
+    import os
+
+    assert os.environ["WANDB_DIR"] == str(tmp_path / "run") and os.environ["WANDB_MODE"] == "offline"

@@ -13,6 +13,7 @@ from studio import runs
 from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
+from studio.training import trackers
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class, trainer_class
@@ -41,6 +42,7 @@ class TrainingJob:
 
     def __init__(self, cfg: Any, runs_dir: str | Path | None = None, *, resume: str | Path | None = None,
                  extra_callbacks: Iterable[Any] = ()) -> None:
+        trackers.report_to(cfg)  # a tracker that is not installed is named before a run folder is made
         self.cfg = cfg
         self.extra_callbacks = list(extra_callbacks)
         self._thread: threading.Thread | None = None

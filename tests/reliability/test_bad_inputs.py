@@ -233,6 +233,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("chat temperature inf", _run_arg("chat", "--prompt", "hi", "--sample", "--temperature", "inf"),
      r"temperature must be a finite number, got inf"),
     ("chat top_p nan", _run_arg("chat", "--prompt", "hi", "--top-p", "nan"), r"top_p must be a finite number"),
+    ("tracker not installed", train_cfg(train={"report_to": "mlflow"}),
+     r"train\.report_to is mlflow, but the mlflow package is not installed: pip install mlflow"),
+    ("unknown tracker", train_cfg(train={"report_to": "comet"}), r"train\.report_to must be one of"),
     ("misspelled named template", data_cfg(template="solutoin"),
      r"template 'solutoin' is neither a named template.*did you mean 'solution'\?.*solution, alpaca, qa, plain"),
 ]
