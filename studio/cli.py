@@ -77,6 +77,9 @@ def quiet_libraries() -> None:
     import logging
     import warnings
 
+    from studio.imports import silence_unactionable
+
+    silence_unactionable()
     for name in ("datasets", "transformers", "huggingface_hub", "peft", "accelerate"):
         # datasets logs the same failure we explain (a bad parquet file) at error level: ours is the one line
         logging.getLogger(name).setLevel(logging.CRITICAL if name == "datasets" else logging.ERROR)

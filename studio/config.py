@@ -16,8 +16,8 @@ import yaml
 
 from studio.config_fields import Distributed  # noqa: F401
 from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
-                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
-                                  check_positive, choices_of, field_help)
+                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, Tracker,
+                                  build, check_choices, check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
@@ -213,6 +213,9 @@ class TrainConfig:
     booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto", label="Booster")
     tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True,
                               label="TensorBoard logs")
+    report_to: Tracker = _help("Also log the run to trackio (local, SQLite), Weights & Biases or MLflow; each needs "
+                               "its package installed (pip install trackio / wandb / mlflow).", default="none",
+                               label="Tracker")
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list, label="Probe prompts (one per line)")
     device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")

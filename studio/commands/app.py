@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
     import io
 
+    from studio.imports import silence_unactionable
     from studio.session import Studio
     from studio.ui.app import build_app, initial_config, launch_kwargs
 
+    silence_unactionable()
     studio = Studio(runs_dir=args.runs_dir) if args.runs_dir else Studio()
     blocks = build_app(studio, initial=initial_config(demo=want_demo(args)))
     log = io.StringIO()

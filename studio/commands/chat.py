@@ -50,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
     for extra in args.adapter:
         engine.set_adapter(engine.load_adapter(extra))
     adapter = BASE if args.base_only else None
-    if args.prompt is not None:
-        return _one(engine, args, params, adapter)
-    return _interactive(engine, args, params, adapter)
+    try:
+        if args.prompt is not None:
+            return _one(engine, args, params, adapter)
+        return _interactive(engine, args, params, adapter)
+    except KeyboardInterrupt:  # the answer's thread ends before the interpreter does (else: SIGABRT)
+        engine.stop_and_wait()
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 def _one(engine, args, params, adapter) -> int:

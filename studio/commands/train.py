@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _follow(job, show: bool, tty: bool, stop) -> None:
     """Print the job's events until it ends; a stop signal is announced once."""
-    from studio.events import Log, Note, Started
+    from studio.events import Eval, Log, Note, Started
     from studio.signals import signal_name
 
     cursor, announced = 0, False
@@ -90,6 +90,8 @@ def _follow(job, show: bool, tty: bool, stop) -> None:
                       flush=True)
             elif isinstance(ev, Note):
                 print(("\n" if tty else "") + ev.message, file=sys.stderr)
+            elif isinstance(ev, Eval) and ev.eval_loss is not None:
+                print(("\n" if tty else "") + f"eval loss {ev.eval_loss:.4f} at step {ev.step}", file=sys.stderr)
         if not job.alive and cursor >= len(job.events):
             return
 

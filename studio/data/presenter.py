@@ -13,6 +13,7 @@ from studio.config import RunConfig
 from studio.data.checks import template_mismatch
 from studio.data.preview_cache import PreviewCache
 from studio.errors import StudioError, TemplateError
+from studio.formatting import plural
 
 Progress = Callable[[float, str], None]
 
@@ -86,7 +87,7 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress
     view.lengths = list(pv.full_lengths)
     view.stats_rows = stats_rows(pv.stats)
     view.warnings = list(pv.warnings)  # empty answers included (DataStats counts them)
-    report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
+    report(1.0, f"preview ready: {plural(len(pv.rows), 'row')} shown, {pv.stats.n_rows} measured")
     return view
 
 
@@ -148,7 +149,7 @@ def _summary(cfg: RunConfig, pv: Any, n: int) -> str:
     mapping = ", ".join(f"{role} ← `{col}`" for role, col in pv.mapping.items())
     how = "the text template" if cfg.data.template else "the model's chat template" if pv.format != "text" \
         else "the text column as is"
-    return (f"**{n} rows** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
+    return (f"**{plural(n, 'row')}** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
             f"Format **{pv.format}** ({detected}) · {mapping}  \n"
             f"Rendered with {how}, tokenized by `{cfg.model.name_or_path}`; "
             f"loss on **{cfg.train.loss_on}** tokens (green = trained).")

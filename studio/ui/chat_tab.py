@@ -192,7 +192,8 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
               "publish" if has_publish else None, "Next: Publish →")
 
     def source_of(run_value: str | None, folder: str | None) -> str:
-        src = (folder or "").strip() or (run_value or "")
+        # a Send or Load before the run list has filled (the tab just opened) takes the newest run itself
+        src = (folder or "").strip() or (run_value or "") or (pick_run(run_choices(studio)) or "")
         if not src:
             raise ModelError("Pick a run with an adapter (train one in the Train tab) or type an adapter folder")
         return src

@@ -251,3 +251,19 @@ def read_extra_sources(rows: Any) -> list[SourceConfig]:
                                 name=None if _blank(name) else str(name).strip(),
                                 columns=parse_columns(str(cols or ""), where), weight=w))
     return out
+
+
+def template_misfits(text: str | None, view: Any) -> bool:
+    """Whether a text template names placeholders that neither the previewed data's columns nor its roles supply
+    (the bundled sample's ``{Problem}`` kept for an uploaded file with other columns)."""
+    from studio.errors import TemplateError
+    from studio.templates import placeholders
+
+    if not (text or "").strip() or not getattr(view, "columns", None):
+        return False
+    try:
+        names = set(placeholders(text))
+    except TemplateError:
+        return True
+    known = set(view.columns) | {r for roles in ROLES.values() for r in roles} | {"system"}
+    return not names <= known

@@ -24,7 +24,7 @@ from studio.ui.common import AppContext, Reporter, error_box, error_text, next_s
 from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
                              SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
                              bundled_samples, widget)
-from studio.ui.data_form import data_field_values
+from studio.ui.data_form import data_field_values, template_misfits
 
 TAB_ID = "data"
 LABEL = "1 · Data"
@@ -84,7 +84,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         with gr.Column(scale=2):
             source_kind = gr.Radio(list(SOURCE_KINDS), value=init["source_kind"], label="Source", elem_id="data-source-kind")
             sample = gr.Dropdown(samples, value=init["sample"], label="Bundled sample", visible=init["source_kind"] == SOURCE_SAMPLE,
-                                 elem_id="data-sample", info="Small datasets that mirror the seed notebooks.")
+                                 elem_id="data-sample", info="Small bundled datasets to try Studio with.")
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
             with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
@@ -203,6 +203,14 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             return out
         view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress),
                              describe=error_text)
+        if reset and not sample_name and template_misfits(values.get(template), view):
+            # a new file whose columns the old template does not name: the model's chat template renders it
+            cleared = {template_name: CHAT_TEMPLATE, template: "", response_template: ""}
+            values.update(cleared)
+            out.update(cleared)
+            cfg = ctx.forms.read(values)
+            view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress),
+                                 describe=error_text)
         out.update(_view_updates(view, cfg))
         if reset and probe is not None and not probes_set and view.question:
             out[probe] = view.question
@@ -258,7 +266,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         if ready:
             return on_new_source(values, progress)
         return {summary: SOURCE_HINT.get(kind, ""), error: error_box(None), highlighted: [], stats: [],
-                warnings: "", histogram: charts.token_histogram([], int(values.get(max_length) or 16))}
+                warnings: "", histogram: charts.token_histogram([], int(values.get(max_length) or 16)),
+                **{dd: gr.update(choices=[NO_COLUMN], value=None) for dd in mapping.values()}}  # no file, no columns
 
     def show_sources(kind: str, rows: Any) -> tuple:
         """Which source widgets show, and the mix panel's title, for the kind and the extra-sources table."""

@@ -88,6 +88,7 @@ class TrainForm:
     eval_steps: Component = None
     booster: Component = None
     tensorboard: Component = None
+    report_to: Component = None
     probe_prompts: Component = None
     device: Component = None
     processes: Component = None

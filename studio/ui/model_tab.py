@@ -151,8 +151,8 @@ class ModelHandles:
 
 def render(studio: Any, ctx: AppContext) -> ModelHandles:
     m, lc = ctx.initial.model, ctx.initial.lora
-    gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the settings the seed "
-                "notebooks learned the hard way) or type any Hub id or local folder. The memory estimate is computed "
+    gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the pad token, chat "
+                "template and LoRA targets each model needs) or type any Hub id or local folder. The memory estimate is computed "
                 "from the model's config alone, before anything is downloaded.")
     four_bit = m.quantization == "4bit"
 

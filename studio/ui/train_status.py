@@ -60,7 +60,7 @@ def status_line(studio: Any, view: Any) -> tuple[str, str, float]:
     eta = s.eta_s if s.eta_s is not None else st.eta_s
     parts = progress_parts(step, total, loss=loss, eta_s=eta if state in ("running", "stopping") else None)
     parts.append(f"elapsed {format_seconds(st.elapsed_s)}")
-    detail = st.message if state == "preparing" and st.message else ""
+    detail = st.message if state in ("preparing", "running") and st.message else ""  # loading, evaluating...
     icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
             "failed": "❌", "interrupted": "⚠️"}.get(state, "•")
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"

@@ -56,7 +56,7 @@ def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
     raw["train"].update(run_name="round-trip", max_steps=7, epochs=2.5, learning_rate=1e-3, lr_scheduler="cosine",
                         warmup_ratio=0.1, batch_size=2, grad_accum=3, packing=True, gradient_checkpointing=True,
                         optim="sgd", weight_decay=0.01, max_grad_norm=1.0, seed=7, logging_steps=2, save_steps=9,
-                        save_total_limit=None, eval_steps=5, booster="none", tensorboard=False,
+                        save_total_limit=None, eval_steps=5, booster="none", tensorboard=False, report_to="wandb",
                         probe_prompts=["first prompt", "second prompt"], device="cpu", processes=2,
                         distributed="fsdp")
     cfg = RunConfig.from_dict(raw)
