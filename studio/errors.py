@@ -74,3 +74,7 @@ def hub_unreachable(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+class RewardError(StudioError):
+    """A reward is unknown, misconfigured, refused (user code on a shared app) or failed on a sample."""
