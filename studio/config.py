@@ -204,6 +204,19 @@ class TrainConfig:
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list, label="Probe prompts (one per line)")
     device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")
+    rewards: list[dict] = _help("GRPO: rewards with weights, each {name, weight, ...options}: answer, format, "
+                                "length (target, unit), regex (pattern) or path/to/file.py:function.",
+                                default_factory=lambda: [{"name": "answer", "weight": 1.0},
+                                                         {"name": "format", "weight": 0.5}], label="Rewards")
+    num_generations: int | None = _help("GRPO: completions sampled per prompt; must divide batch_size x "
+                                        "grad_accum (empty: 4 on a CPU, 8 on a GPU).", default=None, minimum=2,
+                                        label="Generations per prompt")
+    max_completion_length: int | None = _help("GRPO: tokens per sampled completion (empty: 64 on a CPU, 256 on "
+                                              "a GPU).", default=None, minimum=1, label="Completion length")
+    temperature: float = _help("GRPO: sampling temperature of the completions.", default=1.0, minimum=0.05,
+                               maximum=2.0, step=0.05, label="Temperature")
+    kl_beta: float = _help("GRPO: KL penalty towards the starting model (0: none, and no reference pass).",
+                           default=0.0, minimum=0, label="KL beta")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
@@ -227,6 +240,10 @@ class TrainConfig:
             check_positive("train", "eval_steps", self.eval_steps)
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
+        if getattr(self, "method", "sft") == "grpo":
+            from studio.config_grpo import check_grpo
+
+            check_grpo(self)
 
 
 @dataclass
