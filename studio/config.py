@@ -167,8 +167,8 @@ class TrainConfig:
     """Optimisation and run bookkeeping."""
 
     output_dir: str = _help("Folder where run directories are created.", default="runs")
-    method: Method = _help("Training method: sft (supervised), or a preference method on paired/labelled answers: "
-                           "dpo, orpo, kto or simpo.", default="sft", kind="radio", label="Method")
+    method: Method = _help("Training method: sft (supervised), a preference method on paired/labelled answers: "
+                           "dpo, orpo, kto or simpo, or grpo (reward tuning on prompts with train.rewards).", default="sft", kind="radio", label="Method")
     beta: float | None = _help("Preference strength (empty: the method's default: dpo/orpo/kto 0.1, simpo 2.0). "
                                "Higher keeps DPO/KTO closer to the reference; ORPO's weight of its odds-ratio term.",
                                default=None, label="Beta", minimum=0.0001)

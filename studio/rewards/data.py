@@ -7,7 +7,7 @@ compares answers. The row's other columns are kept: TRL hands them to every rewa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import DataError
@@ -21,6 +21,18 @@ _ANSWER_ROLE = {"prompt_completion": "completion", "instruction": "output"}
 
 
 @dataclass
+class PromptStats:
+    """What the job notes about GRPO's rows."""
+
+    rows: int
+    without_reference: int = 0
+
+    def warnings(self) -> list[str]:
+        n = self.without_reference
+        return [f"{n} of {self.rows} rows have no reference answer: the answer reward skips them"] if n else []
+
+
+@dataclass
 class PromptRows:
     """GRPO's train and held-out rows (``prompt`` text, ``reference`` answer, the original columns)."""
 
@@ -28,6 +40,11 @@ class PromptRows:
     eval: "Dataset | None"
     spec: Any
     reference_column: str | None
+    stats: PromptStats = field(default_factory=lambda: PromptStats(0))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.train._fingerprint
 
 
 def reference_text(row: dict[str, Any], fmt: str, mapping: dict[str, str]) -> str | None:
@@ -77,9 +94,11 @@ def prompt_rows(cfg: Any, tokenizer: Any, loaded: Any = None, *, needs_reference
 
     train_raw, eval_raw = split_rows(cfg.data, loaded)
     train = train_raw.map(convert, desc="Rendering prompts")
-    if needs_reference and not any(r is not None for r in train[REFERENCE]):
+    missing = sum(r is None for r in train[REFERENCE])
+    if needs_reference and missing == len(train):
         raise DataError("the answer reward needs each row's reference answer, and no row has one: map a column to "
                         "the reference role (data.sources[0].columns: {reference: <column>}); columns: "
                         f"{', '.join(loaded.columns)}")
     eval_ds = eval_raw.map(convert, desc="Rendering prompts") if eval_raw is not None else None
-    return PromptRows(train=train, eval=eval_ds, spec=spec, reference_column=column)
+    return PromptRows(train=train, eval=eval_ds, spec=spec, reference_column=column,
+                      stats=PromptStats(len(train), missing if needs_reference else 0))
