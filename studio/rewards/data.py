@@ -41,6 +41,7 @@ class PromptRows:
     spec: Any
     reference_column: str | None
     stats: PromptStats = field(default_factory=lambda: PromptStats(0))
+    dropped_rows: int = 0
 
     @property
     def fingerprint(self) -> str:
