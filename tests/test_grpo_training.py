@@ -64,3 +64,13 @@ def test_grpo_on_smollm2_two_lean_steps(tmp_path, smollm2_folder):
     # a real model answers in words: its completions are text, not the random model's token soup
     words = " ".join(s["completion"] for e in samples for s in e.samples)
     assert sum(w.isalpha() for w in words.split()) >= 10
+
+
+def test_the_cli_progress_line_carries_the_rewards():
+    from studio.commands.train import _progress
+
+    line = _progress(Log(step=2, total_steps=4, loss=0.01, metrics={
+        "reward": 0.75, "rewards/answer/mean": 0.5, "rewards/format/mean": 1.0, "rewards/format/std": 0.0,
+        "completions/mean_length": 40.6, "kl": 0.0}))
+    assert line.endswith("| reward 0.75 (answer 0.50, format 1.00) | len 41")
+    assert "reward" not in _progress(Log(step=2, total_steps=4, loss=0.5, metrics={"rewards/margins": 0.3}))

@@ -86,6 +86,8 @@ def _follow(job, show: bool, tty: bool, stop) -> None:
                       flush=True)
             elif isinstance(ev, Note):
                 print(("\n" if tty else "") + ev.message, file=sys.stderr)
+                for sample in ev.data.get("samples", []) if ev.data.get("kind") == "reward_gaming" else ():
+                    print("  | " + sample.replace("\n", "\n  | "), file=sys.stderr)
         if not job.alive and cursor >= len(job.events):
             return
 
@@ -96,6 +98,9 @@ def _progress(ev) -> str:
 
     extra = [f"lr {ev.learning_rate:.2e}"] if ev.learning_rate is not None else []
     extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
+    from studio.training.methods.grpo import reward_progress
+
+    extra += reward_progress(getattr(ev, "metrics", None) or {})
     return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))
 
 

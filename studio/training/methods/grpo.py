@@ -32,6 +32,21 @@ def reward_label(key: str) -> str | None:
     return None
 
 
+def reward_progress(metrics: dict[str, float]) -> list[str]:
+    """Progress-line parts of a GRPO log: ``reward 0.75 (answer 0.50, format 1.00)``, ``len 41``, ``kl 0.002``;
+    [] for other methods' logs."""
+    if "reward" not in metrics:
+        return []
+    each = [f"{key[len('rewards/'):-len('/mean')]} {v:.2f}" for key, v in metrics.items()
+            if key.startswith("rewards/") and key.endswith("/mean")]
+    parts = [f"reward {metrics['reward']:.2f}" + (f" ({', '.join(each)})" if each else "")]
+    if metrics.get("completions/mean_length") is not None:
+        parts.append(f"len {metrics['completions/mean_length']:.0f}")
+    if metrics.get("kl"):
+        parts.append(f"kl {metrics['kl']:.3g}")
+    return parts
+
+
 @functools.lru_cache(maxsize=None)
 def _config_class() -> type:
     """``StudioGRPOConfig``, made once (the trainer pickles its args into checkpoints: the class is found again as
