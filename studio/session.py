@@ -25,6 +25,9 @@ class Studio:
     chat: Any = None
     """The loaded chat engine (studio.inference), reused across requests."""
     extras: dict[str, Any] = field(default_factory=dict)
+    app_host: str = "127.0.0.1"
+    """Where the app listens: a user's reward code (GRPO) runs only on loopback, never through a shared link."""
+    app_share: bool = False
     chat_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held while a chat model loads (one load at a time); the shared ``lock`` is never held across slow work."""
     publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -58,6 +61,10 @@ class Studio:
         with self.lock:
             if self.job is not None and self.job.alive:
                 raise BusyError(f"a run is in progress: {self.job.run_dir}")
+            if getattr(cfg.train, "method", "sft") == "grpo":
+                from studio.rewards import check_user_code_allowed, parse_specs
+
+                check_user_code_allowed(parse_specs(cfg.train.rewards), host=self.app_host, share=self.app_share)
             if extra_callbacks is None:
                 from studio.training import default_callbacks
 

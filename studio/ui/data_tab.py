@@ -147,6 +147,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             eval_fraction = edit("eval_fraction")
             max_rows = edit("max_rows")
             seed = edit("seed")
+    from studio.ui.grpo_panel import render_reward_preview
+
+    render_reward_preview(studio, ctx)  # GRPO: each reward on sample answers before training
     next_step(ctx, "choose the base model, quantization and LoRA settings in the **Model** tab.", "model",
               "Next: Model →")
 
