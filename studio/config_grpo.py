@@ -1,8 +1,12 @@
-"""GRPO's settings checked and resolved: rewards, generations per prompt against the batch, completion length,
-and the device defaults (``None`` means: small on a CPU, so a SmolLM2 step takes seconds; TRL-sized on a GPU)."""
+"""GRPO's settings checked and resolved at the config's layer (foundation imports only): reward specs, generations
+per prompt against the batch, completion length, and the device defaults (``None`` means: small on a CPU, so a
+SmolLM2 step takes seconds; TRL-sized on a GPU)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from studio.errors import ConfigError, RewardError
@@ -10,6 +14,10 @@ from studio.errors import ConfigError, RewardError
 CPU_DEFAULTS = {"num_generations": 4, "max_completion_length": 64}
 """On a CPU: 4 completions of at most 64 tokens per prompt (TRL's 8 x 512 takes minutes a step on SmolLM2)."""
 GPU_DEFAULTS = {"num_generations": 8, "max_completion_length": 256}
+REWARD_OPTIONS: dict[str, dict[str, Any]] = {"answer": {}, "format": {}, "length": {"target": 200, "unit": "tokens"},
+                                             "regex": {"pattern": None}}
+"""The built-in rewards' names and options with their defaults (None: required); their functions are in
+:mod:`studio.rewards` (this module stays at the config's layer)."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,6 @@ def check_grpo(train: Any) -> None:
     Raises:
         ConfigError: a reward spec, generations or completion length that can't work.
     """
-    from studio.rewards import parse_specs
-
     try:
         parse_specs(train.rewards)
     except RewardError as exc:
@@ -81,3 +87,80 @@ def grpo_settings(train: Any, device: str) -> GrpoSettings:
     length = train.max_completion_length or defaults["max_completion_length"]
     return GrpoSettings(num_generations=gens, max_completion_length=length, temperature=train.temperature,
                         beta=train.kl_beta)
+
+
+USER_HELP = "path/to/file.py:function: your own function f(completions, **columns) -> list[float]"
+
+
+def is_user_reward(name: str) -> bool:
+    """Whether ``name`` names a user's function (``file.py:function``) rather than a built-in."""
+    return ":" in name and name.split(":", 1)[0].endswith(".py")
+
+
+def _names_list() -> str:
+    return ", ".join(REWARD_OPTIONS) + f", or {USER_HELP}"
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """One entry of ``train.rewards``."""
+
+    name: str
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The name TRL logs it under (``rewards/<label>/mean``)."""
+        if is_user_reward(self.name):
+            return self.name.rsplit(":", 1)[1]
+        return self.name
+
+
+def parse_specs(raw: Any) -> list[RewardSpec]:
+    """``train.rewards`` as specs, checked: known names (else the list), numeric weights, known options.
+
+    Raises:
+        RewardError: the entry, what is wrong and what is allowed.
+    """
+    if not isinstance(raw, list):
+        raise RewardError(f"train.rewards must be a list of {{name, weight, ...options}}, got {raw!r:.60}")
+    specs = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            raise RewardError(f"train.rewards[{i}] needs a name ({_names_list()}); got {item!r:.80}")
+        name = item["name"].strip()
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+            raise RewardError(f"train.rewards[{i}] ({name}): weight must be a number, got {weight!r}")
+        options = {k: v for k, v in item.items() if k not in ("name", "weight")}
+        if is_user_reward(name):
+            specs.append(RewardSpec(name, float(weight), options))
+            continue
+        defaults = REWARD_OPTIONS.get(name)
+        if defaults is None:
+            raise RewardError(f"unknown reward {name!r}; rewards are {_names_list()}")
+        unknown = [k for k in options if k not in defaults]
+        if unknown:
+            allowed = ", ".join(defaults) or "none"
+            raise RewardError(f"reward {name} has no option {unknown[0]!r}; its options: {allowed}")
+        missing = [k for k, v in defaults.items() if v is None and options.get(k) in (None, "")]
+        if missing:
+            raise RewardError(f"reward {name} needs {missing[0]!r} (e.g. {{name: regex, pattern: '#### \\d+'}})")
+        if name == "regex":
+            try:
+                re.compile(options["pattern"])
+            except (re.error, TypeError) as exc:
+                raise RewardError(f"reward regex: {options['pattern']!r} is not a valid pattern: {exc}") from None
+        if name == "length":
+            target = options.get("target", 200)
+            if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+                raise RewardError(f"reward length: target must be a whole number >= 1, got {target!r}")
+            if options.get("unit", "tokens") not in ("tokens", "chars"):
+                raise RewardError(f"reward length: unit must be tokens or chars, got {options['unit']!r}")
+        specs.append(RewardSpec(name, float(weight), options))
+    if not specs:
+        raise RewardError(f"train.rewards is empty: GRPO needs at least one reward ({_names_list()})")
+    return specs

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from studio.config_grpo import REWARD_OPTIONS, USER_HELP, RewardSpec, is_user_reward, parse_specs  # noqa: F401
 from studio.errors import RewardError
 from studio.rewards import builtin
 
@@ -43,88 +44,11 @@ BUILTIN: dict[str, RewardInfo] = {
     "format": RewardInfo(builtin.format, "1 for some working, then exactly one '#### <number>' line at the end; "
                          "'#### 1\\n#### 2\\n#### 3' scores 0."),
     "length": RewardInfo(builtin.length, "0 up to target tokens, then minus the share past it (down to -1).",
-                         {"target": 200, "unit": "tokens"}),
+                         REWARD_OPTIONS["length"]),
     "regex": RewardInfo(builtin.regex, "1 when the pattern is found in the completion, else 0.",
-                        {"pattern": None}),
+                        REWARD_OPTIONS["regex"]),
 }
 """The built-in rewards by name."""
-
-USER_HELP = "path/to/file.py:function: your own function f(completions, **columns) -> list[float]"
-
-
-def is_user_reward(name: str) -> bool:
-    """Whether ``name`` names a user's function (``file.py:function``) rather than a built-in."""
-    return ":" in name and name.split(":", 1)[0].endswith(".py")
-
-
-def _names_list() -> str:
-    return ", ".join(BUILTIN) + f", or {USER_HELP}"
-
-
-@dataclass(frozen=True)
-class RewardSpec:
-    """One entry of ``train.rewards``."""
-
-    name: str
-    weight: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """The name TRL logs it under (``rewards/<label>/mean``)."""
-        if is_user_reward(self.name):
-            return self.name.rsplit(":", 1)[1]
-        return self.name
-
-
-def parse_specs(raw: Any) -> list[RewardSpec]:
-    """``train.rewards`` as specs, checked: known names (else the list), numeric weights, known options.
-
-    Raises:
-        RewardError: the entry, what is wrong and what is allowed.
-    """
-    if not isinstance(raw, list):
-        raise RewardError(f"train.rewards must be a list of {{name, weight, ...options}}, got {raw!r:.60}")
-    specs = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
-            raise RewardError(f"train.rewards[{i}] needs a name ({_names_list()}); got {item!r:.80}")
-        name = item["name"].strip()
-        weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
-            raise RewardError(f"train.rewards[{i}] ({name}): weight must be a number, got {weight!r}")
-        options = {k: v for k, v in item.items() if k not in ("name", "weight")}
-        if is_user_reward(name):
-            specs.append(RewardSpec(name, float(weight), options))
-            continue
-        info = BUILTIN.get(name)
-        if info is None:
-            raise RewardError(f"unknown reward {name!r}; rewards are {_names_list()}")
-        unknown = [k for k in options if k not in info.options]
-        if unknown:
-            allowed = ", ".join(info.options) or "none"
-            raise RewardError(f"reward {name} has no option {unknown[0]!r}; its options: {allowed}")
-        missing = [k for k, v in info.options.items() if v is None and options.get(k) in (None, "")]
-        if missing:
-            raise RewardError(f"reward {name} needs {missing[0]!r} (e.g. {{name: regex, pattern: '#### \\d+'}})")
-        if name == "regex":
-            try:
-                re.compile(options["pattern"])
-            except (re.error, TypeError) as exc:
-                raise RewardError(f"reward regex: {options['pattern']!r} is not a valid pattern: {exc}") from None
-        if name == "length":
-            target = options.get("target", 200)
-            if isinstance(target, bool) or not isinstance(target, int) or target < 1:
-                raise RewardError(f"reward length: target must be a whole number >= 1, got {target!r}")
-            if options.get("unit", "tokens") not in ("tokens", "chars"):
-                raise RewardError(f"reward length: unit must be tokens or chars, got {options['unit']!r}")
-        specs.append(RewardSpec(name, float(weight), options))
-    if not specs:
-        raise RewardError(f"train.rewards is empty: GRPO needs at least one reward ({_names_list()})")
-    return specs
-
 
 def needs_reference(specs: list[RewardSpec]) -> list[str]:
     """The built-in rewards in ``specs`` that read the row's reference answer."""
