@@ -74,3 +74,30 @@ def test_the_cli_progress_line_carries_the_rewards():
         "completions/mean_length": 40.6, "kl": 0.0}))
     assert line.endswith("| reward 0.75 (answer 0.50, format 1.00) | len 41")
     assert "reward" not in _progress(Log(step=2, total_steps=4, loss=0.5, metrics={"rewards/margins": 0.3}))
+
+
+def test_grpo_continues_an_sft_run(tmp_path):
+    """SFT then GRPO: the GRPO run starts from the SFT adapter and trains it further."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    raw = grpo_config(tmp_path / "runs").to_dict()
+    raw["train"].update(method="sft", run_name="sft-first", learning_rate=3e-3, max_length=128)
+    sft = TrainingJob(RunConfig.from_dict(raw))
+    assert isinstance(sft.run(), Finished)
+    earlier = load_file(str(sft.run_dir / "adapter" / "adapter_model.safetensors"))
+    seen = {}
+
+    class AtStart(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            from peft import get_peft_model_state_dict
+
+            seen.update({k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()})
+
+    job = TrainingJob(grpo_config(tmp_path / "runs", max_steps=1, learning_rate=1e-2, start_from=str(sft.run_dir)),
+                      extra_callbacks=[AtStart()])
+    result = job.run()
+    assert isinstance(result, Finished), getattr(result, "message", result)
+    assert set(seen) == set(earlier) and all(torch.equal(seen[k], earlier[k]) for k in earlier)
+    assert any(isinstance(e, Completions) for e in job.events.all())
