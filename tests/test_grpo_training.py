@@ -40,6 +40,10 @@ def test_a_two_step_grpo_run_logs_rewards_and_sampled_completions(tmp_path):
     assert (job.run_dir / "adapter" / "adapter_config.json").exists()
     reread = (job.run_dir / "events.jsonl").read_text(encoding="utf-8")
     assert '"type": "completions"' in reread
+    from studio.evaluate import evaluate_run  # studio eval works on a GRPO run as on an SFT run
+
+    report = evaluate_run(job.run_dir, rows=2, max_new_tokens=8, batch_size=2)
+    assert report.rows == 2 and report.tuned.scored == 2 and report.base.scored == 2
 
 
 def test_a_user_reward_that_raises_fails_the_run_in_one_line(tmp_path):
