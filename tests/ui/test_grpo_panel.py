@@ -33,3 +33,13 @@ def test_a_loopback_app_says_user_code_is_allowed(tmp_path):
     app = compose(studio, initial=initial_config(demo=True))
     ids = {getattr(b, "elem_id", None) for b in app.blocks.blocks.values()}
     assert {"reward-preview-run", "reward-preview-table", "grpo-panel", "grpo-rewards", "grpo-completions"} <= ids
+
+
+def test_the_reference_column_is_mapped_in_the_data_tab(tmp_path):
+    from studio.config import ASSETS_CONFIGS, load_config
+
+    cfg = load_config(ASSETS_CONFIGS / "smollm2_grpo.yaml")
+    cfg.data.sources[0].columns = {"prompt": "question", "completion": "answer", "reference": "answer"}
+    forms = compose(Studio(runs_dir=tmp_path), initial=cfg).ctx.forms
+    assert "reference" in forms.data.mapping
+    assert forms.read(forms.write(cfg)).data.sources[0].columns["reference"] == "answer"
