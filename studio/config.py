@@ -167,8 +167,8 @@ class TrainConfig:
     """Optimisation and run bookkeeping."""
 
     output_dir: str = _help("Folder where run directories are created.", default="runs")
-    method: Method = _help("Training method: sft (supervised), or a preference method on paired/labelled answers: "
-                           "dpo, orpo, kto or simpo.", default="sft", kind="radio", label="Method")
+    method: Method = _help("Training method: sft (supervised), a preference method on paired/labelled answers: "
+                           "dpo, orpo, kto or simpo, or grpo (reward tuning on prompts with train.rewards).", default="sft", kind="radio", label="Method")
     beta: float | None = _help("Preference strength (empty: the method's default: dpo/orpo/kto 0.1, simpo 2.0). "
                                "Higher keeps DPO/KTO closer to the reference; ORPO's weight of its odds-ratio term.",
                                default=None, label="Beta", minimum=0.0001)
@@ -224,6 +224,19 @@ class TrainConfig:
     distributed: Distributed = _help("With several processes: ddp (a copy per process), fsdp (shards wrapped "
                                      "at the model's decoder layer) or DeepSpeed ZeRO-2/3.", default="ddp",
                                      label="Multi-process strategy")
+    rewards: list[dict] = _help("GRPO: rewards with weights, each {name, weight, ...options}: answer, format, "
+                                "length (target, unit), regex (pattern) or path/to/file.py:function.",
+                                default_factory=lambda: [{"name": "answer", "weight": 1.0},
+                                                         {"name": "format", "weight": 0.5}], label="Rewards")
+    num_generations: int | None = _help("GRPO: completions sampled per prompt; must divide batch_size x "
+                                        "grad_accum (empty: 4 on a CPU, 8 on a GPU).", default=None, minimum=2,
+                                        label="Generations per prompt")
+    max_completion_length: int | None = _help("GRPO: tokens per sampled completion (empty: 64 on a CPU, 256 on "
+                                              "a GPU).", default=None, minimum=1, label="Completion length")
+    temperature: float = _help("GRPO: sampling temperature of the completions.", default=1.0, minimum=0.05,
+                               maximum=2.0, step=0.05, label="Temperature")
+    kl_beta: float = _help("GRPO: KL penalty towards the starting model (0: none, and no reference pass).",
+                           default=0.0, minimum=0, label="KL beta")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
@@ -248,6 +261,10 @@ class TrainConfig:
             check_positive("train", "eval_steps", self.eval_steps)
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
+        if getattr(self, "method", "sft") == "grpo":
+            from studio.config_grpo import check_grpo
+
+            check_grpo(self)
 
     def _check_method(self) -> None:
         """Each method's own settings: beta > 0, a loss variant the method has, KTO's batch of 2 or more."""

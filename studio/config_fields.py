@@ -40,7 +40,7 @@ Distributed = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]
 Tracker = Literal["none", "trackio", "wandb", "mlflow"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
-Method = Literal["sft", "dpo", "orpo", "kto", "simpo"]
+Method = Literal["sft", "dpo", "orpo", "kto", "simpo", "grpo"]
 """Training methods (each one a recipe in :mod:`studio.training.methods`)."""
 PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "apo_zero", "apo_down", "sigmoid_norm", "kto", "apo_zero_unpaired"]

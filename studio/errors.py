@@ -78,3 +78,7 @@ def hub_unreachable(exc: BaseException | None) -> bool:
 
 class DamagedFileError(StudioError):
     """A file Studio reads is cut short or damaged (the sentence names it and what to do)."""
+
+
+class RewardError(StudioError):
+    """A reward is unknown, misconfigured, refused (user code on a shared app) or failed on a sample."""

@@ -27,6 +27,9 @@ class Studio:
     chat: Any = None
     """The loaded chat engine (studio.inference), reused across requests."""
     extras: dict[str, Any] = field(default_factory=dict)
+    app_host: str = "127.0.0.1"
+    """Where the app listens: a user's reward code (GRPO) runs only on loopback, never through a shared link."""
+    app_share: bool = False
     chat_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held while a chat model loads (one load at a time); the shared ``lock`` is never held across slow work."""
     publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -70,6 +73,10 @@ class Studio:
                 from studio.runs import load_run
 
                 cfg = load_run(resume).config
+            if getattr(cfg.train, "method", "sft") == "grpo":
+                from studio.rewards import check_user_code_allowed, parse_specs
+
+                check_user_code_allowed(parse_specs(cfg.train.rewards), host=self.app_host, share=self.app_share)
             if self.chat is not None and self.chat.device.startswith("cuda") and cfg.train.device != "cpu":
                 self.release_chat()  # the run gets the playground's GPU memory back
             if extra_callbacks is None:

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     silence_unactionable()
     studio = Studio(runs_dir=args.runs_dir) if args.runs_dir else Studio()
+    studio.app_host, studio.app_share = args.host, bool(args.share)  # user reward code: loopback only
     blocks = build_app(studio, initial=initial_config(demo=want_demo(args)))
     log = io.StringIO()
     with contextlib.redirect_stdout(log):  # gradio's share messages span many lines; we print our own

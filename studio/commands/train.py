@@ -90,6 +90,8 @@ def _follow(job, show: bool, tty: bool, stop) -> None:
                       flush=True)
             elif isinstance(ev, Note):
                 print(("\n" if tty else "") + ev.message, file=sys.stderr)
+                for sample in ev.data.get("samples", []) if ev.data.get("kind") == "reward_gaming" else ():
+                    print("  | " + sample.replace("\n", "\n  | "), file=sys.stderr)
             elif isinstance(ev, Eval) and ev.eval_loss is not None:
                 print(("\n" if tty else "") + f"eval loss {ev.eval_loss:.4f} at step {ev.step}", file=sys.stderr)
         if not job.alive and cursor >= len(job.events):
@@ -105,4 +107,7 @@ def _progress(ev) -> str:
     extra = [f"lr {ev.learning_rate:.2e}"] if ev.learning_rate is not None else []
     extra += progress_signal(getattr(ev, "metrics", None) or {})
     extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
+    from studio.training.methods.grpo import reward_progress
+
+    extra += reward_progress(getattr(ev, "metrics", None) or {})
     return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))

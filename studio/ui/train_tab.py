@@ -190,6 +190,9 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,
                           elem_id="train-log")
+    from studio.ui.grpo_panel import render_train_panel
+
+    render_train_panel(studio, ctx)  # GRPO runs: reward charts, sampled completions, gaming warning
     view = gr.State(TrainView())
     timer = gr.Timer(POLL_S)
     has_chat = "chat" in getattr(ctx, "tab_ids", ())
