@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         index = index_from_args(args)
     holder: dict[str, object] = {}
     server = Server(create_app(lambda: holder.get("engine"), ServeOptions(key, args.max_pending, index,
-                                                                           args.top_k)), args.host, args.port)
+                                                                           args.docs_top_k)), args.host, args.port)
     try:
         _quiet_libraries()
         engine = ChatEngine.from_run(args.run[0], device=args.device, quantization=args.quantization)

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--docs`` and its retrieval settings (shared by ``studio chat`` and ``studio serve``)."""
     parser.add_argument("--docs", default=None, metavar="PATH",
                         help="Ground answers on these documents (.txt .md .html .pdf files or a folder).")
-    parser.add_argument("--top-k", type=int, default=TOP_K, help="Chunks retrieved per question (with --docs).")
+    parser.add_argument("--docs-top-k", type=int, default=TOP_K, help="Chunks retrieved per question (with --docs).")
     parser.add_argument("--retriever", choices=("auto", "embed", "bm25"), default="auto",
                         help="auto: all-MiniLM-L6-v2 embeddings when the rag extra is installed, else BM25.")
     parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="Characters per chunk (with --docs).")
@@ -27,8 +27,8 @@ def index_from_args(args: argparse.Namespace) -> Any:
     """The document index ``--docs`` names (its notice, if any, on stderr)."""
     if getattr(args, "prompt", "") is None:
         raise ConfigError("--docs needs --prompt (one grounded question)")
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.docs_top_k < 1:
+        raise ConfigError(f"--docs-top-k must be >= 1, got {args.docs_top_k}")
     if not 0 <= args.chunk_overlap < args.chunk_size:
         raise ConfigError(f"--chunk-overlap must be >= 0 and below --chunk-size ({args.chunk_size}), "
                           f"got {args.chunk_overlap}")
@@ -43,7 +43,7 @@ def run_grounded(engine: Any, index: Any, args: argparse.Namespace, params: Any,
     """Answer ``--prompt`` from the documents of ``index``."""
     from studio.retrieval.grounding import Grounding, context_budget
 
-    g = Grounding.retrieve(index, args.prompt, args.top_k)
+    g = Grounding.retrieve(index, args.prompt, args.docs_top_k)
     limit = args.max_input_tokens or context_budget(engine, params.max_new_tokens)
     kw = dict(params=params, system_prompt=args.system, max_input_tokens=limit)
     chunks = [h.to_dict() for h in g.hits]
