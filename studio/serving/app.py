@@ -182,6 +182,8 @@ def create_app(get_engine: Callable[[], Any], options: ServeOptions | None = Non
         finally:
             stream.close()
             queue.leave(cancelled=cancelled)
+            if cancelled:
+                queue.note_cancelled(stream)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
