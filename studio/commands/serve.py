@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
     from studio.inference import ChatEngine
     from studio.serving.app import ServeOptions, Server, create_app, is_loopback, model_names
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     server = Server(create_app(lambda: holder.get("engine"), ServeOptions(key, args.max_pending, index,
                                                                            args.docs_top_k)), args.host, args.port)
     try:
-        _quiet_libraries()
+        quiet_libraries()
         engine = ChatEngine.from_run(args.run[0], device=args.device, quantization=args.quantization)
         for extra in args.run[1:]:
             engine.load_adapter(extra)
