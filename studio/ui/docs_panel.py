@@ -2,6 +2,7 @@
 folder, show them with source and score, and answer with base and tuned side by side on the same chunks."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterator
 
 import gradio as gr
@@ -41,7 +42,8 @@ def render(studio: Any, run: Any, adapter_path: Any, system: Any, params: list[A
         from studio.inference.opening import open_engine
         from studio.retrieval.grounding import Grounding, context_budget
         from studio.retrieval.index import open_index
-        from studio.ui.chat_tab import GEN_FIELDS, gen_params
+        from studio.inference.params import GenerationParams
+        from studio.ui.chat_runs import DEFAULT_MAX_NEW_TOKENS
 
         try:
             if not (text or "").strip():
@@ -51,7 +53,8 @@ def render(studio: Any, run: Any, adapter_path: Any, system: Any, params: list[A
             source = (folder or "").strip() or run_value
             if not source:
                 raise ConfigError("Pick a run with an adapter first")
-            settings = gen_params(dict(zip(GEN_FIELDS, values)))
+            names = [f.name for f in dataclasses.fields(GenerationParams)]  # the widgets' order
+            settings = GenerationParams.from_values(dict(zip(names, values)), max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
             yield gr.skip(), gr.skip(), gr.skip(), "_Indexing the documents…_", error_box(None)
             index = open_index(docs.strip())
             g = Grounding.retrieve(index, text.strip(), int(k or TOP_K))
