@@ -128,8 +128,8 @@ def parse_request(body: dict[str, Any], *, chat: bool) -> ApiRequest:
     temperature = _number(body, "temperature", float, 0, 2)
     top_p = _number(body, "top_p", float, 0, 1, low_open=True)
     seed = _number(body, "seed", int)
-    values: dict[str, Any] = {"max_new_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens, "stop": _stop(body),
-                              "do_sample": bool(temperature), "seed": seed or 0}
+    values: dict[str, Any] = {"max_new_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+                              "stop": _stop(body), "do_sample": bool(temperature), "seed": seed or 0}
     if temperature:
         values["temperature"] = temperature
     if top_p is not None:
