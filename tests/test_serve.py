@@ -124,6 +124,25 @@ def _try(client):
         return "429"
 
 
+def test_serve_docs_grounds_chat_answers_on_the_retrieved_chunks(demo, tmp_path):
+    from serve_helpers import FACT_QUESTION, write_docs
+    from studio.retrieval import grounded_message, open_index
+
+    index = open_index(write_docs(tmp_path / "docs"), retriever="bm25", cache_dir=tmp_path / "cache")
+    server = ThreadServer(demo.engine, index=index, top_k=2)
+    try:
+        reply = server.client().chat.completions.create(
+            model="wp", messages=[{"role": "user", "content": FACT_QUESTION}], max_tokens=3, temperature=0)
+        chunks = reply.model_extra["studio_chunks"]
+        assert [c["source"] for c in chunks][0] == "veltrania.txt" and len(chunks) == 2
+        message = grounded_message(FACT_QUESTION, index.search(FACT_QUESTION, 2))
+        assert message.startswith("Answer the question based only on the following context:\nThe capital of")
+        prompt = demo.engine.build_prompt(message, adapter="wp", max_new_tokens=3, max_input_tokens=2048)
+        assert reply.usage.prompt_tokens == len(prompt.input_ids)  # the question was sent grounded
+    finally:
+        server.stop()
+
+
 def test_api_key(wp_run):  # noqa: F811
     from studio.inference import ChatEngine
 
