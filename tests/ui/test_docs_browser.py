@@ -42,8 +42,9 @@ def test_chat_tab_grounds_answers_on_documents_and_serves(smollm2_chat_run, docs
             _box(page, "chat-docs-path").fill(str(docs_dir))
             _box(page, "chat-docs-question").fill(FACT_QUESTION)
             page.locator("#chat-docs-ask").click()
-            fact_row = page.locator("#chat-docs-chunks tbody tr").filter(has_text="veltrania.txt").first
-            expect(fact_row.locator("td").first).to_have_text("1", timeout=180_000)  # the fact's chunk ranks first
+            first_row = page.locator("#chat-docs-chunks").get_by_role("row").nth(1)  # after the header row
+            expect(first_row.get_by_role("gridcell").nth(1)).to_have_text("veltrania.txt", timeout=180_000)
+            expect(first_row.get_by_role("gridcell").first).to_have_text("1")
             expect(_box(page, "chat-docs-tuned")).to_have_value(re.compile(FACT), timeout=240_000)
             expect(_box(page, "chat-docs-base")).to_have_value(re.compile(FACT), timeout=240_000)
             expect(page.locator("#chat-docs-status")).to_contain_text("3 chunks")
