@@ -112,11 +112,12 @@ def open_index(path: str | Path, *, retriever: str = "auto", chunk_size: int = C
         raise DataError("the embedding retriever needs the rag extra: pip install 'fine-tune-studio[rag]'")
     want = EMBEDDER if retriever == "embed" or (retriever == "auto" and embedder_available()) else BM25
     key = content_key(docs, chunk_size, chunk_overlap)
+    folder = Path(cache_dir) if cache_dir else _cache_root() / key
+    memo = f"{key}:{want}:{folder}"
     with _MEMORY_LOCK:
-        hit = _MEMORY.get(f"{key}:{want}")
+        hit = _MEMORY.get(memo)
         if hit is not None:
             return hit
-        folder = Path(cache_dir) if cache_dir else _cache_root() / key
         index, notice = _read(folder, key, want), None
         if index is None:
             old = _meta(folder).get("retriever")
@@ -125,7 +126,7 @@ def open_index(path: str | Path, *, retriever: str = "auto", chunk_size: int = C
             chunks = [(d.source, c) for d in docs for c in split_text(d.text, chunk_size, chunk_overlap)]
             index = _build(chunks, want, key, folder)
             index.notice = notice
-        _MEMORY[f"{key}:{want}"] = index
+        _MEMORY[memo] = index
         return index
 
 
