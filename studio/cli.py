@@ -19,6 +19,7 @@ COMMANDS = {
     "eval": "Score a run's base and tuned model on its held-out split.",
     "export": "Write a run's adapter, merged model or checked GGUF (with an Ollama Modelfile) into a folder.",
     "push": "Publish a run's adapter, merged model or GGUF to the Hugging Face Hub, or export it.",
+    "serve": "Serve runs' adapters and their base model over an OpenAI-compatible HTTP API.",
     "bench": "Benchmarks printed as ratios against a baseline run in the same call.",
     "launch-script": "Write a Slurm sbatch file or a SkyPilot task that trains a config over N nodes.",
 }

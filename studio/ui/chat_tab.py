@@ -186,6 +186,10 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         eval_per_row = gr.Dataframe(headers=ROW_HEADERS, value=None, interactive=False, wrap=True, max_height=400,
                                     column_widths=ROW_WIDTHS, label="Per-row results",
                                     elem_id="chat-eval-rows-table")
+    from studio.ui import docs_panel, serve_panel  # issue 21: grounded answers and the OpenAI-compatible API
+
+    docs_panel.render(studio, run, adapter_path, system, params)
+    serve_panel.render(studio, run, adapter_path)
     has_publish = "publish" in ctx.tab_ids
     next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
               if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
