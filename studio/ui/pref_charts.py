@@ -31,11 +31,28 @@ was logged; the value at step 1 is the dotted ``AT_START`` line (the policy star
 SIGNAL_KEYS = tuple(key for _, traces, _ in PANELS for key, _, _ in traces)
 
 
+DEFAULT_LOSS = {"dpo": "sigmoid", "kto": "kto"}
+"""The loss variant whose step-1 value the method's recipe gives (another variant starts elsewhere)."""
+
+
+def _recipe(method: str):
+    try:
+        from studio.training.methods import recipe
+
+        return recipe(method)
+    except Exception:  # noqa: BLE001 - an unknown method draws no expectations
+        return None
+
+
 def start_reference(method: str, loss_type: str | None = None) -> tuple[float, str] | None:
-    """Where the loss starts by design: ln 2 for DPO's sigmoid loss (the policy is the reference at step 1)."""
-    if method == "dpo" and (loss_type or "sigmoid") == "sigmoid":
-        return LN2, f"ln 2 = {LN2:.3f}: {AT_START}"
-    return None
+    """Where the loss starts by design, as ``(value, label)``: the recipe's step-1 loss (DPO's sigmoid loss: ln 2,
+    KTO: 0.5) while the policy is the reference; None for methods without a reference or another loss variant."""
+    r = _recipe(method)
+    if r is None or "loss" not in r.first_step or (loss_type or DEFAULT_LOSS.get(method)) != DEFAULT_LOSS.get(method):
+        return None
+    value = r.first_step["loss"]
+    name = "ln 2" if abs(value - LN2) < 1e-9 else f"{value:g}"
+    return value, f"{name} = {value:.3f}: {AT_START}"
 
 
 def has_signals(series: RunSeries) -> bool:
@@ -57,6 +74,9 @@ def preference_figure(series: RunSeries, method: str = "") -> go.Figure:
               for title, traces, start in PANELS]
     panels = [p for p in panels if p[1]]
     name = method.upper() if method else "Preference"
+    r = _recipe(method)
+    labels = dict(r.metrics) if r is not None else {}
+    from_reference = r.uses_reference if r is not None else method in ("dpo", "kto")
     if not panels:
         return _empty(f"{name} signals", "Rewards, margin and accuracy appear after the first logged step", 360)
     cols = 2
@@ -67,12 +87,12 @@ def preference_figure(series: RunSeries, method: str = "") -> go.Figure:
         row, col = i // cols + 1, i % cols + 1
         for key, label, color in traces:
             x, y = _xy(series.steps, series.metrics[key])
-            fig.add_trace(go.Scatter(x=x, y=y, name=label, meta=key, mode="lines+markers" if len(x) < 30 else "lines",
+            fig.add_trace(go.Scatter(x=x, y=y, name=labels.get(key, label), meta=key, mode="lines+markers" if len(x) < 30 else "lines",
                                      line=dict(color=color, width=2), showlegend=len(traces) > 1),
                           row=row, col=col)
         if key == "rewards/accuracies":
             fig.update_yaxes(range=[-0.05, 1.05], tickformat=".0%", row=row, col=col)
-        if start is not None and method != "orpo":  # ORPO has no reference model: its rewards are log-odds
+        if start is not None and from_reference:  # without a reference (ORPO, SimPO) nothing starts at 0
             fig.add_hline(y=start, line=dict(color="#6b7280", dash="dot", width=1.5), row=row, col=col,
                           annotation_text=AT_START if i == 0 else "", annotation_position="bottom right",
                           annotation_font=dict(size=11, color="#6b7280"))
