@@ -61,6 +61,9 @@ class TrainingJob:
                 cfg.save(self.run_dir / runs.CONFIG)
             self.events = EventLog.open(self.run_dir / runs.EVENTS) if self.main else EventLog()
         else:
+            from studio.training.start_from import resolve_start
+
+            resolve_start(cfg)  # a wrong train.start_from is refused before a run folder is made
             self.run_dir = runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
