@@ -90,7 +90,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
 
             # ---- Train: pick DPO, a few steps
             tab(page, "3 · Train")
-            page.locator("#train-method label", has_text="DPO").click()
+            page.locator('#train-method [data-testid^="DPO:"]').click()
             expect(page.locator("#train-beta")).to_be_visible(timeout=30_000)
             expect(page.locator("#train-simpo-gamma")).to_be_hidden()
             set_number(page, "train-max-steps", STEPS)
