@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             expect(summary).to_contain_text("Format preference", timeout=120_000)
             preview = page.locator("#data-preview")
             expect(preview).to_contain_text("✘ rejected", timeout=60_000)
-            expect(page.locator("#data-error")).to_be_hidden()
+            expect(page.locator("#data-error")).to_be_hidden(timeout=60_000)  # an earlier edit's answer may land last
             expect(page.locator("#data-map-rejected input")).to_have_value("rejected")
             leaves = page.evaluate(HIGHLIGHTS)
             green = [text for text, bg in leaves if _green(bg)]
@@ -92,7 +93,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             tab(page, "3 · Train")
             page.locator('#train-method [data-testid^="DPO:"]').click()
             expect(page.locator("#train-beta")).to_be_visible(timeout=30_000)
-            expect(page.locator("#train-simpo-gamma")).to_be_hidden()
+            expect(page.locator("#train-simpo-gamma")).to_be_hidden(timeout=30_000)
             set_number(page, "train-max-steps", STEPS)
             set_number(page, "train-batch-size", BATCH)
             t0 = time.perf_counter()
@@ -115,4 +116,15 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             assert any("policy = reference at step 1" in (n or "") for n in loss["notes"]), loss
             page.locator("#train-pref").scroll_into_view_if_needed()
             shot(page, "pref-train-dpo")
+
+            # ---- Chat and Publish read the preference run (its prompt format) without an error
+            run_name = next(p for p in Path(real_app.runs_dir).iterdir() if p.is_dir()).name
+            tab(page, "4 · Chat")
+            expect(page.locator("#chat-run input")).to_have_value(re.compile(rf"^{run_name} · finished"),
+                                                                  timeout=30_000)
+            expect(page.locator("#chat-error")).to_be_hidden()
+            tab(page, "5 · Publish")
+            expect(page.locator("#publish-run input")).to_have_value(re.compile(rf"^{run_name} · "), timeout=30_000)
+            expect(page.locator("#publish-preview")).to_contain_text("smollm2", timeout=60_000)
+            expect(page.locator("#publish-error")).to_be_hidden()
     report(session, real_app, TIMINGS, t_all, "pref-timings.txt")

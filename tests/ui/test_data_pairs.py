@@ -106,6 +106,9 @@ def test_cut_identical_and_empty_pairs_are_warned(app, tmp_path):
     assert "chosen and rejected are the same answer" in warnings and "an answer is empty" in warnings
     spans = out[h.highlighted]
     assert any(label == "cut" and "cut at max_length" in text for text, label in spans), "the cut is shown"
+    assert any("eleven" in text for text, label in spans if label is None), "the cut words are shown"
+    assert not any("eleven" in text or "twelve" in text for text, label in spans if label == "trained"), \
+        "words past max_length are not trained"
     assert "1 of 3 rows: the answers differ only after the max_length cut" in warnings
     assert "\n⚠ the answers differ only after the max_length cut: this row is dropped from training" in \
         [text for text, _ in spans]
