@@ -242,10 +242,7 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     if not gradient_checkpointing:
         return without
     return dataclasses.replace(without, activations_gb=g(act_ckpt), gradient_checkpointing=True,
-<<<<<<< HEAD
                                total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead + reference))
-=======
-                               total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead))
 
 
 def decide_checkpointing(setting: Any, estimate: Any = None) -> tuple[bool, str]:
@@ -280,4 +277,3 @@ def decide_checkpointing(setting: Any, estimate: Any = None) -> tuple[bool, str]
     with_ = base + estimate.activations_ckpt_gb
     return True, (f"gradient checkpointing on (auto, non-reentrant): ~{without:.1f} GB without it exceeds "
                   f"{budget:.1f} GB ({1 - margin:.0%} of {estimate.device_gb:.0f} GB); ~{with_:.1f} GB with it")
->>>>>>> main

@@ -11,7 +11,7 @@ import pytest
 
 from studio.config import SourceConfig
 from studio.session import Studio
-from studio.tokenizer import load_tokenizer
+from studio.modeling.tokenizer import load_tokenizer
 from studio.ui.app import compose, initial_config
 from studio.ui.forms import MAPPING_ROLES, SOURCE_PATH
 
