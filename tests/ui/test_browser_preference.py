@@ -68,6 +68,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             page.locator("#data-template-name input").click()
             page.get_by_role("option", name="(chat template)").click()
             # one edit at a time: a preview's answer landing after a later one's would show the older data
+            expect(page.locator("#data-preview")).to_contain_text("<|im_start|>assistant", timeout=120_000)
             expect(page.locator("#data-preview")).not_to_contain_text("### Solution:", timeout=60_000)
             page.locator("#data-source-kind label", has_text="Hub id or local path").click()
             path = page.locator("#data-path textarea, #data-path input").first
@@ -79,8 +80,13 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             expect(preview).to_contain_text("✘ rejected", timeout=60_000)
             expect(page.locator("#data-error")).to_be_hidden(timeout=60_000)  # an earlier edit's answer may land last
             expect(page.locator("#data-map-rejected input")).to_have_value("rejected")
-            leaves = page.evaluate(HIGHLIGHTS)
-            green = [text for text, bg in leaves if _green(bg)]
+            deadline = time.time() + 60  # the pairs' preview has settled (no older answer lands after it)
+            while True:
+                leaves = page.evaluate(HIGHLIGHTS)
+                green = [text for text, bg in leaves if _green(bg)]
+                if any("Berlin" in t for t in green) or time.time() > deadline:
+                    break
+                page.wait_for_timeout(500)
             assert any("Paris" in t for t in green) and any("Berlin" in t for t in green), \
                 f"both answers' trained tokens are highlighted: {leaves[:40]}"
             assert not any("capital of France?" in t for t in green), "the prompt is not trained"
