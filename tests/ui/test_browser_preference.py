@@ -71,6 +71,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             expect(page.locator("#data-preview")).to_contain_text("<|im_start|>assistant", timeout=120_000)
             expect(page.locator("#data-preview")).not_to_contain_text("### Solution:", timeout=60_000)
             page.locator("#data-source-kind label", has_text="Hub id or local path").click()
+            expect(page.locator("#data-summary")).to_contain_text("Hub dataset id", timeout=60_000)
             path = page.locator("#data-path textarea, #data-path input").first
             path.fill(str(PAIRS))
             path.press("Enter")
