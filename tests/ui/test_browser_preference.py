@@ -25,6 +25,8 @@ HIGHLIGHTS = """() => [...document.querySelectorAll('#data-preview *')].filter(e
         const c = getComputedStyle(n).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } }
         return [e.innerText, bg]; })"""
 """Every text leaf of the preview with the background it is drawn on (the nearest coloured ancestor)."""
+IDLE = """() => ![...document.querySelectorAll('.progress-level, .progress-bar, .eta-bar')].some(
+    e => e.offsetParent !== null)"""
 PLOT = """id => { const g = document.querySelector(`#${id} .js-plotly-plot`); if (!g || !g.data) return null;
     return {traces: g.data.map(t => [t.meta || '', t.name || '', (t.x || []).length]),
             shapes: (g.layout.shapes || []).map(s => s.y0), notes: (g.layout.annotations || []).map(a => a.text)}; }"""
@@ -71,7 +73,7 @@ def test_dpo_in_the_browser_on_the_real_model(real_app, chromium_path):
             expect(page.locator("#data-preview")).to_contain_text("<|im_start|>assistant", timeout=120_000)
             expect(page.locator("#data-preview")).not_to_contain_text("### Solution:", timeout=60_000)
             page.locator("#data-source-kind label", has_text="Hub id or local path").click()
-            expect(page.locator("#data-summary")).to_contain_text("Hub dataset id", timeout=60_000)
+            page.wait_for_function(IDLE, timeout=120_000)  # the switch's own preview answered first
             path = page.locator("#data-path textarea, #data-path input").first
             path.fill(str(PAIRS))
             path.press("Enter")
