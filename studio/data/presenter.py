@@ -74,14 +74,21 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress
             tok = cache.tokenizer(cfg, progress=_part(report, 0.3, 0.4))
         except StudioError as err:
             raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
-        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=_part(report, 0.4, 0.95))
+        pairs = _pair_view(cfg, tok, loaded, n_rows)
+        pv = None if pairs else data_preview(cfg, tok, n_rows=n_rows, loaded=loaded,
+                                             progress=_part(report, 0.4, 0.95))
     except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
         view.error = describe(err)
         report(1.0, "stopped: see the message below")
         return view
     report(0.95, "drawing the token-length histogram")
-    view.preview = pv
     view.question = first_question(loaded)
+    if pairs is not None:  # preference rows: the prompt once, both answers, per-side statistics
+        view.preview, view.summary, view.highlighted = pairs.preview, pairs.summary, pairs.highlighted
+        view.lengths, view.stats_rows, view.warnings = pairs.lengths, pairs.stats_rows, pairs.warnings
+        report(1.0, f"preview ready: {len(pairs.preview.rows[:n_rows])} pairs shown, {len(pairs.lengths)} measured")
+        return view
+    view.preview = pv
     view.summary = _summary(cfg, pv, len(loaded.dataset))
     view.highlighted = highlight_rows(pv.rows)
     view.lengths = list(pv.full_lengths)
@@ -89,6 +96,13 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress
     view.warnings = list(pv.warnings)  # empty answers included (DataStats counts them)
     report(1.0, f"preview ready: {plural(len(pv.rows), 'row')} shown, {pv.stats.n_rows} measured")
     return view
+
+
+def _pair_view(cfg: RunConfig, tok: Any, loaded: Any, n_rows: int) -> Any:
+    """The preference rows' view (``pair_presenter.PairView``), or None for other data."""
+    from studio.data.pair_presenter import PREFERENCE_FORMATS, build_pair_view
+
+    return build_pair_view(cfg, tok, loaded, n_rows) if loaded.format in PREFERENCE_FORMATS else None
 
 
 def _no_progress(fraction: float, message: str) -> None:

@@ -308,6 +308,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         if model is not None:
             gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], on_edit,
                   **common, **hidden)
+        if ctx.forms.train is not None and ctx.forms.train.method is not None:  # preference rows preview per method
+            ctx.forms.train.method.input(on_edit, **common, **hidden)
 
         def after_forms_written(dep: Any, first: bool) -> None:
             dep.then(show_sources, inputs=[source_kind, extra_sources], outputs=panel_outputs,

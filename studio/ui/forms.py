@@ -93,6 +93,11 @@ class TrainForm:
     device: Component = None
     processes: Component = None
     distributed: Component = None
+    method: Component = None
+    beta: Component = None
+    loss_type: Component = None
+    simpo_gamma: Component = None
+    start_from: Component = None
 
 
 @dataclass
