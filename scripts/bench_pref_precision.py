@@ -2,9 +2,8 @@
 
 Usage: ``PYTHONPATH=. python scripts/bench_pref_precision.py [--steps 4] [--methods dpo,orpo,kto,simpo]``
 
-Part 1 trains DPO on the real SmolLM2 from the same seed and data twice in one process, fp32 and under bf16 autocast
-(TRL's default ``bf16=True``), and prints the logged loss and reward margin per step side by side; it then scores
-the fp32 run's final adapter on the same batch with and without autocast and prints the margin error bf16 adds.
+Part 1 scores DPO margins of one LoRA policy on the real SmolLM2 (8 pairs) in fp32 and under bf16 autocast (TRL's
+default ``bf16=True``), at adapter scales that give the margins of DPO's first steps, and prints the error bf16 adds.
 Part 2 trains each method a few steps in fp32 through Studio's job and prints steps/s (as ratios to DPO, measured in
 the same call) and the first-step loss.
 """
@@ -32,54 +31,60 @@ def _cfg(method: str, out: str, steps: int):
 
 
 def precision(steps: int) -> None:
+    """DPO margins of the same LoRA policy on the same 8 pairs, scored in fp32 and under bf16 autocast.
+
+    The policy is SmolLM2 + a LoRA whose B matrices are drawn at a scale (``sigma``) that gives the small margins of
+    DPO's first steps; the reference is the same model with the adapter disabled (as in training). No training loop:
+    the question is only whether bf16 arithmetic keeps margins of this size.
+    """
     import torch
+    from peft import get_peft_model
 
     from studio.data.pair_prepare import prepare_pairs
     from studio.modeling import base_tokenizer, load_base, lora_config
-    from studio.training.methods import recipe
 
     cfg = _cfg("dpo", tempfile.mkdtemp(), steps)
     tok = base_tokenizer(cfg.model)
     prepared = prepare_pairs(cfg, tok[0], "paired")
-    rec = recipe("dpo")
-    logs: dict[str, list] = {}
+    base = load_base(cfg.model, device="cpu", for_training=True, kbit_prep=False, tokenizer=tok)
+    model = get_peft_model(base.model, lora_config(cfg, base.model, base.added_token_ids)).eval()
+    rows = [prepared.train[i] for i in range(8)]
+    seqs = [(r["prompt_ids"] + r["chosen_ids"], len(r["prompt_ids"])) for r in rows] + \
+           [(r["prompt_ids"] + r["rejected_ids"], len(r["prompt_ids"])) for r in rows]
+    width = max(len(ids) for ids, _ in seqs)
+    pad = tok[0].pad_token_id or 0
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in seqs])
+    attn = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in seqs])
+    mask = torch.tensor([[0] * p + [1] * (len(ids) - p) + [0] * (width - len(ids)) for ids, p in seqs])
 
-    trained = {}
-    for name, bf16 in (("fp32", False), ("bf16", True)):
+    def logps(bf16: bool, adapter: bool) -> torch.Tensor:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        with torch.no_grad(), ctx:
+            if adapter:
+                logits = model(input_ids=input_ids, attention_mask=attn).logits
+            else:
+                with model.disable_adapter():
+                    logits = model(input_ids=input_ids, attention_mask=attn).logits
+        lp = torch.log_softmax(logits.float()[:, :-1], -1).gather(-1, input_ids[:, 1:, None])[..., 0]
+        return (lp * mask[:, 1:]).sum(-1)
+
+    beta, n = 0.1, len(rows)
+    print("sigma (LoRA B scale) | mean |margin| fp32 | mean |bf16 - fp32| | error/margin | sign agreement")
+    for sigma in (0.0, 1e-4, 3e-4, 1e-3, 3e-3):
         torch.manual_seed(0)
-        base = load_base(cfg.model, device="cpu", for_training=True, kbit_prep=False, tokenizer=tok)
-        args = rec.config_class()(**rec.args(cfg, dict(
-            output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=4, learning_rate=5e-4,
-            lr_scheduler_type="constant", logging_steps=1, seed=0, use_cpu=True, bf16=bf16, report_to="none",
-            disable_tqdm=True, save_strategy="no", dataloader_pin_memory=False, gradient_checkpointing=False,
-            max_length=128)))
-        trainer = rec.trainer_class()(model=base.model, args=args, train_dataset=prepared.train,
-                                      processing_class=base.tokenizer,
-                                      peft_config=lora_config(cfg, base.model, base.added_token_ids))
-        t0 = time.perf_counter()
-        trainer.train()
-        dt = time.perf_counter() - t0
-        logs[name] = [h for h in trainer.state.log_history if "rewards/margins" in h]
-        print(f"{name}: {steps / dt:.3f} steps/s")
-        trained[name] = trainer
-    print("step | loss fp32 | loss bf16 | margin fp32 | margin bf16")
-    for a, b in zip(logs["fp32"], logs["bf16"]):
-        print(f"{a['step']:4d} | {a['loss']:.6f} | {b['loss']:.6f} | {a['rewards/margins']:+.6f} | "
-              f"{b['rewards/margins']:+.6f}")
-    # the same trained adapter scored on the same batch with and without bf16 autocast
-    trainer = trained["fp32"]
-    batch = trainer.data_collator([prepared.train[i] for i in range(min(8, len(prepared.train)))])
-    margins = {}
-    for name, ctx in (("fp32", False), ("bf16", True)):
-        trainer.model.eval()
-        trainer._metrics["eval"].clear()
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=ctx):
-            trainer.compute_loss(trainer.model, dict(batch))
-        got = trainer._metrics["eval"]["rewards/margins"]
-        margins[name] = sum(got) / len(got)
-    err = abs(margins["bf16"] - margins["fp32"])
-    print(f"final adapter, same 8 pairs: margin fp32 {margins['fp32']:+.6f}, bf16 autocast {margins['bf16']:+.6f}, "
-          f"|error| {err:.6f} = {err / max(abs(margins['fp32']), 1e-12):.1%} of the margin")
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.data.normal_(0, sigma) if sigma else param.data.zero_()
+        margins = {}
+        for label, bf16 in (("fp32", False), ("bf16", True)):
+            pol, ref = logps(bf16, True), logps(bf16, False)
+            ratio = pol - ref
+            margins[label] = beta * (ratio[:n] - ratio[n:])
+        m32, m16 = margins["fp32"], margins["bf16"]
+        err = (m16 - m32).abs().mean().item()
+        mag = m32.abs().mean().item()
+        agree = (torch.sign(m16) == torch.sign(m32)).float().mean().item()
+        print(f"{sigma:g} | {mag:.6f} | {err:.6f} | {err / mag if mag else float('nan'):.2f} | {agree:.0%}")
 
 
 def speeds(methods: list[str], steps: int) -> None:
@@ -93,6 +98,7 @@ def speeds(methods: list[str], steps: int) -> None:
         logs = [r for r in logs if r["type"] == "log"]
         rate = [r["steps_per_s"] for r in logs[1:] if r.get("steps_per_s")]
         rows[m] = (sum(rate) / len(rate) if rate else float("nan"), logs[0]["loss"], logs[0]["metrics"])
+        print(f"{m}: {rows[m][0]:.3f} steps/s, step-1 loss {rows[m][1]:.6f}", flush=True)
     ref = rows.get("dpo", next(iter(rows.values())))[0]
     for m, (rate, loss, metrics) in rows.items():
         print(f"{m:6s} {rate:.3f} steps/s ({rate / ref:.2f}x dpo) | step-1 loss {loss:.6f}"

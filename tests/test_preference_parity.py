@@ -25,8 +25,8 @@ PAIRS = Path(__file__).parent / "data" / "pairs.jsonl"
 def demo():
     from transformers import AutoModelForCausalLM
 
-    from studio.demo import resolve_model_path
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.sources import resolve_model_path
+    from studio.modeling.tokenizer import load_tokenizer
 
     return (AutoModelForCausalLM.from_pretrained(resolve_model_path(ModelConfig().name_or_path)),
             load_tokenizer(ModelConfig())[0])

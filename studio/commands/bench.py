@@ -1,7 +1,7 @@
 """`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
-    studio bench learn [--steps 30] [--rows 20] [--json]
+    studio bench learn [--steps 30] [--rows 20] [--json] [--method grpo]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
     studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json]
     studio bench memory [--steps 2]
@@ -18,7 +18,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                      "per case, checkpointing off and on.",
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
-                    "format rate after --steps (default 30, about 5 minutes on 2 cores).",
+                    "format rate after --steps (default 30, about 5 minutes on 2 cores); --method grpo: reward "
+                    "tuning with answer + format (smollm2_grpo.yaml), the same figures.",
            "eval-overhead": "The real SmolLM2: evaluation at the automatic interval with the best checkpoint kept vs "
                             "at the end only (wall-time ratio), then the forgetting check per checkpoint.",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None,
                         help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20); "
                              "train: rows per setup (default 60).")
+    parser.add_argument("--method", action="append", choices=("sft", "grpo"), default=None,
+                        help="learn: grpo trains with rewards (smollm2_grpo.yaml) instead of SFT.")
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
@@ -145,6 +148,10 @@ def _learn(args: argparse.Namespace) -> int:
     from studio.imports import quiet_libraries
 
     quiet_libraries()
+    if (args.method or ["sft"])[-1] == "grpo":
+        from studio.bench.learn_grpo import learn_grpo
+
+        learn = learn_grpo  # noqa: F811 - same call, GRPO's config and reward figures
     result = learn(config=args.config, steps=args.steps or DEFAULT_STEPS, rows=args.rows or DEFAULT_ROWS,
                    overrides=args.overrides,
                    report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import DEMO_MODEL, RunConfig
-from studio.formatting import format_bytes, format_value
+from studio.formatting import format_bytes, format_value, plural
 from studio.hub.card_data import METRIC_NAMES, card_metadata
 from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, is_number, load_facts, summarise_eval
 
@@ -265,7 +265,7 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     evals = summarise_eval(facts)
     if evals.metrics:
         rows = [(METRIC_NAMES.get(k, k.replace("_", " ")), b, t) for k, (b, t) in evals.metrics.items()]
-        where = f" ({evals.rows} rows)" if evals.rows else ""
+        where = f" ({plural(evals.rows, 'row')})" if evals.rows else ""
         parts += ["", "## Evaluation", "", f"On the held-out split{where}:", "",
                   _table(("Metric", "Base model", "Fine-tuned"), rows)]
     if evals.samples:

@@ -63,6 +63,9 @@ def plan_eval(tc: Any, *, eval_rows: int, rows_per_step: int, total_steps: int) 
     keep_best = bool(getattr(tc, "keep_best", False) or patience)
     metric = "eval_accuracy" if getattr(tc, "best_metric", "eval_loss") == "accuracy" else "eval_loss"
     acc_rows = int(getattr(tc, "eval_accuracy_rows", 0) or 0)
+    if (acc_rows or metric == "eval_accuracy") and getattr(tc, "method", "sft") != "sft":
+        raise ConfigError(f"train.eval_accuracy_rows and best_metric 'accuracy' answer held-out questions, an sft "
+                          f"run's task; a {tc.method} run is judged by its eval loss (set best_metric: eval_loss)")
     if eval_rows <= 0:
         if keep_best:
             what = "early stopping" if patience else "keeping the best checkpoint"
