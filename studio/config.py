@@ -19,6 +19,8 @@ from studio.config_fields import (Attention, BestMetric, Bias, Booster, ChatTemp
                                   Format, LossOn, Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType,
                                   Scheduler, Tracker, build, check_choices, check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
+from studio.config_methods import (DEFAULT_BETA, LOSS_TYPES, METHOD_SHAPES, check_evaluation,  # noqa: F401
+                                   check_method)
 from studio.errors import ConfigError
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
 
@@ -259,7 +261,7 @@ class TrainConfig:
             raise ConfigError(f"train.learning_rate must be < 1 (a typical LoRA value is 2e-4), got "
                               f"{self.learning_rate}")
         check_choices(self, "train")
-        self._check_method()
+        check_method(self)
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "processes"):
@@ -271,12 +273,7 @@ class TrainConfig:
         check_positive("train", "max_grad_norm", self.max_grad_norm, allow_zero=True)
         if self.eval_steps is not None:
             check_positive("train", "eval_steps", self.eval_steps)
-        if self.early_stopping_patience is not None:
-            check_positive("train", "early_stopping_patience", self.early_stopping_patience)
-        check_positive("train", "eval_accuracy_rows", self.eval_accuracy_rows, allow_zero=True)
-        if self.best_metric == "accuracy" and self.eval_accuracy_rows < 1:
-            raise ConfigError("train.best_metric 'accuracy' needs train.eval_accuracy_rows >= 1 (answers generated at "
-                              "each evaluation); or choose eval_loss")
+        check_evaluation(self)
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
         if getattr(self, "method", "sft") == "grpo":
@@ -284,31 +281,6 @@ class TrainConfig:
 
             check_grpo(self)
 
-    def _check_method(self) -> None:
-        """Each method's own settings: beta > 0, a loss variant the method has, KTO's batch of 2 or more."""
-        if self.beta is not None:
-            check_positive("train", "beta", self.beta)
-        check_positive("train", "simpo_gamma", self.simpo_gamma, allow_zero=True)
-        if self.start_from is not None and not str(self.start_from).strip():
-            self.start_from = None
-        if self.loss_type is not None and self.loss_type not in LOSS_TYPES.get(self.method, ()):
-            have = LOSS_TYPES.get(self.method)
-            raise ConfigError(f"train.loss_type {self.loss_type!r} is not a loss of {self.method}; "
-                              + (f"{self.method} has: {', '.join(have)}" if have else
-                                 f"{self.method} has one loss: leave train.loss_type empty"))
-        if self.method == "kto" and self.batch_size < 2:
-            raise ConfigError("train.batch_size must be 2 or more for kto: KTO estimates its KL term from the other "
-                              "rows of the same batch (TRL refuses a batch of 1); set train.batch_size=2 or more")
-
-
-LOSS_TYPES: dict[str, tuple[str, ...]] = {"dpo": PREF_LOSSES[:12], "kto": PREF_LOSSES[12:]}
-"""The loss variants each method offers (TRL's names); methods not listed have one loss."""
-METHOD_SHAPES: dict[str, tuple[int, bool]] = {"sft": (1, False), "dpo": (2, True), "orpo": (2, False),
-                                               "kto": (2, True), "simpo": (2, False)}
-"""Per method: sequences per row in a step (a pair is two; KTO adds its KL completions) and whether a reference pass
-runs. The memory estimate and the method registry read it; a method not listed counts as ``(1, False)``."""
-DEFAULT_BETA: dict[str, float] = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1, "simpo": 2.0}
-"""``train.beta`` when left empty (TRL's defaults; SimPO's paper range 2.0-2.5)."""
 
 
 @dataclass

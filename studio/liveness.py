@@ -61,3 +61,21 @@ def live_runs(runs_dir: str | Path) -> list[Path]:
         return []
     found = [p.parent for p in root.glob(f"*/{PROCESS}") if record_alive(read_process(p.parent))]
     return sorted(found, key=lambda p: (p / PROCESS).stat().st_mtime, reverse=True)
+
+
+def pid_alive(pid: Any) -> bool:
+    """A process with this pid exists (a run started from a shell records only its pid)."""
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def run_alive(path: str | Path, env: dict[str, Any]) -> bool:
+    """The run's process runs: its ``process.json`` (pid and start time, the app's child) or else the pid its
+    ``environment.json`` names (a run started from a shell)."""
+    record = read_process(path)
+    if record:
+        return record_alive(record)
+    return bool(env.get("pid")) and pid_alive(env.get("pid"))

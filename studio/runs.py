@@ -336,25 +336,6 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _pid_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError, TypeError):
-        return False
-    return True
-
-
-def _alive(path: Path, env: dict[str, Any]) -> bool:
-    """The run's process runs: its ``process.json`` (pid and start time, the app's child) or else the pid its
-    ``environment.json`` names (a run started from a shell)."""
-    from studio.liveness import read_process, record_alive
-
-    record = read_process(path)
-    if record:
-        return record_alive(record)
-    return bool(env.get("pid")) and _pid_alive(env.get("pid"))
-
-
 def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory (events, environment; the config on demand) into a :class:`RunView`.
 
@@ -364,6 +345,7 @@ def load_run(run_dir: str | Path) -> RunView:
         TrainingError: the folder is not a run directory.
     """
     from studio.events import EventLog, Failed, Finished, Started, Stopped
+    from studio.liveness import run_alive
 
     path = Path(run_dir)
     if not (path / CONFIG).is_file():
@@ -379,7 +361,7 @@ def load_run(run_dir: str | Path) -> RunView:
         view.status, view.message = "stopped", f"stopped at step {terminal.step}"
     elif isinstance(terminal, Failed):
         view.status, view.message = "failed", terminal.message
-    elif _alive(path, env):
+    elif run_alive(path, env):
         view.status = "running"
     elif isinstance(terminal, Started):
         view.status = "interrupted"

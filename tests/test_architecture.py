@@ -46,7 +46,7 @@ def test_no_studio_module_is_over_400_lines():
 
 # ------------------------------------------------------------------------------------------------ import graph
 FOUNDATION = {"studio.errors", "studio.paths", "studio.formatting", "studio.imports", "studio.config",
-              "studio.config_fields", "studio.config_values", "studio.config_grpo", "studio.templates",
+              "studio.config_fields", "studio.config_values", "studio.config_grpo", "studio.config_methods", "studio.templates",
               "studio.diskspace", "studio.events", "studio.runs", "studio.liveness", "studio.environment",
               "studio.signals", "studio.demo", "studio.damage"}
 """Top-level modules every layer builds on: they import only each other (never a package such as modeling)."""

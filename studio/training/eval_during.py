@@ -101,6 +101,31 @@ def plan_eval(tc: Any, *, eval_rows: int, rows_per_step: int, total_steps: int) 
     return EvalPlan(steps, reason, patience, keep_best, metric, acc_rows, warning)
 
 
+def plan_for(tc: Any, prepared: Any, world_size: int = 1) -> EvalPlan:
+    """:func:`plan_eval` for a run's prepared data (rows per optimizer step over every process)."""
+    rows_per_step = tc.batch_size * tc.grad_accum * max(world_size, 1)
+    total = tc.max_steps if tc.max_steps > 0 else math.ceil(len(prepared.train) / rows_per_step * tc.epochs)
+    eval_rows = len(prepared.eval) if prepared.eval is not None else 0
+    return plan_eval(tc, eval_rows=eval_rows, rows_per_step=rows_per_step, total_steps=total)
+
+
+def end_of_run(trainer: Any, plan: EvalPlan, *, tell: Any, emit: Any) -> None:
+    """After the last step: the final weights' eval loss (a visible phase; skipped when that step was just
+    evaluated or the best checkpoint is kept), then a note of the checkpoint adapter/ keeps and why."""
+    from studio.events import Note
+
+    step = trainer.state.global_step
+    if trainer.eval_dataset is not None and not plan.keep_best and (not plan.steps or step % plan.steps):
+        phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
+        tell(phase)
+        emit(Note(message=f"{phase}...", data={"kind": "phase"}))
+        trainer.evaluate()
+    kept = kept_note(trainer, plan, trainer.state.max_steps)
+    if kept:
+        emit(Note(message=kept, data={"kind": "kept_best", "step": trainer.state.best_global_step,
+                                      "metric": plan.metric, "value": float(trainer.state.best_metric)}))
+
+
 def eval_callbacks(plan: EvalPlan, *, eval_dataset: Any, tokenizer: Any, extractor: Any = None) -> list[Any]:
     """The task-metric callback (first, so the metric is there for the best-model and early-stopping checks) and
     transformers' ``EarlyStoppingCallback`` when asked."""

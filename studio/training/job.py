@@ -17,7 +17,7 @@ from studio.training import trackers
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
-from studio.training.eval_during import EvalPlan, eval_callbacks, kept_note, plan_eval
+from studio.training.eval_during import EvalPlan, end_of_run, eval_callbacks, plan_for
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
 from studio.training.state import JobStatus, RunState, as_float
@@ -177,7 +177,7 @@ class TrainingJob:
                                       mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
         speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
-        self.eval_plan = self._plan_eval(prepared)
+        self.eval_plan = plan_for(cfg.train, prepared, runs.world_size())
         speed_lines.append(self.eval_plan.reason)
         if self.eval_plan.warning:
             self.emit(Note(level="warning", message=self.eval_plan.warning, data={"kind": "evaluation"}))
@@ -217,19 +217,8 @@ class TrainingJob:
         trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
-        every = self.eval_plan.steps
-        if not stopped and trainer.eval_dataset is not None and not self.eval_plan.keep_best \
-                and (not every or step % every):  # the final weights' eval loss, unless just evaluated
-            phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
-            st.tell(phase)
-            self.emit(Note(message=f"{phase}...", data={"kind": "phase"}))
-            trainer.evaluate()
-        kept = kept_note(trainer, self.eval_plan, trainer.state.max_steps) if not stopped else None
-        if kept:
-            LOG.info("evaluation: %s", kept)
-            self.emit(Note(message=kept, data={"kind": "kept_best", "step": trainer.state.best_global_step,
-                                               "metric": self.eval_plan.metric,
-                                               "value": as_float(trainer.state.best_metric)}))
+        if not stopped:  # the final eval loss (unless just evaluated), and which checkpoint adapter/ keeps
+            end_of_run(trainer, self.eval_plan, tell=st.tell, emit=self.emit)
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
         if self.main and self.tokenizer is not None:
@@ -244,16 +233,6 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
-
-    def _plan_eval(self, prepared: Any) -> Any:
-        """How often to evaluate, and whether the best checkpoint is kept (:mod:`studio.training.eval_during`)."""
-        import math
-
-        tc = self.cfg.train
-        rows_per_step = tc.batch_size * tc.grad_accum * runs.world_size()
-        total = tc.max_steps if tc.max_steps > 0 else math.ceil(len(prepared.train) / rows_per_step * tc.epochs)
-        eval_rows = len(prepared.eval) if prepared.eval is not None else 0
-        return plan_eval(tc, eval_rows=eval_rows, rows_per_step=rows_per_step, total_steps=total)
 
     def _model_progress(self, fraction: float, message: str) -> None:
         """A first GGUF dequantization shows in the status line; its start and end become notes."""

@@ -14,9 +14,10 @@ BLURBS = {
     "orpo": "ORPO: SFT on the chosen answer plus an odds-ratio penalty on the rejected one; no reference pass.",
     "kto": "KTO: single answers labelled good or bad (prompt/completion/label); no pairs needed.",
     "simpo": "SimPO: DPO without a reference: length-normalised log-probabilities with a target margin γ.",
+    "grpo": "GRPO: sample several answers per prompt and reward the good ones (the #### answer, the format...).",
 }
 SETTINGS = {"beta": ("dpo", "orpo", "kto", "simpo"), "loss_type": ("dpo", "kto"), "simpo_gamma": ("simpo",),
-            "start_from": ("sft", "dpo", "orpo", "kto", "simpo")}
+            "start_from": ("sft", "dpo", "orpo", "kto", "simpo", "grpo")}
 """The method settings (``TrainConfig`` fields) and the methods they apply to; the method registry's own list wins
 where it has one (:func:`applies`)."""
 NONE_CHOICE = ("(start from the base model)", "")

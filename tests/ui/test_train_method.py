@@ -50,7 +50,7 @@ def app(tmp_path_factory):
 def test_method_radio_explains_each_method_and_shows_only_its_settings(app):
     h, *_ = app
     w = h.method.widgets
-    assert [v for _, v in w["method"].choices] == ["sft", "dpo", "orpo", "kto", "simpo"]
+    assert [v for _, v in w["method"].choices] == ["sft", "dpo", "orpo", "kto", "simpo", "grpo"]
     assert all(len(label) > 20 for label, _ in w["method"].choices), "each method has its one-line explanation"
     assert w["method"].value == "sft" and not any(w[n].visible for n in ("beta", "loss_type", "simpo_gamma"))
     settings = [n for n in ("beta", "loss_type", "simpo_gamma") if n in w]
