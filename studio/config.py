@@ -15,8 +15,8 @@ from typing import Any, Union
 import yaml
 
 from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
-                                  Optimizer, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
-                                  check_positive, choices_of, field_help)
+                                  Optimizer, Precision, PushKind, Quantization, QuantType, Scheduler, build,
+                                  check_choices, check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
@@ -203,6 +203,9 @@ class TrainConfig:
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list, label="Probe prompts (one per line)")
     device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")
+    precision: Precision = _help(
+        "Training precision: auto (bf16 base with fp32 LoRA on CPUs with AVX512-BF16/AMX for SFT, else fp32; "
+        "GPU: model.compute_dtype), fp32 or bf16.", default="auto", kind="radio", label="Precision")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:

@@ -35,6 +35,7 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "pag
                     "adafactor", "sgd"]
 Booster = Literal["auto", "none", "liger"]
 Device = Literal["auto", "cuda", "cpu"]
+Precision = Literal["auto", "fp32", "bf16"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
 

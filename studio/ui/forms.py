@@ -90,6 +90,7 @@ class TrainForm:
     tensorboard: Component = None
     probe_prompts: Component = None
     device: Component = None
+    precision: Component = None
 
 
 @dataclass

@@ -30,7 +30,7 @@ ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio")
 """The ``TrainConfig`` fields shown, row by row (``max_length``/``loss_on`` are on the Data tab)."""
 MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
              ("logging_steps", "save_steps", "save_total_limit", "eval_steps"),
-             ("device", "tensorboard", "run_name"))
+             ("device", "precision", "tensorboard", "run_name"))
 """The rows under "More settings" (then ``probe_prompts``, full width)."""
 
 
