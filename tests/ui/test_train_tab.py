@@ -57,7 +57,7 @@ def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
                         warmup_ratio=0.1, batch_size=2, grad_accum=3, packing=True, gradient_checkpointing=True,
                         optim="sgd", weight_decay=0.01, max_grad_norm=1.0, seed=7, logging_steps=2, save_steps=9,
                         save_total_limit=None, eval_steps=5, booster="none", tensorboard=False,
-                        probe_prompts=["first prompt", "second prompt"], device="cpu")
+                        probe_prompts=["first prompt", "second prompt"], device="cpu", precision="fp32")
     cfg = RunConfig.from_dict(raw)
     form, forms = _train_tab(tmp_path, initial=cfg)
     default = TrainConfig()
