@@ -1,9 +1,9 @@
 """Training precision: ``train.precision`` auto | fp32 | bf16, decided per device, CPU kind and method.
 
 On CPUs with native bf16 (AVX512-BF16 or AMX, asked of torch, never guessed from a model name) a LoRA step runs
-the frozen base in bf16 with the LoRA weights and the optimizer in fp32 under ``torch.autocast``: measured here on
-SmolLM2 about 2x the fp32 steps/s at the same loss (first 20 losses within 1 %). Where the CPU lacks it, bf16 is
-emulated and slower, so ``auto`` stays fp32 as before. Each training method says whether bf16 was measured safe for
+the frozen base in bf16 with the LoRA weights and the optimizer in fp32 under ``torch.autocast`` (a plain SmolLM2
+LoRA step on a quiet AVX512-BF16 box: ~2x the fp32 steps/s, losses within 0.5 % over 5 steps; see STACK-NOTES).
+Where the CPU lacks it, bf16 is emulated and slower, so ``auto`` stays fp32 as before. Each training method says whether bf16 was measured safe for
 it on CPU (:data:`CPU_BF16_METHODS`): preference losses compare small log-probability margins that bf16 can swamp,
 so they stay fp32 until measured (a method module registers itself with :func:`allow_cpu_bf16`). On a GPU ``auto``
 keeps ``model.compute_dtype`` (bf16 where supported, else fp16).
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 CPU_BF16_METHODS: dict[str, str] = {
-    "sft": "SFT measured on SmolLM2: ~2x fp32 steps/s, first 20 losses within 1 %",
+    "sft": "a SmolLM2 LoRA step measured ~2x fp32 steps/s, losses within 0.5 % over 5 steps",
 }
 """Methods measured safe (and faster) in bf16 on CPUs with native bf16, with what was measured."""
 
