@@ -16,8 +16,9 @@ import yaml
 
 from studio.config_fields import Distributed  # noqa: F401
 from studio.config_fields import (Attention, BestMetric, Bias, Booster, ChatTemplate, Device, Dtype,  # noqa: F401
-                                  Format, LossOn, Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType,
-                                  Scheduler, Tracker, build, check_choices, check_positive, choices_of, field_help)
+                                  Format, LossOn, Method, Optimizer, Precision, PrefLoss, PushKind, Quantization,
+                                  QuantType, Scheduler, Tracker, build, check_choices, check_positive, choices_of,
+                                  field_help)
 from studio.config_fields import setting as _help
 from studio.config_methods import (DEFAULT_BETA, LOSS_TYPES, METHOD_SHAPES, check_evaluation,  # noqa: F401
                                    check_method)
@@ -251,6 +252,9 @@ class TrainConfig:
                                maximum=2.0, step=0.05, label="Temperature")
     kl_beta: float = _help("GRPO: KL penalty towards the starting model (0: none, and no reference pass).",
                            default=0.0, minimum=0, label="KL beta")
+    precision: Precision = _help(
+        "Training precision: auto (bf16 base with fp32 LoRA on CPUs with AVX512-BF16/AMX for SFT, else fp32; "
+        "GPU: model.compute_dtype), fp32 or bf16.", default="auto", kind="radio", label="Precision")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:

@@ -3,6 +3,11 @@
 It holds what is loaded and what runs, behind a lock. Handlers get it explicitly; there are no module-level
 mutable globals. One run at a time per runs folder: a second start gets a clear "busy" answer. A run trains in its
 own process (:mod:`studio.training.launcher`); the app follows its folder, and a restarted app finds it again.
+
+Lock order (one, everywhere): ``chat_loading`` (the engine cache: held through a model or adapter load) is taken
+*before* ``lock`` (the app lock), never inside it; ``lock`` guards only quick reads and swaps of this object's
+fields and is never held across slow work (a load, a merge, an upload), so the Train tab's status, Start and Stop
+never wait on a Chat model load. ``publishing`` is taken alone.
 """
 from __future__ import annotations
 
@@ -30,8 +35,9 @@ class Studio:
     app_host: str = "127.0.0.1"
     """Where the app listens: a user's reward code (GRPO) runs only on loopback, never through a shared link."""
     app_share: bool = False
-    chat_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    """Held while a chat model loads (one load at a time); the shared ``lock`` is never held across slow work."""
+    chat_loading: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    """The engine-cache lock: held while a chat model or adapter loads (one load at a time). Taken before ``lock``,
+    never while holding it (see the module's lock order)."""
     publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held while a push or export runs (one at a time). No Hub token is ever kept here: the state is shared by
     every browser session, so the UI keeps a typed token in its own per-session state and passes it per call."""

@@ -105,7 +105,8 @@ def test_the_checker_finds_a_circle_made_inside_a_function(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "a.py").write_text("import os\n\n\ndef helper():\n    return os.sep\n")
-    (pkg / "sub" / "b.py").write_text("def late():\n    if True:\n        from ..a import helper\n    return helper()\n")
+    (pkg / "sub" / "b.py").write_text("def late():\n    if True:\n        from ..a import helper\n"
+                                      "    return helper()\n")
     assert circle_problems(tmp_path, "pkg") == []
     (pkg / "a.py").write_text("import os\n\n\ndef helper():\n    from pkg.sub import b  # the circle\n"
                               "    return os.sep, b\n")

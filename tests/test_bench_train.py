@@ -34,9 +34,13 @@ def test_bench_train_smoke_json():
     for r in runs.values():
         assert not r.get("error"), r
         assert r["steps_per_s"] > 0 and r["tokens_per_s"] > 0 and r["peak_rss_bytes"] > 0 and r["first_loss"] > 0
-    # the same first step through both engines: the loss path changes the work, not the loss
-    assert abs(runs["uniform", "studio"]["first_loss"] - runs["uniform", "plain"]["first_loss"]) < 1e-4
-    assert abs(runs["skewed", "studio-unpacked"]["first_loss"] - runs["skewed", "plain"]["first_loss"]) < 1e-4
+    # the same first step through both engines: the loss path changes the work, not the loss (bf16, where the
+    # CPU has it and precision is auto: within 1 %)
+    pairs = [(("uniform", "studio"), ("uniform", "plain")), (("skewed", "studio-unpacked"), ("skewed", "plain"))]
+    for studio, plain in pairs:
+        a, b = runs[studio]["first_loss"], runs[plain]["first_loss"]
+        assert runs[plain]["precision"] == "fp32", runs[plain]
+        assert abs(a - b) < (1e-2 * b if runs[studio]["precision"] == "bf16" else 1e-4), (studio, a, b)
     # one epoch each over the same rows: the same real tokens trained, packed, unpacked or padded
     assert runs["skewed", "studio"]["packing"] and not runs["skewed", "studio-unpacked"]["packing"]
     assert runs["skewed", "studio"]["real_tokens"] == runs["skewed", "plain"]["real_tokens"] \

@@ -165,7 +165,7 @@ def test_plan_on_cpu_and_sft_kwargs(tiny_cfg):
     kw = sft_speed_kwargs(plan)
     assert kw["packing"] and kw["packing_strategy"] == "bfd" and kw["per_device_train_batch_size"] == 2
     assert kw["use_liger_kernel"] is False and "gradient_checkpointing_kwargs" not in kw
-    assert len(plan.lines()) == 6 and plan.to_dict()["padding_free"] is True
+    assert len(plan.lines()) == 7 and plan.to_dict()["padding_free"] is True
 
 
 def test_plan_for_qlora_on_an_h100_uses_no_upcast_and_decides_checkpointing(tiny_cfg):

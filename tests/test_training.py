@@ -52,7 +52,7 @@ def test_run_finishes_loss_goes_down_and_events_are_written(finished):
     assert all(e.padding_share is not None and 0 <= e.padding_share < 1 and e.mfu and 0 < e.mfu < 1 for e in logs)
     # the speed plan is recorded: what is on and why; the checkpointing choice with the measured peak
     assert [line.split(":")[0] for line in events[0].speed] == [
-        "attention", "packing", "booster", "gradient checkpointing", "k-bit preparation", "micro-batch"]
+        "attention", "packing", "booster", "gradient checkpointing", "k-bit preparation", "micro-batch", "precision"]
     assert events[0].gradient_checkpointing is False and "gradient checkpointing: off" in events[0].speed[3]
     note = next(e for e in events if isinstance(e, Note) and "estimate error" in e.message)
     assert note.data["gradient_checkpointing"] is False and note.data["peak_bytes"] > 0
@@ -74,7 +74,8 @@ def test_run_directory_layout_and_environment(finished):
     assert runs.last_checkpoint(d).name == "checkpoint-8"
     env = json.loads((d / runs.ENVIRONMENT).read_text())
     assert env["loaded"]["quantization"] == "none" and env["loaded"]["attn_implementation"] == "sdpa"
-    assert env["loaded"]["dtype"] == "float32"
+    # the frozen base as the plan's precision says (bf16 on CPUs with AVX512-BF16/AMX, else fp32)
+    assert env["loaded"]["dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[env["speed"]["precision"]]
     assert 0 < env["loaded"]["trainable_params"] < env["loaded"]["total_params"]
     assert env["data_fingerprint"] and env["packages"]["trl"] and env["device"] == "cpu"
     speed = env["speed"]

@@ -2,8 +2,9 @@
 
 Two setups on the same model (the real SmolLM2-135M-Instruct by default; ``--smoke``: the tiny demo model):
 
-* ``uniform``: the first 60 rows of the bundled chat file, LoRA r=8 alpha 16 all-linear, fp32, batch 4, max length
-  256, ``--steps`` steps. Runs: ``studio`` (TrainingJob) and ``plain`` (SFTTrainer + peft by hand).
+* ``uniform``: the first 60 rows of the bundled chat file, LoRA r=8 alpha 16 all-linear, batch 4, max length
+  256, ``--steps`` steps. Runs: ``studio`` (TrainingJob, ``train.precision`` from ``--precision``: auto is bf16 on
+  CPUs with AVX512-BF16/AMX) and ``plain`` (SFTTrainer + peft by hand, fp32).
 * ``skewed``: 60 chats made here, deterministically, with lengths from 20 to 1,000 tokens (most short, a long
   tail), max length 1,024, one epoch (so every run trains the same tokens). Runs: ``studio`` (padding-free bfd
   packing), ``studio-unpacked`` (the same engine without packing: the same rows per step, padding-free on CPU) and
@@ -59,15 +60,16 @@ def skewed_chats(n: int, tokenizer: Any, *, lo: int = 20, hi: int = 1000, seed: 
 
 
 def run_config(setup: str, *, model: str, data: Path, out: Path, steps: int, packing: bool, smoke: bool,
-               rows: int | None = None) -> Any:
-    """The RunConfig both engines train with (the plain script reads the same SFTConfig arguments)."""
+               rows: int | None = None, precision: str = "fp32") -> Any:
+    """The RunConfig both engines train with (the plain script reads the same SFTConfig arguments, in fp32);
+    ``precision`` is the Studio run's ``train.precision`` (auto lets the engine load the base as it decides)."""
     from studio.config import RunConfig
 
     spec = SETUPS[setup]
     train = {"batch_size": 4, "max_length": spec["max_length"] if not smoke else min(spec["max_length"], 128),
              "learning_rate": 2e-4, "lr_scheduler": "constant", "warmup_ratio": 0.0, "packing": packing,
              "gradient_checkpointing": False, "logging_steps": 10, "save_steps": 100_000, "tensorboard": False,
-             "output_dir": str(out), "device": "cpu" if smoke else "auto", "seed": 0}
+             "output_dir": str(out), "device": "cpu" if smoke else "auto", "seed": 0, "precision": precision}
     if setup == "uniform":
         train["max_steps"] = steps
     else:
@@ -75,7 +77,7 @@ def run_config(setup: str, *, model: str, data: Path, out: Path, steps: int, pac
     return RunConfig.from_dict({
         "data": {"sources": [{"path": str(data)}], "format": "messages", "eval_fraction": 0.0,
                  "max_rows": rows or spec["rows"]},
-        "model": {"name_or_path": model, "compute_dtype": "fp32"},
+        "model": {"name_or_path": model, "compute_dtype": "auto" if precision == "auto" else "fp32"},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
         "train": train})
 
@@ -141,6 +143,7 @@ def _studio(cfg: Any, timer_cls: Any, holder: dict) -> None:
     if isinstance(job.result, Failed):
         raise RuntimeError(f"studio run failed: {job.result.message}")
     holder["packing"] = bool(job.plan and job.plan.padding_free)
+    holder["precision"] = job.plan.precision if job.plan else None
 
 
 def worker(spec: dict) -> dict:
@@ -153,7 +156,8 @@ def worker(spec: dict) -> dict:
     run = spec["run"]
     cfg = run_config(spec["setup"], model=spec["model"], data=Path(spec["data"]), out=Path(spec["out"]),
                      steps=spec["steps"], packing=run == "studio" and spec["setup"] == "skewed",
-                     smoke=spec["smoke"], rows=spec.get("rows"))
+                     smoke=spec["smoke"], rows=spec.get("rows"),
+                     precision=spec.get("precision", "fp32") if run != "plain" else "fp32")
     holder: dict[str, Any] = {}
 
     def trainer() -> Any:
@@ -167,7 +171,8 @@ def worker(spec: dict) -> dict:
     return {"setup": spec["setup"], "run": run, "steps": len(marks), "timed_steps": len(marks) - 1 - warm,
             "steps_per_s": (len(marks) - 1 - warm) / dt, "tokens_per_s": (n1 - n0) / dt, "real_tokens": marks[-1][1],
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "first_loss": holder["timer"].first_loss, "packing": holder.get("packing", False)}
+            "first_loss": holder["timer"].first_loss, "packing": holder.get("packing", False),
+            "precision": holder.get("precision", "fp32")}
 
 
 def _spawn(spec: dict, timeout: float) -> dict:
@@ -184,9 +189,9 @@ def _spawn(spec: dict, timeout: float) -> dict:
 # ------------------------------------------------------------------------------------------------ the bench
 def bench_train(*, model: str | None = None, steps: int = 10, warmup: int = 2, rounds: int = 1,
                 setups: tuple[str, ...] = ("uniform", "skewed"), smoke: bool = False, timeout: float = 1800,
-                rows: int | None = None, report: Callable[[str], None] = print) -> dict:
+                rows: int | None = None, precision: str = "auto", report: Callable[[str], None] = print) -> dict:
     """Run every setup's runs ``rounds`` times, alternating the order each round; return figures and ratios.
-    ``rows``: rows per setup (default 60)."""
+    ``rows``: rows per setup (default 60); ``precision``: the Studio runs' ``train.precision``."""
     from studio.paths import ASSETS
     from studio.modeling.tokenizer import load_tokenizer
     from studio.config import ModelConfig
@@ -206,7 +211,7 @@ def bench_train(*, model: str | None = None, steps: int = 10, warmup: int = 2, r
                     order.reverse()
                 for run in order:
                     spec = {"setup": setup, "run": run, "model": model, "data": str(data[setup]), "steps": steps,
-                            "warmup": warmup, "smoke": smoke, "rows": rows,
+                            "warmup": warmup, "smoke": smoke, "rows": rows, "precision": precision,
                             "out": str(Path(tmp) / f"{setup}-{run}-{i}")}
                     r = _spawn(spec, timeout)
                     r["round"] = i + 1
@@ -215,7 +220,7 @@ def bench_train(*, model: str | None = None, steps: int = 10, warmup: int = 2, r
     summary = summarize(results)
     for line in format_summary(summary):
         report(line)
-    return {"model": model, "steps": steps, "warmup": warmup, "rounds": rounds,
+    return {"model": model, "steps": steps, "warmup": warmup, "rounds": rounds, "precision": precision,
             "rows": rows or SETUPS["skewed"]["rows"], "runs": results, **summary}
 
 
@@ -244,20 +249,24 @@ def summarize(results: list[dict]) -> dict:
                                                                "tokens_per_s"),
               "skewed_peak_rss": ratio("skewed", "studio", "plain", "peak_rss_bytes")}
     first = {s: {run: d["first_loss"] for run, d in runs.items()} for s, runs in medians.items()}
-    return {"medians": medians, "ratios": ratios, "first_loss": first}
+    parity = {s: round(abs(v["studio"] / v["plain"] - 1), 6) for s, v in first.items()
+              if v.get("studio") and v.get("plain")}
+    return {"medians": medians, "ratios": ratios, "first_loss": first, "first_loss_gap": parity}
 
 
 def _line(r: dict) -> str:
     if r.get("error"):
         return f"round {r['round']}: {r['setup']:7s} {r['run']:13s} failed: {r['error']}"
     loss = f"{r['first_loss']:.5f}" if r.get("first_loss") is not None else "-"
-    return (f"round {r['round']}: {r['setup']:7s} {r['run']:13s} {r['steps_per_s']:.3f} steps/s "
+    return (f"round {r['round']}: {r['setup']:7s} {r['run']:13s} {r.get('precision') or '':4s} "
+            f"{r['steps_per_s']:.3f} steps/s "
             f"{r['tokens_per_s']:.0f} real tokens/s, peak RSS {r['peak_rss_bytes'] / 2**30:.2f} GB, "
             f"first-step loss {loss} ({r['timed_steps']} timed steps{', packed' if r.get('packing') else ''})")
 
 
 def format_summary(summary: dict) -> list[str]:
-    names = {"uniform_steps_per_s": "uniform: studio / plain TRL steps/s (target >= 1.3)",
+    names = {"uniform_steps_per_s": "uniform: studio / plain TRL steps/s (target >= 1.3; with bf16 on an "
+                                    "AVX512-BF16/AMX CPU >= 2.5)",
              "uniform_peak_rss": "uniform: studio / plain TRL peak RSS (target <= 1.0)",
              "skewed_tokens_per_s": "skewed: studio packed / plain TRL padded real tokens/s (target >= 1.8)",
              "skewed_packing_vs_unpacked_tokens_per_s": "skewed: studio packed / studio unpacked real tokens/s",
@@ -265,8 +274,10 @@ def format_summary(summary: dict) -> list[str]:
     lines = [f"{text}: {summary['ratios'][k] if summary['ratios'][k] is not None else 'n/a'}"
              for k, text in names.items()]
     for setup, runs in summary["first_loss"].items():
+        gap = summary.get("first_loss_gap", {}).get(setup)
         lines.append(f"{setup}: first-step loss " + ", ".join(
-            f"{run} {v:.6f}" if v is not None else f"{run} -" for run, v in runs.items()))
+            f"{run} {v:.6f}" if v is not None else f"{run} -" for run, v in runs.items())
+            + (f" (studio vs plain: {gap:.3%} apart)" if gap is not None else ""))
     return lines
 
 

@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train: rows per setup (default 60).")
     parser.add_argument("--method", action="append", choices=("sft", "grpo"), default=None,
                         help="learn: grpo trains with rewards (smollm2_grpo.yaml) instead of SFT.")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="train: the Studio runs' train.precision (the plain TRL baseline stays fp32).")
+    parser.add_argument("--setup", dest="setups", action="append", choices=("uniform", "skewed"),
+                        help="train: only this setup (repeatable; default both).")
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
@@ -168,6 +172,7 @@ def _train(args: argparse.Namespace) -> int:
 
     result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
                          warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,
+                         precision=args.precision, setups=tuple(args.setups or ("uniform", "skewed")),
                          report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
     if args.json:
         print(json.dumps(result))

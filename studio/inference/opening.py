@@ -36,8 +36,11 @@ def open_engine(studio: Any, source: str) -> tuple[Any, str]:
                     engine.active)
         return engine, name
     path, run_dir = resolve_adapter_source(source)
-    with studio.lock:
-        engine = studio.chat
+    # Loads hold the engine-cache lock only, never the app lock (``Studio``'s lock order): a second browser's
+    # Train status, Start and Stop don't wait for a base model or an adapter to load.
+    with studio.chat_loading:
+        with studio.lock:
+            engine = studio.chat
         if engine is None and run_dir is not None:
             engine = studio.chat_engine(run_dir)
         if engine is None or getattr(engine, "model", None) is None:

@@ -1,5 +1,5 @@
-"""One speed plan per run: which attention kernel, packing, booster, checkpointing and k-bit preparation, each with
-the one-line reason the UI shows and the run's environment.json records.
+"""One speed plan per run: which attention kernel, packing, booster, checkpointing, k-bit preparation and precision,
+each with the one-line reason the UI shows and the run's environment.json records.
 
 The engine calls, in order::
 
@@ -21,6 +21,7 @@ from studio.modeling.memory import decide_checkpointing
 from studio.speed.attention import choose_packed_attention
 from studio.speed.boosters import apply_named_booster, choose_booster
 from studio.speed.checkpointing import CHECKPOINT_KWARGS
+from studio.speed.precision import choose_precision, compute_dtype_for
 
 
 @dataclass
@@ -43,6 +44,9 @@ class SpeedPlan:
     per_device_batch: int
     batch_reason: str
     estimate: dict[str, Any] | None = None
+    precision: str = "fp32"
+    """``bf16`` (bf16 base, fp32 LoRA and optimizer, autocast), ``fp32``, or ``auto`` (GPU: model.compute_dtype)."""
+    precision_reason: str = ""
     applied: dict[str, str] = field(default_factory=dict)
     """Filled in by :func:`apply_booster` / :func:`prepare_for_training` with what really happened."""
 
@@ -57,7 +61,8 @@ class SpeedPlan:
                 f"booster: {self.booster} -- {self.applied.get('booster', self.booster_reason)}",
                 f"gradient checkpointing: {'on' if self.gradient_checkpointing else 'off'} -- {self.gc_reason}",
                 f"k-bit preparation: {self.kbit} -- {self.applied.get('kbit', self.kbit_reason)}",
-                f"micro-batch: {self.per_device_batch} -- {self.batch_reason}"]
+                f"micro-batch: {self.per_device_batch} -- {self.batch_reason}",
+                f"precision: {self.precision} -- {self.precision_reason}"]
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -79,7 +84,8 @@ def _model_type(cfg: Any, model_config: Any) -> str | None:
 def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean_tokens: float | None = None,
                flash_version: str | None | bool = False, capability: tuple[int, int] | None | bool = False,
                flex_ok: bool | None = None, liger: str | None | bool = False,
-               estimate: Any = None, min_step_tokens: int | None = None) -> SpeedPlan:
+               estimate: Any = None, min_step_tokens: int | None = None,
+               cpu_bf16: tuple[bool, str] | None = None) -> SpeedPlan:
     """Decide the fast path for RunConfig ``cfg`` before the model loads.
 
     Args:
@@ -88,7 +94,7 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
         device: ``auto``, ``cuda`` or ``cpu`` (``auto`` follows ``cfg.train.device``).
         mean_tokens: mean tokenized row length (``Prepared.stats.mean_tokens``); with packing it sizes the
             micro-batch so a step still holds about ``train.batch_size`` rows (see ``batch_reason``).
-        flash_version, capability, flex_ok, liger: detection overrides (tests).
+        flash_version, capability, flex_ok, liger, cpu_bf16: detection overrides (tests).
         estimate: a ready :class:`~studio.modeling.MemoryEstimate` for the planned micro-batch (tests).
         min_step_tokens: fewest tokens per packed micro-batch (GPU); None: enough for ~0.1 s of work at 40% of
             the GPU's peak, so fixed per-step costs (optimizer, metrics, launches) stay small. Never more packs
@@ -100,8 +106,10 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
     from studio.errors import StudioError
     from studio.modeling import _model_config_for, estimate_memory, find_preset, resolve_device
 
-    tc, mc = cfg.train, cfg.model
+    tc = cfg.train
     dev = resolve_device(tc.device) if device == "auto" else device  # an explicit device plans without probing
+    precision, precision_reason = choose_precision(cfg, dev, support=cpu_bf16)
+    mc = _with_dtype(cfg.model, precision, dev)
     preset = find_preset(mc.name_or_path)
     if model_config is None:
         try:
@@ -145,7 +153,7 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
     est = estimate
     if est is None and model_config is not None:
         try:
-            planned = dataclasses.replace(cfg, train=dataclasses.replace(tc, batch_size=packs))
+            planned = dataclasses.replace(cfg, model=mc, train=dataclasses.replace(tc, batch_size=packs))
             est = estimate_memory(planned, model_config, gradient_checkpointing=False, device=dev)
         except (StudioError, TypeError, ValueError):
             est = None
@@ -166,7 +174,13 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
                      packing_strategy=strategy, packing_reason=packing_reason, booster=booster,
                      booster_reason=booster_reason, gradient_checkpointing=gc_on, gc_reason=gc_reason, kbit=kbit,
                      kbit_reason=kbit_reason, per_device_batch=packs, batch_reason=batch_reason,
-                     estimate=est.to_dict() if est is not None and hasattr(est, "to_dict") else None)
+                     estimate=est.to_dict() if est is not None and hasattr(est, "to_dict") else None,
+                     precision=precision, precision_reason=precision_reason)
+
+
+def _with_dtype(model_cfg: Any, precision: str, device: str) -> Any:
+    dtype = compute_dtype_for(precision, model_cfg, device)
+    return model_cfg if dtype == model_cfg.compute_dtype else dataclasses.replace(model_cfg, compute_dtype=dtype)
 
 
 def _packed_batch_reason(rows: int, packs: int, per_row: float, mean_tokens: float, tc: Any, floor: int,
@@ -239,8 +253,9 @@ def mean_row_tokens(dataset: Any) -> float | None:
 
 
 def model_config_for_plan(model_cfg: Any, plan: SpeedPlan) -> Any:
-    """``cfg.model`` with the planned attention kernel (pass it to :func:`studio.modeling.load_base`)."""
-    return dataclasses.replace(model_cfg, attn_implementation=plan.attn_impl)
+    """``cfg.model`` with the planned attention kernel and the precision's compute dtype (pass it to
+    :func:`studio.modeling.load_base`): a bf16 plan loads the frozen base in bf16 (LoRA weights stay fp32)."""
+    return dataclasses.replace(_with_dtype(model_cfg, plan.precision, plan.device), attn_implementation=plan.attn_impl)
 
 
 def prepare_for_training(model: Any, plan: SpeedPlan) -> Any:
@@ -288,4 +303,6 @@ def sft_speed_kwargs(plan: SpeedPlan) -> dict[str, Any]:
     if plan.gradient_checkpointing:
         out["gradient_checkpointing_kwargs"] = dict(CHECKPOINT_KWARGS)
     out["use_liger_kernel"] = False  # the booster is applied by apply_booster (instance patch, reason on failure)
+    if plan.device == "cpu" or plan.precision != "auto":  # autocast in bf16, or none; a GPU's auto: the run's args
+        out.update(bf16=plan.precision == "bf16", fp16=False)
     return out

@@ -3,12 +3,12 @@
 Glue only: ``studio.inference.ChatEngine`` builds prompts with the run's own template, streams, and compares base vs
 tuned on one copy of the weights; ``studio.evaluate`` scores the held-out split; the probe timeline is read from
 the run's events. The loaded engine lives in ``Studio.chat`` (shared by every browser; each request names its own
-adapter, so two browsers never see each other's choice).
+adapter, so two browsers never see each other's choice). Each browser's conversation is kept as ``{role, content}``
+messages in a ``gr.State`` per pane (exactly what each model said); the panes only show it, nothing is read back.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -17,7 +17,6 @@ import gradio as gr
 from studio.errors import ModelError
 from studio.inference.opening import open_engine, open_engine_reporting
 from studio.inference.params import GenerationParams
-from studio.inference.prompt import flatten_content
 from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
                                  system_prompt_of)
 from studio.ui import arena_panel, forgetting_panel
@@ -28,7 +27,6 @@ TAB_ID = "chat"
 LABEL = "4 · Chat"
 EVAL_HEADERS = ["Metric", "Base model", "Fine-tuned"]
 BLANK_NOTE = "␣ (the answer is only whitespace: {n} characters)"
-_BLANK_RE = re.compile(r"^␣ \(the answer is only whitespace: \d+ characters\)$")
 ROW_HEADERS = ["#", "Question", "Reference", "Base answer", "Base ✓", "Tuned answer", "Tuned ✓"]
 ROW_WIDTHS = ["4%", "23%", "16%", "21%", "7%", "21%", "7%"]
 """Per-row table columns as shares of the table's width, so every column fits the window (text wraps)."""
@@ -57,24 +55,10 @@ def pick_run(choices: list[tuple[str, str]], *preferred: str | None) -> str | No
     return values[0] if values else None
 
 
-def to_turns(history: list[Any] | None) -> list[dict[str, str]]:
-    """A Chatbot value (Gradio 6 messages, content as blocks) as plain ``{role, content}`` messages (the note
-    shown for a whitespace-only answer counts as an empty answer)."""
-    out = []
-    for m in history or []:
-        if isinstance(m, dict):
-            role, content = m.get("role", "user"), flatten_content(m.get("content"))
-        else:
-            role, content = getattr(m, "role", "user"), flatten_content(getattr(m, "content", ""))
-        out.append({"role": role, "content": "" if _BLANK_RE.match(content) else content})
-    return out
-
-
-def _displayed(history: list[Any] | None) -> list[dict[str, str]]:
-    """A Chatbot value as plain messages, exactly as shown (for handing back to the pane)."""
-    return [{"role": m.get("role", "user"), "content": flatten_content(m.get("content"))} if isinstance(m, dict)
-            else {"role": getattr(m, "role", "user"), "content": flatten_content(getattr(m, "content", ""))}
-            for m in history or []]
+def displayed(messages: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """The conversation kept in state (``{role, content}``, exactly what each model said) as the pane shows it."""
+    return [{"role": m["role"], "content": shown(m["content"]) if m["role"] == "assistant" else m["content"]}
+            for m in messages or []]
 
 
 def shown(text: str) -> str:
@@ -113,6 +97,9 @@ class ChatHandles:
     system: gr.Textbox
     base_chat: gr.Chatbot
     tuned_chat: gr.Chatbot
+    base_messages: gr.State
+    """The base pane's conversation as ``{role, content}`` messages: what the model is given next turn."""
+    tuned_messages: gr.State
     message: gr.Textbox
     send: gr.Button
     stop: gr.Button
@@ -129,6 +116,8 @@ class ChatHandles:
     """The Load handler ``(run, folder, progress)`` (tests call it with a fake progress)."""
     on_eval: Callable[..., dict]
     """The Evaluate handler ``(run, folder, rows, max tokens, progress)``."""
+    on_send: Callable[..., Iterator[tuple]]
+    """The Send handler ``(text, base messages, tuned messages, run, folder, system, *generation values)``."""
     arena: Any = None
     """The blind arena's handles (:mod:`studio.ui.arena_panel`)."""
     forgetting: Any = None
@@ -156,6 +145,8 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
     with gr.Row(equal_height=True):
         base_chat = gr.Chatbot(label="Base model", height=340, elem_id="chat-base", render_markdown=False)
         tuned_chat = gr.Chatbot(label="Fine-tuned", height=340, elem_id="chat-tuned", render_markdown=False)
+    # the conversations as messages (per browser): the models are given these, never the panes read back
+    base_messages, tuned_messages = gr.State([]), gr.State([])
     with gr.Row(equal_height=True):
         message = gr.Textbox(placeholder="Ask both models… (Enter sends)", show_label=False, scale=5,
                              elem_id="chat-input")
@@ -224,39 +215,42 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             gr.Warning(text)
             return {error: error_box(text)}
 
-    def on_send(text: str, base_hist: list, tuned_hist: list, run_value: str | None, folder: str | None,
-                sys_prompt: str, *values: Any) -> Iterator[tuple]:
+    def on_send(text: str, base_msgs: list | None, tuned_msgs: list | None, run_value: str | None,
+                folder: str | None, sys_prompt: str, *values: Any) -> Iterator[tuple]:
         by_name = dict(zip(GEN_FIELDS, values))  # ``params`` is built from GEN_FIELDS: the same order
         text = (text or "").strip()
+        base_turns, tuned_turns = list(base_msgs or []), list(tuned_msgs or [])  # what the models are given
         if not text:
-            yield gr.skip(), base_hist, tuned_hist, gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        base_turns, tuned_turns = to_turns(base_hist), to_turns(tuned_hist)  # what the models are given
         ask = {"role": "user", "content": text}
-        base_new = [*_displayed(base_hist), ask, {"role": "assistant", "content": ""}]
-        tuned_new = [*_displayed(tuned_hist), ask, {"role": "assistant", "content": ""}]
-        yield "", base_new, tuned_new, gr.skip(), error_box(None), "_Loading the model…_"
+        base_new = [*base_turns, ask, {"role": "assistant", "content": ""}]
+        tuned_new = [*tuned_turns, ask, {"role": "assistant", "content": ""}]
+        keep = (gr.skip(), gr.skip())  # the states change once the answers are complete
+        yield "", displayed(base_new), displayed(tuned_new), *keep, gr.skip(), error_box(None), "_Loading the model…_"
         try:
             params = gen_params(by_name)
             engine, name = open_engine(studio, source_of(run_value, folder))
             stream = engine.stream_compare(text, tuned_turns, base_history=base_turns, params=params,
                                            system_prompt=sys_prompt or "", adapter=name)
             loaded_text = describe(engine, name)
-            yield gr.skip(), gr.skip(), gr.skip(), loaded_text, gr.skip(), "_Answering…_"
+            yield gr.skip(), gr.skip(), gr.skip(), *keep, loaded_text, gr.skip(), "_Answering…_"
             for base_text, tuned_text in stream:
                 base_new[-1]["content"], tuned_new[-1]["content"] = base_text, tuned_text
-                yield gr.skip(), list(base_new), list(tuned_new), gr.skip(), gr.skip(), gr.skip()
-            base_new[-1]["content"], tuned_new[-1]["content"] = shown(stream.base.text), shown(stream.tuned.text)
+                yield gr.skip(), displayed(base_new), displayed(tuned_new), *keep, gr.skip(), gr.skip(), gr.skip()
+            base_new[-1]["content"], tuned_new[-1]["content"] = stream.base.text, stream.tuned.text
             end = {"stopped": "stopped", "length": "hit the token limit"}
             notes = [stream.notice] if stream.notice else []
             notes += [f"{side} answer {end[s.finish_reason]}." for side, s in (("Tuned", stream.tuned),
                                                                                ("Base", stream.base))
                       if s.finish_reason in end]
-            yield "", list(base_new), list(tuned_new), loaded_text, error_box(None), " ".join(notes) if notes else ""
+            yield ("", displayed(base_new), displayed(tuned_new), base_new, tuned_new, loaded_text, error_box(None),
+                   " ".join(notes) if notes else "")
         except Exception as err:  # noqa: BLE001 - shown as one sentence
             message_text = error_text(err)
             gr.Warning(message_text)
-            yield text, _displayed(base_hist), _displayed(tuned_hist), gr.skip(), error_box(message_text), ""
+            yield (text, displayed(base_turns), displayed(tuned_turns), *keep, gr.skip(), error_box(message_text),
+                   "")
 
     def on_stop() -> str:
         engine = studio.chat
@@ -294,14 +288,15 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             gr.Warning(text)
             return {error: error_box(text)}
 
-    send_inputs = [message, base_chat, tuned_chat, run, adapter_path, system, *params]
-    send_outputs = [message, base_chat, tuned_chat, loaded, error, notice]
+    send_inputs = [message, base_messages, tuned_messages, run, adapter_path, system, *params]
+    send_outputs = [message, base_chat, tuned_chat, base_messages, tuned_messages, loaded, error, notice]
     generate = dict(concurrency_limit=1, concurrency_id="chat-generate")
     hidden = dict(api_visibility="undocumented", show_progress="hidden")
     send.click(on_send, send_inputs, send_outputs, api_name="chat", show_progress="hidden", **generate)
     message.submit(on_send, send_inputs, send_outputs, api_name="chat_submit", **hidden, **generate)
     stop.click(on_stop, outputs=notice, concurrency_limit=None, show_progress="hidden", api_name="stop_chat")
-    clear.click(lambda: ([], [], ""), outputs=[base_chat, tuned_chat, notice], api_name="clear_chat", **hidden)
+    clear.click(lambda: ([], [], [], [], ""), outputs=[base_chat, tuned_chat, base_messages, tuned_messages, notice],
+                api_name="clear_chat", **hidden)
     load.click(on_load, [run, adapter_path], [loaded, system, error], api_name="load_adapter", **generate)
     run.input(on_pick, run, [system, probes, max_new_tokens, eval_tokens], api_name="chat_pick_run", **hidden)
     markdown.change(lambda on: (gr.update(render_markdown=on), gr.update(render_markdown=on)), markdown,
@@ -313,8 +308,9 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
     if ctx.tabs is not None:  # entering the tab (a click or a "Next" button) refreshes the run list
         ctx.tabs.change(refresh, [run, ctx.run_dir], refreshed, api_name="chat_runs_on_tab", **hidden)
     return ChatHandles(run=run, adapter_path=adapter_path, load=load, loaded=loaded, system=system,
-                       base_chat=base_chat, tuned_chat=tuned_chat, message=message, send=send, stop=stop,
+                       base_chat=base_chat, tuned_chat=tuned_chat, base_messages=base_messages,
+                       tuned_messages=tuned_messages, message=message, send=send, stop=stop,
                        clear=clear, notice=notice, params=params, probes=probes, eval_rows=eval_rows,
                        eval_button=eval_button, eval_table=eval_table, eval_per_row=eval_per_row, error=error,
-                       on_load=on_load, on_eval=on_eval, arena=arena,
+                       on_load=on_load, on_eval=on_eval, on_send=on_send, arena=arena,
                        forgetting=forgetting)

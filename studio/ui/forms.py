@@ -102,6 +102,7 @@ class TrainForm:
     loss_type: Component = None
     simpo_gamma: Component = None
     start_from: Component = None
+    precision: Component = None
 
 
 @dataclass

@@ -33,7 +33,7 @@ ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio")
 MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
              ("logging_steps", "save_steps", "save_total_limit", "eval_steps"),
              ("early_stopping_patience", "keep_best", "best_metric", "eval_accuracy_rows"),
-             ("device", "tensorboard", "report_to", "run_name"), ("processes", "distributed"))
+             ("device", "precision", "tensorboard", "report_to", "run_name"), ("processes", "distributed"))
 """The rows under "More settings" (then ``probe_prompts``, full width)."""
 
 
