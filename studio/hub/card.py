@@ -36,7 +36,15 @@ def loss_curve_png(facts: RunFacts) -> bytes | None:
 # ------------------------------------------------------------------------------------------------- the card
 def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
     m, lo, t = cfg.model, cfg.lora, cfg.train
-    rows: list[tuple[str, Any]] = [
+    method = getattr(t, "method", "sft") or "sft"
+    rows: list[tuple[str, Any]] = [("Training method", method.upper())]
+    if method != "sft":
+        from studio.evaluate_pairs import beta_of
+
+        rows += [("Beta", beta_of(cfg))]
+        if getattr(t, "start_from", None):
+            rows += [("Continued from run", Path(str(t.start_from)).name)]
+    rows += [
         ("Method", "QLoRA (4-bit base)" if m.quantization == "4bit" else
          "LoRA (8-bit base)" if m.quantization == "8bit" else "LoRA"),
         ("LoRA rank r", lo.r), ("LoRA alpha", lo.alpha), ("LoRA dropout", lo.dropout),
@@ -241,7 +249,7 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     what = ("a GGUF of the merged model (the LoRA adapter folded into the base weights)" if gguf else
             "a merged model: the LoRA adapter folded into the base weights" if merged else "a LoRA adapter")
     parts = [f"# {title}", "",
-             f"This is {what} for {base_link}, fine-tuned with supervised fine-tuning (TRL `SFTTrainer`, "
+             f"This is {what} for {base_link}, fine-tuned with {facts.method_words()} ("
              f"{'QLoRA on a 4-bit base' if facts.method == 'qlora' else 'LoRA'}) in Fine-Tune Studio."]
     if merged and cfg.model.quantization != "none":
         parts += ["", f"Training used a {cfg.model.quantization} base; the merge reloaded the base in 16-bit and "
@@ -265,9 +273,15 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     evals = summarise_eval(facts)
     if evals.metrics:
         rows = [(METRIC_NAMES.get(k, k.replace("_", " ")), b, t) for k, (b, t) in evals.metrics.items()]
-        where = f" ({evals.rows} rows)" if evals.rows else ""
-        parts += ["", "## Evaluation", "", f"On the held-out split{where}:", "",
-                  _table(("Metric", "Base model", "Fine-tuned"), rows)]
+        pairs = evals.kind == "preference"
+        where = f" ({evals.rows} {'pairs' if pairs else 'rows'})" if evals.rows else ""
+        parts += ["", "## Evaluation", "", f"On the held-out split{where}:", ""]
+        if pairs:
+            parts += ["Preference accuracy is the share of held-out pairs where the model gives the chosen answer a "
+                      "higher log-probability (summed over its tokens) than the rejected one; the reward accuracy "
+                      "compares the fine-tuned model's margin with the base model's (DPO's implicit reward), "
+                      f"beta {facts.beta:g}." if facts.beta else "", ""]
+        parts += [_table(("Metric", "Base model", "Fine-tuned"), rows)]
     if evals.samples:
         parts += ["", "## Sample answers", ""]
         for i, s in enumerate(evals.samples, 1):
