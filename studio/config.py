@@ -15,7 +15,7 @@ from typing import Any, Union
 import yaml
 
 from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
-                                  Optimizer, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
+                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
                                   check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
@@ -29,6 +29,7 @@ ASSETS_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 FORMATS, QUANTIZATIONS, QUANT_TYPES, DTYPES, ATTENTIONS, CHAT_TEMPLATES, LOSS_ON, SCHEDULERS, OPTIMIZERS, BOOSTERS, \
     PUSH_KINDS, BIAS = (typing.get_args(t) for t in (Format, Quantization, QuantType, Dtype, Attention, ChatTemplate,
                                                      LossOn, Scheduler, Optimizer, Booster, PushKind, Bias))
+METHODS, PREF_LOSSES = typing.get_args(Method), typing.get_args(PrefLoss)
 TARGET_MODULES = ("all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
                   "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 """Module names offered for LoRA (any other may be typed)."""
@@ -75,7 +76,8 @@ class DataConfig:
 
     sources: list[SourceConfig] = _help("Datasets to load (list of {path, split, name, columns, weight}).",
                                         default_factory=list)
-    format: Format = _help("Row format: auto, text, prompt_completion, instruction or messages.", default="auto",
+    format: Format = _help("Row format: auto, text, prompt_completion, instruction, messages, preference "
+                           "(prompt/chosen/rejected pairs) or kto (prompt/completion/label).", default="auto",
                            label="Format")
     template: str | None = _help(
         "Named template (see templates.py) or a string with {column} placeholders; empty uses the chat template.",
@@ -165,6 +167,16 @@ class TrainConfig:
     """Optimisation and run bookkeeping."""
 
     output_dir: str = _help("Folder where run directories are created.", default="runs")
+    method: Method = _help("Training method: sft (supervised), or a preference method on paired/labelled answers: "
+                           "dpo, orpo, kto or simpo.", default="sft", kind="radio", label="Method")
+    beta: float | None = _help("Preference strength (empty: the method's default: dpo/orpo/kto 0.1, simpo 2.0). "
+                               "Higher keeps DPO/KTO closer to the reference; ORPO's weight of its odds-ratio term.",
+                               default=None, label="Beta", minimum=0.0001)
+    loss_type: PrefLoss | None = _help("Loss variant (empty: the method's default): dpo sigmoid, hinge, ipo, robust, "
+                                       "...; kto kto or apo_zero_unpaired.", default=None, label="Loss variant")
+    simpo_gamma: float = _help("SimPO's target reward margin (gamma).", default=0.5, label="SimPO gamma", minimum=0)
+    start_from: str | None = _help("An earlier run folder whose adapter this run continues (e.g. SFT, then DPO); "
+                                   "its base model must be this run's.", default=None, label="Continue from run")
     run_name: str | None = _help("Name of the run directory (default: time stamp and model).", default=None,
                                  label="Run name")
     max_steps: int = _help("Stop after this many optimizer steps (-1: run `epochs`).", default=-1,
@@ -214,6 +226,7 @@ class TrainConfig:
             raise ConfigError(f"train.learning_rate must be < 1 (a typical LoRA value is 2e-4), got "
                               f"{self.learning_rate}")
         check_choices(self, "train")
+        self._check_method()
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("batch_size", "grad_accum", "logging_steps", "save_steps"):
@@ -227,6 +240,28 @@ class TrainConfig:
             check_positive("train", "eval_steps", self.eval_steps)
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
+
+    def _check_method(self) -> None:
+        """Each method's own settings: beta > 0, a loss variant the method has, KTO's batch of 2 or more."""
+        if self.beta is not None:
+            check_positive("train", "beta", self.beta)
+        check_positive("train", "simpo_gamma", self.simpo_gamma, allow_zero=True)
+        if self.start_from is not None and not str(self.start_from).strip():
+            self.start_from = None
+        if self.loss_type is not None and self.loss_type not in LOSS_TYPES.get(self.method, ()):
+            have = LOSS_TYPES.get(self.method)
+            raise ConfigError(f"train.loss_type {self.loss_type!r} is not a loss of {self.method}; "
+                              + (f"{self.method} has: {', '.join(have)}" if have else
+                                 f"{self.method} has one loss: leave train.loss_type empty"))
+        if self.method == "kto" and self.batch_size < 2:
+            raise ConfigError("train.batch_size must be 2 or more for kto: KTO estimates its KL term from the other "
+                              "rows of the same batch (TRL refuses a batch of 1); set train.batch_size=2 or more")
+
+
+LOSS_TYPES: dict[str, tuple[str, ...]] = {"dpo": PREF_LOSSES[:12], "kto": PREF_LOSSES[12:]}
+"""The loss variants each method offers (TRL's names); methods not listed have one loss."""
+DEFAULT_BETA: dict[str, float] = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1, "simpo": 2.0}
+"""``train.beta`` when left empty (TRL's defaults; SimPO's paper range 2.0-2.5)."""
 
 
 @dataclass

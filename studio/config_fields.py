@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal, Union
 
 from studio.errors import ConfigError
 
-Format = Literal["auto", "text", "prompt_completion", "instruction", "messages"]
+Format = Literal["auto", "text", "prompt_completion", "instruction", "messages", "preference", "kto"]
 Quantization = Literal["none", "8bit", "4bit"]
 QuantType = Literal["nf4", "fp4"]
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
@@ -37,6 +37,11 @@ Booster = Literal["auto", "none", "liger"]
 Device = Literal["auto", "cuda", "cpu"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
+Method = Literal["sft", "dpo", "orpo", "kto", "simpo"]
+"""Training methods (each one a recipe in :mod:`studio.training.methods`)."""
+PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+                   "apo_zero", "apo_down", "sigmoid_norm", "kto", "apo_zero_unpaired"]
+"""Loss variants TRL offers: DPO's (sigmoid ... sigmoid_norm) and KTO's (kto, apo_zero_unpaired)."""
 
 
 def setting(text: str, *, label: str | None = None, kind: str | None = None, choices: tuple | None = None,

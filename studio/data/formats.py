@@ -11,10 +11,15 @@ ROLES: dict[str, tuple[str, ...]] = {
     "prompt_completion": ("prompt", "completion"),
     "instruction": ("instruction", "input", "output"),
     "messages": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
 }
 """The roles each format maps columns to."""
 
 OPTIONAL_ROLES = {"input"}
+PAIRED, UNPAIRED = "preference", "kto"
+"""The preference formats: paired rows (prompt/chosen/rejected) and unpaired labelled rows (prompt/completion/label).
+A paired row's prompt may be implicit: chosen and rejected are whole conversations sharing their first turns."""
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "conversations", "conversation", "chat", "dialog"),
@@ -24,6 +29,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt", "question", "problem", "query", "input", "instruction", "source"),
     "completion": ("completion", "answer", "solution", "response", "output", "target", "chosen"),
     "text": ("text", "content", "document", "body"),
+    "chosen": ("chosen", "preferred", "accepted", "better", "chosen_response", "response_chosen"),
+    "rejected": ("rejected", "dispreferred", "worse", "rejected_response", "response_rejected"),
+    "label": ("label", "desirable", "kto_label", "is_good"),
 }
 """Column names (case-insensitive) that suggest a role, best first."""
 
@@ -48,6 +56,16 @@ def detect_format(columns: list[str], first_row: dict[str, Any] | None = None) -
         DataError: no column looks usable.
     """
     first_row = first_row or {}
+    chosen, rejected = _find(columns, "chosen", set()), _find(columns, "rejected", set())
+    if chosen is not None and rejected is not None:
+        prompt = _find(columns, "prompt", {chosen, rejected})
+        return Detected(PAIRED, {**({"prompt": prompt} if prompt else {}), "chosen": chosen, "rejected": rejected})
+    label = _find(columns, "label", set())
+    if label is not None and isinstance(first_row.get(label, True), bool):
+        prompt = _find(columns, "prompt", {label})
+        completion = _find(columns, "completion", {label, prompt} - {None})
+        if prompt is not None and completion is not None:
+            return Detected(UNPAIRED, {"prompt": prompt, "completion": completion, "label": label})
     msg = _find(columns, "messages", set())
     if msg is None:
         msg = next((c for c in columns if _looks_like_messages(first_row.get(c))), None)
@@ -94,7 +112,7 @@ def resolve_mapping(fmt: str, columns: list[str], proposed: dict[str, str], over
             raise DataError(f"column {col!r} (for {role}) is not in the data; available columns: "
                             f"{', '.join(columns)}")
     for role in roles:
-        if role in OPTIONAL_ROLES:
+        if role in OPTIONAL_ROLES or (fmt == PAIRED and role == "prompt"):  # a pair's prompt may be implicit
             continue
         if role not in mapping:
             guess = _find(columns, role, set(mapping.values()))
@@ -157,6 +175,14 @@ def to_messages(fmt: str, row: dict[str, Any], mapping: dict[str, str], system_p
             user = f"{user}\n\n{_as_text(extra)}"
         messages = [{"role": "user", "content": user},
                     {"role": "assistant", "content": _as_text(row[mapping["output"]])}]
+    elif fmt == PAIRED:  # supervised training on a pair learns its chosen answer
+        from studio.data.pairs import pair_messages
+
+        prompt, chosen, _ = pair_messages(row, mapping, None, where)
+        messages = prompt + chosen
+    elif fmt == UNPAIRED:
+        raise DataError(f"{where}: kto rows (prompt/completion/label) train with train.method kto; for sft pick "
+                        f"the prompt_completion format")
     else:
         raise DataError("plain text rows can't be turned into chat messages; pick a text template instead")
     if system_prompt and messages[0]["role"] != "system":
