@@ -1,9 +1,9 @@
 """`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
-    studio bench learn [--steps 30] [--rows 20] [--json]
+    studio bench learn [--steps 30] [--rows 20] [--json] [--method dpo|orpo|kto|simpo]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
-    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json]
+    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json] [--method dpo|orpo|kto|simpo]
     studio bench memory [--steps 2]
 """
 from __future__ import annotations
@@ -18,13 +18,15 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                      "per case, checkpointing off and on.",
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
-                    "format rate after --steps (default 30, about 5 minutes on 2 cores).",
+                    "format rate after --steps (default 30, about 5 minutes on 2 cores); --method dpo|orpo|kto|simpo: "
+                    "the bundled pairs, base vs tuned held-out preference accuracy (default 40 steps).",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
            "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
                         "step-time slowdown vs no pollers (ratio).",
            "train": "Studio's engine vs plain TRL SFTTrainer + peft on the real SmolLM2, uniform and skewed chats, "
                     "each run in its own process: steps/s, real tokens/s, peak RSS, first-step loss, ratios "
-                    "(--smoke: the demo model, a few steps)."}
+                    "(--smoke: the demo model, a few steps); --method dpo|orpo|kto|simpo (repeatable): the "
+                    "bundled pairs, Studio vs a plain TRL trainer of that method: steps/s and peak RSS ratios."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None,
                         help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20); "
                              "train: rows per setup (default 60).")
+    parser.add_argument("--method", action="append", choices=("sft", "dpo", "orpo", "kto", "simpo"), default=None,
+                        help="learn/train: a preference method on the bundled pairs (train: repeatable) instead of "
+                             "SFT.")
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
@@ -131,8 +136,10 @@ def _learn(args: argparse.Namespace) -> int:
     from studio.commands.train import _quiet_libraries
 
     _quiet_libraries()
-    result = learn(config=args.config, steps=args.steps or DEFAULT_STEPS, rows=args.rows or DEFAULT_ROWS,
-                   overrides=args.overrides,
+    method = (args.method or ["sft"])[-1]
+    result = learn(config=args.config, steps=args.steps or (40 if method != "sft" else DEFAULT_STEPS),
+                   rows=args.rows or (None if method != "sft" else DEFAULT_ROWS), overrides=args.overrides,
+                   method=None if method == "sft" else method,
                    report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
     if args.json:
         print(json.dumps(result))
@@ -145,6 +152,17 @@ def _train(args: argparse.Namespace) -> int:
 
     from studio.bench.train import bench_train
 
+    methods = tuple(m for m in (args.method or []) if m != "sft")
+    if methods:
+        from studio.bench.train_pref import bench_train_pref
+
+        result = bench_train_pref(methods, steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
+                                  warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1,
+                                  smoke=args.smoke, report=(lambda line: print(line, file=sys.stderr, flush=True))
+                                  if args.json else print)
+        if args.json:
+            print(json.dumps(result))
+        return 0 if all(not r.get("error") for r in result["runs"]) else 1
     result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
                          warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,
                          report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
