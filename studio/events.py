@@ -83,6 +83,9 @@ class Log(Event):
     peak_memory_bytes: int | None = None
     total_steps: int | None = None
     eta_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The method's own logged signals (``rewards/chosen``, ``rewards/margins``, ``rewards/accuracies``, ``kl``,
+    ``nll_loss``, ``log_odds_ratio``, ``logps/*``, token accuracy...), as TRL names them."""
 
 
 @dataclass(frozen=True, kw_only=True)

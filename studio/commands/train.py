@@ -94,7 +94,10 @@ def _progress(ev) -> str:
     """``[####................] 2/10 | loss 1.2345 | lr 2.00e-04 | 1,234 tok/s | ETA 00:07`` for a Log event."""
     from studio.formatting import progress_parts
 
+    from studio.training.methods.signals import progress_signal
+
     extra = [f"lr {ev.learning_rate:.2e}"] if ev.learning_rate is not None else []
+    extra += progress_signal(getattr(ev, "metrics", None) or {})
     extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
     return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))
 

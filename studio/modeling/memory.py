@@ -37,6 +37,11 @@ class MemoryEstimate:
     device_name: str
     device_gb: float
     quantization: str = "none"
+    method: str = "sft"
+    reference_gb: float = 0.0
+    """The reference pass of DPO/KTO (the base with the adapter off, no grad): its transient working memory."""
+    sequences_per_row: int = 1
+    """Sequences per row in a step: 2 for paired methods (chosen and rejected) and KTO (its KL completions)."""
 
     @property
     def fits(self) -> bool:
@@ -45,7 +50,8 @@ class MemoryEstimate:
     def parts(self) -> dict[str, float]:
         """Bar segments for a chart: label -> GB."""
         return {"weights": self.weights_gb, "LoRA": self.lora_gb, "gradients": self.grads_gb,
-                "optimizer": self.optimizer_gb, "activations": self.activations_gb, "overhead": self.overhead_gb}
+                "optimizer": self.optimizer_gb, "activations": self.activations_gb, "overhead": self.overhead_gb,
+                **({"reference pass": self.reference_gb} if self.reference_gb else {})}
 
     def summary(self) -> str:
         gc = "on" if self.gradient_checkpointing else "off"
@@ -54,7 +60,10 @@ class MemoryEstimate:
                 f"{_size(self.weights_gb)}, LoRA+grads+optimizer "
                 f"{_size(self.lora_gb + self.grads_gb + self.optimizer_gb)}, activations "
                 f"{_size(self.activations_gb)} (gradient checkpointing {gc}; {_size(self.activations_no_ckpt_gb)} "
-                f"without, {_size(self.activations_ckpt_gb)} with)")
+                f"without, {_size(self.activations_ckpt_gb)} with)"
+                + (f"; {self.method}: {self.sequences_per_row} sequences per row"
+                   + (f", reference pass {_size(self.reference_gb)}" if self.reference_gb else "")
+                   if self.method != "sft" else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,7 +204,10 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     lora = lora_params * lora_bytes
     grads = lora_params * lora_bytes
     optimizer = lora_params * 8 if "8bit" not in tc.optim else lora_params * 2
-    tokens = tc.batch_size * tc.max_length
+    from studio.training.methods import recipe
+
+    rec = recipe(getattr(tc, "method", "sft"))
+    tokens = tc.batch_size * tc.max_length * rec.answers_per_row  # a pair is two sequences of up to max_length
     h, i_sz = a.hidden_size, a.intermediate_size
     kvd = a.num_key_value_heads * a.head_dim
     qd = a.num_attention_heads * a.head_dim
@@ -210,15 +222,18 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     lm_chunk = min(tokens, 1024) * a.vocab_size * 4 * 2 + tokens * h * 4 * 2
     act_full += lm_chunk
     act_ckpt += lm_chunk
+    # the reference runs without grad: one layer's working set and the LM head chunk at a time, freed after
+    reference = tokens * per_layer + lm_chunk if rec.uses_reference else 0
     overhead = (0.6 * GB if dev == "cuda" else 0.25 * GB) + 0.05 * weights
     g = lambda x: round(x / GB, 3)  # noqa: E731
     without = MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
                              activations_gb=g(act_full), activations_no_ckpt_gb=g(act_full),
                              activations_ckpt_gb=g(act_ckpt), overhead_gb=g(overhead),
-                             total_gb=g(weights + lora + grads + optimizer + act_full + overhead),
+                             total_gb=g(weights + lora + grads + optimizer + act_full + overhead + reference),
                              gradient_checkpointing=False, total_params=int(total_params),
                              lora_params=int(lora_params), device=dev, device_name=dev_name,
-                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization)
+                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=rec.name,
+                             reference_gb=g(reference), sequences_per_row=rec.answers_per_row)
     if gradient_checkpointing is None:  # the one policy, ``auto`` included
         from studio.speed.checkpointing import decide_checkpointing
 
@@ -226,4 +241,4 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     if not gradient_checkpointing:
         return without
     return dataclasses.replace(without, activations_gb=g(act_ckpt), gradient_checkpointing=True,
-                               total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead))
+                               total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead + reference))

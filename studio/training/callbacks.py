@@ -88,7 +88,8 @@ def callback_class() -> type:
                         samples_per_s=_round(steps * batch / dt),
                         steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
                         memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
-                        eta_s=_round(remaining / rate) if rate > 0 and done else None)
+                        eta_s=_round(remaining / rate) if rate > 0 and done else None,
+                        metrics=method_metrics(logs))
             self.t_last, self.step_last = now, state.global_step
             self.run.progress(event.step, event.total_steps or 0, event.loss, event.eta_s)
             self.emit(event)
@@ -182,6 +183,22 @@ def trainer_class() -> type:
             return (step == 1 and args.logging_first_step) or (bool(every) and step % every == 0)
 
     return StudioSFTTrainer
+
+
+_LOG_FIELDS = {"loss", "learning_rate", "grad_norm", "epoch", "num_tokens"}
+
+
+def method_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """The trainer's other numeric logs (a method's signals: rewards/*, logps/*, kl, nll_loss...), rounded."""
+    import math
+
+    out = {}
+    for key, value in logs.items():
+        if key in _LOG_FIELDS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(float(value)):
+            out[key] = round(float(value), 6)
+    return out
 
 
 def _round(x: Any, nd: int = 4) -> float | None:

@@ -14,7 +14,7 @@ from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training.args import sft_args
-from studio.training.callbacks import callback_class, trainer_class
+from studio.training.callbacks import callback_class
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
 from studio.training.state import JobStatus, RunState, as_float
@@ -61,6 +61,9 @@ class TrainingJob:
                 cfg.save(self.run_dir / runs.CONFIG)
             self.events = EventLog.open(self.run_dir / runs.EVENTS) if self.main else EventLog()
         else:
+            from studio.training.start_from import resolve_start
+
+            resolve_start(cfg)  # a wrong train.start_from is refused before a run folder is made
             self.run_dir = runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
@@ -129,12 +132,17 @@ class TrainingJob:
     def _run(self) -> Event:
         import torch
 
-        from studio.data import prepare_datasets
         from studio.modeling import base_tokenizer, describe_loaded, load_base, lora_config, resolve_device
         from studio.speed import apply_booster, plan_speed
-        from studio.speed.plan import mean_row_tokens, model_config_for_plan, prepare_for_training
+        from studio.speed.plan import model_config_for_plan, prepare_for_training
+
+        from studio.training.methods import recipe
+        from studio.training.methods import wiring
+        from studio.training.start_from import keep_prompt_format, load_trainable, resolve_start
 
         cfg, st = self.cfg, self.state
+        rec, start = recipe(cfg.train.method), resolve_start(cfg)
+        kept_format = keep_prompt_format(cfg, start) if start is not None else []
         st.device = resolve_device(cfg.train.device)
         st.rss_start = memory_now(st.device)[0]
         if st.device == "cuda":
@@ -144,17 +152,18 @@ class TrainingJob:
         st.tell("preparing the data")
         tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
-        prepared = prepare_datasets(cfg, self.tokenizer)
+        prepared = wiring.prepare_for(rec, cfg, self.tokenizer)
         self._save_prompt_format(prepared.spec)
-        if getattr(prepared.stats, "empty_answer_rows", 0):
-            warning = next(w for w in prepared.stats.warnings() if "empty answer" in w)
+        for warning in wiring.data_warnings(rec, prepared):
             LOG.warning("data: %s", warning)
             self.emit(Note(level="warning", message=f"data: {warning}", data={"kind": "data"}))
         if st.stop.is_set():
             return self._finish_stopped(step=0)
-        plan = self.plan = plan_speed(cfg, device=st.device, mean_tokens=mean_row_tokens(prepared.train))
+        plan = self.plan = plan_speed(wiring.plan_config(rec, cfg), device=st.device,
+                                      mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
-        for line in plan.lines():
+        speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
+        for line in speed_lines:
             LOG.info("speed plan: %s", line)
         st.tell("loading the model")
         # k-bit models are prepared by the plan (no fp32 upcast with bf16 compute), not by peft inside load_base
@@ -166,12 +175,15 @@ class TrainingJob:
         st.quant_reason = base.quant_reason
         prepare_for_training(self.model, plan)
         apply_booster(self.model, plan)  # a missing or failing booster is a reason in the plan, never a failure
-        trainer = self.trainer = self._build_trainer(prepared, lora_config(cfg, self.model, base.added_token_ids),
-                                                     plan)
+        if start is not None:  # the earlier run's adapter is the one trained; its config replaces cfg.lora
+            self.model, peft_config = load_trainable(self.model, start), None
+        else:
+            peft_config = lora_config(cfg, self.model, base.added_token_ids)
+        trainer = self.trainer = self._build_trainer(prepared, peft_config, plan)
         loaded = describe_loaded(trainer.model)
         st.train_rows, st.eval_rows = len(prepared.train), len(prepared.eval) if prepared.eval is not None else 0
         st.gradient_checkpointing, st.gc_reason = plan.gradient_checkpointing, plan.gc_reason
-        st.speed_lines, st.loaded, st.trainable_params = plan.lines(), loaded.to_dict(), loaded.trainable_params
+        st.speed_lines, st.loaded, st.trainable_params = speed_lines, loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
         env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
@@ -180,7 +192,8 @@ class TrainingJob:
                     "loaded": st.loaded, "attention_reason": st.attention_reason,
                     "quantization_reason": st.quant_reason, "gradient_checkpointing": st.gradient_checkpointing,
                     "memory_estimate": st.estimate.to_dict() if st.estimate else None,
-                    "speed": plan.to_dict(), "speed_lines": plan.lines(),
+                    "speed": plan.to_dict(), "speed_lines": speed_lines, "method": cfg.train.method,
+                    "started_from": {**start.to_dict(), "kept": kept_format} if start is not None else None,
                     "resumed_from": str(self.resume_from) if self.resume_from else None})
         runs.write_environment(self.run_dir, env)
         trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
@@ -245,14 +258,14 @@ class TrainingJob:
 
     def _build_trainer(self, prepared: Any, peft_config: Any, plan: Any) -> Any:
         from transformers import PrinterCallback, ProgressCallback
-        from trl import SFTConfig
 
         from studio.speed import sft_speed_kwargs
+        from studio.training.methods import recipe, wiring
 
-        args = SFTConfig(**{**sft_args(self.cfg, self.run_dir, device=self.device,
-                                       gradient_checkpointing=plan.gradient_checkpointing,
-                                       has_eval=prepared.eval is not None),
-                            **sft_speed_kwargs(plan)})
+        rec = recipe(self.cfg.train.method)
+        base = sft_args(self.cfg, self.run_dir, device=self.device, gradient_checkpointing=plan.gradient_checkpointing,
+                        has_eval=prepared.eval is not None)
+        args = rec.config_class()(**wiring.trainer_kwargs(rec, self.cfg, base, sft_speed_kwargs(plan), self.device))
         callbacks = [callback_class()(self.state, self.emit)]
         tb = self._tensorboard_callback()
         if tb is not None:
@@ -261,9 +274,8 @@ class TrainingJob:
 
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
             callbacks.append(cb if isinstance(cb, TrainerCallback) else cb(self))
-        trainer = trainer_class()(model=self.model, args=args, train_dataset=prepared.train,
-                                  eval_dataset=prepared.eval, processing_class=self.tokenizer,
-                                  peft_config=peft_config, callbacks=callbacks, token_window=self.state.window)
+        trainer = wiring.build_trainer(rec, args, model=self.model, tokenizer=self.tokenizer, prepared=prepared,
+                                       peft_config=peft_config, callbacks=callbacks, token_window=self.state.window)
         for noisy in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(noisy)
         return trainer
