@@ -19,7 +19,7 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
                     "format rate after --steps (default 30, about 5 minutes on 2 cores); --method dpo|orpo|kto|simpo: "
-                    "the bundled pairs, base vs tuned held-out preference accuracy (default 40 steps).",
+                    "the bundled pairs, base vs tuned held-out preference accuracy (default 30 steps).",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
            "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
                         "step-time slowdown vs no pollers (ratio).",
@@ -137,7 +137,7 @@ def _learn(args: argparse.Namespace) -> int:
 
     _quiet_libraries()
     method = (args.method or ["sft"])[-1]
-    result = learn(config=args.config, steps=args.steps or (40 if method != "sft" else DEFAULT_STEPS),
+    result = learn(config=args.config, steps=args.steps or (30 if method != "sft" else DEFAULT_STEPS),
                    rows=args.rows or (None if method != "sft" else DEFAULT_ROWS), overrides=args.overrides,
                    method=None if method == "sft" else method,
                    report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)

@@ -96,6 +96,13 @@ def _data_lines(facts: RunFacts) -> list[str]:
         lines.append(f"- {name}, split `{s.split}`{extra}" + (f", weight {s.weight}" if s.weight != 1.0 else ""))
     if started.get("train_rows"):
         lines.append(f"- {started['train_rows']} training rows, {started.get('eval_rows', 0)} held out for evaluation")
+    if facts.preference:
+        from studio.prompt_format import load
+
+        saved = load(facts.run_dir)
+        shape = saved.format if saved is not None else cfg.data.format
+        what = "answers labelled desirable or not" if shape == "kto" else "a chosen and a rejected answer per prompt"
+        return lines + [f"- Row format `{shape}` ({what}); chat template: {cfg.model.chat_template}"]
     fmt = f"- Row format `{cfg.data.format}`"
     if cfg.data.template:
         fmt += f", template `{_inline(cfg.data.template)}`"
