@@ -66,10 +66,10 @@ def main() -> int:
     from transformers import TrainerCallback
 
     from studio.bench import train as bench_train
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
     from studio.paths import ASSETS
 
-    _quiet_libraries()
+    quiet_libraries()
     model = "studio/demo-tiny" if ns.smoke else "smollm2-135m-instruct"
     info: dict = {}
     prof = profile(activities=[ProfilerActivity.CPU])

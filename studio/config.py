@@ -19,8 +19,7 @@ from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device
                                   check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
-from studio.speed.checkpointing import SHOWN as CHECKPOINTING_SHOWN
-from studio.speed.checkpointing import parse_setting, setting_word
+from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
 
 DEMO_MODEL = "studio/demo-tiny"
 ASSETS_CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
@@ -198,7 +197,7 @@ class TrainConfig:
     gradient_checkpointing: Union[bool, str] = _help(
         "Recompute activations to save memory: auto, true or false.", default="auto", kind="radio",
         label="Gradient checkpointing",
-        choices=CHECKPOINTING_SHOWN, read=parse_setting, show=setting_word)
+        choices=CHECKPOINTING_SHOWN, read=parse_checkpointing, show=checkpointing_word)
     optim: Optimizer = _help("Optimizer.", default="adamw_torch", label="Optimizer")
     weight_decay: float = _help("AdamW weight decay.", default=0.0, label="Weight decay", minimum=0)
     max_grad_norm: float = _help("Gradient clipping norm (0 turns clipping off).", default=0.3,
@@ -233,7 +232,7 @@ class TrainConfig:
             check_positive("train", name, getattr(self, name))
         if self.max_length < 16:
             raise ConfigError(f"train.max_length must be >= 16 tokens, got {self.max_length}")
-        self.gradient_checkpointing = parse_setting(self.gradient_checkpointing)
+        self.gradient_checkpointing = parse_checkpointing(self.gradient_checkpointing)
         check_positive("train", "weight_decay", self.weight_decay, allow_zero=True)
         check_positive("train", "max_grad_norm", self.max_grad_norm, allow_zero=True)
         if self.eval_steps is not None:
@@ -275,8 +274,6 @@ class HubConfig:
     def __post_init__(self) -> None:
         check_choices(self, "hub")
         if self.repo_id is not None:
-            from studio.hub.net import repo_id_problem
-
             if repo_id_problem(self.repo_id):
                 raise ConfigError(f"hub.repo_id must look like 'name' or 'owner/name', got {self.repo_id!r}")
 

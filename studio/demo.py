@@ -1,6 +1,6 @@
 """The offline demo base model ``studio/demo-tiny``: a tiny Llama model and BPE tokenizer built from ``assets/``.
 
-The Hub is out of reach offline, so :func:`resolve_model_path` maps :data:`~studio.config.DEMO_MODEL` to a
+The Hub is out of reach offline, so :func:`studio.modeling.sources.resolve_model_path` maps :data:`~studio.config.DEMO_MODEL` to a
 local folder that :func:`ensure_demo_model` builds once (about a second) and reuses afterwards. The folder
 loads with ``AutoTokenizer``/``AutoModelForCausalLM`` like any other. The build is deterministic (same
 tokenizer, same weights) and safe when several processes ask at once (``torchrun``): one builds under a file
@@ -8,7 +8,6 @@ lock into a temporary folder that is renamed into place with a completion marker
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -19,7 +18,7 @@ from typing import Iterator
 
 from studio.config import DEMO_MODEL
 from studio.errors import ModelError
-from studio.paths import ASSETS, cache_root
+from studio.paths import ASSETS, cache_root, file_lock
 
 BUILD_NAME = "demo-tiny-v3"  # v3: every Linear dimension a multiple of 64 (bitsandbytes' CPU 4-bit packing)
 MARKER = "studio-demo-complete.json"
@@ -51,13 +50,6 @@ def demo_model_dir() -> Path:
     return cache_root() / BUILD_NAME
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """The folder or Hub id for a model setting: see :func:`studio.modeling.sources.resolve_model_path`."""
-    from studio.modeling.sources import resolve_model_path as resolve
-
-    return resolve(name_or_path)
-
-
 def ensure_demo_model() -> Path:
     """Build the demo model folder once and return it; later calls (from any process) reuse it.
 
@@ -69,29 +61,13 @@ def ensure_demo_model() -> Path:
         return folder
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(folder.parent / f".{folder.name}.lock"):
+        with file_lock(folder.parent / f".{folder.name}.lock"):
             if not (folder / MARKER).is_file():  # another process may have finished while we waited
                 _build_atomically(folder)
     except OSError as err:
         raise ModelError(f"Could not build the demo model in {folder}: {err}. "
                          "Set STUDIO_CACHE_DIR to a writable folder.") from err
     return folder
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (no locking where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic rename still prevents half-built folders
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _build_atomically(folder: Path) -> None:

@@ -15,8 +15,6 @@ from studio.formatting import format_bytes
 
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _FULL_TEXT = ("no space left on device", "unexpected pos", "disk quota exceeded", "file write failed")
-CHECKPOINT_MARGIN = 1 << 20
-"""Bytes added to a checkpoint estimate for the trainer state, scheduler and RNG files."""
 
 
 def _chain(exc: BaseException | None):
@@ -61,16 +59,6 @@ def folder_size(path: str | Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def checkpoint_need(run_dir: str | Path, trainable_params: int = 0) -> int:
-    """Bytes the next checkpoint needs: the size of the last one, else weights + two Adam moments in fp32."""
-    from studio.runs import checkpoint_complete, checkpoints
-
-    done = [p for p in checkpoints(run_dir) if checkpoint_complete(p)]
-    if done:
-        return folder_size(done[-1]) + CHECKPOINT_MARGIN
-    return int(trainable_params) * 4 * 3 + CHECKPOINT_MARGIN
 
 
 def full_message(where: str | Path, what: str = "files", need: int | None = None) -> str:

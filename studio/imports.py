@@ -22,3 +22,20 @@ def ml_libs() -> tuple[ModuleType, ModuleType]:
         import datasets
 
     return transformers, datasets
+
+
+def quiet_libraries() -> None:
+    """Progress bars and warnings of datasets/transformers would interleave with ours (CLI processes only)."""
+    import warnings
+
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")

@@ -1,8 +1,10 @@
 """Where Studio keeps things on disk."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -16,3 +18,19 @@ def cache_root() -> Path:
 def default_runs_dir() -> Path:
     """``$STUDIO_RUNS_DIR`` or ``./runs``."""
     return Path(os.environ.get("STUDIO_RUNS_DIR") or "runs")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (no locking where fcntl is missing): one build of a cached model."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename still prevents half-built folders
+        yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

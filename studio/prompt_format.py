@@ -56,13 +56,6 @@ class PromptFormat:
                           loss_on=self.loss_on, max_length=self.max_length,
                           chat_template=self.chat_template if self.uses_chat else None)
 
-    def builder(self, tokenizer: Any, *, max_input_tokens: int | None = None) -> Any:
-        """A :class:`~studio.inference.prompt.PromptBuilder` that renders prompts as trained."""
-        from studio.inference.prompt import PromptBuilder
-
-        return PromptBuilder(self.spec(), tokenizer, max_input_tokens=max_input_tokens or self.max_length,
-                             system_prompt=self.default_system_prompt)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -1,9 +1,12 @@
 """docs/architecture.md is the map of studio/: it names every module, names nothing that is gone, and no module
-is over 400 lines."""
+is over 400 lines. The import graph (imports at any depth, functions included) has no circles and no arrow back
+up the layers."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from import_graph import a_path, cycles, graph
 
 ROOT = Path(__file__).resolve().parent.parent
 MAP = ROOT / "docs" / "architecture.md"
@@ -39,3 +42,71 @@ def test_no_studio_module_is_over_400_lines():
     lines = {m: len((ROOT / m).read_text(encoding="utf-8").splitlines()) for m in sorted(_modules())}
     long = {m: n for m, n in lines.items() if n > MAX_LINES}
     assert not long, f"over {MAX_LINES} lines (split them): {long}"
+
+
+# ------------------------------------------------------------------------------------------------ import graph
+FOUNDATION = {"studio.errors", "studio.paths", "studio.formatting", "studio.imports", "studio.config",
+              "studio.config_fields", "studio.config_values", "studio.templates", "studio.diskspace", "studio.events",
+              "studio.runs", "studio.environment", "studio.signals", "studio.demo"}
+"""Top-level modules every layer builds on: they import only each other (never a package such as modeling)."""
+LAYER_RULES = [
+    # (who, must not import, why)
+    ("studio.config", ("studio.hub", "studio.speed", "studio.modeling", "studio.ui", "studio.training",
+                       "studio.inference", "studio.data", "studio.bench", "studio.commands", "studio.session"),
+     "the config is the bottom layer: move what it needs down (studio/config_values.py)"),
+    ("studio.modeling", ("studio.speed", "studio.training", "studio.inference", "studio.hub", "studio.ui",
+                         "studio.bench", "studio.commands", "studio.session"),
+     "modeling sits under the speed plan and the engine"),
+]
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def circle_problems(root: Path, package: str) -> list[str]:
+    """One line per import circle of ``package`` under ``root`` (imports inside functions count)."""
+    edges = graph(root, package)
+    return [f"import circle: {' -> '.join(a_path(edges, c))} (all of {c})" for c in cycles(edges)]
+
+
+def layer_problems(root: Path = ROOT) -> list[str]:
+    edges = graph(root, "studio")
+    out = []
+    for src, targets in sorted(edges.items()):
+        for dst in sorted(targets):
+            if src in FOUNDATION and dst not in FOUNDATION and dst != "studio":
+                out.append(f"{src} imports {dst}: foundation modules import only each other")
+            for who, banned, why in LAYER_RULES:
+                if _within(src, who) and any(_within(dst, b) for b in banned):
+                    out.append(f"{src} imports {dst}: {why}")
+            if _within(dst, "studio.commands") and not (src == "studio.cli" or _within(src, "studio.commands")):
+                out.append(f"{src} imports {dst}: only the CLI imports the commands (move the helper down)")
+            if _within(dst, "studio.ui") and not any(_within(src, p) for p in ("studio.ui", "studio.commands",
+                                                                               "studio.cli")):
+                out.append(f"{src} imports {dst}: only the UI, the commands and the CLI import studio.ui")
+    return out
+
+
+def test_no_import_circles_anywhere_in_studio():
+    problems = circle_problems(ROOT, "studio")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_import_goes_back_up_the_layers():
+    problems = layer_problems()
+    assert not problems, "\n".join(problems)
+
+
+def test_the_checker_finds_a_circle_made_inside_a_function(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("import os\n\n\ndef helper():\n    return os.sep\n")
+    (pkg / "sub" / "b.py").write_text("def late():\n    if True:\n        from ..a import helper\n    return helper()\n")
+    assert circle_problems(tmp_path, "pkg") == []
+    (pkg / "a.py").write_text("import os\n\n\ndef helper():\n    from pkg.sub import b  # the circle\n"
+                              "    return os.sep, b\n")
+    problems = circle_problems(tmp_path, "pkg")
+    assert problems == ["import circle: pkg.a -> pkg.sub.b -> pkg.a (all of ['pkg.a', 'pkg.sub.b'])"], problems

@@ -18,7 +18,7 @@ BUNDLED = {"linear_equations": "prompt_completion", "word_problems": "prompt_com
 @pytest.fixture(scope="module")
 def tok():
     from studio.config import ModelConfig
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     return load_tokenizer(ModelConfig())[0]
 

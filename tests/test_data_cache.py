@@ -13,7 +13,7 @@ from studio.data import prepare_datasets
 @pytest.fixture(scope="module")
 def tok():
     from studio.config import ModelConfig
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     return load_tokenizer(ModelConfig())[0]
 

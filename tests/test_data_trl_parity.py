@@ -24,8 +24,8 @@ def model_and_tok():
     from transformers import AutoModelForCausalLM
 
     from studio.config import ModelConfig
-    from studio.demo import resolve_model_path
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.sources import resolve_model_path
+    from studio.modeling.tokenizer import load_tokenizer
 
     tok = load_tokenizer(ModelConfig())[0]
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path(ModelConfig().name_or_path))

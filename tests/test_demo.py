@@ -61,9 +61,11 @@ def test_paths_follow_env_or_home(tmp_path, monkeypatch):
 
 
 def test_resolve_model_path(folder):
-    assert demo.resolve_model_path(DEMO_MODEL) == str(folder)
-    assert demo.resolve_model_path("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
-    assert demo.resolve_model_path("/models/local") == "/models/local"
+    from studio.modeling.sources import resolve_model_path
+
+    assert resolve_model_path(DEMO_MODEL) == str(folder)
+    assert resolve_model_path("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert resolve_model_path("/models/local") == "/models/local"
 
 
 def test_loads_with_auto_classes(folder, tokenizer, model):

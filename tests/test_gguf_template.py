@@ -26,7 +26,7 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def tok():
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import resolve_model_path
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_model_path("studio/demo-tiny"))

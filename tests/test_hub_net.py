@@ -69,7 +69,7 @@ def offline(monkeypatch):
 def test_offline_tokenizer_and_model_say_the_hub_cant_be_reached(offline):
     from studio.config import ModelConfig
     from studio.modeling import load_base
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     missing = ModelConfig(name_or_path="someone/not-cached-anywhere")
     with pytest.raises(ModelError, match="can't reach the Hugging Face Hub to download 'someone/not-cached"):
@@ -85,7 +85,7 @@ def test_a_refused_connection_is_unreachable_too(monkeypatch, tmp_path):
     from hub_fixtures import skip_retry_waits
 
     from studio.config import ModelConfig
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there

@@ -23,7 +23,7 @@ def model():
     try:
         from studio.modeling import estimate_memory
         estimate_memory(cfg)
-        from studio.tokenizer import load_tokenizer
+        from studio.modeling.tokenizer import load_tokenizer
         load_tokenizer(ModelConfig())
     except Exception as exc:
         errors.append(repr(exc))

@@ -9,7 +9,7 @@ import pytest
 
 from studio.speed.attention import choose_packed_attention
 from studio.speed.boosters import apply_liger, choose_booster
-from studio.speed.checkpointing import decide_checkpointing
+from studio.modeling.memory import decide_checkpointing
 from studio.speed.flops import (Peak, batch_token_counts, effective_seq, flops_per_token, matmul_params, mfu,
                                 peak_flops)
 
@@ -140,7 +140,9 @@ def test_memory_estimate_decides_auto_with_the_one_policy(monkeypatch):
 
 def test_checkpointing_words_are_one_mapping():
     from studio.config import RunConfig, TrainConfig
-    from studio.speed.checkpointing import SHOWN, WORDS, setting_word
+    from studio.config_values import CHECKPOINTING_SHOWN as SHOWN
+    from studio.config_values import CHECKPOINTING_WORDS as WORDS
+    from studio.config_values import checkpointing_word as setting_word
     from studio.ui.forms import from_widget, to_widget
 
     for word, setting in WORDS.items():

@@ -46,7 +46,7 @@ def run_data_bench(rows: int = 20_000, *, report: Callable[[str], None] = print,
     from studio.data import prepare_datasets
     from studio.data.prepare import load_data, spec_for
     from studio.data.render import render
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory(prefix="studio-bench-data-") as tmp:

@@ -97,7 +97,7 @@ def run_one(shape: str, run: str, *, smoke: bool, workdir: Path, tuned_attn: str
 
     from studio.modeling import estimate_memory
     from studio.speed.boosters import choose_booster
-    from studio.speed.checkpointing import decide_checkpointing
+    from studio.modeling.memory import decide_checkpointing
     from studio.speed.kbit import fp32_param_count
 
     settings = dict(SMOKE if smoke else GPU)

@@ -96,7 +96,7 @@ def _plain_trl(cfg: Any, out_dir: Path, timer: Any) -> None:
     from studio.data import prepare_datasets
     from studio.modeling.sources import resolve_model_path
     from studio.modeling import compute_dtype, model_id, resolve_device
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
     from studio.training import sft_args
 
     device = resolve_device(cfg.train.device)

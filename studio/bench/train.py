@@ -110,7 +110,7 @@ def _plain(cfg: Any, timer_cls: Any, holder: dict) -> None:
     from studio.data import prepare_datasets
     from studio.modeling import model_id
     from studio.modeling.sources import resolve_model_path
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
     from studio.training import sft_args
 
     tok, _ = load_tokenizer(cfg.model)
@@ -147,9 +147,9 @@ def worker(spec: dict) -> dict:
     """One run in this process; returns its figures."""
     import resource
 
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     run = spec["run"]
     cfg = run_config(spec["setup"], model=spec["model"], data=Path(spec["data"]), out=Path(spec["out"]),
                      steps=spec["steps"], packing=run == "studio" and spec["setup"] == "skewed",
@@ -188,7 +188,7 @@ def bench_train(*, model: str | None = None, steps: int = 10, warmup: int = 2, r
     """Run every setup's runs ``rounds`` times, alternating the order each round; return figures and ratios.
     ``rows``: rows per setup (default 60)."""
     from studio.paths import ASSETS
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
     from studio.config import ModelConfig
 
     model = model or ("studio/demo-tiny" if smoke else "smollm2-135m-instruct")

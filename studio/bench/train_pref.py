@@ -111,9 +111,9 @@ def worker(spec: dict) -> dict:
     """One run in this process; returns its figures."""
     import resource
 
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     cfg = run_config(spec["method"], model=spec["model"], data=Path(spec["data"]), out=Path(spec["out"]),
                      steps=spec["steps"], smoke=spec["smoke"], rows=spec["rows"])
     holder: dict[str, Any] = {}

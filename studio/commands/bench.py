@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name == "memory":
         from studio.bench.memory import cases, run_memory_bench
-        from studio.commands.train import _quiet_libraries
+        from studio.imports import quiet_libraries
 
-        _quiet_libraries()
+        quiet_libraries()
         rows = run_memory_bench(cases(args.steps or 2), report=lambda line: print(line, flush=True))
         print(f"max error {max(abs(r['error']) for r in rows):.3f}")
         return 0
@@ -91,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if args.name == "poll-load":
         if args.clients < 1 or args.steps <= args.warmup + 2:
             raise ConfigError("--clients must be >= 1 and --steps larger than --warmup + 2")
-        from studio.commands.train import _quiet_libraries
+        from studio.imports import quiet_libraries
         from studio.config import load_config
         from studio.ui.poll_bench import poll_load
 
-        _quiet_libraries()
+        quiet_libraries()
         cfg = load_config(args.config) if args.config else None
         if cfg is None:
             from studio.bench.overhead import default_config
@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.steps < 3 or args.rounds < 1:
         raise ConfigError("--steps must be >= 3 and --rounds >= 1")
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     from studio.bench import overhead
     from studio.config import load_config
 
@@ -133,9 +133,9 @@ def _learn(args: argparse.Namespace) -> int:
     import sys
 
     from studio.bench.learn import DEFAULT_ROWS, DEFAULT_STEPS, learn
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     method = (args.method or ["sft"])[-1]
     result = learn(config=args.config, steps=args.steps or (30 if method != "sft" else DEFAULT_STEPS),
                    rows=args.rows or (None if method != "sft" else DEFAULT_ROWS), overrides=args.overrides,

@@ -39,13 +39,13 @@ def params_from_args(args: argparse.Namespace) -> generation.GenerationParams:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
     from studio.inference import BASE, ChatEngine
 
     if args.compare and args.base_only:
         raise ConfigError("--compare and --base-only exclude each other")
     params = params_from_args(args)
-    _quiet_libraries()
+    quiet_libraries()
     engine = ChatEngine.from_run(args.run, device=args.device, quantization=args.quantization)
     for extra in args.adapter:
         engine.set_adapter(engine.load_adapter(extra))

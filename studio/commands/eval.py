@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.commands.train import _quiet_libraries
+    from studio.imports import quiet_libraries
     from studio.evaluate import AnswerExtractor, evaluate_run
 
     if (args.max_new_tokens is not None and args.max_new_tokens < 1) or args.batch_size < 1:
         raise ConfigError("--max-new-tokens and --batch-size must be >= 1")
     extractor = AnswerExtractor("regex", args.answer_regex) if args.answer_regex else \
         AnswerExtractor("exact") if args.exact else AnswerExtractor()
-    _quiet_libraries()
+    quiet_libraries()
     tty = sys.stderr.isatty() and not args.json
 
     def progress(fraction: float, label: str) -> None:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studio.data import preview, trained_text
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     if args.rows < 0:
         raise ConfigError(f"--rows must be >= 0, got {args.rows}")

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from studio.errors import ConfigError, TrainingError
+from studio.imports import quiet_libraries as _quiet_libraries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,20 +101,3 @@ def _progress(ev) -> str:
     extra += progress_signal(getattr(ev, "metrics", None) or {})
     extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
     return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))
-
-
-def _quiet_libraries() -> None:
-    """Progress bars of datasets/transformers would interleave with ours (CLI process only)."""
-    import warnings
-
-    try:
-        import datasets
-        import transformers
-
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")

@@ -23,18 +23,33 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from studio.data.render import RenderSpec
+from studio.data.stats import DataStats
 from studio.paths import cache_root
 
 if TYPE_CHECKING:  # pragma: no cover
-    from studio.data.prepare import Prepared
+    from datasets import Dataset
 
 CACHE_VERSION = 1
 HASH_CONTENT_UP_TO = 2 * 1024 ** 3
 """Files up to this size are content-hashed; larger ones are keyed by size and mtime only."""
 _CODE_FILES = ("data/render.py", "data/chat_masks.py", "data/prepare.py", "data/formats.py", "data/loading.py",
                "data/stats.py", "templates.py")
+
+
+@dataclass
+class Prepared:
+    """Tokenized splits (``input_ids`` + ``completion_mask``) ready for TRL's SFTTrainer."""
+
+    train: "Dataset"
+    eval: "Dataset | None"
+    spec: RenderSpec
+    stats: DataStats
+    dropped_rows: int
+    fingerprint: str
 
 
 def enabled() -> bool:
@@ -134,10 +149,6 @@ def dataset_key(cfg: Any, tokenizer: Any) -> str | None:
 
 def load(key: str) -> "Prepared | None":
     """The cached ``Prepared`` for ``key``, or None (missing or unreadable entries are a miss)."""
-    from studio.data.prepare import Prepared
-    from studio.data.render import RenderSpec
-    from studio.data.stats import DataStats
-
     folder = cache_dir() / key
     meta_path = folder / "meta.json"
     if not meta_path.is_file():

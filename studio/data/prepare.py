@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from studio.data.cache import Prepared
 from studio.data.formats import ROLES, Detected, detect_format, resolve_mapping, to_messages
 from studio.data.loading import load_source
 from studio.data.render import RenderSpec, Rendered, make_spec, render
@@ -46,18 +47,6 @@ class Preview:
     @property
     def warnings(self) -> list[str]:
         return self.stats.warnings()
-
-
-@dataclass
-class Prepared:
-    """Tokenized splits (``input_ids`` + ``completion_mask``) ready for TRL's SFTTrainer."""
-
-    train: "Dataset"
-    eval: "Dataset | None"
-    spec: RenderSpec
-    stats: DataStats
-    dropped_rows: int
-    fingerprint: str
 
 
 def _source_detect(ds: "Dataset", fmt: str, columns_override: dict[str, str]) -> tuple[str, dict[str, str], Detected]:

@@ -58,7 +58,7 @@ class PreviewCache:
         """The tokenizer of the chosen model (preset pad token and chat-template choice applied); ``progress``
         hears about a first GGUF dequantization."""
         from studio.modeling import find_preset, model_id
-        from studio.tokenizer import load_tokenizer
+        from studio.modeling.tokenizer import load_tokenizer
 
         m = cfg.model
         preset = find_preset(m.name_or_path)

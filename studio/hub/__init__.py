@@ -13,10 +13,10 @@ Heavy imports (torch, transformers, peft, huggingface_hub) happen inside the fun
 from studio.hub.card import render_card
 from studio.hub.card_data import card_metadata_of, parse_card
 from studio.hub.facts import load_facts
-from studio.hub.exporting import ExportResult, export
+from studio.hub.exporting import ExportResult, default_export_dir, export
 from studio.hub.merge import ProbeCheck
 from studio.hub.gguf_export import GGUFExport, export_gguf
-from studio.hub.push import (HubAccount, Token, default_export_dir, describe_error, hub_endpoint, push,
+from studio.hub.push import (HubAccount, Token, describe_error, hub_endpoint, push,
                              resolve_token, upload_folder, whoami)
 
 __all__ = ["ExportResult", "GGUFExport", "HubAccount", "ProbeCheck", "Token", "card_metadata_of", "default_export_dir",

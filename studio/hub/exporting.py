@@ -46,6 +46,11 @@ class ExportResult:
     reused: bool = False
 
 
+def default_export_dir(run_dir: str | Path, merged: bool) -> Path:
+    """Where a push exports before uploading: ``RUN/export/adapter`` or ``RUN/export/merged``."""
+    return Path(run_dir) / "export" / ("merged" if merged else "adapter")
+
+
 def _noop(fraction: float, message: str) -> None:
     pass
 
@@ -155,7 +160,7 @@ def _export_tokenizer(facts: RunFacts, out_dir: Path) -> list[str]:
             shutil.copyfile(adapter / name, out_dir / name)
         return found
     from studio.modeling import find_preset, model_id
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     mcfg = facts.config.model
     preset = find_preset(mcfg.name_or_path)
@@ -179,7 +184,7 @@ def _tokenizer_len(folder: Path) -> int | None:
 
 def _base_vocab(facts: RunFacts) -> int | None:
     """The base model's vocabulary size when its config is on disk (no download)."""
-    from studio.demo import resolve_model_path
+    from studio.modeling.sources import resolve_model_path
 
     base = facts.base_id
     try:

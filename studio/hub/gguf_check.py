@@ -102,11 +102,12 @@ def check_gguf(outfile: Path, merged_dir: Path, fmt: Any, pieces: Any, questions
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.hub.merge import compare_answers, greedy
+    from studio.inference.prompt import builder_for
     from studio.hub.gguf_template import conversation
 
     check = GGUFCheck(outtype=outtype)
     tok = AutoTokenizer.from_pretrained(merged_dir)
-    builder = fmt.builder(tok)
+    builder = builder_for(fmt, tok)
     system = builder.default_system_prompt or None
     meta = read_metadata(outfile)
     eos_id = tok.convert_tokens_to_ids(fmt.eos_token) if fmt.eos_token else tok.eos_token_id

@@ -177,10 +177,10 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
     """
     from transformers import AutoTokenizer
 
-    from studio.hub.exporting import _prepare_out_dir, _clear, export
+    from studio.hub.exporting import _clear, _prepare_out_dir, default_export_dir, export
     from studio.hub.facts import load_facts
     from studio.hub.modelfile import modelfile_text
-    from studio.hub.push import default_export_dir
+    from studio.inference.prompt import builder_for
 
     progress = progress or _noop
     if outtype not in OUTTYPES:
@@ -223,7 +223,7 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
     progress(0.6, stages[-1].describe())
     t2 = time.time()
     progress(0.62, "stage 3/3 check: template, eos and greedy answers against the merged model")
-    questions = _questions(facts, fmt.builder(tok), probes, max_probes)
+    questions = _questions(facts, builder_for(fmt, tok), probes, max_probes)
     check = check_gguf(out / name, merged_at, fmt, pieces, questions, outtype,
                        progress=lambda f, m: progress(0.62 + 0.3 * f, f"check: {m}"))
     stages.append(Stage("check", time.time() - t2))

@@ -88,7 +88,7 @@ def merge_dtype(facts: RunFacts, dtype: str, device: str) -> str:
     try:
         from transformers import AutoConfig
 
-        from studio.demo import resolve_model_path
+        from studio.modeling.sources import resolve_model_path
 
         conf = AutoConfig.from_pretrained(resolve_model_path(facts.base_id), revision=facts.config.model.revision,
                                           trust_remote_code=facts.config.model.trust_remote_code)
@@ -170,10 +170,11 @@ def export_merged(facts: RunFacts, adapter: Path, out_dir: Path, notes: list[str
     model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     question = probe_prompt(facts, prompt)
+    from studio.inference.prompt import builder_for
     from studio.prompt_format import load as load_prompt_format
 
     trained = load_prompt_format(facts.run_dir)  # older runs: the chat template when there is one, as before
-    ids = trained.builder(tok).build(question).input_ids if trained is not None else None
+    ids = builder_for(trained, tok).build(question).input_ids if trained is not None else None
     progress(0.45, "greedy answer from the adapter model")
     before, before_logits = greedy(model, tok, question, ids)
     progress(0.55, "merging the adapter into the base weights")

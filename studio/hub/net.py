@@ -83,18 +83,3 @@ def with_backoff(fn: Callable[[], T], *, max_retries: int | None = None, base_wa
             time.sleep(pause)
             wait = min(max_wait, wait * 2)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def repo_id_problem(repo_id: str) -> str | None:
-    """Why ``repo_id`` (spaces and outer slashes stripped) is not ``name`` or ``owner/name``, or None when it is.
-
-    huggingface_hub's ``validate_repo_id`` decides (the Hub's own rules: letters, digits, ``-_.``, no ``--``/``..``).
-    """
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    try:
-        validate_repo_id(repo_id.strip().strip("/"))
-    except HFValidationError as exc:
-        return str(exc)
-    return None

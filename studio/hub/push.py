@@ -194,7 +194,7 @@ def whoami(token: str | Token | None = None, *, endpoint: str | None = None) -> 
 
 # ------------------------------------------------------------------------------------------------- push
 def full_repo_id(repo_id: str, account: HubAccount) -> str:
-    from studio.hub.net import repo_id_problem
+    from studio.config_values import repo_id_problem
 
     repo_id = repo_id.strip().strip("/")
     if repo_id_problem(repo_id):
@@ -251,11 +251,6 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     return link
 
 
-def default_export_dir(run_dir: str | Path, merged: bool) -> Path:
-    """Where a push exports before uploading: ``RUN/export/adapter`` or ``RUN/export/merged``."""
-    return Path(run_dir) / "export" / ("merged" if merged else "adapter")
-
-
 def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, private: bool = True,
          merged: bool = False, card: str | None = None, progress: Progress | None = None, *,
          endpoint: str | None = None, export_dir: str | Path | None = None, commit_message: str | None = None,
@@ -282,7 +277,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     Raises:
         HubError: one sentence with the fix.
     """
-    from studio.hub.exporting import export
+    from studio.hub.exporting import default_export_dir, export
     from studio.hub.gguf_export import export_gguf
 
     progress = progress or (lambda f, m: None)

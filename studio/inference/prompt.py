@@ -16,6 +16,8 @@ from typing import Any, Iterable, Sequence
 from studio.data import RenderSpec, render, to_messages
 from studio.data.formats import normalize_messages
 from studio.errors import StudioError
+from studio.prompt_format import PromptFormat
+from studio.prompt_format import load as load_prompt_format
 from studio.templates import placeholders
 
 SENTINEL = "@@answer@@"
@@ -241,6 +243,12 @@ class PromptBuilder:
                              f"tokens; shorten it or raise the max input tokens")
 
 
+def builder_for(fmt: PromptFormat, tokenizer: Any, *, max_input_tokens: int | None = None) -> PromptBuilder:
+    """A PromptBuilder that renders prompts as the run whose saved format is ``fmt`` trained."""
+    return PromptBuilder(fmt.spec(), tokenizer, max_input_tokens=max_input_tokens or fmt.max_length,
+                         system_prompt=fmt.default_system_prompt)
+
+
 def messages_of(row: dict[str, Any], spec: RenderSpec) -> list[dict[str, str]]:
     """A row's chat messages (for showing a held-out row)."""
     if spec.format == "messages":
@@ -257,11 +265,9 @@ def run_prompt_setup(cfg: Any, tokenizer: Any, run_dir: str | Path | None = None
     """
     from studio.data import load_data, make_spec, spec_for
     from studio.data.formats import ROLES
-    from studio.prompt_format import load as load_prompt_format
-
     saved = load_prompt_format(run_dir)
     if saved is not None:
-        return saved.builder(tokenizer, max_input_tokens=cfg.train.max_length), None
+        return builder_for(saved, tokenizer, max_input_tokens=cfg.train.max_length), None
     loaded = None
     try:
         loaded = load_data(cfg.data)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from studio.errors import ModelError, StudioError
 from studio.inference.params import GenerationParams, StopScanner
 from studio.inference.prompt import Prompt
 
-if TYPE_CHECKING:  # pragma: no cover
-    from studio.inference.engine import ChatEngine
+
+class Generator(Protocol):
+    """What a stream needs of its engine (``ChatEngine``): a tokenizer, and a generation run fed into the stream."""
+
+    tokenizer: Any
+
+    def _run(self, stream: "ReplyStream") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class ReplyStream(Iterator[str]):
     ``close()`` (or the engine's ``stop()``) ends generation within a token.
     """
 
-    def __init__(self, engine: "ChatEngine", prompt: Prompt, params: GenerationParams, adapter: str,
+    def __init__(self, engine: Generator, prompt: Prompt, params: GenerationParams, adapter: str,
                  stop_event: threading.Event) -> None:
         from transformers import TextIteratorStreamer
 

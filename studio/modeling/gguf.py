@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from studio.errors import ModelError
 from studio.formatting import format_bytes
-from studio.paths import cache_root
+from studio.paths import cache_root, file_lock
 
 Progress = Callable[[float, str], None]
 MARKER = "studio-gguf-complete.json"
@@ -136,8 +136,6 @@ def ensure_gguf_folder(path: str | os.PathLike, progress: Progress | None = None
     Raises:
         ModelError: missing, damaged or unsupported file, or an unwritable cache.
     """
-    from studio.demo import _file_lock  # one locking helper for every cached model build
-
     report = progress or (lambda fraction, message: None)
     src = Path(path).expanduser()
     report(0.0, f"Checking {src.name}")
@@ -150,7 +148,7 @@ def ensure_gguf_folder(path: str | os.PathLike, progress: Progress | None = None
         return folder
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(folder.parent / f".{digest}.lock"):
+        with file_lock(folder.parent / f".{digest}.lock"):
             if not (folder / MARKER).is_file():
                 _build_atomically(src, folder, header, report)
     except OSError as err:

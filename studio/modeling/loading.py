@@ -39,7 +39,7 @@ def quantization_config(model_cfg: Any, device: str = "auto") -> Any:
 def base_tokenizer(model_cfg: Any, progress: Any = None) -> tuple[Any, int]:
     """The tokenizer :func:`load_base` pairs with ``model_cfg`` (preset pad token, chat template), and how many
     tokens were added to it; pass the pair back as ``load_base(..., tokenizer=pair)`` to load the model for it."""
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     preset = find_preset(model_cfg.name_or_path)
     return load_tokenizer(_with_id(model_cfg), pad_token=preset.pad_token if preset else None, progress=progress)
@@ -89,7 +89,7 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     from transformers import AutoModelForCausalLM
 
     from studio.modeling.sources import resolve_model_path
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     preset = find_preset(model_cfg.name_or_path)
     mcfg = _with_id(model_cfg)

@@ -14,6 +14,9 @@ from studio.modeling.devices import resolve_device
 from studio.modeling.presets import find_preset, model_id
 
 GB = 1024 ** 3
+SAFETY_MARGIN = 0.20
+"""Share of device memory kept free when ``auto`` decides checkpointing (allocator fragmentation, long outlier
+batches)."""
 
 
 @dataclass(frozen=True)
@@ -235,10 +238,42 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
                              device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=rec.name,
                              reference_gb=g(reference), sequences_per_row=rec.answers_per_row)
     if gradient_checkpointing is None:  # the one policy, ``auto`` included
-        from studio.speed.checkpointing import decide_checkpointing
-
         gradient_checkpointing = decide_checkpointing(tc.gradient_checkpointing, without)[0]
     if not gradient_checkpointing:
         return without
     return dataclasses.replace(without, activations_gb=g(act_ckpt), gradient_checkpointing=True,
                                total_gb=g(weights + lora + grads + optimizer + act_ckpt + overhead + reference))
+
+
+def decide_checkpointing(setting: Any, estimate: Any = None) -> tuple[bool, str]:
+    """Whether to checkpoint activations, and why: the one policy of ``train.gradient_checkpointing``.
+
+    Recomputing activations costs about a third more compute (one extra forward per step), so ``auto`` turns it
+    off whenever the estimate *without* it fits the device with :data:`SAFETY_MARGIN` kept free, and on otherwise.
+
+    Args:
+        setting: ``"auto"``, True or False (``TrainConfig.gradient_checkpointing`` after validation).
+        estimate: a :class:`MemoryEstimate` for the planned micro-batch (any ``gradient_checkpointing``: both
+            activation figures are in it); required for ``auto``.
+
+    Returns:
+        ``(on, reason)``
+    """
+    if setting is True:
+        return True, "gradient checkpointing on as configured (non-reentrant)"
+    if setting is False:
+        return False, "gradient checkpointing off as configured"
+    if estimate is None:
+        return True, "gradient checkpointing on (auto, no memory estimate available: the safe choice)"
+    if estimate.device == "cpu":
+        return False, "gradient checkpointing off (auto: CPU run, memory is system RAM)"
+    margin = SAFETY_MARGIN  # one margin for every caller (the engine, the estimate, the benchmarks)
+    base = estimate.total_gb - estimate.activations_gb
+    without = base + estimate.activations_no_ckpt_gb
+    budget = (1 - margin) * estimate.device_gb
+    if without <= budget:
+        return False, (f"gradient checkpointing off (auto): ~{without:.1f} GB without it fits "
+                       f"{budget:.1f} GB ({1 - margin:.0%} of {estimate.device_gb:.0f} GB); saves ~25% step time")
+    with_ = base + estimate.activations_ckpt_gb
+    return True, (f"gradient checkpointing on (auto, non-reentrant): ~{without:.1f} GB without it exceeds "
+                  f"{budget:.1f} GB ({1 - margin:.0%} of {estimate.device_gb:.0f} GB); ~{with_:.1f} GB with it")

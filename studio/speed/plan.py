@@ -17,9 +17,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.modeling.memory import decide_checkpointing
 from studio.speed.attention import choose_packed_attention
 from studio.speed.boosters import apply_named_booster, choose_booster
-from studio.speed.checkpointing import CHECKPOINT_KWARGS, decide_checkpointing
+from studio.speed.checkpointing import CHECKPOINT_KWARGS
 
 
 @dataclass

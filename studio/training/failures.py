@@ -15,7 +15,8 @@ def is_oom(exc: BaseException) -> bool:
 
 def explain_failure(exc: BaseException, cfg: Any, *, run_dir: Any = None, trainable_params: int = 0) -> tuple[str, str]:
     """A readable message and a concrete suggestion for an exception raised while training."""
-    from studio.diskspace import checkpoint_need, full_message, is_disk_full
+    from studio.diskspace import full_message, is_disk_full
+    from studio.training.room import checkpoint_need
 
     if is_disk_full(exc):
         if isinstance(exc, StudioError) and str(exc).startswith("the disk is full"):

@@ -4,9 +4,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.diskspace import check_room, checkpoint_need, free_bytes
+from studio.diskspace import check_room, folder_size, free_bytes
 from studio.events import Note
 from studio.formatting import format_bytes
+from studio.runs import checkpoint_complete, checkpoints
+
+CHECKPOINT_MARGIN = 1 << 20
+"""Bytes added to a checkpoint estimate for the trainer state, scheduler and RNG files."""
+
+
+def checkpoint_need(run_dir: str | Path, trainable_params: int = 0) -> int:
+    """Bytes the next checkpoint needs: the size of the last one, else weights + two Adam moments in fp32."""
+    done = [p for p in checkpoints(run_dir) if checkpoint_complete(p)]
+    if done:
+        return folder_size(done[-1]) + CHECKPOINT_MARGIN
+    return int(trainable_params) * 4 * 3 + CHECKPOINT_MARGIN
 
 
 class RoomWatch:

@@ -84,7 +84,7 @@ def _tokenizer(cfg: Any) -> Any:
     """The run's tokenizer (to count answer tokens), or None when it cannot be loaded here."""
     try:
         from studio.modeling import find_preset, model_id
-        from studio.tokenizer import load_tokenizer
+        from studio.modeling.tokenizer import load_tokenizer
 
         preset = find_preset(cfg.model.name_or_path)
         tok, _ = load_tokenizer(dataclasses.replace(cfg.model, name_or_path=model_id(cfg.model)),

@@ -1,19 +1,77 @@
 """The Data tab's widgets <-> ``DataConfig`` (every source, with its weight) plus ``train.max_length``/``loss_on``.
 
-Used by ``forms.Forms``; no gradio here either.
+Used by ``forms.Forms`` (which re-exports the names the tabs use); no gradio here either.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig
 from studio.data.formats import ROLES
 from studio.errors import ConfigError
+from studio.paths import ASSETS
 from studio.templates import NAMED_TEMPLATES
-from studio.ui.forms import (CHAT_TEMPLATE, CUSTOM_TEMPLATE, DATASETS_DIR, EXTRA_SOURCE_HEADERS, MAPPING_ROLES,
-                             SOURCE_PATH, SOURCE_SAMPLE, SOURCE_UPLOAD, Component, DataForm, _blank, bundled_samples,
-                             from_widget)
+from studio.ui.widgets import Component, _blank, from_widget
+
+DATASETS_DIR = ASSETS / "datasets"
+
+SOURCE_SAMPLE = "Bundled sample"
+SOURCE_UPLOAD = "Upload a file"
+SOURCE_PATH = "Hub id or local path"
+SOURCE_KINDS = (SOURCE_SAMPLE, SOURCE_UPLOAD, SOURCE_PATH)
+
+CHAT_TEMPLATE = "(chat template)"
+CUSTOM_TEMPLATE = "(custom)"
+TEMPLATE_CHOICES = (CHAT_TEMPLATE, *NAMED_TEMPLATES, CUSTOM_TEMPLATE)
+
+MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values() for r in roles))
+"""Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
+
+EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
+
+
+def bundled_samples() -> list[str]:
+    """File names of the bundled datasets."""
+    if not DATASETS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in DATASETS_DIR.iterdir() if p.suffix.lower() in (".csv", ".jsonl", ".json",
+                                                                                  ".parquet", ".txt", ".tsv"))
+
+
+@dataclass
+class DataForm:
+    """The Data tab's widgets. ``max_length`` and ``loss_on`` live here (they shape the preview) but are
+    ``train.*`` settings."""
+
+    source_kind: Component
+    sample: Component
+    upload: Component
+    path: Component
+    split: Component
+    subset: Component
+    format: Component
+    mapping: dict[str, Component]
+    """role -> column dropdown, for every role in ``MAPPING_ROLES``."""
+    template_name: Component
+    template: Component
+    response_template: Component
+    system_prompt: Component
+    eval_fraction: Component
+    max_rows: Component
+    seed: Component
+    max_length: Component
+    loss_on: Component
+    weight: Component = None
+    """Sampling weight of the first source."""
+    extra_sources: Component = None
+    """A table (list of rows ``EXTRA_SOURCE_HEADERS``) of the sources after the first."""
+
+    def components(self) -> list[Component]:
+        out = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mapping"]
+        return [c for c in out if c is not None] + list(self.mapping.values())
 
 
 def _template_parts(data: DataConfig) -> tuple[str, str, str]:

@@ -14,44 +14,19 @@ How a field is edited (and converted) comes from its metadata (``studio.config_f
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.config import HubConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig
-from studio.config_fields import choices_of, field_of, value_type
-from studio.data.formats import ROLES
 from studio.errors import ConfigError
 from studio.paths import ASSETS
-from studio.templates import NAMED_TEMPLATES
+from studio.ui.data_form import (CHAT_TEMPLATE, CUSTOM_TEMPLATE, DATASETS_DIR, EXTRA_SOURCE_HEADERS,  # noqa: F401
+                                 MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH, SOURCE_SAMPLE, SOURCE_UPLOAD,
+                                 TEMPLATE_CHOICES, DataForm, bundled_samples, read_data, write_data)
+from studio.ui.widgets import Component, edit_kind, from_widget, to_widget, widget  # noqa: F401 (re-exported)
 
-DATASETS_DIR = ASSETS / "datasets"
 CONFIGS_DIR = ASSETS / "configs"
-
-SOURCE_SAMPLE = "Bundled sample"
-SOURCE_UPLOAD = "Upload a file"
-SOURCE_PATH = "Hub id or local path"
-SOURCE_KINDS = (SOURCE_SAMPLE, SOURCE_UPLOAD, SOURCE_PATH)
-
-CHAT_TEMPLATE = "(chat template)"
-CUSTOM_TEMPLATE = "(custom)"
-TEMPLATE_CHOICES = (CHAT_TEMPLATE, *NAMED_TEMPLATES, CUSTOM_TEMPLATE)
-
-MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values() for r in roles))
-"""Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
-
-EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
-
-Component = Any  # a gradio component; keys of the values dict
-
-
-def bundled_samples() -> list[str]:
-    """File names of the bundled datasets."""
-    if not DATASETS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in DATASETS_DIR.iterdir() if p.suffix.lower() in (".csv", ".jsonl", ".json",
-                                                                                  ".parquet", ".txt", ".tsv"))
 
 
 def bundled_config_for(sample: str) -> Path | None:
@@ -61,39 +36,6 @@ def bundled_config_for(sample: str) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------------------ section forms
-@dataclass
-class DataForm:
-    """The Data tab's widgets. ``max_length`` and ``loss_on`` live here (they shape the preview) but are
-    ``train.*`` settings."""
-
-    source_kind: Component
-    sample: Component
-    upload: Component
-    path: Component
-    split: Component
-    subset: Component
-    format: Component
-    mapping: dict[str, Component]
-    """role -> column dropdown, for every role in ``MAPPING_ROLES``."""
-    template_name: Component
-    template: Component
-    response_template: Component
-    system_prompt: Component
-    eval_fraction: Component
-    max_rows: Component
-    seed: Component
-    max_length: Component
-    loss_on: Component
-    weight: Component = None
-    """Sampling weight of the first source."""
-    extra_sources: Component = None
-    """A table (list of rows ``EXTRA_SOURCE_HEADERS``) of the sources after the first."""
-
-    def components(self) -> list[Component]:
-        out = [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mapping"]
-        return [c for c in out if c is not None] + list(self.mapping.values())
-
-
 @dataclass
 class ModelForm:
     """Model tab: fields named like ``ModelConfig``; None = not shown (the start config's value is kept)."""
@@ -215,8 +157,6 @@ class Forms:
                 if comp in values:
                     raw[section][name] = from_widget(cls, name, values[comp], section)
         if self.data is not None:
-            from studio.ui.data_form import read_data
-
             data, train_extra = read_data(self.data, values, start.data)
             raw["data"] = dataclasses.asdict(data)
             raw["train"].update(train_extra)
@@ -230,8 +170,6 @@ class Forms:
             for name, comp in _widgets(form).items():
                 out[comp] = to_widget(cls, name, getattr(getattr(cfg, section), name))
         if self.data is not None:
-            from studio.ui.data_form import write_data
-
             out.update(write_data(self.data, cfg))
         if self.base is not None:
             out[self.base] = cfg.to_dict()
@@ -240,99 +178,3 @@ class Forms:
 
 def _widgets(form: Any) -> dict[str, Component]:
     return {f.name: getattr(form, f.name) for f in dataclasses.fields(form) if getattr(form, f.name) is not None}
-
-
-# ------------------------------------------------------------------------------------- conversions and widgets
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def edit_kind(cls: type, name: str) -> str:
-    """How ``cls.name`` is edited: its metadata's ``kind``, else from its type (``check``, ``dropdown`` for
-    choices, ``lines`` for lists and tuples of text, ``slider`` for a bounded number, ``number``, ``text``)."""
-    meta = field_of(cls, name).metadata
-    if meta.get("kind"):
-        return meta["kind"]
-    base, _ = value_type(cls, name)
-    origin = typing.get_origin(base)
-    if base is bool:
-        return "check"
-    if choices_of(cls, name):
-        return "dropdown"
-    if origin in (list, tuple):
-        return "lines"
-    if base in (int, float):
-        return "slider" if meta.get("minimum") is not None and meta.get("maximum") is not None else "number"
-    return "text"
-
-
-def from_widget(cls: type, name: str, value: Any, section: str = "") -> Any:
-    """A widget value as the config field ``cls.name`` is built from it (``config_fields.build`` types it):
-    the field's ``read``, else by its edit kind (one item per line, blanks -> None or "needs a number")."""
-    meta = field_of(cls, name).metadata
-    if meta.get("read"):
-        return meta["read"](value)
-    kind = edit_kind(cls, name)
-    if kind == "lines":
-        items = value.splitlines() if isinstance(value, str) else list(value or [])
-        return [line.strip() for line in items if line.strip()]
-    if kind == "multi":
-        return list(value or [])
-    base, optional = value_type(cls, name)
-    if _blank(value):
-        if optional:
-            return None
-        if base in (int, float):
-            raise ConfigError(f"{section + '.' if section else ''}{name} needs a number")
-        return "" if base is str else value
-    if isinstance(value, str) and kind != "raw":
-        return value.strip()
-    return value
-
-
-def to_widget(cls: type, name: str, value: Any) -> Any:
-    """A config value as its widget shows it."""
-    meta = field_of(cls, name).metadata
-    if meta.get("show"):
-        return meta["show"](value)
-    if edit_kind(cls, name) == "lines":
-        return "\n".join(value or [])
-    if value is None:
-        return "" if value_type(cls, name)[0] is str else None
-    return value
-
-
-def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
-    """The gradio widget that edits ``cls.name`` (a config section or ``GenerationParams`` field), derived from
-    its metadata: kind, choices, range, help (as ``info``) and label; ``kw`` adds or overrides arguments (layout,
-    ``elem_id``; ``choices`` for a dropdown whose choices the config can't know, e.g. the model presets).
-    ``value`` is the field's value (shown through :func:`to_widget`)."""
-    import gradio as gr
-
-    meta = field_of(cls, name).metadata
-    kind = edit_kind(cls, name)
-    base, _ = value_type(cls, name)
-    args: dict[str, Any] = {"value": to_widget(cls, name, value), "label": meta.get("label", name)}
-    if meta.get("help"):
-        args["info"] = meta["help"]
-    bounds = {k: meta[k] for k in ("minimum", "maximum", "step") if meta.get(k) is not None}
-    choices = list(kw.pop("choices", None) or choices_of(cls, name))
-    args.update(kw)
-    if kind == "check":
-        return gr.Checkbox(**args)
-    if kind in ("radio", "dropdown", "multi"):
-        if kind == "radio":
-            return gr.Radio(choices, **args)
-        # a multi-select, or a dropdown whose field takes any text (no Literal): typed values are allowed too
-        extra = {"multiselect": True} if kind == "multi" else {}
-        if kind == "multi" or not choices_of(cls, name):
-            extra["allow_custom_value"] = True
-        return gr.Dropdown(choices, **{**extra, **args})
-    if kind == "slider":
-        return gr.Slider(bounds.pop("minimum"), bounds.pop("maximum"), **{**({"step": 1} if base is int else {}),
-                                                                           **bounds, **args})
-    if kind == "number":
-        return gr.Number(**{"precision": 0 if base is int else None, **bounds, **args})
-    if kind == "lines":
-        return gr.Textbox(**{"lines": 2, **args})
-    return gr.Textbox(**args)

@@ -153,7 +153,7 @@ def test_semicolon_csv_trains_two_columns_and_empty_answers_warn(tmp_path, tiny_
     import dataclasses
 
     from studio.data import preview
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     path = tmp_path / "europe.csv"
     rows = [f"{i}x = {2 * i};x = 2" for i in range(1, 9)] + ["5x = 10;", "7x = 14; "]
