@@ -259,6 +259,10 @@ class TrainConfig:
 
 LOSS_TYPES: dict[str, tuple[str, ...]] = {"dpo": PREF_LOSSES[:12], "kto": PREF_LOSSES[12:]}
 """The loss variants each method offers (TRL's names); methods not listed have one loss."""
+METHOD_SHAPES: dict[str, tuple[int, bool]] = {"sft": (1, False), "dpo": (2, True), "orpo": (2, False),
+                                               "kto": (2, True), "simpo": (2, False)}
+"""Per method: sequences per row in a step (a pair is two; KTO adds its KL completions) and whether a reference pass
+runs. The memory estimate and the method registry read it; a method not listed counts as ``(1, False)``."""
 DEFAULT_BETA: dict[str, float] = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1, "simpo": 2.0}
 """``train.beta`` when left empty (TRL's defaults; SimPO's paper range 2.0-2.5)."""
 

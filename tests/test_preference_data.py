@@ -20,7 +20,7 @@ PAIRS = Path(__file__).parent / "data" / "pairs.jsonl"
 
 @pytest.fixture(scope="module")
 def tok():
-    from studio.tokenizer import load_tokenizer
+    from studio.modeling.tokenizer import load_tokenizer
 
     return load_tokenizer(ModelConfig())[0]
 
@@ -130,3 +130,25 @@ def test_bad_inputs_each_one_clear_sentence(tok, tmp_path):
         RunConfig().with_overrides(["train.method=kto", "train.batch_size=1"])
     with pytest.raises(ConfigError, match="'hinge' is not a loss of kto; kto has: kto, apo_zero_unpaired"):
         RunConfig().with_overrides(["train.method=kto", "train.loss_type=hinge"])
+
+
+def test_memory_estimate_counts_both_answers_and_the_reference():
+    from studio.modeling import estimate_memory
+
+    est = {m: estimate_memory(RunConfig().with_overrides([f"train.method={m}", "train.max_length=256"]), device="cpu")
+           for m in ("sft", "dpo", "orpo")}
+    assert est["dpo"].sequences_per_row == 2 and est["sft"].sequences_per_row == 1
+    assert est["dpo"].activations_no_ckpt_gb > 1.5 * est["sft"].activations_no_ckpt_gb
+    assert est["dpo"].reference_gb > 0 == est["orpo"].reference_gb == est["sft"].reference_gb
+    assert est["dpo"].total_gb > est["orpo"].total_gb > est["sft"].total_gb
+    assert "reference pass" in est["dpo"].parts() and "2 sequences per row" in est["dpo"].summary()
+
+
+def test_cli_progress_line_shows_reward_accuracy():
+    from studio.commands.train import _progress
+    from studio.events import Log
+
+    line = _progress(Log(step=2, total_steps=4, loss=0.69, metrics={"rewards/accuracies": 0.75,
+                                                                   "rewards/margins": 0.0123}))
+    assert "reward acc 75%" in line and "margin +0.0123" in line
+    assert "reward" not in _progress(Log(step=2, total_steps=4, loss=0.69, metrics={"entropy": 1.0}))

@@ -111,3 +111,13 @@ def test_cli_bad_inputs_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--set", "train.beta=-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: train.beta must be > 0, got -1.0"] or (len(err) == 1 and "train.beta must be > 0" in err[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "orpo", "kto", "simpo"])
+def test_method_trains_on_smollm2(method, smollm2_folder, tmp_path):
+    """The real model (SmolLM2-135M-Instruct, its own chat template): 2 steps, 8 pairs, max_length 128."""
+    job = TrainingJob(pref_config(tmp_path / "runs", method, model="smollm2-135m-instruct", learning_rate=5e-4))
+    result = job.run()
+    assert isinstance(result, Finished), result
+    check_signals(method, logs_of(job.run_dir))

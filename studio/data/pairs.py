@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.data.chat_masks import common_prefix
-from studio.data.formats import PAIRED, UNPAIRED, _as_text, normalize_messages
+from studio.data.formats import PAIRED, UNPAIRED, _as_text, _is_messages, _value, pair_messages
 from studio.errors import DataError
+
+__all__ = ["RenderedAnswer", "RenderedPair", "pair_messages", "render_pair", "unpair"]
 
 
 @dataclass(frozen=True)
@@ -95,52 +97,6 @@ class RenderedPair:
         if self.rejected is not None:
             row["rejected_ids"] = self.rejected.kept_ids
         return row
-
-
-def _is_messages(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
-
-
-def _value(row: dict[str, Any], mapping: dict[str, str], role: str, where: str) -> Any:
-    column = mapping.get(role, role)
-    if column not in row:
-        raise DataError(f"{where}: column {column!r} (for {role}) is missing; available columns: {', '.join(row)}")
-    return row[column]
-
-
-def pair_messages(row: dict[str, Any], mapping: dict[str, str], system_prompt: str | None, where: str = "row",
-                  answers: tuple[str, ...] = ("chosen", "rejected")
-                  ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
-    """A preference row as chat messages: ``(prompt, chosen, rejected)`` (``answers=("completion",)`` for a KTO
-    row: ``rejected`` is then empty). Answers given as text become one assistant turn; with no prompt column the
-    prompt is the turns the answers share (TRL's ``extract_prompt``).
-
-    Raises:
-        DataError: a missing column, malformed messages, or no prompt at all.
-    """
-    raw = [_value(row, mapping, a, where) for a in answers]
-    for name, value in zip(answers, raw):
-        if value is None:
-            raise DataError(f"{where}: {name} is empty; every {'pair' if len(answers) == 2 else 'row'} needs "
-                            f"{' and '.join(answers)} (mixed paired and unpaired rows can't train together)")
-    outs = [normalize_messages(v, f"{where} ({a})") if _is_messages(v)
-            else [{"role": "assistant", "content": _as_text(v)}] for a, v in zip(answers, raw)]
-    if "prompt" in mapping and mapping["prompt"] in row and row[mapping["prompt"]] is not None:
-        p = row[mapping["prompt"]]
-        prompt = normalize_messages(p, f"{where} (prompt)") if _is_messages(p) else [
-            {"role": "user", "content": _as_text(p)}]
-    else:
-        n = min(len(o) for o in outs) - 1
-        shared = 0
-        while shared < n and all(o[shared] == outs[0][shared] for o in outs):
-            shared += 1
-        if shared == 0:
-            raise DataError(f"{where}: no prompt: map a prompt column, or give {' and '.join(answers)} as "
-                            f"conversations that share their first turns")
-        prompt, outs = outs[0][:shared], [o[shared:] for o in outs]
-    if system_prompt and prompt[0]["role"] != "system":
-        prompt = [{"role": "system", "content": system_prompt}, *prompt]
-    return prompt, outs[0], outs[1] if len(outs) > 1 else []
 
 
 def _text_of(value: Any) -> str:

@@ -207,10 +207,11 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     lora = lora_params * lora_bytes
     grads = lora_params * lora_bytes
     optimizer = lora_params * 8 if "8bit" not in tc.optim else lora_params * 2
-    from studio.training.methods import recipe
+    from studio.config import METHOD_SHAPES
 
-    rec = recipe(getattr(tc, "method", "sft"))
-    tokens = tc.batch_size * tc.max_length * rec.answers_per_row  # a pair is two sequences of up to max_length
+    method = getattr(tc, "method", "sft")
+    sequences, uses_reference = METHOD_SHAPES.get(method, (1, False))
+    tokens = tc.batch_size * tc.max_length * sequences  # a pair is two sequences of up to max_length
     h, i_sz = a.hidden_size, a.intermediate_size
     kvd = a.num_key_value_heads * a.head_dim
     qd = a.num_attention_heads * a.head_dim
@@ -226,7 +227,7 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     act_full += lm_chunk
     act_ckpt += lm_chunk
     # the reference runs without grad: one layer's working set and the LM head chunk at a time, freed after
-    reference = tokens * per_layer + lm_chunk if rec.uses_reference else 0
+    reference = tokens * per_layer + lm_chunk if uses_reference else 0
     overhead = (0.6 * GB if dev == "cuda" else 0.25 * GB) + 0.05 * weights
     g = lambda x: round(x / GB, 3)  # noqa: E731
     without = MemoryEstimate(weights_gb=g(weights), lora_gb=g(lora), grads_gb=g(grads), optimizer_gb=g(optimizer),
@@ -235,8 +236,8 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
                              total_gb=g(weights + lora + grads + optimizer + act_full + overhead + reference),
                              gradient_checkpointing=False, total_params=int(total_params),
                              lora_params=int(lora_params), device=dev, device_name=dev_name,
-                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=rec.name,
-                             reference_gb=g(reference), sequences_per_row=rec.answers_per_row)
+                             device_gb=round(dev_gb, 2), quantization=cfg.model.quantization, method=method,
+                             reference_gb=g(reference), sequences_per_row=sequences)
     if gradient_checkpointing is None:  # the one policy, ``auto`` included
         gradient_checkpointing = decide_checkpointing(tc.gradient_checkpointing, without)[0]
     if not gradient_checkpointing:

@@ -158,6 +158,13 @@ def _cpo_trainer() -> type:
     return StudioCPOTrainer
 
 
+def _shape(method: str) -> dict[str, Any]:
+    from studio.config import METHOD_SHAPES
+
+    sequences, reference = METHOD_SHAPES[method]
+    return {"answers_per_row": sequences, "uses_reference": reference}
+
+
 _ZERO_NOTE = ("At step 1 the adapter is zero, so the policy equals the reference: rewards and margins are 0 and "
               "the {what} is {value}; that is the start, not a fault.")
 
@@ -167,22 +174,22 @@ RECIPES = {
                   progress_metric="rewards/accuracies",
                   first_step={"loss": math.log(2), "rewards/margins": 0.0, "rewards/chosen": 0.0},
                   first_step_note=_ZERO_NOTE.format(what="DPO loss", value="ln 2 = 0.693"),
-                  uses_reference=True, answers_per_row=2, cpu_fp32=True),
+                  **_shape("dpo"), cpu_fp32=True),
     "kto": Recipe(name="kto", title="KTO (unpaired: desirable / undesirable answers)", data="unpaired",
                   config_class=_kto_config, trainer_class=_kto_trainer, args=_kto_args, metrics=KTO_METRICS,
                   progress_metric="rewards/margins", first_step={"loss": 0.5, "kl": 0.0},
                   first_step_note=_ZERO_NOTE.format(what="KTO loss", value="0.5 and the KL 0"),
-                  uses_reference=True, answers_per_row=2, cpu_fp32=True),
+                  **_shape("kto"), cpu_fp32=True),
     "orpo": Recipe(name="orpo", title="ORPO (odds ratio, no reference)", data="paired",
                    config_class=_orpo_config, trainer_class=_orpo_trainer, args=_orpo_args, metrics=ORPO_METRICS,
                    progress_metric="rewards/accuracies",
                    first_step_note="ORPO has no reference: its loss is the chosen answer's NLL plus beta times the "
                                    "odds-ratio term, so step 1 shows the model's own preference.",
-                   answers_per_row=2, cpu_fp32=True),
+                   **_shape("orpo"), cpu_fp32=True),
     "simpo": Recipe(name="simpo", title="SimPO (length-normalised, no reference)", data="paired",
                     config_class=_cpo_config, trainer_class=_cpo_trainer, args=_simpo_args, metrics=SIMPO_METRICS,
                     progress_metric="rewards/accuracies",
                     first_step_note="SimPO has no reference: rewards are beta times the mean log-probability of "
                                     "each answer, and the loss wants the margin above gamma.",
-                    answers_per_row=2, cpu_fp32=True),
+                    **_shape("simpo"), cpu_fp32=True),
 }

@@ -8,8 +8,8 @@ from typing import Any
 from studio.training.methods import Recipe
 
 FP32_REASON = ("precision: fp32 for {method} on CPU: its loss compares small log-probability differences between "
-               "two answers, and bf16 autocast on this CPU swamped them (DPO step-2 margins measured in "
-               "scripts/bench_pref_precision.py)")
+               "two answers; bf16 autocast added ~0.01 to SmolLM2's early DPO margins of 0.0001-0.001 and flipped "
+               "the sign of 25-38% of them (scripts/bench_pref_precision.py)")
 
 
 def prepare_for(rec: Recipe, cfg: Any, tokenizer: Any) -> Any:
