@@ -12,13 +12,16 @@ import importlib
 import sys
 
 COMMANDS = {
+    "app": "Serve the Fine-Tune Studio app in the browser.",
     "preview": "Show the detected format, rendered rows with trained spans, and token statistics.",
     "train": "Fine-tune a LoRA/QLoRA adapter from a config file.",
     "chat": "Ask a trained run (and its base model) a prompt.",
     "eval": "Score a run's base and tuned model on its held-out split.",
     "export": "Write a run's adapter, merged model or checked GGUF (with an Ollama Modelfile) into a folder.",
     "push": "Publish a run's adapter, merged model or GGUF to the Hugging Face Hub, or export it.",
+    "serve": "Serve runs' adapters and their base model over an OpenAI-compatible HTTP API.",
     "bench": "Benchmarks printed as ratios against a baseline run in the same call.",
+    "launch-script": "Write a Slurm sbatch file or a SkyPilot task that trains a config over N nodes.",
 }
 
 
@@ -27,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMANDS.items():
         p = sub.add_parser(name, help=text, description=text)
-        p.set_defaults(_module=f"studio.commands.{name}")
+        p.set_defaults(_module=f"studio.commands.{name.replace('-', '_')}")
         p.set_defaults(_needs_args=True)
     return parser
 
@@ -40,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
         parser.print_help()
         return 0
-    module = importlib.import_module(f"studio.commands.{argv[0]}")
+    module = importlib.import_module(f"studio.commands.{argv[0].replace('-', '_')}")
     sub = argparse.ArgumentParser(prog=f"studio {argv[0]}", description=COMMANDS[argv[0]])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     from studio.errors import StudioError
 
-    quiet_libraries()
+    if getattr(module, "QUIET", True):
+        quiet_libraries()
 
     try:
         return int(module.run(args) or 0)
@@ -74,6 +78,9 @@ def quiet_libraries() -> None:
     import logging
     import warnings
 
+    from studio.imports import silence_unactionable
+
+    silence_unactionable()
     for name in ("datasets", "transformers", "huggingface_hub", "peft", "accelerate"):
         # datasets logs the same failure we explain (a bad parquet file) at error level: ours is the one line
         logging.getLogger(name).setLevel(logging.CRITICAL if name == "datasets" else logging.ERROR)

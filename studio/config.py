@@ -14,9 +14,10 @@ from typing import Any, Union
 
 import yaml
 
+from studio.config_fields import Distributed  # noqa: F401
 from studio.config_fields import (Attention, Bias, Booster, ChatTemplate, Device, Dtype, Format, LossOn,  # noqa: F401
-                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, build, check_choices,
-                                  check_positive, choices_of, field_help)
+                                  Method, Optimizer, PrefLoss, PushKind, Quantization, QuantType, Scheduler, Tracker,
+                                  build, check_choices, check_positive, choices_of, field_help)
 from studio.config_fields import setting as _help
 from studio.errors import ConfigError
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
@@ -166,8 +167,8 @@ class TrainConfig:
     """Optimisation and run bookkeeping."""
 
     output_dir: str = _help("Folder where run directories are created.", default="runs")
-    method: Method = _help("Training method: sft (supervised), or a preference method on paired/labelled answers: "
-                           "dpo, orpo, kto or simpo.", default="sft", kind="radio", label="Method")
+    method: Method = _help("Training method: sft (supervised), a preference method on paired/labelled answers: "
+                           "dpo, orpo, kto or simpo, or grpo (reward tuning on prompts with train.rewards).", default="sft", kind="radio", label="Method")
     beta: float | None = _help("Preference strength (empty: the method's default: dpo/orpo/kto 0.1, simpo 2.0). "
                                "Higher keeps DPO/KTO closer to the reference; ORPO's weight of its odds-ratio term.",
                                default=None, label="Beta", minimum=0.0001)
@@ -212,9 +213,30 @@ class TrainConfig:
     booster: Booster = _help("Kernel booster: auto, none or liger.", default="auto", label="Booster")
     tensorboard: bool = _help("Write TensorBoard logs into the run directory.", default=True,
                               label="TensorBoard logs")
+    report_to: Tracker = _help("Also log the run to trackio (local, SQLite), Weights & Biases or MLflow; each needs "
+                               "its package installed (pip install trackio / wandb / mlflow).", default="none",
+                               label="Tracker")
     probe_prompts: list[str] = _help("Prompts answered at every checkpoint (shown in the Chat tab).",
                                      default_factory=list, label="Probe prompts (one per line)")
     device: Device = _help("auto, cuda or cpu.", default="auto", label="Device")
+    processes: int = _help("Training processes (one per GPU): 1 trains in one process; more start torchrun with "
+                           "this many processes (gloo on a CPU).", default=1, label="Processes / GPUs", minimum=1)
+    distributed: Distributed = _help("With several processes: ddp (a copy per process), fsdp (shards wrapped "
+                                     "at the model's decoder layer) or DeepSpeed ZeRO-2/3.", default="ddp",
+                                     label="Multi-process strategy")
+    rewards: list[dict] = _help("GRPO: rewards with weights, each {name, weight, ...options}: answer, format, "
+                                "length (target, unit), regex (pattern) or path/to/file.py:function.",
+                                default_factory=lambda: [{"name": "answer", "weight": 1.0},
+                                                         {"name": "format", "weight": 0.5}], label="Rewards")
+    num_generations: int | None = _help("GRPO: completions sampled per prompt; must divide batch_size x "
+                                        "grad_accum (empty: 4 on a CPU, 8 on a GPU).", default=None, minimum=2,
+                                        label="Generations per prompt")
+    max_completion_length: int | None = _help("GRPO: tokens per sampled completion (empty: 64 on a CPU, 256 on "
+                                              "a GPU).", default=None, minimum=1, label="Completion length")
+    temperature: float = _help("GRPO: sampling temperature of the completions.", default=1.0, minimum=0.05,
+                               maximum=2.0, step=0.05, label="Temperature")
+    kl_beta: float = _help("GRPO: KL penalty towards the starting model (0: none, and no reference pass).",
+                           default=0.0, minimum=0, label="KL beta")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
@@ -228,7 +250,7 @@ class TrainConfig:
         self._check_method()
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("batch_size", "grad_accum", "logging_steps", "save_steps"):
+        for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "processes"):
             check_positive("train", name, getattr(self, name))
         if self.max_length < 16:
             raise ConfigError(f"train.max_length must be >= 16 tokens, got {self.max_length}")
@@ -239,6 +261,10 @@ class TrainConfig:
             check_positive("train", "eval_steps", self.eval_steps)
         if self.save_total_limit is not None:
             check_positive("train", "save_total_limit", self.save_total_limit)
+        if getattr(self, "method", "sft") == "grpo":
+            from studio.config_grpo import check_grpo
+
+            check_grpo(self)
 
     def _check_method(self) -> None:
         """Each method's own settings: beta > 0, a loss variant the method has, KTO's batch of 2 or more."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from dataclasses import field
@@ -35,9 +36,11 @@ Optimizer = Literal["adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "pag
                     "adafactor", "sgd"]
 Booster = Literal["auto", "none", "liger"]
 Device = Literal["auto", "cuda", "cpu"]
+Distributed = Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"]
+Tracker = Literal["none", "trackio", "wandb", "mlflow"]
 PushKind = Literal["adapter", "merged"]
 Bias = Literal["none", "all", "lora_only"]
-Method = Literal["sft", "dpo", "orpo", "kto", "simpo"]
+Method = Literal["sft", "dpo", "orpo", "kto", "simpo", "grpo"]
 """Training methods (each one a recipe in :mod:`studio.training.methods`)."""
 PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "apo_zero", "apo_down", "sigmoid_norm", "kto", "apo_zero_unpaired"]
@@ -176,6 +179,8 @@ def build(cls: type, raw: Any, section: str) -> Any:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key {section}.{key}{hint}; {section} has: {', '.join(names)}")
         value = _coerce(value, value_type(cls, key)[0])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{key} must be a finite number, got {value}")
         if not _type_ok(value, types_of[key]):
             raise ConfigError(f"{section}.{key} must be {_describe(types_of[key])}, got {value!r}")
         kwargs[key] = value

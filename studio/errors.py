@@ -74,3 +74,11 @@ def hub_unreachable(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+class DamagedFileError(StudioError):
+    """A file Studio reads is cut short or damaged (the sentence names it and what to do)."""
+
+
+class RewardError(StudioError):
+    """A reward is unknown, misconfigured, refused (user code on a shared app) or failed on a sample."""

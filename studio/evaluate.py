@@ -256,6 +256,7 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
     cfg = load_config(run_dir / runs.CONFIG)
     if rows is not None and rows < 1:
         raise ConfigError(f"--rows must be >= 1, got {rows}")
+    runs.load_heldout(run_dir)  # a damaged file is named before the model loads
     report_progress(0.0, "loading the model")
     engine = engine or ChatEngine.from_run(run_dir, device=device)
     if adapter is None:

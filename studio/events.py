@@ -119,6 +119,16 @@ class Probe(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Completions(Event):
+    """Completions GRPO sampled at a logging step, each with its rewards (a few per step, for the Train tab)."""
+
+    type: ClassVar[str] = "completions"
+    step: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """``{"prompt", "completion", "rewards": {name: value}, "reward": weighted total, "advantage"}`` each."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Note(Event):
     """Something worth telling (memory estimate vs measured, memory released, a fallback taken)."""
 
@@ -165,7 +175,7 @@ class Failed(Event):
 
 TERMINAL = (Finished, Stopped, Failed)
 EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (Started, Log, Eval, Checkpoint, Probe, Note, Finished,
-                                                            Stopped, Failed)}
+                                                            Stopped, Failed, Completions)}
 
 
 def event_from_dict(raw: dict[str, Any]) -> Event:

@@ -61,3 +61,8 @@ def progress_parts(step: int, total: int | None, *, loss: float | None = None, e
     if eta_s is not None:
         parts.append(f"ETA {format_seconds(eta_s)}")
     return parts
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows`` (``many`` for an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

@@ -16,6 +16,7 @@ _IMPORT_LOCK = threading.Lock()
 def ml_libs() -> tuple[ModuleType, ModuleType]:
     """``(transformers, datasets)``, fully imported (thread-safe; cheap after the first call)."""
     with _IMPORT_LOCK:
+        silence_unactionable()
         import transformers
 
         transformers.PreTrainedTokenizerBase  # noqa: B018 - resolve the lazy attribute datasets reads
@@ -39,3 +40,16 @@ def quiet_libraries() -> None:
         pass
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+
+
+UNACTIONABLE_LOGGERS = ("bitsandbytes.backends.cpu.ops", "kernels")
+"""Loggers whose warnings a user can't act on: bitsandbytes' "Failed to load CPU gemm_4bit_forward from
+kernels-community" (it falls back to its own kernel) and the kernels package's offline trust notice."""
+
+
+def silence_unactionable() -> None:
+    """Only errors from :data:`UNACTIONABLE_LOGGERS` (set before bitsandbytes is imported, in every process)."""
+    import logging
+
+    for name in UNACTIONABLE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -6,7 +6,16 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+def _assets() -> Path:
+    """The checkout's ``assets/``, or where a non-editable install put them (``<prefix>/share/fine-tune-studio``)."""
+    import sys
+
+    here = Path(__file__).resolve().parent.parent / "assets"
+    installed = Path(sys.prefix) / "share" / "fine-tune-studio" / "assets"
+    return here if here.is_dir() or not installed.is_dir() else installed
+
+
+ASSETS = _assets()
 
 
 def cache_root() -> Path:

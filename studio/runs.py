@@ -146,12 +146,23 @@ def save_heldout(run_dir: str | Path, rows: Any) -> None:
 
 
 def load_heldout(run_dir: str | Path) -> list[dict[str, Any]] | None:
-    """The saved held-out rows, or None when the run saved none."""
+    """The saved held-out rows, or None when the run saved none.
+
+    Raises:
+        DamagedFileError: the file is cut short or not JSON lines of objects.
+    """
+    from studio.damage import damaged, reading
+
+    path = Path(run_dir) / HELDOUT
+    todo = "delete it and Studio splits the held-out rows again from the run's data"
     try:
-        lines = (Path(run_dir) / HELDOUT).read_text(encoding="utf-8").splitlines()
-    except OSError:
+        with reading(path, todo):
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
         return None
-    return [json.loads(line) for line in lines if line.strip()]
+    if not all(isinstance(r, dict) for r in rows):
+        raise damaged(path, todo)
+    return rows
 
 
 def checkpoints(run_dir: str | Path) -> list[Path]:
@@ -161,9 +172,12 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def checkpoint_complete(path: str | Path) -> bool:
-    """A checkpoint a resume can load: its trainer_state.json parses and its weights file is not empty (a crash or
-    a full disk while saving leaves one without)."""
+def checkpoint_complete(path: str | Path, *, thorough: bool = False) -> bool:
+    """A checkpoint a resume can load: its trainer_state.json parses and its weights, optimizer and scheduler files
+    read back (a crash or a full disk while saving leaves one cut short); ``thorough`` also reads every member of
+    the torch files (what a resume does)."""
+    from studio.damage import first_damaged
+
     path = Path(path)
     try:
         json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
@@ -172,15 +186,17 @@ def checkpoint_complete(path: str | Path) -> bool:
     weights = [p for p in path.glob("adapter_model.*") if p.suffix in (".safetensors", ".bin")]
     weights += [p for p in path.glob("model*.safetensors")]
     try:
-        return not weights or all(p.stat().st_size > 0 for p in weights)
+        if weights and not all(p.stat().st_size > 0 for p in weights):
+            return False
     except OSError:
         return False
+    return first_damaged(path, json_names=("adapter_config.json",), crc=thorough) is None
 
 
-def last_checkpoint(run_dir: str | Path) -> Path | None:
+def last_checkpoint(run_dir: str | Path, *, thorough: bool = False) -> Path | None:
     """The newest complete checkpoint (see :func:`checkpoint_complete`), or None."""
     for path in reversed(checkpoints(run_dir)):
-        if checkpoint_complete(path):
+        if checkpoint_complete(path, thorough=thorough):
             return path
     return None
 
@@ -328,6 +344,17 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def _alive(path: Path, env: dict[str, Any]) -> bool:
+    """The run's process runs: its ``process.json`` (pid and start time, the app's child) or else the pid its
+    ``environment.json`` names (a run started from a shell)."""
+    from studio.liveness import read_process, record_alive
+
+    record = read_process(path)
+    if record:
+        return record_alive(record)
+    return bool(env.get("pid")) and _pid_alive(env.get("pid"))
+
+
 def load_run(run_dir: str | Path) -> RunView:
     """Read a run directory (events, environment; the config on demand) into a :class:`RunView`.
 
@@ -352,10 +379,13 @@ def load_run(run_dir: str | Path) -> RunView:
         view.status, view.message = "stopped", f"stopped at step {terminal.step}"
     elif isinstance(terminal, Failed):
         view.status, view.message = "failed", terminal.message
-    elif isinstance(terminal, Started):
-        view.status = "running" if _pid_alive(env.get("pid")) else "interrupted"
-    elif env.get("pid") and _pid_alive(env.get("pid")):
+    elif _alive(path, env):
         view.status = "running"
+    elif isinstance(terminal, Started):
+        view.status = "interrupted"
+    elif env.get("pid") or (path / "process.json").exists():  # its process began preparing, then died
+        view.status = "interrupted"
+        view.message = "ended while loading the data or the model, before training started"
     return view
 
 

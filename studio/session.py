@@ -1,7 +1,8 @@
 """``Studio``: the one stateful object of the app, shared by every browser session and the CLI.
 
 It holds what is loaded and what runs, behind a lock. Handlers get it explicitly; there are no module-level
-mutable globals. One GPU runs one job at a time: a second start gets a clear "busy" answer.
+mutable globals. One run at a time per runs folder: a second start gets a clear "busy" answer. A run trains in its
+own process (:mod:`studio.training.launcher`); the app follows its folder, and a restarted app finds it again.
 """
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ class Studio:
     runs_dir: Path = field(default_factory=default_runs_dir)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     job: Any = None
-    """The current or last ``TrainingJob`` (studio.training)."""
+    """The current or last run: a ``RunProcess`` (its own process, followed through its folder), or a
+    ``TrainingJob`` in a thread when Python callbacks were passed to ``start_training``."""
     chat: Any = None
     """The loaded chat engine (studio.inference), reused across requests."""
     extras: dict[str, Any] = field(default_factory=dict)
+    app_host: str = "127.0.0.1"
+    """Where the app listens: a user's reward code (GRPO) runs only on loopback, never through a shared link."""
+    app_share: bool = False
     chat_loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """Held while a chat model loads (one load at a time); the shared ``lock`` is never held across slow work."""
     publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -33,6 +38,10 @@ class Studio:
 
     def __post_init__(self) -> None:
         self.runs_dir = Path(self.runs_dir)
+        if self.job is None:
+            from studio.training.follower import follow_live
+
+            self.job = follow_live(self.runs_dir)  # a run an earlier app started still trains: follow it
 
     # ------------------------------------------------------------------------------------------------ training
     @property
@@ -43,27 +52,44 @@ class Studio:
             return job if job is not None and job.alive else None
 
     def start_training(self, cfg: Any, *, resume: str | Path | None = None, extra_callbacks: Any = None) -> Any:
-        """Start a ``TrainingJob`` in the background; one job at a time for the whole app.
+        """Start a run in its own ``studio train`` process (``torchrun`` for ``train.processes`` > 1); one run at a
+        time per runs folder, across apps and app restarts. Returns its ``RunProcess``.
 
-        ``extra_callbacks`` None: the default ones (probe prompts answered at checkpoints when
-        ``train.probe_prompts`` is set); pass a list to choose them yourself.
+        ``extra_callbacks`` None: the child's default ones (probe prompts from ``train.probe_prompts``). A list of
+        Python callbacks cannot cross into a process: the run then trains in a thread of this process
+        (a ``TrainingJob``; scripts and tests).
 
         Raises:
             BusyError: a run is in progress (the message names its run directory).
+            ConfigError: more processes than GPUs, FSDP or DeepSpeed where they cannot run.
             TrainingError: ``resume`` has no checkpoint.
         """
         from studio.errors import BusyError
-        from studio.training import TrainingJob
 
         with self.lock:
             if self.job is not None and self.job.alive:
                 raise BusyError(f"a run is in progress: {self.job.run_dir}")
-            if extra_callbacks is None:
-                from studio.training import default_callbacks
+            if cfg is None and resume is not None:
+                from studio.runs import load_run
 
-                extra_callbacks = default_callbacks(cfg)
+                cfg = load_run(resume).config
+            if getattr(cfg.train, "method", "sft") == "grpo":
+                from studio.rewards import check_user_code_allowed, parse_specs
+
+                check_user_code_allowed(parse_specs(cfg.train.rewards), host=self.app_host, share=self.app_share)
             if self.chat is not None and self.chat.device.startswith("cuda") and cfg.train.device != "cpu":
                 self.release_chat()  # the run gets the playground's GPU memory back
+            if extra_callbacks is None:
+                from studio.training.launcher import launch
+
+                self.job = launch(cfg, self.runs_dir, resume=resume)
+                return self.job
+            from studio.liveness import live_runs
+            from studio.training import TrainingJob
+
+            live = live_runs(self.runs_dir)
+            if live:
+                raise BusyError(f"a run is in progress: {live[0]}")
             job = TrainingJob(cfg, self.runs_dir, resume=resume, extra_callbacks=extra_callbacks)
             self.job = job.start()
             return job

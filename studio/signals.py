@@ -18,7 +18,8 @@ def signal_name(signum: int) -> str:
 
 class GracefulStop:
     """``with GracefulStop(on_stop) as gs: ...``; ``gs.received`` is the first signal (or None) and
-    ``gs.exit_code`` is ``128 + signum`` once one arrived. Outside the main thread it installs nothing."""
+    ``gs.exit_code`` is ``128 + signum`` once one arrived. Outside the main thread it installs nothing. The app
+    starts a run's process with SIGTERM blocked, so a Stop sent before the handler is in place waits for it here."""
 
     def __init__(self, on_stop: Callable[[int], Any], signals: tuple[int, ...] = STOP_SIGNALS) -> None:
         self.on_stop = on_stop
@@ -43,6 +44,8 @@ class GracefulStop:
                     self._previous[s] = signal.signal(s, self._handle)
                 except (OSError, ValueError):  # pragma: no cover - a signal this platform can't catch
                     pass
+            if hasattr(signal, "pthread_sigmask"):  # a stop the app sent before this process could take it
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
         return self
 
     def __exit__(self, *exc: Any) -> None:

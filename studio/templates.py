@@ -35,7 +35,7 @@ NAMED_TEMPLATES: dict[str, TextTemplate] = {
     t.name: t
     for t in (
         TextTemplate("solution", "{prompt}\n ### Solution: {completion}", "### Solution:",
-                     "The seed's Falcon-7B / Phi-2 recipe: problem, then '### Solution:' and the answer."),
+                     "The problem, then '### Solution:' and the answer."),
         TextTemplate("alpaca",
                      "Below is an instruction that describes a task. Write a response that appropriately "
                      "completes the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n"
@@ -76,6 +76,13 @@ def resolve(template: str | None, response_template: str | None = None) -> tuple
     named = NAMED_TEMPLATES.get(template.strip())
     if named is not None:
         return named.template, response_template if response_template is not None else named.response_template
+    if "{" not in template and "}" not in template:  # a misspelled name would train as literal text
+        import difflib
+
+        close = difflib.get_close_matches(template.strip().lower(), list(NAMED_TEMPLATES), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise TemplateError(f"template {template.strip()[:60]!r} is neither a named template nor has any {{column}} "
+                            f"placeholder; {hint}named templates: {', '.join(NAMED_TEMPLATES)}")
     return template, response_template
 
 

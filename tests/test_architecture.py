@@ -46,8 +46,9 @@ def test_no_studio_module_is_over_400_lines():
 
 # ------------------------------------------------------------------------------------------------ import graph
 FOUNDATION = {"studio.errors", "studio.paths", "studio.formatting", "studio.imports", "studio.config",
-              "studio.config_fields", "studio.config_values", "studio.templates", "studio.diskspace", "studio.events",
-              "studio.runs", "studio.environment", "studio.signals", "studio.demo"}
+              "studio.config_fields", "studio.config_values", "studio.config_grpo", "studio.templates",
+              "studio.diskspace", "studio.events", "studio.runs", "studio.liveness", "studio.environment",
+              "studio.signals", "studio.demo", "studio.damage"}
 """Top-level modules every layer builds on: they import only each other (never a package such as modeling)."""
 LAYER_RULES = [
     # (who, must not import, why)

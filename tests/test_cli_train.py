@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,16 @@ def test_train_prints_progress_and_the_run_directory(config_file, capsys):
     starts = [e for e in events if isinstance(e, Started)]
     assert [s.start_step for s in starts] == [0, 2]
     assert [e.step for e in events if isinstance(e, Log)] == [1, 2, 3]
+
+
+def test_train_names_the_final_evaluation_and_prints_its_loss(config_file, capsys):
+    """After the last step the held-out rows are scored: the phase is named, then its loss printed (issue 23.1)."""
+    rc = main(["train", "--config", str(config_file), "--set", "train.max_steps=2", "--set", "data.eval_fraction=0.1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert re.search(r"evaluating \d+ held-out rows after the last step\.\.\.", err), err
+    assert re.search(r"eval loss \d+\.\d{4} at step 2", err), err
+    assert err.index("evaluating") < err.index("eval loss")
 
 
 def test_train_errors_are_one_clear_line(config_file, tmp_path, capsys):

@@ -24,3 +24,18 @@ def test_clock_times_are_tqdms_and_never_negative():
                                                ("cosine", None, "cosine")])
 def test_table_values(value, spec, text):
     assert format_value(value, spec) == text
+
+
+def test_counts_read_as_english():
+    """"1 rows" read oddly in the Data tab and the card (issue 23.9)."""
+    import dataclasses
+
+    from studio.data.stats import DataStats
+    from studio.formatting import plural
+
+    assert plural(1, "row") == "1 row" and plural(2, "row") == "2 rows" and plural(0, "row") == "0 rows"
+    assert plural(1200, "row") == "1,200 rows"
+    fields = {f.name: 0 for f in dataclasses.fields(DataStats)}
+    warnings = DataStats(**{**fields, "n_rows": 5, "duplicate_rows": 1, "zero_trained_rows": 1}).warnings()
+    assert any(w.startswith("1 row has no trained tokens") for w in warnings), warnings
+    assert "1 row is an exact duplicate of earlier rows." in warnings, warnings

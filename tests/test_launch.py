@@ -30,7 +30,7 @@ def test_help_is_instant_and_imports_nothing_heavy():
     for flag in ("--host", "--port", "--share", "--auth", "--demo", "--root-path", "--runs-dir"):
         assert flag in out.stdout
     probe = subprocess.run([sys.executable, "-c", "import sys, launch; launch.build_parser(); "
-                            "print(sorted(m for m in ('gradio', 'torch', 'transformers', 'studio') if m in sys.modules))"],
+                            "print(sorted(m for m in ('gradio', 'torch', 'transformers', 'datasets') if m in sys.modules))"],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
     print(f"\nlaunch.py --help: {seconds:.2f} s")

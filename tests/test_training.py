@@ -297,3 +297,39 @@ def test_a_stop_before_the_first_step_is_not_lost():
     run.end("stopped")
     run.request_stop()  # a late stop leaves an ended run as it ended
     assert run.status().state == "stopped"
+
+
+@pytest.mark.parametrize("phase", ["failed", "stopped", "finished"])
+def test_elapsed_time_stops_when_the_run_ends(phase, monkeypatch):
+    """A run that failed after 47 s still reads 47 s two minutes later (issue 23.4)."""
+    from pathlib import Path
+
+    from studio.training import state as state_mod
+    from studio.training.state import RunState
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(state_mod.time, "time", lambda: now["t"])
+    run = RunState(run_dir=Path("r"), model_name="m", started_at=now["t"])
+    now["t"] += 47
+    assert run.status().elapsed_s == 47
+    run.end(phase)
+    now["t"] += 120
+    assert run.status().elapsed_s == 47
+
+
+def test_the_tracker_choice_reaches_the_trainer_arguments(tiny_cfg, tmp_path, monkeypatch):
+    """train.report_to picks transformers' own integration, logged beside the run (issue 23.12)."""
+    from studio.training import trackers
+    from studio.training.args import sft_args
+
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    kw = dict(device="cpu", gradient_checkpointing=False, has_eval=False)
+    assert sft_args(tiny_cfg(), tmp_path / "run", **kw)["report_to"] == "none"
+    monkeypatch.setattr(trackers, "installed", lambda name: True)
+    args = sft_args(tiny_cfg(report_to="wandb"), tmp_path / "run", **kw)
+    assert args["report_to"] == "wandb" and args["project"] == "fine-tune-studio" and args["run_name"] == "run"
+    import os
+
+    assert os.environ["WANDB_DIR"] == str(tmp_path / "run") and os.environ["WANDB_MODE"] == "offline"

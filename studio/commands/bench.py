@@ -1,7 +1,7 @@
 """`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
-    studio bench learn [--steps 30] [--rows 20] [--json] [--method dpo|orpo|kto|simpo]
+    studio bench learn [--steps 30] [--rows 20] [--json] [--method grpo|dpo|orpo|kto|simpo]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
     studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json] [--method dpo|orpo|kto|simpo]
     studio bench memory [--steps 2]
@@ -18,8 +18,9 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                      "per case, checkpointing off and on.",
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
-                    "format rate after --steps (default 30, about 5 minutes on 2 cores); --method dpo|orpo|kto|simpo: "
-                    "the bundled pairs, base vs tuned held-out preference accuracy (default 30 steps).",
+                    "format rate after --steps (default 30, about 5 minutes on 2 cores); --method grpo: reward "
+                    "tuning with answer + format (smollm2_grpo.yaml), the same figures; --method dpo|orpo|kto|simpo: the "
+                    "bundled pairs (smollm2_dpo.yaml), base vs tuned held-out preference accuracy (default 30 steps).",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
            "poll-load": "N gradio_client sessions poll the Train tab of a live run: p95 poll latency and the "
                         "step-time slowdown vs no pollers (ratio).",
@@ -43,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None,
                         help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20); "
                              "train: rows per setup (default 60).")
-    parser.add_argument("--method", action="append", choices=("sft", "dpo", "orpo", "kto", "simpo"), default=None,
-                        help="learn/train: a preference method on the bundled pairs (train: repeatable) instead of "
-                             "SFT.")
+    parser.add_argument("--method", action="append", choices=("sft", "grpo", "dpo", "orpo", "kto", "simpo"),
+                        default=None, help="learn: grpo trains with rewards (smollm2_grpo.yaml), dpo/orpo/kto/simpo on "
+                        "the bundled pairs (smollm2_dpo.yaml), instead of SFT; train: a preference method against "
+                        "plain TRL (repeatable).")
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
@@ -137,9 +139,14 @@ def _learn(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     method = (args.method or ["sft"])[-1]
-    result = learn(config=args.config, steps=args.steps or (30 if method != "sft" else DEFAULT_STEPS),
-                   rows=args.rows or (None if method != "sft" else DEFAULT_ROWS), overrides=args.overrides,
-                   method=None if method == "sft" else method,
+    kwargs = {} if method in ("sft", "grpo") else {"method": method}
+    if method == "grpo":
+        from studio.bench.learn_grpo import learn_grpo
+
+        learn = learn_grpo  # noqa: F811 - same call, GRPO's config and reward figures
+    pref = bool(kwargs)
+    result = learn(config=args.config, steps=args.steps or (30 if pref else DEFAULT_STEPS),
+                   rows=args.rows or (None if pref else DEFAULT_ROWS), overrides=args.overrides, **kwargs,
                    report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
     if args.json:
         print(json.dumps(result))

@@ -3,6 +3,7 @@
     studio chat --run runs/wp --prompt "Tom has 3 apples..."              # the tuned answer, streamed
     studio chat --run runs/wp --prompt "..." --compare --json             # {"base": "...", "tuned": "..."}
     studio chat --run runs/wp                                             # interactive; /reset, /exit
+    studio chat --run runs/wp --docs notes/ --prompt "..." --compare      # grounded on documents (RAG)
 
 Defaults are deterministic (greedy), so the same prompt gives the same answer twice; --sample uses --seed.
 """
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to run.")
     parser.add_argument("--quantization", choices=choices_of(ModelConfig, "quantization"), default=None,
                         help="Load the base quantized (default: as trained).")
+    from studio.retrieval import chat_docs
+
+    chat_docs.add_arguments(parser)  # --docs PATH, --top-k, --retriever, --chunk-size, --chunk-overlap
 
 
 def params_from_args(args: argparse.Namespace) -> generation.GenerationParams:
@@ -45,14 +49,28 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and args.base_only:
         raise ConfigError("--compare and --base-only exclude each other")
     params = params_from_args(args)
+    index = None
+    if args.docs:  # bad documents are said before the model loads
+        from studio.retrieval.chat_docs import index_from_args
+
+        index = index_from_args(args)
     quiet_libraries()
     engine = ChatEngine.from_run(args.run, device=args.device, quantization=args.quantization)
     for extra in args.adapter:
         engine.set_adapter(engine.load_adapter(extra))
     adapter = BASE if args.base_only else None
-    if args.prompt is not None:
-        return _one(engine, args, params, adapter)
-    return _interactive(engine, args, params, adapter)
+    try:
+        if index is not None:
+            from studio.retrieval.chat_docs import run_grounded
+
+            return run_grounded(engine, index, args, params, adapter)
+        if args.prompt is not None:
+            return _one(engine, args, params, adapter)
+        return _interactive(engine, args, params, adapter)
+    except KeyboardInterrupt:  # the answer's thread ends before the interpreter does (else: SIGABRT)
+        engine.stop_and_wait()
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 def _one(engine, args, params, adapter) -> int:

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="Continue RUN_DIR from its last checkpoint (its config.yaml unless --config is given).")
     parser.add_argument("--runs-dir", help="Where run directories go (default: train.output_dir of the config).")
+    parser.add_argument("--run-dir", help="Train a fresh run in this run folder, already made with its config.yaml "
+                        "(how the app starts a run in its own process).")
     parser.add_argument("--quiet", action="store_true", help="No progress output; print only the run directory.")
 
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     config_path = args.config or str(load_run(args.resume).config_path)  # not a run folder: TrainingError
     cfg = load_config(config_path).with_overrides(args.overrides)
     _quiet_libraries()
-    job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg))
+    job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg),
+                      run_dir=args.run_dir)
     main = is_main_process()
     show = main and not args.quiet
     tty = sys.stderr.isatty()
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _follow(job, show: bool, tty: bool, stop) -> None:
     """Print the job's events until it ends; a stop signal is announced once."""
-    from studio.events import Log, Note, Started
+    from studio.events import Eval, Log, Note, Started
     from studio.signals import signal_name
 
     cursor, announced = 0, False
@@ -87,6 +90,10 @@ def _follow(job, show: bool, tty: bool, stop) -> None:
                       flush=True)
             elif isinstance(ev, Note):
                 print(("\n" if tty else "") + ev.message, file=sys.stderr)
+                for sample in ev.data.get("samples", []) if ev.data.get("kind") == "reward_gaming" else ():
+                    print("  | " + sample.replace("\n", "\n  | "), file=sys.stderr)
+            elif isinstance(ev, Eval) and ev.eval_loss is not None:
+                print(("\n" if tty else "") + f"eval loss {ev.eval_loss:.4f} at step {ev.step}", file=sys.stderr)
         if not job.alive and cursor >= len(job.events):
             return
 
@@ -100,4 +107,7 @@ def _progress(ev) -> str:
     extra = [f"lr {ev.learning_rate:.2e}"] if ev.learning_rate is not None else []
     extra += progress_signal(getattr(ev, "metrics", None) or {})
     extra += [f"{ev.tokens_per_s:,.0f} tok/s"] if ev.tokens_per_s is not None else []
+    from studio.training.methods.grpo import reward_progress
+
+    extra += reward_progress(getattr(ev, "metrics", None) or {})
     return " | ".join(progress_parts(ev.step, ev.total_steps, loss=ev.loss, eta_s=ev.eta_s, extra=extra, bar=True))

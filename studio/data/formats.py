@@ -21,6 +21,9 @@ PAIRED, UNPAIRED = "preference", "kto"
 """The preference formats: paired rows (prompt/chosen/rejected) and unpaired labelled rows (prompt/completion/label).
 A paired row's prompt may be implicit: chosen and rejected are whole conversations sharing their first turns."""
 
+EXTRA_ROLES = ("reference",)
+"""Roles any format may map besides its own: ``reference``, the reference answer rewards compare with (GRPO)."""
+
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "conversations", "conversation", "chat", "dialog"),
     "instruction": ("instruction", "instructions"),
@@ -104,11 +107,11 @@ def resolve_mapping(fmt: str, columns: list[str], proposed: dict[str, str], over
     """
     mapping = {**proposed, **{k: v for k, v in override.items() if v}}
     roles = ROLES[fmt]
-    unknown_roles = [r for r in override if r not in roles]
+    unknown_roles = [r for r in override if r not in roles and r not in EXTRA_ROLES]
     if unknown_roles:
         raise DataError(f"{unknown_roles[0]!r} is not a role of the {fmt} format; roles: {', '.join(roles)}")
     for role, col in mapping.items():
-        if role in roles and col not in columns:
+        if (role in roles or role in EXTRA_ROLES) and col not in columns:
             raise DataError(f"column {col!r} (for {role}) is not in the data; available columns: "
                             f"{', '.join(columns)}")
     for role in roles:
@@ -120,7 +123,7 @@ def resolve_mapping(fmt: str, columns: list[str], proposed: dict[str, str], over
                 raise DataError(f"the {fmt} format needs a column for {role!r}; available columns: "
                                 f"{', '.join(columns)}")
             mapping[role] = guess
-    return {r: mapping[r] for r in roles if r in mapping}
+    return {r: mapping[r] for r in (*roles, *EXTRA_ROLES) if r in mapping}
 
 
 def _looks_like_messages(value: Any) -> bool:

@@ -12,6 +12,7 @@ from studio.data.loading import load_source
 from studio.data.render import RenderSpec, Rendered, make_spec, render
 from studio.data.stats import DataStats, compute_stats
 from studio.errors import DataError
+from studio.formatting import plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -106,7 +107,7 @@ def load_data(cfg: "DataConfig", progress: Progress | None = None) -> LoadedData
     ds = ds.shuffle(seed=cfg.seed) if len(cfg.sources) > 1 else ds
     if cfg.max_rows is not None and len(ds) > cfg.max_rows:
         ds = ds.select(range(cfg.max_rows))
-    progress(1.0, f"loaded {len(ds)} rows ({fmt} format)")
+    progress(1.0, f"loaded {plural(len(ds), 'row')} ({fmt} format)")
     return LoadedData(dataset=ds, format=fmt, mapping=mapping, proposed=proposed)
 
 
@@ -179,7 +180,7 @@ def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedDat
     progress(0.9, "computing the statistics")
     stats = _with_empty_answers(compute_stats(figures["full_length"], figures["trained"], figures["kept"],
                                               figures["hash"], spec.max_length), loaded)
-    progress(1.0, f"previewed {shown} of {len(ds)} rows")
+    progress(1.0, f"previewed {shown} of {plural(len(ds), 'row')}")
     return Preview(format=loaded.format, mapping=loaded.mapping, columns=loaded.columns, rows=rows, stats=stats,
                    full_lengths=list(figures["full_length"]))
 

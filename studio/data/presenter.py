@@ -13,6 +13,7 @@ from studio.config import RunConfig
 from studio.data.checks import template_mismatch
 from studio.data.preview_cache import PreviewCache
 from studio.errors import StudioError, TemplateError
+from studio.formatting import plural
 
 Progress = Callable[[float, str], None]
 
@@ -73,21 +74,35 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress
             tok = cache.tokenizer(cfg, progress=_part(report, 0.3, 0.4))
         except StudioError as err:
             raise type(err)(f"the preview needs the tokenizer of {cfg.model.name_or_path!r}: {err}") from None
-        pv = data_preview(cfg, tok, n_rows=n_rows, loaded=loaded, progress=_part(report, 0.4, 0.95))
+        pairs = _pair_view(cfg, tok, loaded, n_rows)
+        pv = None if pairs else data_preview(cfg, tok, n_rows=n_rows, loaded=loaded,
+                                             progress=_part(report, 0.4, 0.95))
     except Exception as err:  # noqa: BLE001 - every failure becomes one sentence in the page
         view.error = describe(err)
         report(1.0, "stopped: see the message below")
         return view
     report(0.95, "drawing the token-length histogram")
-    view.preview = pv
     view.question = first_question(loaded)
+    if pairs is not None:  # preference rows: the prompt once, both answers, per-side statistics
+        view.preview, view.summary, view.highlighted = pairs.preview, pairs.summary, pairs.highlighted
+        view.lengths, view.stats_rows, view.warnings = pairs.lengths, pairs.stats_rows, pairs.warnings
+        report(1.0, f"preview ready: {len(pairs.preview.rows[:n_rows])} pairs shown, {len(pairs.lengths)} measured")
+        return view
+    view.preview = pv
     view.summary = _summary(cfg, pv, len(loaded.dataset))
     view.highlighted = highlight_rows(pv.rows)
     view.lengths = list(pv.full_lengths)
     view.stats_rows = stats_rows(pv.stats)
     view.warnings = list(pv.warnings)  # empty answers included (DataStats counts them)
-    report(1.0, f"preview ready: {len(pv.rows)} rows shown, {pv.stats.n_rows} measured")
+    report(1.0, f"preview ready: {plural(len(pv.rows), 'row')} shown, {pv.stats.n_rows} measured")
     return view
+
+
+def _pair_view(cfg: RunConfig, tok: Any, loaded: Any, n_rows: int) -> Any:
+    """The preference rows' view (``pair_presenter.PairView``), or None for other data."""
+    from studio.data.pair_presenter import PREFERENCE_FORMATS, build_pair_view
+
+    return build_pair_view(cfg, tok, loaded, n_rows) if loaded.format in PREFERENCE_FORMATS else None
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -148,7 +163,7 @@ def _summary(cfg: RunConfig, pv: Any, n: int) -> str:
     mapping = ", ".join(f"{role} ← `{col}`" for role, col in pv.mapping.items())
     how = "the text template" if cfg.data.template else "the model's chat template" if pv.format != "text" \
         else "the text column as is"
-    return (f"**{n} rows** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
+    return (f"**{plural(n, 'row')}** · columns {', '.join(f'`{c}`' for c in pv.columns)}  \n"
             f"Format **{pv.format}** ({detected}) · {mapping}  \n"
             f"Rendered with {how}, tokenized by `{cfg.model.name_or_path}`; "
             f"loss on **{cfg.train.loss_on}** tokens (green = trained).")

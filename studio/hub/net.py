@@ -39,7 +39,9 @@ class TimeoutClientFactory:
         from huggingface_hub.utils import _http
 
         httpx = _http.httpx2 if hasattr(_http, "httpx2") else __import__("httpx")
-        return httpx.Client(event_hooks={"request": [_http.hf_request_event_hook]}, follow_redirects=True,
+        from studio.hub.deadline import request_hook
+
+        return httpx.Client(event_hooks={"request": [_http.hf_request_event_hook, request_hook]}, follow_redirects=True,
                             timeout=httpx.Timeout(self.seconds, connect=min(self.seconds, 15.0)))
 
 

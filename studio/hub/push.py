@@ -181,9 +181,12 @@ def whoami(token: str | Token | None = None, *, endpoint: str | None = None) -> 
 
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
+    from studio.hub.deadline import deadline
+
     limit = net.install_timeouts()
     try:
-        data = net.with_backoff(lambda: HfApi(endpoint=url, token=tok.value).whoami())
+        with deadline():
+            data = net.with_backoff(lambda: HfApi(endpoint=url, token=tok.value).whoami())
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
         raise explain(exc, endpoint=url, timeout=limit) from None
     access = (data.get("auth") or {}).get("accessToken") or {}
@@ -211,17 +214,27 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     Raises:
         HubError: with the fix, and saying the folder is kept.
     """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfUriError
-    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, disable_progress_bars, filter_repo_objects
-
     from studio.hub import net
+    from studio.hub.deadline import deadline
 
     progress = progress or (lambda f, m: None)
     folder = Path(folder)
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
     limit = net.install_timeouts()
+    with deadline() as total:
+        return _upload(folder, repo_id, tok, private, commit_message, url, progress, account, limit, total)
+
+
+def _upload(folder: Path, repo_id: str, tok: Token, private: bool, commit_message: str | None, url: str,
+            progress: Progress, account: HubAccount | None, limit: float, total: float) -> str:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfUriError
+    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, disable_progress_bars, filter_repo_objects
+
+    from studio.hub import net
+    from studio.hub.deadline import DeadlineExceeded
+
     account = account or whoami(tok, endpoint=url)
     repo_id = full_repo_id(repo_id, account)
     api = HfApi(endpoint=url, token=tok.value, library_name="fine-tune-studio")
@@ -245,7 +258,8 @@ def upload_folder(folder: str | Path, repo_id: str, token: str | Token | None, *
     except HubError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated into one sentence
-        raise explain(exc, endpoint=url, repo_id=repo_id, kept=folder, timeout=limit) from None
+        timeout = total if isinstance(exc, DeadlineExceeded) else limit
+        raise explain(exc, endpoint=url, repo_id=repo_id, kept=folder, timeout=timeout) from None
     link = f"{url}/{repo_id}"
     progress(1.0, f"pushed to {link}")
     return link

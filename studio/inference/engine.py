@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from studio.errors import ModelError
+from studio.damage import check_adapter, damaged, is_damage
+from studio.errors import ConfigError, ModelError
 from studio.inference.batch import adapter_context, generate_texts, mean_loss, token_nll
 from studio.inference.params import GREEDY, GenerationParams, generate_kwargs
-from studio.inference.prompt import Prompt, PromptBuilder, run_prompt_setup
+from studio.inference.prompt import Prompt, PromptBuilder, PromptTooLong, run_prompt_setup
 from studio.inference.sources import adapter_name_for, resolve_adapter_source
 from studio.inference.streams import CompareStream, Reply, ReplyStream
 
 BASE = "base"
+ADAPTER_TODO = "train the run again, or open one of its checkpoints instead"
 """The name that selects the base model (adapters disabled)."""
 
 
@@ -84,6 +86,7 @@ class ChatEngine:
         run_dir = Path(run_dir)
         cfg = load_config(run_dir / runs.CONFIG)
         model_cfg = cfg.model if quantization is None else dataclasses.replace(cfg.model, quantization=quantization)
+        check_adapter(resolve_adapter_source(adapter or run_dir)[0], ADAPTER_TODO)  # named before the base loads
         model, tokenizer = _quiet(load_base, model_cfg, device=device)
         builder, _ = run_prompt_setup(cfg, tokenizer, run_dir)
         engine = cls(model, tokenizer, builder, base_model=cfg.model.name_or_path, base_config=model_cfg)
@@ -129,10 +132,16 @@ class ChatEngine:
             n += 1
             name = f"{base}_{n}"
         builder = run_prompt_setup(cfg, self.tokenizer, run_dir)[0] if cfg is not None else self.builder
+        todo = ADAPTER_TODO
+        check_adapter(path, todo)
         with self._lock:
             try:
                 self.model = _quiet(_attach, self.model, path, name)
-            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            except Exception as exc:
+                if is_damage(exc):
+                    raise damaged(path, todo) from None
+                if not isinstance(exc, (OSError, ValueError, RuntimeError, KeyError)):
+                    raise
                 raise ModelError(f"adapter {source} could not be loaded onto {self.base_model or 'the base'}: "
                                  f"{str(exc).splitlines()[0][:240]}") from None
             self.model.eval()
@@ -184,9 +193,15 @@ class ChatEngine:
         builder = self.builder_for(None if adapter == BASE else adapter)
         limit = max_input_tokens or builder.max_input_tokens
         ctx = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        if ctx and max_new_tokens:
-            limit = max(1, min(limit, ctx - max_new_tokens))
-        return builder.build(message, history, system_prompt, max_input_tokens=limit)
+        if not (ctx and max_new_tokens and ctx - max_new_tokens < limit):
+            return builder.build(message, history, system_prompt, max_input_tokens=limit)
+        try:  # the answer's length squeezes the prompt: when it no longer fits, the answer length is to blame
+            return builder.build(message, history, system_prompt, max_input_tokens=max(1, ctx - max_new_tokens))
+        except PromptTooLong:
+            need = len(builder.build(message, history, system_prompt, max_input_tokens=limit).input_ids)
+            raise ConfigError(f"max new tokens {max_new_tokens} leaves no room for this prompt: the model reads "
+                              f"{ctx} tokens in all and the prompt needs {need}; ask for at most "
+                              f"{max(ctx - need, 0)} new tokens") from None
 
     # --------------------------------------------------------------------------------------------- generation
     def stream(self, message: str | None = None, history: Iterable[Any] | None = None, *,
@@ -283,6 +298,17 @@ class ChatEngine:
         with self._live_lock:
             for event in self._live:
                 event.set()
+
+    def stop_and_wait(self, timeout: float = 30.0) -> bool:
+        """Stop every answer and wait until their threads are done (so a Ctrl-C exit never kills one mid-step)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.stop()  # again each turn: a thread that had not registered its stop event yet
+            alive = [t for t in threading.enumerate() if t.name.startswith("studio-generate-") and t.is_alive()]
+            if not alive:
+                return True
+            alive[0].join(0.05)
+        return False
 
     @property
     def busy(self) -> bool:

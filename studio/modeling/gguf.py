@@ -144,18 +144,27 @@ def ensure_gguf_folder(path: str | os.PathLike, progress: Progress | None = None
     digest = content_hash(src)
     folder = gguf_cache_dir() / digest
     if (folder / MARKER).is_file():
-        report(1.0, f"{src.name}: using the folder dequantized earlier")
-        return folder
+        if not _damaged(folder):
+            report(1.0, f"{src.name}: using the folder dequantized earlier")
+            return folder
+        report(0.0, f"{src.name}: the folder dequantized earlier ({folder}) is damaged; dequantizing again")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(folder.parent / f".{digest}.lock"):
-            if not (folder / MARKER).is_file():
+            if not (folder / MARKER).is_file() or _damaged(folder):
                 _build_atomically(src, folder, header, report)
     except OSError as err:
         raise ModelError(f"could not write the dequantized model into {folder}: {err}. "
                          "Set STUDIO_CACHE_DIR to a writable folder with room for it.") from None
     report(1.0, f"{src.name}: dequantized into {folder}")
     return folder
+
+
+def _damaged(folder: Path) -> bool:
+    """A cached folder whose config, weights or tokenizer can't be read (a cut copy, a disk error): built again."""
+    from studio.damage import first_damaged
+
+    return first_damaged(folder, json_names=(MARKER, "config.json", "tokenizer.json"), crc=False) is not None
 
 
 def _build_atomically(src: Path, folder: Path, header: dict[str, Any], report: Progress) -> None:

@@ -107,8 +107,13 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": 0} if dev == "cuda" else "cpu"
         quant_reason = kbit_cpu.plan_cpu_4bit(quant, path, kwargs, device=dev)
+    from studio.damage import check_weights, reading
+
+    todo = f"copy or download {mcfg.name_or_path} again"
+    check_weights(path, todo)
     try:
-        model = _from_pretrained(AutoModelForCausalLM, path, kwargs)
+        with reading(path, todo):
+            model = _from_pretrained(AutoModelForCausalLM, path, kwargs)
     except OSError as exc:
         raise ModelError(_explain_load(mcfg.name_or_path, exc)) from None
     except (ValueError, ImportError, RuntimeError) as exc:

@@ -1,4 +1,5 @@
-"""The training engine: ``TrainingJob`` runs TRL's SFTTrainer (+ peft LoRA) in a daemon thread.
+"""The training engine: ``TrainingJob`` runs TRL's SFTTrainer (+ peft LoRA), inline (``studio train``, the app's
+child process: ``launcher``/``follower``) or in a daemon thread.
 
 A TrainerCallback turns the trainer's logs into events (studio.events) appended to the job's EventLog, which is
 mirrored to the run directory's events.jsonl. Stop sets a ``threading.Event`` that the callback turns into

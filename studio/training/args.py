@@ -20,6 +20,7 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
     import torch
 
     from studio.modeling import compute_dtype
+    from studio.training import trackers
 
     tc = cfg.train
     dtype = compute_dtype(cfg.model, device)
@@ -39,7 +40,8 @@ def sft_args(cfg: Any, run_dir: Path, *, device: str, gradient_checkpointing: bo
         eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps,
         max_length=tc.max_length, packing=tc.packing, completion_only_loss=True,
         gradient_checkpointing=gradient_checkpointing, bf16=bf16, fp16=fp16,
-        use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda", report_to="none", disable_tqdm=True,
+        use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda", disable_tqdm=True,
+        report_to=trackers.report_to(cfg, run_dir), project=trackers.PROJECT, run_name=Path(run_dir).name,
         use_liger_kernel=use_liger, ddp_find_unused_parameters=False if runs.world_size() > 1 else None,
     )
 

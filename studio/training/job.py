@@ -13,7 +13,9 @@ from studio import runs
 from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
+from studio.training import trackers
 from studio.training.args import sft_args
+from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
@@ -33,13 +35,15 @@ class TrainingJob:
         extra_callbacks: ``TrainerCallback`` instances, or callables ``f(job) -> TrainerCallback`` (a callback class
             whose ``__init__`` takes the job works too), e.g. the chat helper's probe-prompt callback, which can
             ``job.emit(Probe(...))`` at each checkpoint (``on_save`` gets ``model`` and ``processing_class``).
+        run_dir: a fresh run in this run folder, already made (with its config.yaml) by the app's launcher.
 
     Raises:
         TrainingError: ``resume`` is not a run directory or has no checkpoint.
     """
 
     def __init__(self, cfg: Any, runs_dir: str | Path | None = None, *, resume: str | Path | None = None,
-                 extra_callbacks: Iterable[Any] = ()) -> None:
+                 extra_callbacks: Iterable[Any] = (), run_dir: str | Path | None = None) -> None:
+        trackers.report_to(cfg)  # a tracker that is not installed is named before a run folder is made
         self.cfg = cfg
         self.extra_callbacks = list(extra_callbacks)
         self._thread: threading.Thread | None = None
@@ -53,18 +57,23 @@ class TrainingJob:
             self.run_dir = Path(resume)
             if self.main and not (self.run_dir / runs.CONFIG).exists():
                 raise TrainingError(f"{self.run_dir} is not a run directory (no {runs.CONFIG})")
-            self.resume_from = runs.last_checkpoint(self.run_dir)
+            self.resume_from = runs.last_checkpoint(self.run_dir, thorough=True)
+            skipped = resume_skipped(runs.checkpoints(self.run_dir), self.resume_from)
             if self.resume_from is None:
                 raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from; start a new run "
                                     f"with: studio train --config {self.run_dir / runs.CONFIG}")
             if self.main:
                 cfg.save(self.run_dir / runs.CONFIG)
             self.events = EventLog.open(self.run_dir / runs.EVENTS) if self.main else EventLog()
+            if skipped:
+                self.emit(Note(level="warning", message=skipped, data={"kind": "resume"}))
+                LOG.warning(skipped)
         else:
             from studio.training.start_from import resolve_start
 
             resolve_start(cfg)  # a wrong train.start_from is refused before a run folder is made
-            self.run_dir = runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
+            self.run_dir = Path(run_dir) if run_dir is not None else \
+                runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
         self._cursor_start = len(self.events)
@@ -150,6 +159,9 @@ class TrainingJob:
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
         st.tell("preparing the data")
+        if self.main:  # a run killed from here on reads "interrupted", not "new" (load_run checks this pid)
+            runs.write_environment(self.run_dir, {**runs.read_json(self.run_dir / runs.ENVIRONMENT),
+                                                  "pid": os.getpid(), "run_dir": str(self.run_dir)})
         tokenizer = base_tokenizer(cfg.model, progress=self._model_progress)
         self.tokenizer = tokenizer[0]
         prepared = wiring.prepare_for(rec, cfg, self.tokenizer)
@@ -200,6 +212,9 @@ class TrainingJob:
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
         if not stopped and trainer.eval_dataset is not None and not cfg.train.eval_steps:
+            phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
+            st.tell(phase)
+            self.emit(Note(message=f"{phase}...", data={"kind": "phase"}))
             trainer.evaluate()
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))

@@ -60,6 +60,8 @@ class RunState:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    """When the run finished, stopped or failed: its elapsed time stops there."""
     window: Any = field(default_factory=_token_window)
     """The :class:`~studio.speed.flops.TokenWindow`: token sums of the micro-batches since the last log step (the
     trainer adds, the callback takes)."""
@@ -121,6 +123,7 @@ class RunState:
     def end(self, phase: str, message: str | None = None) -> None:
         with self.lock:
             self.phase = phase
+            self.ended_at = self.ended_at or time.time()
             if message is not None:
                 self.message = message
 
@@ -128,7 +131,8 @@ class RunState:
         with self.lock:
             return JobStatus(state=self.phase, run_dir=str(self.run_dir), step=self.step,
                              total_steps=self.total_steps, loss=self.loss, eta_s=self.eta_s,
-                             elapsed_s=round(time.time() - self.started_at, 1), message=self.message)
+                             elapsed_s=round((self.ended_at or time.time()) - self.started_at, 1),
+                             message=self.message)
 
     # ---------------------------------------------------------------- what the callback reports
     def started_event(self, start_step: int, total_steps: int, world_size: int) -> Started:

@@ -88,6 +88,9 @@ class RunSeries:
     memory_gb: list[float | None] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float | None] = field(default_factory=list)
+    metrics: dict[str, list[float | None]] = field(default_factory=dict)
+    """The method's own logged signals (``rewards/chosen``, ``kl``, …), each aligned with ``steps`` (None where a
+    step did not log it); drawn by ``pref_charts``."""
     total_steps: int = 0
     start_step: int = 0
     step: int = 0
@@ -184,6 +187,11 @@ class RunSeries:
         self.steps_per_s.append(e.steps_per_s)
         mem = e.peak_memory_bytes or e.memory_bytes
         self.memory_gb.append(mem / GB if mem else None)
+        extra = getattr(e, "metrics", None) or {}
+        for key in set(self.metrics) | set(extra):
+            column = self.metrics.setdefault(key, [None] * (len(self.steps) - 1))
+            value = extra.get(key)
+            column.append(float(value) if isinstance(value, (int, float)) else None)
         if mem:
             self.peak_gb = max(self.peak_gb or 0.0, mem / GB)
         self.step = e.step
@@ -207,8 +215,10 @@ def _xy(steps: Sequence[int], values: Sequence[float | None]) -> tuple[list[int]
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
-def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[int, float]]]] = ()) -> go.Figure:
-    """Train and eval loss of the current run, with earlier runs' train loss overlaid (dotted)."""
+def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[int, float]]]] = (),
+                reference: tuple[float, str] | None = None) -> go.Figure:
+    """Train and eval loss of the current run, with earlier runs' train loss overlaid (dotted); ``reference``
+    ``(loss, label)`` draws a dotted line where the loss starts by design (DPO: ln 2 while policy = reference)."""
     if not series.steps and not series.eval_steps and not overlays:
         return _empty("Loss", "Start a run to see its loss here")
     fig = go.Figure()
@@ -223,6 +233,10 @@ def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[
     if ex:
         fig.add_trace(go.Scatter(x=ex, y=ey, name="eval loss", mode="lines+markers",
                                  line=dict(color=EVAL_COLOR, width=2.5)))
+    if reference is not None and (x or ex):
+        fig.add_hline(y=reference[0], line=dict(color="#6b7280", dash="dot", width=1.5),
+                      annotation_text=reference[1], annotation_position="top right",
+                      annotation_font=dict(size=12, color="#6b7280"))
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title_text="Loss")
     fig.update_xaxes(title="step")

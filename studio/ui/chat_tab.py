@@ -187,13 +187,18 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
         eval_per_row = gr.Dataframe(headers=ROW_HEADERS, value=None, interactive=False, wrap=True, max_height=400,
                                     column_widths=ROW_WIDTHS, label="Per-row results",
                                     elem_id="chat-eval-rows-table")
+    from studio.ui import docs_panel, serve_panel  # issue 21: grounded answers and the OpenAI-compatible API
+
+    docs_panel.render(studio, run, adapter_path, system, params)
+    serve_panel.render(studio, run, adapter_path)
     has_publish = "publish" in ctx.tab_ids
     next_step(ctx, "happy with the answers? Publish the adapter with a model card in the **Publish** tab."
               if has_publish else "`studio push --run <run folder> --repo NAME` publishes the adapter.",
               "publish" if has_publish else None, "Next: Publish →")
 
     def source_of(run_value: str | None, folder: str | None) -> str:
-        src = (folder or "").strip() or (run_value or "")
+        # a Send or Load before the run list has filled (the tab just opened) takes the newest run itself
+        src = (folder or "").strip() or (run_value or "") or (pick_run(run_choices(studio)) or "")
         if not src:
             raise ModelError("Pick a run with an adapter (train one in the Train tab) or type an adapter folder")
         return src

@@ -48,9 +48,12 @@ def render(ctx: AppContext) -> dict[str, Any]:
         note = gr.Markdown(note_text(DEFAULTS_NOTE), elem_id="config-source")
         open_btn = gr.UploadButton("Open config…", file_types=[".yaml", ".yml"], file_count="single", scale=0,
                                    min_width=150, size="sm", elem_id="config-open")
+        save = gr.Button("Save config", scale=0, min_width=120, size="sm", elem_id="config-save")
         defaults = gr.Button("New run from defaults", scale=0, min_width=190, size="sm", elem_id="config-defaults")
+    saved = gr.File(label="The config as the forms show it (studio train --config reads it)", visible=False,
+                    interactive=False, elem_id="config-saved")
     ctx.forms.base = gr.State(None)
-    return {"note": note, "open": open_btn, "defaults": defaults}
+    return {"note": note, "open": open_btn, "defaults": defaults, "save": save, "saved": saved}
 
 
 def shown_values(ctx: AppContext, cfg: RunConfig) -> dict:
@@ -90,11 +93,27 @@ def wire(ctx: AppContext, bar: dict[str, Any]) -> dict[str, Any]:
             return {note: f"**⚠ Could not open {Path(path).name}:** {text}"}
         return {note: note_text(f"the config opened from `{Path(path).name}`"), **shown_values(ctx, cfg)}
 
+    def save(values: dict) -> dict:
+        """The forms as a YAML file to download (what ``studio train --config`` and "Open config…" read)."""
+        import tempfile
+
+        try:
+            cfg = ctx.forms.read(values)
+        except StudioError as err:
+            text = error_text(err)
+            gr.Warning(text)
+            return {bar["saved"]: gr.update(visible=False), note: f"**⚠ Could not save the config:** {text}"}
+        path = Path(tempfile.mkdtemp(prefix="studio-config-")) / f"{cfg.train.run_name or 'studio-run'}.yaml"
+        cfg.save(path)
+        return {bar["saved"]: gr.update(value=str(path), visible=True), note: gr.skip()}
+
     hidden = dict(show_progress="hidden", api_visibility="undocumented")
+    bar["save"].click(save, inputs=set(ctx.forms.components()), outputs=[note, bar["saved"]], api_name="save_config",
+                      **hidden)
     deps = [ctx.blocks.load(restore, outputs=outputs, api_name="restore_forms", show_progress="hidden"),
             bar["defaults"].click(defaults, outputs=outputs, api_name="forms_defaults", **hidden),
             bar["open"].upload(open_file, inputs=bar["open"], outputs=outputs, api_name="open_config", **hidden)]
     for i, dep in enumerate(deps):
         for chain in ctx.forms_written:
             chain(dep, i == 0)
-    return {"restore": restore, "defaults": defaults, "open_file": open_file, "outputs": outputs}
+    return {"restore": restore, "defaults": defaults, "open_file": open_file, "save": save, "outputs": outputs}

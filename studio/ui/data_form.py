@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig
-from studio.data.formats import ROLES
+from studio.data.formats import EXTRA_ROLES, ROLES
 from studio.errors import ConfigError
 from studio.paths import ASSETS
 from studio.templates import NAMED_TEMPLATES
@@ -27,7 +27,8 @@ CHAT_TEMPLATE = "(chat template)"
 CUSTOM_TEMPLATE = "(custom)"
 TEMPLATE_CHOICES = (CHAT_TEMPLATE, *NAMED_TEMPLATES, CUSTOM_TEMPLATE)
 
-MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys(r for roles in ROLES.values() for r in roles))
+MAPPING_ROLES: tuple[str, ...] = tuple(dict.fromkeys([*(r for roles in ROLES.values() for r in roles),
+                                                     *EXTRA_ROLES]))
 """Every role a column can be mapped to (one dropdown each; the format decides which are shown)."""
 
 EXTRA_SOURCE_HEADERS = ("path", "split", "config name", "weight", "columns (role=column, …)")
@@ -154,6 +155,10 @@ def read_data(form: DataForm, values: dict[Component, Any], base: DataConfig | N
             col = values.get(form.mapping[role])
             if not _blank(col):
                 columns[role] = col
+    for role in EXTRA_ROLES:  # any format: the reference answer GRPO's rewards compare with
+        col = values.get(form.mapping[role]) if role in form.mapping else None
+        if not _blank(col):
+            columns[role] = col
     name = values.get(form.template_name) or CHAT_TEMPLATE
     text = values.get(form.template) or ""
     response = values.get(form.response_template) or ""
@@ -251,3 +256,19 @@ def read_extra_sources(rows: Any) -> list[SourceConfig]:
                                 name=None if _blank(name) else str(name).strip(),
                                 columns=parse_columns(str(cols or ""), where), weight=w))
     return out
+
+
+def template_misfits(text: str | None, view: Any) -> bool:
+    """Whether a text template names placeholders that neither the previewed data's columns nor its roles supply
+    (the bundled sample's ``{Problem}`` kept for an uploaded file with other columns)."""
+    from studio.errors import TemplateError
+    from studio.templates import placeholders
+
+    if not (text or "").strip() or not getattr(view, "columns", None):
+        return False
+    try:
+        names = set(placeholders(text))
+    except TemplateError:
+        return True
+    known = set(view.columns) | {r for roles in ROLES.values() for r in roles} | {"system"}
+    return not names <= known

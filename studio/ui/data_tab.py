@@ -14,7 +14,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig, load_config
-from studio.data.formats import ROLES
+from studio.data.formats import EXTRA_ROLES, ROLES
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
@@ -24,7 +24,7 @@ from studio.ui.common import AppContext, Reporter, error_box, error_text, next_s
 from studio.ui.forms import (CHAT_TEMPLATE, EXTRA_SOURCE_HEADERS, MAPPING_ROLES, SOURCE_KINDS, SOURCE_PATH,
                              SOURCE_SAMPLE, SOURCE_UPLOAD, TEMPLATE_CHOICES, DataForm, bundled_config_for,
                              bundled_samples, widget)
-from studio.ui.data_form import data_field_values
+from studio.ui.data_form import data_field_values, template_misfits
 
 TAB_ID = "data"
 LABEL = "1 · Data"
@@ -84,7 +84,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         with gr.Column(scale=2):
             source_kind = gr.Radio(list(SOURCE_KINDS), value=init["source_kind"], label="Source", elem_id="data-source-kind")
             sample = gr.Dropdown(samples, value=init["sample"], label="Bundled sample", visible=init["source_kind"] == SOURCE_SAMPLE,
-                                 elem_id="data-sample", info="Small datasets that mirror the seed notebooks.")
+                                 elem_id="data-sample", info="Small bundled datasets to try Studio with.")
             upload = gr.File(label="Dataset file", file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt"],
                              type="filepath", visible=False, elem_id="data-upload")
             with gr.Group(visible=init["source_kind"] == SOURCE_PATH) as path_group:
@@ -147,6 +147,9 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             eval_fraction = edit("eval_fraction")
             max_rows = edit("max_rows")
             seed = edit("seed")
+    from studio.ui.grpo_panel import render_reward_preview
+
+    render_reward_preview(studio, ctx)  # GRPO: each reward on sample answers before training
     next_step(ctx, "choose the base model, quantization and LoRA settings in the **Model** tab.", "model",
               "Next: Model →")
 
@@ -203,6 +206,14 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             return out
         view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress),
                              describe=error_text)
+        if reset and not sample_name and template_misfits(values.get(template), view):
+            # a new file whose columns the old template does not name: the model's chat template renders it
+            cleared = {template_name: CHAT_TEMPLATE, template: "", response_template: ""}
+            values.update(cleared)
+            out.update(cleared)
+            cfg = ctx.forms.read(values)
+            view = build_preview(cache, cfg, int(values.get(n_rows) or 3), progress=Reporter(progress),
+                                 describe=error_text)
         out.update(_view_updates(view, cfg))
         if reset and probe is not None and not probes_set and view.question:
             out[probe] = view.question
@@ -219,7 +230,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         for role, dd in mapping.items():
             value = current.get(role)
             out[dd] = gr.update(choices=choices, value=value if value in view.columns else None,
-                                visible=role in roles)
+                                visible=role in roles or role in EXTRA_ROLES)
         out.update({summary: view.summary or ("Fix the problem below to see the preview." if view.error else ""),
                     highlighted: view.highlighted, histogram: charts.token_histogram(view.lengths, view.max_length),
                     stats: view.stats_rows,
@@ -258,7 +269,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         if ready:
             return on_new_source(values, progress)
         return {summary: SOURCE_HINT.get(kind, ""), error: error_box(None), highlighted: [], stats: [],
-                warnings: "", histogram: charts.token_histogram([], int(values.get(max_length) or 16))}
+                warnings: "", histogram: charts.token_histogram([], int(values.get(max_length) or 16)),
+                **{dd: gr.update(choices=[NO_COLUMN], value=None) for dd in mapping.values()}}  # no file, no columns
 
     def show_sources(kind: str, rows: Any) -> tuple:
         """Which source widgets show, and the mix panel's title, for the kind and the extra-sources table."""
@@ -296,6 +308,8 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         if model is not None:
             gr.on([w.change for w in (model.name_or_path, model.chat_template) if w is not None], on_edit,
                   **common, **hidden)
+        if ctx.forms.train is not None and ctx.forms.train.method is not None:  # preference rows preview per method
+            ctx.forms.train.method.input(on_edit, **common, **hidden)
 
         def after_forms_written(dep: Any, first: bool) -> None:
             dep.then(show_sources, inputs=[source_kind, extra_sources], outputs=panel_outputs,

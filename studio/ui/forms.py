@@ -88,8 +88,16 @@ class TrainForm:
     eval_steps: Component = None
     booster: Component = None
     tensorboard: Component = None
+    report_to: Component = None
     probe_prompts: Component = None
     device: Component = None
+    processes: Component = None
+    distributed: Component = None
+    method: Component = None
+    beta: Component = None
+    loss_type: Component = None
+    simpo_gamma: Component = None
+    start_from: Component = None
 
 
 @dataclass

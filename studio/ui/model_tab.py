@@ -15,6 +15,7 @@ from studio.errors import StudioError
 from studio.ui import charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
 from studio.ui.forms import LoraForm, ModelForm, widget
+from studio.ui.method_view import method_of
 
 TAB_ID = "model"
 LABEL = "2 · Model"
@@ -85,6 +86,22 @@ def _count(n: int) -> str:
     return str(n)
 
 
+def method_words(cfg: RunConfig) -> str:
+    """`` for DPO (a reference pass, 2 answers per row)`` for a preference method ("" for SFT)."""
+    method = method_of(cfg)
+    if method == "sft":
+        return ""
+    try:
+        from studio.training.methods import recipe
+
+        r = recipe(method)
+        how = [w for w in ("a reference pass" if r.uses_reference else "",
+                           f"{r.answers_per_row} answers per row" if r.answers_per_row > 1 else "") if w]
+    except Exception:  # noqa: BLE001 - no registry: the method's name alone
+        how = []
+    return f" for **{method.upper()}**" + (f" ({', '.join(how)})" if how else "")
+
+
 def measured_peak_gb(studio: Any, cfg: RunConfig | None = None) -> float | None:
     """Peak memory of the current or last run (after its first steps), for the bar beside the estimate; None when
     ``cfg`` loads another model than that run (a different model, quantization or dtype measures nothing here)."""
@@ -92,7 +109,7 @@ def measured_peak_gb(studio: Any, cfg: RunConfig | None = None) -> float | None:
     if job is None:
         return None
     job_cfg = getattr(job, "cfg", None)
-    if cfg is not None and (job_cfg is None or job_cfg.model != cfg.model):
+    if cfg is not None and (job_cfg is None or job_cfg.model != cfg.model or method_of(job_cfg) != method_of(cfg)):
         return None
     from studio.events import Log
 
@@ -123,7 +140,7 @@ def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
     fig = charts.memory_bar(est.parts(), est.device_gb, est.device_name, measured_gb=measured)
     verdict = "fits" if est.fits else "**does not fit**: try 4-bit, a smaller batch, a shorter max_length or " \
                                       "gradient checkpointing"
-    summary = f"Estimate {est.summary()}: {verdict}."
+    summary = f"Estimate{method_words(cfg)} {est.summary()}: {verdict}."
     if measured is not None:
         summary += f" Measured peak of the last run on this model: {measured:.2f} GB."
     share = est.lora_params / est.total_params if est.total_params else 0
@@ -151,8 +168,8 @@ class ModelHandles:
 
 def render(studio: Any, ctx: AppContext) -> ModelHandles:
     m, lc = ctx.initial.model, ctx.initial.lora
-    gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the settings the seed "
-                "notebooks learned the hard way) or type any Hub id or local folder. The memory estimate is computed "
+    gr.Markdown("### Choose the base model and how it is loaded\nPick a preset (it carries the pad token, chat "
+                "template and LoRA targets each model needs) or type any Hub id or local folder. The memory estimate is computed "
                 "from the model's config alone, before anything is downloaded.")
     four_bit = m.quantization == "4bit"
 
@@ -254,7 +271,8 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         triggers = [w for w in section_widgets if w is not name]
         if ctx.forms.train is not None:
             t = ctx.forms.train
-            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device) if w is not None]
+            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device, t.method)
+                         if w is not None]
         if ctx.forms.data is not None:
             triggers.append(ctx.forms.data.max_length)
         gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,

@@ -59,14 +59,17 @@ def status_line(studio: Any, view: Any) -> tuple[str, str, float]:
     loss = next((v for v in reversed(s.loss) if v is not None), None)
     eta = s.eta_s if s.eta_s is not None else st.eta_s
     parts = progress_parts(step, total, loss=loss, eta_s=eta if state in ("running", "stopping") else None)
+    accuracy = next((v for v in reversed(s.metrics.get("rewards/accuracies", ())) if v is not None), None)
+    if accuracy is not None:
+        parts.append(f"reward accuracy {accuracy:.0%}")
     parts.append(f"elapsed {format_seconds(st.elapsed_s)}")
-    detail = st.message if state == "preparing" and st.message else ""
+    detail = st.message if state in ("preparing", "running") and st.message else ""  # loading, evaluating...
     icon = {"preparing": "⏳", "running": "🟢", "stopping": "🟠", "finished": "✅", "stopped": "⏹",
-            "failed": "❌"}.get(state, "•")
+            "failed": "❌", "interrupted": "⚠️"}.get(state, "•")
     text = f"{icon} **{state}**{': ' + detail if detail else ''} · " + " · ".join(parts) + f"  \n`{job.run_dir}`"
     if state == "failed" and s.failure:
         text += f"  \n{failure_view(*s.failure)[0]} (details in the box above)"
-    elif state in ("finished", "stopped", "failed") and s.message:
+    elif state in ("finished", "stopped", "failed", "interrupted") and s.message:
         text += f"  \n{s.message}"
     if s.warning and state in ("preparing", "running", "stopping"):
         text += f"  \n⚠️ {s.warning}"

@@ -1,6 +1,6 @@
 """Train tab: hyperparameters, Start / Stop / Resume, and live charts of the one run the app holds.
 
-The run lives in ``Studio`` (a daemon thread); this tab only reads its ``EventLog``. A ``gr.Timer`` polls it with a
+The run trains in its own process (``Studio.start_training``); this tab only reads its folder's events. A ``gr.Timer`` polls it with a
 cursor kept per browser in ``gr.State``, so a reloaded page or a second browser replays the log from the start and
 then follows the same live run. Closing the page never touches the run.
 """
@@ -15,9 +15,11 @@ import gradio as gr
 from studio.config import TrainConfig
 from studio.errors import BusyError
 from studio.formatting import format_seconds
-from studio.ui import charts
+from studio.ui import charts, pref_charts
 from studio.ui.common import AppContext, error_box, error_text, next_step
 from studio.ui.forms import TrainForm, widget
+from studio.ui.method_view import check_start_from, method_of
+from studio.ui.method_widgets import render_method
 from studio.ui.train_status import failure_box, progress_html, status_line
 
 TAB_ID = "train"
@@ -30,7 +32,7 @@ ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio")
 """The ``TrainConfig`` fields shown, row by row (``max_length``/``loss_on`` are on the Data tab)."""
 MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
              ("logging_steps", "save_steps", "save_total_limit", "eval_steps"),
-             ("device", "tensorboard", "run_name"))
+             ("device", "tensorboard", "report_to", "run_name"), ("processes", "distributed"))
 """The rows under "More settings" (then ``probe_prompts``, full width)."""
 
 
@@ -46,6 +48,10 @@ class TrainView:
     shown_status: str = ""
     drawn: bool = False
     """The charts were drawn once in this browser (the first tick always draws)."""
+    method: str = "sft"
+    """The followed run's ``train.method`` (its own signals get a chart when it is not SFT)."""
+    reference: tuple[float, str] | None = None
+    """Where its loss starts by design (DPO: ln 2), drawn dotted on the loss chart."""
 
 
 def _job_key(job: Any) -> str:
@@ -58,6 +64,10 @@ def follow(studio: Any, view: TrainView) -> tuple[TrainView, bool]:
     key = _job_key(job)
     if key != view.key:
         view = TrainView(key=key, overlays=view.overlays)
+        cfg = getattr(job, "cfg", None)
+        view.method = method_of(cfg)
+        view.reference = pref_charts.start_reference(view.method, getattr(getattr(cfg, "train", None),
+                                                                          "loss_type", None))
     if job is None:
         return view, False
     events, view.cursor = job.events.since(view.cursor)
@@ -112,10 +122,12 @@ def figure_cache(size: int = 8) -> Callable[[TrainView], tuple[Any, Any]]:
     to the cursor only, never mutated after they are built. ``functools.lru_cache`` is thread-safe."""
 
     @functools.lru_cache(maxsize=size)
-    def build(key: _ChartsAt) -> tuple[Any, Any]:
-        return charts.loss_figure(key.view.series, key.view.overlays), charts.metrics_figure(key.view.series)
+    def build(key: _ChartsAt) -> tuple[Any, Any, Any]:
+        v = key.view
+        pref = pref_charts.preference_figure(v.series, v.method) if v.method != "sft" else None
+        return charts.loss_figure(v.series, v.overlays, v.reference), charts.metrics_figure(v.series), pref
 
-    def get(v: TrainView) -> tuple[Any, Any]:
+    def get(v: TrainView) -> tuple[Any, Any, Any]:
         return build(_ChartsAt((v.key, v.cursor, tuple((name, len(points)) for name, points in v.overlays)), v))
 
     return get
@@ -134,6 +146,7 @@ class TrainHandles:
     progress: gr.HTML
     loss_plot: gr.Plot
     metrics_plot: gr.Plot
+    pref_plot: gr.Plot
     log_tail: gr.Textbox
     error: gr.Markdown
     view: gr.State
@@ -145,13 +158,16 @@ class TrainHandles:
     on_stop: Callable[[], dict]
     on_resume: Callable[[str | None], dict]
     on_overlay: Callable[[list[str], TrainView], tuple]
+    method: Any = None
+    """The Method block (``method_widgets.MethodBlock``)."""
 
 
 def render(studio: Any, ctx: AppContext) -> TrainHandles:
     t = ctx.initial.train
     gr.Markdown("### Train the adapter\nOne run at a time for the whole app. The charts follow the run live; reload "
                 "the page or open a second browser and you see the same run. Closing the page does not stop it.")
-    edits: dict[str, Any] = {}
+    method_block = render_method(studio, ctx)
+    edits: dict[str, Any] = dict(method_block.widgets)
 
     def edit(name: str) -> None:
         # label, info, kind, range and choices come from the field's metadata; the elem_id is for the browser tests
@@ -186,10 +202,15 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         loss_plot = gr.Plot(label="Loss", show_label=False, min_width=460, elem_id="train-loss")
         metrics_plot = gr.Plot(label="Learning rate, grad norm, real tokens/s (MFU), memory", show_label=False,
                                min_width=460, elem_id="train-metrics")
+    pref_plot = gr.Plot(label="Rewards, margin, reward accuracy", show_label=False, visible=False,
+                        elem_id="train-pref")
     overlay = gr.Dropdown(all_runs, value=[], multiselect=True, label="Overlay earlier runs on the loss chart",
                           elem_id="train-overlay")
     log_tail = gr.Textbox(label="Log (newest last)", lines=8, max_lines=8, interactive=False, autoscroll=True,
                           elem_id="train-log")
+    from studio.ui.grpo_panel import render_train_panel
+
+    render_train_panel(studio, ctx)  # GRPO runs: reward charts, sampled completions, gaming warning
     view = gr.State(TrainView())
     timer = gr.Timer(POLL_S)
     has_chat = "chat" in getattr(ctx, "tab_ids", ())
@@ -200,7 +221,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
 
     form = TrainForm(**edits)
     ctx.forms.train = form
-    tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason]
+    tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason,
+                    pref_plot]
 
     shared_charts = figure_cache()
 
@@ -220,12 +242,13 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         name = studio.job.run_dir.name if live and studio.job is not None else ""
         reason = f"⏳ Disabled while run `{name}` is {state}: one run at a time. Press **Stop** to end it." \
             if live else ""
-        loss_fig, metrics_fig = shared_charts(v) if force else (gr.skip(), gr.skip())
+        loss_fig, metrics_fig, pref_fig = shared_charts(v) if force else (gr.skip(), gr.skip(), None)
+        pref = gr.skip() if not force else gr.update(value=pref_fig, visible=pref_fig is not None)
         return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
                 loss_fig, metrics_fig,
                 "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
                 failed if changed else gr.skip(),
-                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip())
+                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), pref)
 
     def on_tick(v: TrainView) -> tuple:
         v, new = follow(studio, v)
@@ -236,6 +259,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     def on_start(values: dict) -> dict:
         try:
             cfg = ctx.forms.read(values)
+            check_start_from(getattr(cfg.train, "start_from", None), cfg.model.name_or_path)
             message, run_dir = start(studio, cfg)
         except BusyError as err:
             text = f"{err}. One run at a time: watch it below, or press Stop first."
@@ -264,14 +288,19 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         return {error: error_box(None), ctx.run_dir: run_dir, status: message}
 
     def on_stop() -> dict:
+        from studio.training.follower import RunProcess
+
+        job = studio.current_job  # a second Stop aborts a run's own process
+        again = isinstance(job, RunProcess) and job.status().state == "stopping"
         if studio.stop_training():
-            gr.Info("Stopping after the current step; the adapter and a checkpoint will be saved.")
+            gr.Info("Aborting: the run ends without saving this step; resume it from its last checkpoint." if again
+                    else "Stopping after the current step; the adapter and a checkpoint will be saved.")
             return {error: error_box(None)}
         return {error: error_box("Nothing is running.")}
 
     def on_overlay(names: list[str], v: TrainView) -> tuple:
         v.overlays = overlay_points(studio, names)
-        return v, charts.loss_figure(v.series, v.overlays)
+        return v, charts.loss_figure(v.series, v.overlays, v.reference)
 
     def refresh_runs(current: list[str]) -> tuple:
         names, res = run_choices(studio)
@@ -297,6 +326,6 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     ctx.after_render.append(wire)
     return TrainHandles(form=form, start=start_btn, stop=stop_btn, resume=resume_btn, resume_run=resume_run,
                         overlay=overlay, status=status, progress=progress, loss_plot=loss_plot,
-                        metrics_plot=metrics_plot, log_tail=log_tail, error=error, view=view, timer=timer,
+                        metrics_plot=metrics_plot, pref_plot=pref_plot, log_tail=log_tail, error=error, view=view, timer=timer,
                         on_start=on_start, on_tick=on_tick, on_stop=on_stop, on_resume=on_resume,
-                        on_overlay=on_overlay)
+                        on_overlay=on_overlay, method=method_block)

@@ -74,12 +74,13 @@ def to_widget(cls: type, name: str, value: Any) -> Any:
 def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
     """The gradio widget that edits ``cls.name`` (a config section or ``GenerationParams`` field), derived from
     its metadata: kind, choices, range, help (as ``info``) and label; ``kw`` adds or overrides arguments (layout,
-    ``elem_id``; ``choices`` for a dropdown whose choices the config can't know, e.g. the model presets).
-    ``value`` is the field's value (shown through :func:`to_widget`)."""
+    ``elem_id``; ``choices`` for a dropdown whose choices the config can't know, e.g. the model presets, or
+    ``(label, value)`` pairs; ``kind`` to show a choice as a ``radio``). ``value`` is the field's value (shown
+    through :func:`to_widget`)."""
     import gradio as gr
 
     meta = field_of(cls, name).metadata
-    kind = edit_kind(cls, name)
+    kind = kw.pop("kind", None) or edit_kind(cls, name)
     base, _ = value_type(cls, name)
     args: dict[str, Any] = {"value": to_widget(cls, name, value), "label": meta.get("label", name)}
     if meta.get("help"):

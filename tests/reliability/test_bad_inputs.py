@@ -226,6 +226,18 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("eval missing run", _run_arg("eval"), r"no-such-run"),
     ("push missing run", _run_arg("push", "--export-only", "out"), r"no-such-run"),
     ("push card missing", _push_card_missing, r"can't read the card .*nope\.md"),
+    # ---- numbers that are not numbers, misspelled names (issue 23)
+    ("--set nan", with_set("train.learning_rate=nan"), r"train\.learning_rate must be a finite number, got nan"),
+    ("yaml inf", train_yaml("train: {warmup_ratio: .inf}\n"), r"train\.warmup_ratio must be a finite number"),
+    ("yaml -inf weight", data_cfg(sources=[{"path": "x.csv", "weight": float("-inf")}]), r"weight must be a finite"),
+    ("chat temperature inf", _run_arg("chat", "--prompt", "hi", "--sample", "--temperature", "inf"),
+     r"temperature must be a finite number, got inf"),
+    ("chat top_p nan", _run_arg("chat", "--prompt", "hi", "--top-p", "nan"), r"top_p must be a finite number"),
+    ("tracker not installed", train_cfg(train={"report_to": "mlflow"}),
+     r"train\.report_to is mlflow, but the mlflow package is not installed: pip install mlflow"),
+    ("unknown tracker", train_cfg(train={"report_to": "comet"}), r"train\.report_to must be one of"),
+    ("misspelled named template", data_cfg(template="solutoin"),
+     r"template 'solutoin' is neither a named template.*did you mean 'solution'\?.*solution, alpaca, qa, plain"),
 ]
 
 

@@ -112,11 +112,11 @@ def test_cli_killed_with_sigkill_keeps_the_last_complete_checkpoint(tmp_path, ca
 
 
 # ------------------------------------------------------------------------------------------------ the app
-def _app(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+def _app(tmp_path: Path, max_steps: int = LONG) -> tuple[subprocess.Popen, Path, Path]:
     out_path = tmp_path / "app.txt"
     fh = out_path.open("w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "reliability" / "app_run.py"),
-                             str(_config(tmp_path, max_steps=LONG, save_steps=2)), str(tmp_path / "runs")],
+                             str(_config(tmp_path, max_steps=max_steps, save_steps=2)), str(tmp_path / "runs")],
                             cwd=ROOT, env=_env(), stdout=fh, stderr=subprocess.STDOUT, text=True)
     run_dir = Path(_wait_for(_line(out_path, "RUN "), proc=proc, what="the app's run"))
     _wait_for(_checkpoint_at_least(run_dir, 2), proc=proc, what="a checkpoint")
@@ -124,25 +124,43 @@ def _app(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
 
 
 @pytest.mark.slow
-def test_app_stops_the_live_run_on_sigterm_then_exits(tmp_path, capsys):
+def test_app_exits_on_sigterm_the_run_goes_on_and_a_new_app_stops_it_gracefully(tmp_path, capsys):
+    from studio.session import Studio
+    from studio.training.follower import RunProcess
+
     proc, run_dir, out_path = _app(tmp_path)
     proc.send_signal(signal.SIGTERM)
     proc.wait(120)
     text = out_path.read_text()
     assert proc.returncode == 128 + signal.SIGTERM, text[-2000:]
-    assert "SIGTERM: stopping the run after the current step" in text and "stopped and saved" in text
-    assert "Traceback" not in text
+    assert f"the run {run_dir} goes on in its own process" in text and "Traceback" not in text
+    assert runs.load_run(run_dir).status == "running"  # its own process: the app's exit did not end it
+    studio = Studio(runs_dir=tmp_path / "runs")  # the app started again finds the live run
+    assert isinstance(studio.job, RunProcess) and studio.job.run_dir == run_dir and studio.job.alive
+    assert studio.stop_training()  # Stop: SIGTERM to the child, which saves and marks itself stopped
+    assert studio.job.wait(120)
     step = _assert_stopped_and_saved(run_dir)
     resume_continues(run_dir, capsys, step + 2)
 
 
 @pytest.mark.slow
-def test_app_killed_with_sigkill_leaves_a_resumable_run(tmp_path, capsys):
-    proc, run_dir, _ = _app(tmp_path)
-    _wait_for(_checkpoint_at_least(run_dir, 4), proc=proc, what="two checkpoints")
+def test_app_killed_with_sigkill_mid_run_then_restarted_follows_the_same_run_to_its_end(tmp_path):
+    from studio.events import Finished, Log, Started
+    from studio.session import Studio
+
+    steps = 30
+    proc, run_dir, _ = _app(tmp_path, max_steps=steps)
     proc.kill()
     proc.wait(30)
-    resume_continues(run_dir, capsys, run_intact(run_dir) + 2)
+    studio = Studio(runs_dir=tmp_path / "runs")
+    assert studio.job is not None and studio.job.run_dir == run_dir, "the restarted app found the live run"
+    assert studio.job.alive and studio.job.status().state in ("running", "preparing")
+    assert studio.job.wait(300), "the run did not finish"
+    events = EventLog.read(run_dir / runs.EVENTS).all()
+    assert isinstance(events[0], Started) and isinstance(events[-1], Finished), events[-3:]
+    assert [e.step for e in events if isinstance(e, Log)] == list(range(1, steps + 1))
+    assert (run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()
+    assert runs.load_run(run_dir).status == "finished" and studio.current_job is None
 
 
 # ------------------------------------------------------------------------------------------------ disks

@@ -80,3 +80,17 @@ def test_a_full_disk_during_an_export_is_one_line(hub_run, tmp_path, capsys, mon
     monkeypatch.setattr(exporting.shutil, "copyfile", full)
     assert main(["push", "--run", str(hub_run), "--export-only", str(tmp_path / "out")]) == 2
     one_error_after_progress(capsys.readouterr().err, r"error: the disk is full: no space left writing .*out")
+
+
+def test_a_hub_that_never_answers_fails_within_the_total_limit(hub, hub_run, capsys, monkeypatch):
+    """huggingface_hub retries a timed-out upload five times; the push's total limit cuts the retries short."""
+    monkeypatch.setenv("STUDIO_HUB_TIMEOUT", "3")
+    monkeypatch.setenv("STUDIO_HUB_TOTAL", "4")
+    hub.hang = {"preupload"}
+    t0 = time.perf_counter()
+    assert main(["push", "--run", str(hub_run), "--repo", "target"]) == 2
+    waited = time.perf_counter() - t0
+    one_error_after_progress(capsys.readouterr().err, r"did not answer within 4 s.*export is kept in")
+    assert hub.routes_called().count("preupload") <= 2, hub.routes_called()  # six without the limit
+    assert waited < 4 * 3, waited
+    hub.hang.clear()

@@ -243,6 +243,10 @@ def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
         again = FakeProgress()  # already loaded: no second load announced
         handles.on_load(str(wp_run), "", again)
         assert "adding the adapter" in monotonic_and_readable(again.calls)
+        # a Load (or Send) before the tab's run list has filled takes the newest run (issue 23.3)
+        out = handles.on_load(None, "", FakeProgress())
+        assert out[handles.error]["visible"] is False, out[handles.error]
+        assert "Loaded **studio/demo-tiny**" in out[handles.loaded]
         scoring = FakeProgress()
         out = handles.on_eval(str(wp_run), "", 3, 8, scoring)
         assert out[handles.error]["visible"] is False and len(out[handles.eval_per_row]["data"]) == 3

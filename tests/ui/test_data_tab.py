@@ -229,3 +229,42 @@ def test_data_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path)
     assert (back.train.max_length, back.train.loss_on) == (256, "all")
     demo = initial_config(demo=True)  # the defaults with the first bundled sample (a config without one can't show)
     assert forms.read(forms.write(demo)).data == demo.data
+
+
+@pytest.mark.parametrize("name, content", [
+    ("mine.csv", "question,answer\nWhat is 2+2?,4\nWhat is 3+3?,6\nWhat is 1+5?,6\n"),
+    ("chat.jsonl", "".join(json.dumps({"messages": [{"role": "user", "content": f"hi {i}"},
+                                                    {"role": "assistant", "content": f"hello {i}"}]}) + "\n"
+                           for i in range(4))),
+])
+def test_a_new_file_drops_the_sample_template_it_does_not_fit(app, tmp_path, name, content):
+    """The sample's {Problem}/{Solution} template is not kept for a file without those columns (issue 23.2)."""
+    from studio.ui.forms import CHAT_TEMPLATE
+
+    h, _ = app
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    values = _values(app, source_kind=SOURCE_UPLOAD, upload=str(path))
+    assert "{Problem}" in values[h.form.template]  # what the app opened with
+    out = h.refresh(values, reset=True)
+    assert out[h.error]["visible"] is False, _message(out[h.error])
+    assert out[h.form.template] == "" and out[h.form.response_template] == ""
+    assert out[h.form.template_name] == CHAT_TEMPLATE
+    assert out[h.stats] and dict(out[h.stats])["rows"] == (3 if name.endswith("csv") else 4)
+
+
+def test_a_new_file_keeps_a_template_that_fits_it(app, tmp_path):
+    h, _ = app
+    path = tmp_path / "same.csv"
+    path.write_text("Problem,Solution\n2x=4,x=2\n3x=9,x=3\n", encoding="utf-8")
+    out = h.refresh(_values(app, source_kind=SOURCE_UPLOAD, upload=str(path)), reset=True)
+    assert out[h.error]["visible"] is False, _message(out[h.error])
+    assert out[h.form.template] == {"__type__": "update"}, out[h.form.template]  # left as typed (gr.skip())
+
+
+def test_switching_to_upload_clears_the_sample_columns(app):
+    """Upload chosen, no file yet: the column boxes no longer show the sample's Problem/Solution (issue 23.2)."""
+    h, _ = app
+    out = h.on_source_kind(_values(app, source_kind=SOURCE_UPLOAD, upload=None))
+    for role, dd in h.form.mapping.items():
+        assert out[dd]["value"] is None and out[dd]["choices"] == [("— none —", "")], (role, out[dd])

@@ -44,6 +44,20 @@ def test_run_defaults_name_the_model_and_dataset(hub_base_run):
     assert hub_tab.run_defaults(str(hub_base_run)) == ("demo-tiny-gsm8k-lora", True, "adapter")
 
 
+def test_a_run_from_the_app_default_config_is_named_after_its_own_data(hub_base_run, tmp_path):
+    """The app starts from linear_equations.yaml; a run trained on word_problems.jsonl from it is offered under its
+    own model and data, not the bundled config's name (issue 23.8)."""
+    from studio.config import ASSETS_CONFIGS, load_config
+    from studio.paths import ASSETS
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(hub_base_run, run_dir)
+    cfg = load_config(ASSETS_CONFIGS / "linear_equations.yaml").with_overrides([])
+    cfg.data.sources[0].path = str(ASSETS / "datasets" / "word_problems.jsonl")
+    cfg.save(run_dir / "config.yaml")
+    assert hub_tab.run_defaults(str(run_dir))[0] == "demo-tiny-word_problems-lora"
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The local Hub for this module's served app (module-scoped, so its own MonkeyPatch)."""

@@ -127,3 +127,16 @@ def test_model_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
     assert (back.model, back.lora) == (cfg.model, cfg.lora)
     default = app_forms.read(app_forms.write(RunConfig()))
     assert (default.model, default.lora) == (RunConfig().model, RunConfig().lora)
+
+
+def test_the_estimate_names_the_method_and_follows_it(app):
+    """A preference method's estimate says so (reference pass, two answers per row) and changes with it."""
+    h, ctx = app
+    values = _values(app)
+    sft = h.estimate(values)
+    assert "DPO" not in sft[h.summary]
+    values[ctx.forms.train.method] = "dpo"
+    dpo = h.estimate(values)
+    assert "for **DPO** (a reference pass, 2 answers per row)" in dpo[h.summary], dpo[h.summary]
+    total = lambda out: sum(sum(t.x) for t in out[h.memory].data if t.name != "measured peak")  # noqa: E731
+    assert total(dpo) > total(sft), "two answers per row and a reference pass cost more than SFT"

@@ -46,7 +46,9 @@ def test_every_train_widget_follows_its_field_metadata(tmp_path, monkeypatch):
     form, _ = _train_tab(tmp_path / "b")
     for name, (kind, meta) in patched.items():
         w = getattr(form, name)
-        assert_follows(w, kind, meta, name)
+        # start_from takes a run folder (any text in the config): the tab offers the finished runs as a dropdown
+        assert_follows(w, "dropdown" if name == "start_from" else kind, meta, name,
+                       check_choices=name != "start_from")
         assert w.elem_id == "train-" + name.replace("_", "-"), name
 
 
@@ -56,8 +58,10 @@ def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
     raw["train"].update(run_name="round-trip", max_steps=7, epochs=2.5, learning_rate=1e-3, lr_scheduler="cosine",
                         warmup_ratio=0.1, batch_size=2, grad_accum=3, packing=True, gradient_checkpointing=True,
                         optim="sgd", weight_decay=0.01, max_grad_norm=1.0, seed=7, logging_steps=2, save_steps=9,
-                        save_total_limit=None, eval_steps=5, booster="none", tensorboard=False,
-                        probe_prompts=["first prompt", "second prompt"], device="cpu")
+                        save_total_limit=None, eval_steps=5, booster="none", tensorboard=False, report_to="wandb",
+                        probe_prompts=["first prompt", "second prompt"], device="cpu", processes=2,
+                        distributed="fsdp", method="dpo", beta=0.3, loss_type="ipo", simpo_gamma=0.8,
+                        start_from=str(tmp_path / "runs" / "an-sft-run"))
     cfg = RunConfig.from_dict(raw)
     form, forms = _train_tab(tmp_path, initial=cfg)
     default = TrainConfig()

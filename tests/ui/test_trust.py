@@ -84,6 +84,10 @@ def test_restore_and_defaults_write_every_form(tmp_path):
     assert forms.read(values) == initial_config(demo=True)
     opened = bar["open_file"](str(run / "config.yaml"))
     assert "config.yaml" in opened[next(iter(bar["outputs"]))]
+    # "Save config" beside "Open config…": the forms as a YAML file that opens back into the same forms (issue 23.10)
+    values = {k: (v.get("value") if isinstance(v, dict) and "__type__" in v else v) for k, v in out.items()}
+    saved = next(v for v in bar["save"](values).values() if isinstance(v, dict) and v.get("visible"))
+    assert load_config(saved["value"]) == load_config(run / "config.yaml")
 
 
 @pytest.mark.parametrize("kind", [SOURCE_SAMPLE, SOURCE_UPLOAD, SOURCE_PATH])

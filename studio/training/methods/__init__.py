@@ -51,7 +51,8 @@ class Recipe:
         return self.data in ("paired", "unpaired")
 
 
-_FAMILIES = ("studio.training.methods.sft", "studio.training.methods.preference")
+_FAMILIES = ("studio.training.methods.sft", "studio.training.methods.preference",
+             "studio.training.methods.grpo")
 """Each module has ``RECIPES: dict[str, Recipe]``."""
 
 

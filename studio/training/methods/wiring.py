@@ -18,6 +18,10 @@ def prepare_for(rec: Recipe, cfg: Any, tokenizer: Any) -> Any:
         from studio.data import prepare_datasets
 
         return prepare_datasets(cfg, tokenizer)
+    if rec.data == "prompts":
+        from studio.training.methods.grpo import prepare
+
+        return prepare(cfg, tokenizer)
     from studio.data.pair_prepare import prepare_pairs
 
     return prepare_pairs(cfg, tokenizer, rec.data)
@@ -46,6 +50,8 @@ def mean_tokens(rec: Recipe, dataset: Any) -> float | None:
 
     if rec.data == "sft":
         return mean_row_tokens(dataset)
+    if rec.data == "prompts":  # prompt text; completions add up to max_completion_length
+        return None
     answer = "chosen_ids" if "chosen_ids" in dataset.column_names else "completion_ids"
     lengths = [len(p) + len(a) for p, a in zip(dataset["prompt_ids"], dataset[answer])]
     return sum(lengths) / len(lengths) if lengths else None
