@@ -14,14 +14,19 @@ from typing import Any, Callable
 from studio.paths import ASSETS
 
 DEFAULT_CONFIG = ASSETS / "configs" / "smollm2_word_problems.yaml"
+PREFERENCE_CONFIG = ASSETS / "configs" / "smollm2_dpo.yaml"
+"""``--method dpo|orpo|kto|simpo``: the bundled pairs, scored by held-out preference accuracy."""
 DEFAULT_STEPS = 30
 DEFAULT_ROWS = 20
 
 
-def learn(*, config: str | Path | None = None, steps: int = DEFAULT_STEPS, rows: int = DEFAULT_ROWS,
-          overrides: list[str] | None = None, runs_dir: str | Path | None = None,
+def learn(*, config: str | Path | None = None, steps: int = DEFAULT_STEPS, rows: int | None = DEFAULT_ROWS,
+          overrides: list[str] | None = None, runs_dir: str | Path | None = None, method: str | None = None,
           report: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, evaluate base and tuned, and return ``{"steps", "seconds_per_step", "base", "tuned", ...}``.
+
+    ``method`` (dpo, orpo, kto, simpo) trains that method on the bundled pairs (``smollm2_dpo.yaml`` unless
+    ``config`` is given) and scores held-out preference accuracy on every held-out pair (``rows``: the first N).
 
     Raises:
         ConfigError: impossible steps/rows.
@@ -33,11 +38,12 @@ def learn(*, config: str | Path | None = None, steps: int = DEFAULT_STEPS, rows:
     from studio.events import Failed, Log
     from studio.training import TrainingJob
 
-    if steps < 1 or rows < 1:
+    if steps < 1 or (rows is not None and rows < 1):
         raise ConfigError(f"--steps and --rows must be >= 1, got {steps} and {rows}")
-    cfg = load_config(config or DEFAULT_CONFIG).with_overrides(
-        [f"train.max_steps={steps}", f"train.save_steps={steps + 1}", "train.tensorboard=false",
-         *(overrides or [])])
+    preference = method not in (None, "sft")
+    cfg = load_config(config or (PREFERENCE_CONFIG if preference else DEFAULT_CONFIG)).with_overrides(
+        [*([f"train.method={method}"] if method else []), f"train.max_steps={steps}", f"train.save_steps={steps + 1}",
+         "train.tensorboard=false", *(overrides or [])])
     work = Path(runs_dir) if runs_dir else Path(tempfile.mkdtemp(prefix="studio-bench-learn-"))
     job = TrainingJob(cfg, work)
     report(f"training {cfg.model.name_or_path} for {steps} steps (batch {cfg.train.batch_size}) in {job.run_dir}")
@@ -52,6 +58,13 @@ def learn(*, config: str | Path | None = None, steps: int = DEFAULT_STEPS, rows:
     report(f"trained in {train_s:.0f} s ({step_s:.2f} s/step); loss {logs[0].loss:.3f} -> {logs[-1].loss:.3f}"
            if logs else f"trained in {train_s:.0f} s")
     t0 = time.monotonic()
+    from studio.evaluate_pairs import is_preference_run
+
+    if is_preference_run(cfg):
+        from studio.bench.learn_pairs import pair_result
+
+        return pair_result(job, cfg, rows=None if rows == DEFAULT_ROWS else rows, steps=steps, step_s=step_s,
+                           train_s=train_s, logs=logs, report=report)
     ev = evaluate_run(job.run_dir, rows=rows,
                       progress=lambda f, m: None)
     eval_s = time.monotonic() - t0

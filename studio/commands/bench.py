@@ -1,9 +1,9 @@
 """`studio bench NAME`: benchmarks printed as ratios against a baseline run in the same call.
 
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
-    studio bench learn [--steps 30] [--rows 20] [--json] [--method grpo]
+    studio bench learn [--steps 30] [--rows 20] [--json] [--method grpo|dpo|orpo|kto|simpo]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
-    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json]
+    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json] [--method dpo|orpo|kto|simpo]
     studio bench memory [--steps 2]
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "data": "Data cache speed-up and tokenization rows/s vs a plain datasets.map.",
            "learn": "The real SmolLM2 on the bundled word problems: base vs tuned held-out accuracy and #### "
                     "format rate after --steps (default 30, about 5 minutes on 2 cores); --method grpo: reward "
-                    "tuning with answer + format (smollm2_grpo.yaml), the same figures.",
+                    "tuning with answer + format (smollm2_grpo.yaml), the same figures; --method dpo|orpo|kto|simpo: the "
+                    "bundled pairs (smollm2_dpo.yaml), base vs tuned held-out preference accuracy (default 30 steps).",
            "eval-overhead": "The real SmolLM2: evaluation at the automatic interval with the best checkpoint kept vs "
                             "at the end only (wall-time ratio), then the forgetting check per checkpoint.",
            "chat-memory": "Chat compare mode (one copy of the base) vs the base loaded twice: peak memory ratio.",
@@ -27,7 +28,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
                         "step-time slowdown vs no pollers (ratio).",
            "train": "Studio's engine vs plain TRL SFTTrainer + peft on the real SmolLM2, uniform and skewed chats, "
                     "each run in its own process: steps/s, real tokens/s, peak RSS, first-step loss, ratios "
-                    "(--smoke: the demo model, a few steps)."}
+                    "(--smoke: the demo model, a few steps); --method dpo|orpo|kto|simpo (repeatable): the "
+                    "bundled pairs, Studio vs a plain TRL trainer of that method: steps/s and peak RSS ratios."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None,
                         help="data: synthetic chat rows (default 20000); learn: held-out rows scored (default 20); "
                              "train: rows per setup (default 60).")
-    parser.add_argument("--method", action="append", choices=("sft", "grpo"), default=None,
-                        help="learn: grpo trains with rewards (smollm2_grpo.yaml) instead of SFT.")
+    parser.add_argument("--method", action="append", choices=("sft", "grpo", "dpo", "orpo", "kto", "simpo"),
+                        default=None, help="learn: grpo trains with rewards (smollm2_grpo.yaml), dpo/orpo/kto/simpo on "
+                        "the bundled pairs (smollm2_dpo.yaml), instead of SFT; train: a preference method against "
+                        "plain TRL (repeatable).")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="train: the Studio runs' train.precision (the plain TRL baseline stays fp32).")
     parser.add_argument("--setup", dest="setups", action="append", choices=("uniform", "skewed"),
@@ -152,12 +156,15 @@ def _learn(args: argparse.Namespace) -> int:
     from studio.imports import quiet_libraries
 
     quiet_libraries()
-    if (args.method or ["sft"])[-1] == "grpo":
+    method = (args.method or ["sft"])[-1]
+    kwargs = {} if method in ("sft", "grpo") else {"method": method}
+    if method == "grpo":
         from studio.bench.learn_grpo import learn_grpo
 
         learn = learn_grpo  # noqa: F811 - same call, GRPO's config and reward figures
-    result = learn(config=args.config, steps=args.steps or DEFAULT_STEPS, rows=args.rows or DEFAULT_ROWS,
-                   overrides=args.overrides,
+    pref = bool(kwargs)
+    result = learn(config=args.config, steps=args.steps or (30 if pref else DEFAULT_STEPS),
+                   rows=args.rows or (None if pref else DEFAULT_ROWS), overrides=args.overrides, **kwargs,
                    report=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
     if args.json:
         print(json.dumps(result))
@@ -170,6 +177,17 @@ def _train(args: argparse.Namespace) -> int:
 
     from studio.bench.train import bench_train
 
+    methods = tuple(m for m in (args.method or []) if m != "sft")
+    if methods:
+        from studio.bench.train_pref import bench_train_pref
+
+        result = bench_train_pref(methods, steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
+                                  warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1,
+                                  smoke=args.smoke, report=(lambda line: print(line, file=sys.stderr, flush=True))
+                                  if args.json else print)
+        if args.json:
+            print(json.dumps(result))
+        return 0 if all(not r.get("error") for r in result["runs"]) else 1
     result = bench_train(steps=args.steps or (4 if args.smoke else 10), rows=args.rows,
                          warmup=2 if args.warmup is None else args.warmup, rounds=args.rounds or 1, smoke=args.smoke,
                          precision=args.precision, setups=tuple(args.setups or ("uniform", "skewed")),

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if tty:
             print(f"\r{label}: {fraction:5.1%}".ljust(60), end="", file=sys.stderr, flush=True)
 
+    if _is_preference(args.run):
+        return _pairs(args, progress, tty)
+
     report = evaluate_run(args.run, rows=args.rows, extractor=extractor, max_new_tokens=args.max_new_tokens,
                           batch_size=args.batch_size, device=args.device, accuracy=not args.no_accuracy,
                           progress=progress)
@@ -75,4 +78,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:{width}}  {base:>12}  {tuned:>12}")
     if report.base.scored == 0 and not args.no_accuracy:
         print("no held-out row has an extractable reference answer: accuracy is n/a")
+    return 0
+
+
+def _is_preference(run_dir: str) -> bool:
+    from pathlib import Path
+
+    from studio import runs
+    from studio.config import load_config
+    from studio.evaluate_pairs import is_preference_run
+
+    config = Path(run_dir) / runs.CONFIG
+    return config.is_file() and is_preference_run(load_config(config))
+
+
+def _pairs(args: argparse.Namespace, progress, tty: bool) -> int:
+    """A preference run: base vs tuned preference accuracy, margins and reward accuracy on the held-out pairs."""
+    from studio.evaluate_pairs import evaluate_pairs
+
+    report = evaluate_pairs(args.run, rows=args.rows, batch_size=args.batch_size, device=args.device,
+                            progress=progress)
+    if tty:
+        print(file=sys.stderr)
+    if args.per_row:
+        from dataclasses import asdict
+
+        with open(args.per_row, "w", encoding="utf-8") as fh:
+            for r in report.per_row:
+                fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+    if args.json:
+        json.dump(report.summary(), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{report.rows} held-out pairs of {args.run} ({report.method}, n={report.rows})")
+    table = report.table()
+    width = max(len(r[0]) for r in table)
+    print(f"{'':{width}}  {'base':>12}  {'tuned':>12}")
+    for name, base, tuned in table:
+        print(f"{name:{width}}  {base:>12}  {tuned:>12}")
     return 0

@@ -36,7 +36,15 @@ def loss_curve_png(facts: RunFacts) -> bytes | None:
 # ------------------------------------------------------------------------------------------------- the card
 def hyperparameters(cfg: RunConfig) -> list[tuple[str, Any]]:
     m, lo, t = cfg.model, cfg.lora, cfg.train
-    rows: list[tuple[str, Any]] = [
+    method = getattr(t, "method", "sft") or "sft"
+    rows: list[tuple[str, Any]] = [("Training method", method.upper())]
+    if method != "sft":
+        from studio.evaluate_pairs import beta_of
+
+        rows += [("Beta", beta_of(cfg))]
+        if getattr(t, "start_from", None):
+            rows += [("Continued from run", Path(str(t.start_from)).name)]
+    rows += [
         ("Method", "QLoRA (4-bit base)" if m.quantization == "4bit" else
          "LoRA (8-bit base)" if m.quantization == "8bit" else "LoRA"),
         ("LoRA rank r", lo.r), ("LoRA alpha", lo.alpha), ("LoRA dropout", lo.dropout),
@@ -88,6 +96,13 @@ def _data_lines(facts: RunFacts) -> list[str]:
         lines.append(f"- {name}, split `{s.split}`{extra}" + (f", weight {s.weight}" if s.weight != 1.0 else ""))
     if started.get("train_rows"):
         lines.append(f"- {started['train_rows']} training rows, {started.get('eval_rows', 0)} held out for evaluation")
+    if facts.preference:
+        from studio.prompt_format import load
+
+        saved = load(facts.run_dir)
+        shape = saved.format if saved is not None else cfg.data.format
+        what = "answers labelled desirable or not" if shape == "kto" else "a chosen and a rejected answer per prompt"
+        return lines + [f"- Row format `{shape}` ({what}); chat template: {cfg.model.chat_template}"]
     fmt = f"- Row format `{cfg.data.format}`"
     if cfg.data.template:
         fmt += f", template `{_inline(cfg.data.template)}`"
@@ -241,7 +256,7 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     what = ("a GGUF of the merged model (the LoRA adapter folded into the base weights)" if gguf else
             "a merged model: the LoRA adapter folded into the base weights" if merged else "a LoRA adapter")
     parts = [f"# {title}", "",
-             f"This is {what} for {base_link}, fine-tuned with supervised fine-tuning (TRL `SFTTrainer`, "
+             f"This is {what} for {base_link}, fine-tuned with {facts.method_words()} ("
              f"{'QLoRA on a 4-bit base' if facts.method == 'qlora' else 'LoRA'}) in Fine-Tune Studio."]
     if merged and cfg.model.quantization != "none":
         parts += ["", f"Training used a {cfg.model.quantization} base; the merge reloaded the base in 16-bit and "
@@ -265,9 +280,15 @@ def render_card(run_dir: str | Path, *, repo_id: str | None = None, merged: bool
     evals = summarise_eval(facts)
     if evals.metrics:
         rows = [(METRIC_NAMES.get(k, k.replace("_", " ")), b, t) for k, (b, t) in evals.metrics.items()]
-        where = f" ({plural(evals.rows, 'row')})" if evals.rows else ""
-        parts += ["", "## Evaluation", "", f"On the held-out split{where}:", "",
-                  _table(("Metric", "Base model", "Fine-tuned"), rows)]
+        pairs = evals.kind == "preference"
+        where = f" ({plural(evals.rows, 'pair' if pairs else 'row')})" if evals.rows else ""
+        parts += ["", "## Evaluation", "", f"On the held-out split{where}:", ""]
+        if pairs:
+            parts += ["Preference accuracy is the share of held-out pairs where the model gives the chosen answer a "
+                      "higher log-probability (summed over its tokens) than the rejected one; the reward accuracy "
+                      "compares the fine-tuned model's margin with the base model's (DPO's implicit reward), "
+                      f"beta {facts.beta:g}." if facts.beta else "", ""]
+        parts += [_table(("Metric", "Base model", "Fine-tuned"), rows)]
     if evals.samples:
         parts += ["", "## Sample answers", ""]
         for i, s in enumerate(evals.samples, 1):

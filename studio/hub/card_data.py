@@ -13,8 +13,14 @@ from studio.errors import HubError
 from studio.hub.facts import RunFacts, default_repo_name, is_hub_id, summarise_eval
 
 METRIC_NAMES = {"loss": "loss", "perplexity": "perplexity", "accuracy": "accuracy (exact match)",
-                "unclear_rate": "no clear answer (rate)", "mean_token_accuracy": "next-token accuracy"}
-INDEX_METRICS = ("accuracy", "loss", "perplexity")
+                "unclear_rate": "no clear answer (rate)", "mean_token_accuracy": "next-token accuracy",
+                "preference_accuracy": "preference accuracy (chosen more likely than rejected)",
+                "preference_accuracy_per_token": "preference accuracy, per-token mean log-probabilities",
+                "margin": "mean log-probability margin (chosen - rejected)",
+                "chosen_logp": "mean log-probability of chosen", "rejected_logp": "mean log-probability of rejected",
+                "reward_accuracy": "reward accuracy (implicit reward over the base prefers chosen)",
+                "reward_margin": "mean implicit reward margin (x beta)"}
+INDEX_METRICS = ("accuracy", "loss", "perplexity", "preference_accuracy", "reward_accuracy")
 
 
 def base_license(facts: RunFacts) -> str | None:
@@ -59,8 +65,8 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
     from huggingface_hub import EvalResult, ModelCardData
 
     evals = summarise_eval(facts)
-    tags = ["fine-tune-studio", facts.method, "peft" if not merged else "merged-lora", "trl", "sft",
-            "text-generation"]
+    tags = ["fine-tune-studio", facts.method, "peft" if not merged else "merged-lora", "trl",
+            facts.training_method, "text-generation"]
     datasets = hub_datasets(facts.config)
     model_name = (repo_id or default_repo_name(facts, "merged" if merged else None)).split("/")[-1]
     results = []

@@ -19,6 +19,14 @@ from studio.runs import RunView, load_run
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_SAMPLES = 3
 EVENT_METRICS = ("mean_token_accuracy",)
+METHOD_WORDS = {"sft": "supervised fine-tuning (TRL `SFTTrainer`)",
+                "dpo": "Direct Preference Optimization, DPO (TRL `DPOTrainer`)",
+                "orpo": "odds-ratio preference optimization, ORPO (TRL `ORPOTrainer`)",
+                "kto": "Kahneman-Tversky optimization, KTO (TRL `KTOTrainer`)",
+                "simpo": "simple preference optimization, SimPO (TRL `CPOTrainer`, loss `simpo`)"}
+"""How the card names each training method."""
+NOT_METRICS = ("pairs",)
+"""Counts in an eval summary that are not metrics (the row count is said once)."""
 """Trainer eval metrics worth a card row besides the loss (runtime, token counts and entropy are not)."""
 
 
@@ -62,6 +70,29 @@ class RunFacts:
     @property
     def method(self) -> str:
         return "qlora" if self.config.model.quantization == "4bit" else "lora"
+
+    @property
+    def training_method(self) -> str:
+        """``train.method``: ``sft``, ``dpo``, ``orpo``, ``kto``, ``simpo`` ..."""
+        return getattr(self.config.train, "method", "sft") or "sft"
+
+    @property
+    def preference(self) -> bool:
+        """A preference run (its card names beta and the held-out preference accuracy)."""
+        return self.training_method in METHOD_WORDS and self.training_method != "sft"
+
+    @property
+    def beta(self) -> float | None:
+        """The run's beta (its method's default when left empty); None for SFT."""
+        if not self.preference:
+            return None
+        from studio.evaluate_pairs import beta_of
+
+        return beta_of(self.config)
+
+    def method_words(self) -> str:
+        """The training method as the card says it: "supervised fine-tuning (TRL `SFTTrainer`)"."""
+        return METHOD_WORDS.get(self.training_method, f"{self.training_method.upper()} (TRL)")
 
     def losses(self) -> list[tuple[int, float]]:
         return self.run.losses()
@@ -132,6 +163,8 @@ class EvalSummary:
     metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     samples: list[dict[str, str]] = field(default_factory=list)
     rows: int | None = None
+    kind: str | None = None
+    """``preference`` for held-out pairs (``studio.evaluate_pairs``), else None."""
 
 
 def summarise_eval(facts: RunFacts) -> EvalSummary:
@@ -145,10 +178,13 @@ def summarise_eval(facts: RunFacts) -> EvalSummary:
     if isinstance(base, dict) and isinstance(tuned, dict):
         for key in dict.fromkeys([*tuned, *base]):
             b, t = base.get(key), tuned.get(key)
+            if key in NOT_METRICS:
+                continue
             if is_number(b) or is_number(t):
                 out.metrics[key] = (b if is_number(b) else None, t if is_number(t) else None)
     out.dataset = res.get("dataset") if isinstance(res.get("dataset"), str) else None
     out.rows = res.get("rows") if isinstance(res.get("rows"), int) else None
+    out.kind = res.get("kind") if isinstance(res.get("kind"), str) else None
     for s in res.get("per_row") or res.get("samples") or []:  # EvalReport.to_dict() rows, or plain samples
         if not isinstance(s, dict) or not s.get("prompt"):
             continue

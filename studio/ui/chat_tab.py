@@ -17,6 +17,7 @@ import gradio as gr
 from studio.errors import ModelError
 from studio.inference.opening import open_engine, open_engine_reporting
 from studio.inference.params import GenerationParams
+from studio.ui.chat_eval import evaluate_pairs_panel, is_preference
 from studio.ui.chat_runs import (DEFAULT_MAX_NEW_TOKENS, answer_budget, probe_timeline,  # noqa: F401
                                  system_prompt_of)
 from studio.ui import arena_panel, forgetting_panel
@@ -279,10 +280,15 @@ def render(studio: Any, ctx: AppContext) -> ChatHandles:
             if (folder or "").strip() or not run_value:
                 raise ModelError("Evaluation needs a run (its held-out split): pick one in the Run list")
             engine, name = open_engine_reporting(studio, run_value, bar.part(0.0, 0.2))
+            if is_preference(run_value):  # preference runs: held-out pairs, not answers
+                summary, pairs = evaluate_pairs_panel(run_value, engine=engine, adapter=name, rows=int(rows or 20),
+                                                      progress=bar.part(0.2, 1.0))
+                return {eval_table: summary, eval_per_row: pairs, error: error_box(None)}
             report = evaluate_run(run_value, rows=int(rows or 20), engine=engine, adapter=name,
                                   max_new_tokens=int(tokens or DEFAULT_MAX_NEW_TOKENS), progress=bar.part(0.2, 1.0))
             summary, per_row = eval_tables(report)
-            return {eval_table: summary, eval_per_row: per_row, error: error_box(None)}
+            return {eval_table: summary, eval_per_row: {"headers": ROW_HEADERS, "data": per_row},
+                    error: error_box(None)}
         except Exception as err:  # noqa: BLE001 - shown as one sentence
             text = error_text(err)
             gr.Warning(text)

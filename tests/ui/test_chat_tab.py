@@ -301,7 +301,7 @@ def test_load_and_evaluate_report_progress(wp_run, chat_runs_dir):  # noqa: F811
         assert "Loaded **studio/demo-tiny**" in out[handles.loaded]
         scoring = FakeProgress()
         out = handles.on_eval(str(wp_run), "", 3, 8, scoring)
-        assert out[handles.error]["visible"] is False and len(out[handles.eval_per_row]) == 3
+        assert out[handles.error]["visible"] is False and len(out[handles.eval_per_row]["data"]) == 3
         text = monotonic_and_readable(scoring.calls)
         assert "answers" in text and "loss" in text, text
         assert max(f for f, m in scoring.calls if "ready" in m) <= 0.2  # loading is the first fifth of the bar
