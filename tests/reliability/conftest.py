@@ -22,4 +22,5 @@ def _parent_conftest():
 
 
 _parent = _parent_conftest()
-tiny_config_dict, free_port = _parent.tiny_config_dict, _parent.free_port  # `from conftest import ...` finds either
+# `from conftest import ...` finds either conftest, whichever pytest imported last
+tiny_config_dict, free_port, real_config_dict = _parent.tiny_config_dict, _parent.free_port, _parent.real_config_dict
