@@ -30,6 +30,18 @@ def bench_config(runs_dir: Path, *, steps: int, rows: int, eval_steps: int | Non
     return RunConfig.from_dict(raw)
 
 
+def eval_share(view: Any) -> float:
+    """Share of the run's time from its first to its last training log spent in evaluations during training: each
+    evaluation's time is the gap between the log of its step and its ``Eval`` event (from the run's events)."""
+    from studio.events import Eval, Log
+
+    logs = {e.step: e.time for e in view.of(Log)}
+    if len(logs) < 2:
+        return 0.0
+    spent = sum(max(0.0, e.time - logs[e.step]) for e in view.of(Eval) if e.step in logs and e.step < max(logs))
+    return spent / (max(logs.values()) - min(logs.values()))
+
+
 def run_eval_bench(runs_dir: Path, *, steps: int = 24, rows: int = 80,
                    report: Callable[[str], None] = print) -> dict[str, Any]:
     from studio.events import Eval, Note
@@ -49,11 +61,13 @@ def run_eval_bench(runs_dir: Path, *, steps: int = 24, rows: int = 80,
             raise RuntimeError(f"{name} run did not finish: {getattr(result, 'message', result)}")
         view = load_run(job.run_dir)
         evals = view.of(Eval)
-        report(f"{name}: {timed[name]:.1f} s, evaluations at steps {[e.step for e in evals]}; "
-               f"{job.eval_plan.reason}")
+        share = eval_share(view)
+        report(f"{name}: {timed[name]:.1f} s, evaluations at steps {[e.step for e in evals]} took {share:.1%} of "
+               f"the run's training time (from its events); {job.eval_plan.reason}")
         out[name] = {"seconds": round(timed[name], 1), "eval_steps": [e.step for e in evals],
                      "eval_losses": [round(e.eval_loss, 4) for e in evals if e.eval_loss is not None],
-                     "plan": job.eval_plan.reason, "run_dir": str(job.run_dir)}
+                     "plan": job.eval_plan.reason, "run_dir": str(job.run_dir),
+                     "eval_share": round(share, 4)}
         kept = [n for n in view.of(Note) if (n.data or {}).get("kind") == "kept_best"]
         if kept:
             out[name]["kept"] = kept[-1].message
