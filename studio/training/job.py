@@ -178,7 +178,7 @@ class TrainingJob:
         st.estimate = self._planned_estimate(plan)
         speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
         self.eval_plan = plan_for(cfg.train, prepared, runs.world_size())
-        speed_lines.append(self.eval_plan.reason)
+        speed_lines.append(f"evaluation: {self.eval_plan.reason}")
         if self.eval_plan.warning:
             self.emit(Note(level="warning", message=self.eval_plan.warning, data={"kind": "evaluation"}))
         for line in speed_lines:

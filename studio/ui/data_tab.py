@@ -14,7 +14,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from studio.config import DataConfig, RunConfig, SourceConfig, TrainConfig, load_config
-from studio.data.formats import EXTRA_ROLES, ROLES
+from studio.data.formats import EXTRA_ROLES, PAIRED, ROLES, UNPAIRED
 from studio.errors import StudioError
 from studio.templates import NAMED_TEMPLATES
 from studio.ui import charts
@@ -230,7 +230,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         for role, dd in mapping.items():
             value = current.get(role)
             out[dd] = gr.update(choices=choices, value=value if value in view.columns else None,
-                                visible=role in roles or role in EXTRA_ROLES)
+                                visible=role in roles or (role in EXTRA_ROLES and shown_fmt not in (PAIRED, UNPAIRED)))
         out.update({summary: view.summary or ("Fix the problem below to see the preview." if view.error else ""),
                     highlighted: view.highlighted, histogram: charts.token_histogram(view.lengths, view.max_length),
                     stats: view.stats_rows,

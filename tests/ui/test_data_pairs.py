@@ -58,7 +58,6 @@ def _sides(row) -> dict[str, str]:
     return out
 
 
-@pytest.mark.xfail(reason="red in the wave-4 merge CI run (see the closing note); to fix next", strict=False)
 def test_pairs_show_the_prompt_once_and_both_answers_trained_as_the_trainer_labels(app):
     from studio.data import load_data
     from studio.data.pairs import render_pair
@@ -115,7 +114,6 @@ def test_cut_identical_and_empty_pairs_are_warned(app, tmp_path):
         [text for text, _ in spans]
 
 
-@pytest.mark.xfail(reason="red in the wave-4 merge CI run (see the closing note); to fix next", strict=False)
 def test_kto_rows_show_their_label(app, tmp_path):
     h, _ = app
     kto = tmp_path / "kto.jsonl"
