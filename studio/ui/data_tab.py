@@ -99,7 +99,7 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
             with gr.Row():
                 mapping = {role: gr.Dropdown([NO_COLUMN, *([init["mapping"][role]] if init["mapping"][role] else [])],
                                              value=init["mapping"][role], label=f"{role} column", visible=False,
-                                             allow_custom_value=False, min_width=140, elem_id=f"data-map-{role}")
+                                             allow_custom_value=True, min_width=140, elem_id=f"data-map-{role}")
                            for role in MAPPING_ROLES}
     with gr.Accordion(f"Mix of sources ({len(init['extra_sources']) + 1})", open=bool(init["extra_sources"]),
                       elem_id="data-sources-panel") as sources_panel:
@@ -284,7 +284,10 @@ def render(studio: Any, ctx: AppContext) -> DataHandles:
         hidden = dict(api_visibility="undocumented")
         # The bar and its stage show on the preview and the chart, never over the widgets being edited.
         common = dict(inputs=all_inputs, outputs=preview_outputs(), show_progress="full",
-                      show_progress_on=[highlighted, histogram], trigger_mode="always_last")
+                      show_progress_on=[highlighted, histogram], trigger_mode="always_last",
+                      # one preview at a time, in the order asked: an older (slower) preview never lands after a
+                      # newer one, and a stale column value never meets a dropdown whose choices just changed
+                      concurrency_limit=1, concurrency_id="data-preview")
         sample.input(on_sample, api_name="preview_sample", **common)
         upload.upload(on_new_source, **common, **hidden)
         path.submit(on_new_source, **common, **hidden)

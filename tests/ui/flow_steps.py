@@ -275,8 +275,9 @@ def evaluation_tables_fit(page: Any, expect: Any, rows: int) -> None:
 
 
 def uploads_are_checked(page: Any, expect: Any, tmp: Path, header: tuple[str, str], missing: str) -> None:
-    """Issue 15.6: an uploaded CSV whose ``header`` lacks the template's ``missing`` column gets an error worded from
-    the file's own header (not the previous data's columns); a local file with an empty answer is warned about."""
+    """Issues 15.6 and 23.2: an uploaded CSV with other column names gets a template that follows its header (no
+    error: the preview shows its rows); a template then typed for a ``missing`` column gets an error worded from the
+    file's own header (not the previous data's columns); a local file with an empty answer is warned about."""
     question, answer = header
     bad = tmp / "missing_column.csv"
     bad.write_text(f"{question},{answer}\nWhat is 2 + 2?,#### 4\nWhat is 3 + 3?,#### 6\n", encoding="utf-8")
@@ -287,6 +288,9 @@ def uploads_are_checked(page: Any, expect: Any, tmp: Path, header: tuple[str, st
     page.locator("#data-source-kind label", has_text="Upload a file").click()
     page.locator("#data-upload input[type=file]").set_input_files(str(bad))
     error = page.locator("#data-error")
+    expect(page.locator("#data-preview")).to_contain_text("What is 2 + 2?", timeout=60_000)
+    expect(error).to_be_hidden()
+    page.locator("#data-template textarea").fill(f"{{{question}}}\n### Solution: {{{missing}}}")
     expect(error).to_be_visible(timeout=60_000)
     text = error.inner_text()
     assert answer in text and missing in text, f"the missing column is not worded from the header: {text}"

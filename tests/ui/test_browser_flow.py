@@ -81,7 +81,6 @@ def mixed_config(path: Path) -> Path:
     return dataclasses.replace(cfg, data=data).save(path)
 
 
-@pytest.mark.xfail(reason="red in the wave-4 merge CI run (see the closing note); to fix next", strict=False)
 def test_full_flow_in_a_real_browser(app, hub, chromium, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

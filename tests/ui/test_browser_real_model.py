@@ -62,7 +62,6 @@ def two_source_config(path: Path) -> Path:
     return dataclasses.replace(cfg, data=data).save(path)
 
 
-@pytest.mark.xfail(reason="red in the wave-4 merge CI run (see the closing note); to fix next", strict=False)
 def test_issue_15_on_the_real_model_in_a_real_browser(real_app, chromium_path, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

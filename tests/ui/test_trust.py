@@ -246,3 +246,13 @@ def test_chat_budget_follows_the_runs_answers(tmp_path):
     assert budget >= lengths[int(0.95 * (len(lengths) - 1))], (budget, lengths[-5:])
     assert cache and answer_budget(str(run), cache) == budget
     assert answer_budget(None) == DEFAULT_MAX_NEW_TOKENS == answer_budget(str(tmp_path / "nothing"))
+
+
+def test_previews_run_one_at_a_time_in_the_order_asked(blocks):
+    """An older (slower) preview must never land after a newer one: every event that redraws the preview shares one
+    queue of one, and the mapping boxes accept a value their (just changed) choices lack instead of erroring."""
+    h = blocks.handles["data"]
+    fns = [fn for fn in blocks.blocks.fns.values() if any(o._id == h.highlighted._id for o in fn.outputs)]
+    assert len(fns) >= 8, len(fns)
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in fns} == {("data-preview", 1)}
+    assert all(dd.allow_custom_value for dd in h.form.mapping.values())
