@@ -46,6 +46,10 @@ def test_bench_train_smoke_json():
     assert runs["skewed", "studio"]["real_tokens"] == runs["skewed", "plain"]["real_tokens"] \
         == runs["skewed", "studio-unpacked"]["real_tokens"]
     assert all(v is not None and v > 0 for v in report["ratios"].values())
+    gap = report["loss_gap"]["uniform"]  # every step's loss, not only the first
+    assert gap["steps"] == runs["uniform", "plain"]["steps"] >= 2, gap
+    if runs["uniform", "studio"]["precision"] == "fp32":
+        assert gap["max"] < 1e-3, gap
     assert "skewed: studio packed / plain TRL padded real tokens/s" in proc.stderr
 
 
@@ -95,3 +99,14 @@ def test_bench_train_method_smoke_json():
     assert runs["orpo", "plain"]["first_loss"] == pytest.approx(runs["orpo", "studio"]["first_loss"], rel=0.01)
     assert all(report["ratios"][f"{m}_{k}"] > 0 for m in ("dpo", "orpo") for k in ("steps_per_s", "peak_rss"))
     assert "dpo: studio / plain TRL steps/s" in proc.stderr
+
+
+def test_loss_gaps_compare_every_step_both_runs_logged():
+    from studio.bench.train import loss_gaps
+
+    results = [{"setup": "uniform", "run": "studio", "losses": [[1, 2.0], [2, 1.1], [3, 0.9]]},
+               {"setup": "uniform", "run": "plain", "losses": [[1, 2.0], [2, 1.0], [3, 1.0]]},
+               {"setup": "uniform", "run": "plain", "losses": [[1, 9.0]]}]  # a later round: the first one counts
+    gap = loss_gaps(results)["uniform"]
+    assert gap["steps"] == 3 and gap["max"] == 0.1 and abs(gap["mean"] - 0.2 / 3) < 1e-6
+    assert gap["mean_loss"] == 0.0

@@ -68,7 +68,7 @@ def run_config(setup: str, *, model: str, data: Path, out: Path, steps: int, pac
     spec = SETUPS[setup]
     train = {"batch_size": 4, "max_length": spec["max_length"] if not smoke else min(spec["max_length"], 128),
              "learning_rate": 2e-4, "lr_scheduler": "constant", "warmup_ratio": 0.0, "packing": packing,
-             "gradient_checkpointing": False, "logging_steps": 10, "save_steps": 100_000, "tensorboard": False,
+             "gradient_checkpointing": False, "logging_steps": 1, "save_steps": 100_000, "tensorboard": False,
              "output_dir": str(out), "device": "cpu" if smoke else "auto", "seed": 0, "precision": precision}
     if setup == "uniform":
         train["max_steps"] = steps
@@ -92,6 +92,7 @@ def _timer(get_trainer: Callable[[], Any]) -> Any:
         def __init__(self, *_: Any) -> None:
             self.marks: list[tuple[float, int]] = []
             self.first_loss: float | None = None
+            self.losses: list[tuple[int, float]] = []
 
         def on_step_end(self, args, state, control, **kwargs):
             self.marks.append((time.perf_counter(), int(getattr(get_trainer(), "_total_train_tokens", 0))))
@@ -99,6 +100,8 @@ def _timer(get_trainer: Callable[[], Any]) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.first_loss is None and logs and "loss" in logs and state.global_step == 1:
                 self.first_loss = float(logs["loss"])
+            if logs and "loss" in logs:
+                self.losses.append((int(state.global_step), float(logs["loss"])))
 
     return StepTimer
 
@@ -172,7 +175,7 @@ def worker(spec: dict) -> dict:
             "steps_per_s": (len(marks) - 1 - warm) / dt, "tokens_per_s": (n1 - n0) / dt, "real_tokens": marks[-1][1],
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "first_loss": holder["timer"].first_loss, "packing": holder.get("packing", False),
-            "precision": holder.get("precision", "fp32")}
+            "precision": holder.get("precision", "fp32"), "losses": holder["timer"].losses}
 
 
 def _spawn(spec: dict, timeout: float) -> dict:
@@ -251,7 +254,28 @@ def summarize(results: list[dict]) -> dict:
     first = {s: {run: d["first_loss"] for run, d in runs.items()} for s, runs in medians.items()}
     parity = {s: round(abs(v["studio"] / v["plain"] - 1), 6) for s, v in first.items()
               if v.get("studio") and v.get("plain")}
-    return {"medians": medians, "ratios": ratios, "first_loss": first, "first_loss_gap": parity}
+    return {"medians": medians, "ratios": ratios, "first_loss": first, "first_loss_gap": parity,
+            "loss_gap": loss_gaps(results)}
+
+
+def loss_gaps(results: list[dict]) -> dict[str, dict[str, float]]:
+    """Per setup, Studio's per-step losses against plain TRL's (first round with both): the largest and the mean
+    relative gap over the steps both logged, and the gap of the mean loss over them (``steps``: how many)."""
+    out: dict[str, dict[str, float]] = {}
+    for setup in {r["setup"] for r in results}:
+        by_run = {}
+        for r in results:
+            if r["setup"] == setup and not r.get("error") and r["run"] in ("studio", "plain"):
+                by_run.setdefault(r["run"], dict(r.get("losses") or []))
+        s, p = by_run.get("studio", {}), by_run.get("plain", {})
+        steps = sorted(set(s) & set(p))
+        if not steps:
+            continue
+        gaps = [abs(s[k] / p[k] - 1) for k in steps if p[k]]
+        mean_s, mean_p = (sum(d[k] for k in steps) / len(steps) for d in (s, p))
+        out[setup] = {"steps": len(steps), "max": round(max(gaps), 6), "mean": round(sum(gaps) / len(gaps), 6),
+                      "mean_loss": round(abs(mean_s / mean_p - 1), 6)}
+    return out
 
 
 def _line(r: dict) -> str:
@@ -278,6 +302,9 @@ def format_summary(summary: dict) -> list[str]:
         lines.append(f"{setup}: first-step loss " + ", ".join(
             f"{run} {v:.6f}" if v is not None else f"{run} -" for run, v in runs.items())
             + (f" (studio vs plain: {gap:.3%} apart)" if gap is not None else ""))
+    for setup, g in sorted(summary.get("loss_gap", {}).items()):
+        lines.append(f"{setup}: per-step loss, studio vs plain over {g['steps']} steps: largest gap {g['max']:.2%}, "
+                     f"mean gap {g['mean']:.2%}, mean loss {g['mean_loss']:.2%} apart")
     return lines
 
 
