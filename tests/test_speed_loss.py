@@ -165,3 +165,22 @@ def test_metrics_only_on_logging_steps_and_same_as_trl(tiny_cfg):
     theirs = trainer._metrics["train"]
     assert abs(ours["entropy"][0] - theirs["entropy"][0]) < 1e-4
     assert abs(ours["mean_token_accuracy"][0] - theirs["mean_token_accuracy"][0]) < 1e-6
+
+
+def test_a_bf16_head_gives_fp32_logits_under_autocast():
+    """CPU bf16 runs (bf16 base, autocast): the head and the loss stay fp32, so the loss equals the fp32 one computed
+    from the same bf16 numbers (a bf16 matmul would be ~1e-2 off), and the gradient comes back in the base's dtype."""
+    import torch
+
+    from studio.speed.loss import HeadNLL
+
+    torch.manual_seed(0)
+    hidden = (torch.randn(64, 96) * 3).bfloat16().requires_grad_()
+    weight = (torch.randn(4000, 96) * 0.5).bfloat16()
+    targets = torch.randint(0, 4000, (64,))
+    want = torch.nn.functional.cross_entropy(hidden.float() @ weight.float().t(), targets, reduction="sum")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nll, _, _ = HeadNLL.apply(hidden, weight, None, targets, False, True)
+    assert nll.dtype == torch.float32 and abs(nll.item() - want.item()) < 1e-3 * abs(want.item()) * 1e-2
+    nll.backward()
+    assert hidden.grad.dtype == torch.bfloat16 and torch.isfinite(hidden.grad.float()).all()

@@ -95,7 +95,7 @@ def _autograd_function() -> type:
 
         @staticmethod
         def forward(ctx, hidden, weight, bias, targets, metrics: bool, keep: bool):
-            logits = torch.nn.functional.linear(hidden, weight, bias).float()
+            logits = _fp32_logits(hidden, weight, bias)
             lse = torch.logsumexp(logits, dim=-1)
             nll = (lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1)).sum()
             ent = top1 = None
@@ -117,15 +117,22 @@ def _autograd_function() -> type:
             logits = ctx.logits
             ctx.logits = None
             if logits is None:
-                logits = torch.nn.functional.linear(hidden, weight, bias).float()
+                logits = _fp32_logits(hidden, weight, bias)
             grad = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place
             grad[torch.arange(grad.shape[0], device=grad.device), targets] -= 1.0
             grad.mul_(grad_nll)
-            g = grad.to(hidden.dtype)
-            gh = g @ weight if ctx.needs_input_grad[0] else None
-            gw = g.t() @ hidden if ctx.needs_input_grad[1] else None
-            gb = g.sum(0) if bias is not None and ctx.needs_input_grad[2] else None
+            with torch.autocast(device_type=hidden.device.type, enabled=False):
+                gh = (grad @ weight.float()).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+                gw = (grad.t() @ hidden.float()).to(weight.dtype) if ctx.needs_input_grad[1] else None
+            gb = grad.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None
             return gh, gw, gb, None, None, None
+
+    def _fp32_logits(hidden, weight, bias):
+        """The head in fp32 whatever the base's dtype and autocast say: with a bf16 base (CPU bf16) the logits and
+        the loss keep fp32 precision; only the trained positions come here, so it costs little."""
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return torch.nn.functional.linear(hidden.float(), weight.float(),
+                                              bias.float() if bias is not None else None)
 
     return _HeadNLL
 
