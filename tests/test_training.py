@@ -55,10 +55,10 @@ def test_run_finishes_loss_goes_down_and_events_are_written(finished):
         "attention", "packing", "booster", "gradient checkpointing", "k-bit preparation", "micro-batch", "precision",
         "evaluation"]
     assert events[0].gradient_checkpointing is False and "gradient checkpointing: off" in events[0].speed[3]
-    note = next(e for e in events if isinstance(e, Note) and "estimate error" in e.message)
+    note = next(e for e in events if isinstance(e, Note) and e.message.startswith("memory: estimated"))
     assert note.data["gradient_checkpointing"] is False and note.data["peak_bytes"] > 0
     assert [e.step for e in events if isinstance(e, Checkpoint)] == [4, 8]
-    assert any(isinstance(e, Note) and "estimate error" in e.message for e in events)
+    assert any(isinstance(e, Note) and e.message.startswith("memory: estimated") for e in events)
     lines = (job.run_dir / runs.EVENTS).read_text().splitlines()
     first_log = next(json.loads(x) for x in lines if json.loads(x)["type"] == "log")
     assert {"step", "loss", "learning_rate", "grad_norm", "tokens_per_s", "epoch"} <= set(first_log)

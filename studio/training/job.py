@@ -1,6 +1,7 @@
 """``TrainingJob``: one fine-tuning run in a daemon thread (prepare, train, save, fail readably)."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,10 +18,10 @@ from studio.training import trackers
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
-from studio.training.eval_during import EvalPlan, end_of_run, eval_callbacks, plan_for
+from studio.training.eval_during import EvalPlan, end_of_run, eval_callbacks, final_eval_steps, plan_for
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
-from studio.training.state import JobStatus, RunState, as_float
+from studio.training.state import JobStatus, RunState, as_float, first_run_rss
 
 LOG = logging.getLogger("studio.training")
 _LIB_LOGGERS = ("studio", "transformers", "trl", "peft", "accelerate", "datasets")
@@ -155,7 +156,8 @@ class TrainingJob:
         rec, start = recipe(cfg.train.method), resolve_start(cfg)
         kept_format = keep_prompt_format(cfg, start) if start is not None else []
         st.device = resolve_device(cfg.train.device)
-        st.rss_start = memory_now(st.device)[0]
+        st.rss_start, st.peak_start = memory_now(st.device)
+        st.first_rss = first_run_rss(st.rss_start)
         if st.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
@@ -203,6 +205,8 @@ class TrainingJob:
         st.gradient_checkpointing, st.gc_reason = plan.gradient_checkpointing, plan.gc_reason
         st.speed_lines, st.loaded, st.trainable_params = speed_lines, loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
+        st.final_eval_steps = functools.partial(final_eval_steps, self.eval_plan, eval_rows=st.eval_rows,
+                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum * runs.world_size())
         env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
@@ -218,7 +222,7 @@ class TrainingJob:
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
         if not stopped:  # the final eval loss (unless just evaluated), and which checkpoint adapter/ keeps
-            end_of_run(trainer, self.eval_plan, tell=st.tell, emit=self.emit)
+            end_of_run(trainer, self.eval_plan, tell=st.tell, emit=self.emit, eta_s=st.final_eval_s)
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
         if self.main and self.tokenizer is not None:
