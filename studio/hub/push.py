@@ -269,7 +269,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
          merged: bool = False, card: str | None = None, progress: Progress | None = None, *,
          endpoint: str | None = None, export_dir: str | Path | None = None, commit_message: str | None = None,
          max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto",
-         gguf: str | None = None) -> str:
+         gguf: str | None = None, keep_merged: bool = True) -> str:
     """Export a run (adapter or merged) and upload it to ``repo_id``; returns the repo URL.
 
     The token is checked first (``whoami``) so a bad token fails before any merge. The export lands in
@@ -287,6 +287,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         endpoint: Hub URL; default ``HF_ENDPOINT`` or https://huggingface.co.
         gguf: publish a checked GGUF of this outtype (f16, bf16, q8_0) with its Modelfile instead; an export that
             fails its parity check is never uploaded.
+        keep_merged: with ``gguf``, keep the intermediate merged model (see :func:`export_gguf`).
 
     Raises:
         HubError: one sentence with the fix.
@@ -303,7 +304,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     full_id = full_repo_id(repo_id, account)
     if gguf:
         res = export_gguf(run_dir, export_dir, gguf, repo_id=full_id, card=card, device=device,
-                          progress=lambda f, m: progress(0.02 + 0.48 * f, m))
+                          keep_merged=keep_merged, progress=lambda f, m: progress(0.02 + 0.48 * f, m))
         if not res.passed:
             raise HubError(f"{res.check.summary()}: this GGUF is not pushed; the export is kept in {res.path} for a "
                            "look, and the merged model or the adapter can be published instead")
