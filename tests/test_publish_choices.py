@@ -95,3 +95,31 @@ def test_the_card_metadata_says_how_many_rows_an_accuracy_stands_on(hub_run):
     metrics = {m["type"]: m for r in meta["model-index"][0]["results"] for m in r["metrics"]}
     assert metrics["accuracy"]["args"] == {"n": 3} and "(n=3)" in metrics["accuracy"]["name"]
     assert metrics["loss"]["args"] == {"n": 3}
+
+
+def test_publish_and_export_name_each_phase_in_their_status(hub_run, hub, tmp_path, fake_converter):
+    """The Publish tab's status names the running phase: merge, convert, check, push (issue 23.1)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "ui"))
+    from fake_progress import FakeProgress, monotonic_and_readable
+    from hub_server import TEST_TOKEN
+
+    from studio.session import Studio
+    from studio.ui.app import compose, initial_config
+
+    handles = compose(Studio(runs_dir=hub_run.parent), initial=initial_config(demo=True)).handles["publish"]
+    merging = FakeProgress()
+    out = handles.on_export(str(hub_run), "demo-merged", "merged", "", str(tmp_path / "merged"), "q8_0", merging)
+    assert "Exported" in out[handles.status], out
+    text = monotonic_and_readable(merging.calls)
+    assert "merge: loading the base model" in text and "merge: merging the adapter" in text, text
+    gguf = FakeProgress()
+    out = handles.on_export(str(hub_run), "demo-gguf", "gguf", "", str(tmp_path / "gguf"), "f16", gguf)
+    text = monotonic_and_readable(gguf.calls)
+    assert all(phase in text for phase in ("merge: ", "convert: ", "check: ")), text
+    pushing = FakeProgress()
+    out = handles.on_push(str(hub_run), "phases-lora", True, "adapter", "# card\n", TEST_TOKEN, "q8_0", pushing)
+    assert "Pushed" in out[handles.status], out
+    text = monotonic_and_readable(pushing.calls)
+    assert "push: checking the token" in text and "push: uploading" in text and "export: copying the adapter" in text

@@ -216,7 +216,7 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
     t0 = time.time()
     progress(0.0, "stage 1/3 merge: the adapter into a 16-bit copy of the base")
     merged = export(run_dir, merged_at, merged=True, repo_id=repo_id, device=device, reuse=True,
-                    progress=lambda f, m: progress(0.4 * f, f"merge: {m}"))
+                    progress=lambda f, m: progress(0.4 * f, m))  # named "merge: ..." by export
     stages.append(Stage("merge" + (" (reused)" if merged.reused else ""), time.time() - t0,
                         _folder_size(merged_at, [f for f in merged.files if f.endswith(".safetensors")])))
     progress(0.4, stages[-1].describe())

@@ -295,12 +295,15 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     from studio.hub.exporting import default_export_dir, export
     from studio.hub.gguf_export import export_gguf
 
+    from studio.hub.exporting import phased
+
     progress = progress or (lambda f, m: None)
+    pushing = phased(progress, "push")
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
-    progress(0.0, f"checking the token with {url}")
+    pushing(0.0, f"checking the token with {url}")
     account = whoami(tok, endpoint=url)
-    progress(0.01, account.describe())
+    pushing(0.01, account.describe())
     full_id = full_repo_id(repo_id, account)
     if gguf:
         res = export_gguf(run_dir, export_dir, gguf, repo_id=full_id, card=card, device=device,
@@ -311,7 +314,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         return upload_folder(res.path, full_id, tok, private=private, endpoint=url, account=account,
                              commit_message=commit_message or f"Upload GGUF {gguf} from run {Path(run_dir).name} "
                                                               "(Fine-Tune Studio)",
-                             progress=lambda f, m: progress(0.5 + 0.5 * f, m))
+                             progress=lambda f, m: pushing(0.5 + 0.5 * f, m))
     out = Path(export_dir) if export_dir is not None else default_export_dir(run_dir, merged)
     result = export(run_dir, out, merged=merged, card=card, repo_id=full_id, max_shard_size=max_shard_size,
                     dtype=dtype, device=device, reuse=True,
@@ -320,7 +323,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         progress(0.5, f"note: {note}")
     return upload_folder(result.path, full_id, tok, private=private, endpoint=url, account=account,
                          commit_message=commit_message or _commit_message(merged, run_dir),
-                         progress=lambda f, m: progress(0.5 + 0.5 * f, m))
+                         progress=lambda f, m: pushing(0.5 + 0.5 * f, m))
 
 
 def _commit_message(merged: bool, run_dir: str | Path) -> str:
