@@ -231,11 +231,12 @@ class RunProcess:
 
 
 def _phase_now(events: list[Event]) -> Note | None:
-    """The phase note (the final evaluation...) the run is in: the last one, when no step or evaluation came after."""
+    """The phase note (the final evaluation...) the run is in: the last one, when no start, step or evaluation came
+    after it (the phases before the start are shown by the preparing state's message)."""
     for e in reversed(events):
         if isinstance(e, Note) and e.data.get("kind") == "phase":
             return e
-        if isinstance(e, (Log, Eval)):
+        if isinstance(e, (Log, Eval, Started)):
             return None
     return None
 

@@ -79,7 +79,8 @@ class TrainingJob:
                 runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
-        self._cursor_start = len(self.events)
+        self.first_event = len(self.events)
+        """The index of this job's first event in ``events`` (a resumed run's log starts with its earlier ones)."""
         self.state = RunState(run_dir=self.run_dir, model_name=cfg.model.name_or_path, main=self.main,
                               resumed=self.resume_from is not None)
         """Phase, progress and facts of this run, shared with the trainer callback (:mod:`studio.training.state`)."""
@@ -120,7 +121,7 @@ class TrainingJob:
     @property
     def result(self) -> Event | None:
         """The terminal event (Finished, Stopped or Failed) of this job, once there is one."""
-        events, _ = self.events.since(self._cursor_start)
+        events, _ = self.events.since(self.first_event)
         return next((e for e in reversed(events) if isinstance(e, TERMINAL)), None)
 
     def emit(self, event: Event) -> None:
@@ -162,7 +163,7 @@ class TrainingJob:
             torch.cuda.reset_peak_memory_stats()
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
-        st.tell("preparing the data")
+        self._phase("preparing the data", "preparing")
         if self.main:  # a run killed from here on reads "interrupted", not "new" (load_run checks this pid)
             runs.write_environment(self.run_dir, {**runs.read_json(self.run_dir / runs.ENVIRONMENT),
                                                   "pid": os.getpid(), "run_dir": str(self.run_dir)})
@@ -185,7 +186,7 @@ class TrainingJob:
             self.emit(Note(level="warning", message=self.eval_plan.warning, data={"kind": "evaluation"}))
         for line in speed_lines:
             LOG.info("speed plan: %s", line)
-        st.tell("loading the model")
+        self._phase("loading the model", "loading")
         # k-bit models are prepared by the plan (no fp32 upcast with bf16 compute), not by peft inside load_base
         base = load_base(model_config_for_plan(cfg.model, plan), device=st.device, for_training=True,
                          kbit_prep=False, tokenizer=tokenizer)
@@ -237,6 +238,12 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
+
+    def _phase(self, message: str, phase: str) -> None:
+        """A phase before the first step, named in the status line (in-process) and as a note (the app's view of a
+        run in its own process, and ``studio train``'s stderr)."""
+        self.state.tell(message)
+        self.emit(Note(message=f"{message}...", data={"kind": "phase", "phase": phase}))
 
     def _model_progress(self, fraction: float, message: str) -> None:
         """A first GGUF dequantization shows in the status line; its start and end become notes."""
