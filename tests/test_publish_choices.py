@@ -67,6 +67,10 @@ def test_the_app_and_the_cli_name_the_gguf_file_alike_and_the_cli_leaves_no_merg
     assert app_names == {manifest["gguf"]} == {"demo-tiny-gsm8k-f16.gguf"}
     assert not (hub_run / "export" / "merged").exists(), "the intermediate merged model was left behind"
     assert "removed the intermediate merged model" in err
+    import re
+
+    for phase in ("merge: loading the base model", "stage 2/3 convert", "stage 3/3 check"):  # each phase, timed
+        assert re.search(r"\] " + re.escape(phase) + r".* · elapsed \d\d:\d\d", err), (phase, err)
     assert main(["export", "--run", str(hub_run), "--format", "gguf", "--outtype", "f16", "--device", "cpu",
                  "--keep-merged"]) == 0
     assert (hub_run / "export" / "merged" / "config.json").is_file()

@@ -38,8 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
+def progress_lines() -> Any:
+    """A ``progress(fraction, message)`` printing ``[ 40%] merge: ... · elapsed 00:12`` lines on stderr."""
+    from studio.commands.phases import PhaseLines
+
+    clock = PhaseLines()
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction * 100:3.0f}%] {message} · elapsed {clock.elapsed()}", file=sys.stderr, flush=True)
+    return progress
 
 
 def _report_gguf(result: object) -> int:
@@ -65,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
         from studio.hub.gguf_export import export_gguf
 
         return _report_gguf(export_gguf(args.run, args.out, args.outtype, repo_id=repo, device=args.device,
-                                        progress=_progress, keep_merged=args.keep_merged))
+                                        progress=progress_lines(), keep_merged=args.keep_merged))
     merged = args.format == "merged"
     out = args.out or default_export_dir(args.run, merged)
-    result = export(args.run, out, merged=merged, repo_id=repo, device=args.device, progress=_progress)
+    result = export(args.run, out, merged=merged, repo_id=repo, device=args.device, progress=progress_lines())
     return print_export(result)
 
 

@@ -7,7 +7,6 @@ token typed on the command line lands in the shell history.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from studio.config import ModelConfig, TrainConfig, choices_of
@@ -59,16 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
+    from studio.commands.export import progress_lines
     from studio.errors import HubError
     from studio.hub import export, load_facts, push
 
     facts = load_facts(args.run)
     hub_cfg = facts.config.hub
+    progress = progress_lines()
     merged = args.merged if args.merged is not None else hub_cfg.push == "merged"
     asked = args.format or (None if args.merged is not None else hub_cfg.push)
     gguf = args.outtype if asked == "gguf" else None
@@ -86,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
         from studio.hub.gguf_export import export_gguf
 
         res = export_gguf(args.run, args.export_only, gguf, repo_id=args.repo or hub_cfg.repo_id, card=card,
-                          device=args.device, progress=_progress, keep_merged=args.keep_merged)
+                          device=args.device, progress=progress, keep_merged=args.keep_merged)
         return _report_gguf(res)
     if args.export_only is not None:
         result = export(args.run, args.export_only, merged=merged, card=card, repo_id=args.repo or hub_cfg.repo_id,
                         max_shard_size=args.max_shard_size, dtype=args.dtype, device=args.device,
-                        progress=_progress)
+                        progress=progress)
         from studio.commands.export import print_export
 
         return print_export(result)
@@ -99,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if not repo:
         raise HubError("no repo to push to: pass --repo NAME (or set hub.repo_id in the run's config), or use "
                        "--export-only DIR to write a folder without pushing")
-    url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=_progress,
+    url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=progress,
                commit_message=args.message, max_shard_size=args.max_shard_size, dtype=args.dtype,
                device=args.device, gguf=gguf, keep_merged=args.keep_merged)
     print(url)
