@@ -66,7 +66,7 @@ def test_the_final_evaluation_of_a_child_run_is_named_with_its_own_eta(tmp_path)
                     data={"kind": "phase", "phase": "evaluating", "rows": 8, "eta_s": 90.0}))
     job = RunProcess(tmp_path)
     st = job.status()
-    assert st.state == "running" and st.message.startswith("evaluating 8 held-out rows after the last step")
+    assert st.state == "running" and st.message == "evaluating 8 held-out rows after the last step"
     assert 0 < st.eta_s <= 80
     studio = SimpleNamespace(job=job)
     view, _ = follow(studio, TrainView())

@@ -158,7 +158,7 @@ class RunProcess:
         now = time.time()
         phase = _phase_now(events) if state == "running" else None
         if phase is not None:  # after the last step: the phase's name, its ETA counting down from its start
-            message = phase.message.rstrip(".")
+            message = phase.message.split("...")[0]  # its ETA is shown beside it
             eta = phase.data.get("eta_s")
             eta = max(0.0, float(eta) - (now - phase.time)) if eta is not None else None
         else:
