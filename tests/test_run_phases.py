@@ -115,7 +115,8 @@ def test_the_memory_note_of_an_already_loaded_process_says_what_it_measured(tmp_
     fresh = RunState(run_dir=tmp_path, model_name="m", device="cpu", estimate=estimate, rss_start=int(0.5 * GB),
                      peak_start=int(0.5 * GB), first_rss=int(0.5 * GB))
     note = fresh.estimate_note(int(3.6 * GB))
-    assert "measured 3.10 GB (process RSS growth); estimate error +0%" in note.message
+    assert "measured 3.10 GB (process RSS growth: the RSS peak of 3.60 GB in the memory chart less the 0.50 GB held " \
+           "before the run); estimate error +0%" in note.message
 
 
 def test_studio_train_gives_the_final_evaluation_an_estimated_time(tmp_path, capsys):

@@ -219,7 +219,10 @@ class RunState:
         measured = measured_peak if self.device == "cuda" else max(measured_peak - self.rss_start, 1)
         error = (est - measured) / measured
         where = "GPU peak allocated" if self.device == "cuda" else "process RSS growth"
-        msg = f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}); " \
+        how = "" if self.device == "cuda" else \
+            f": the RSS peak of {measured_peak / gb:.2f} GB in the memory chart less the {self.rss_start / gb:.2f} GB " \
+            f"held before the run"
+        msg = f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}{how}); " \
               f"estimate error {error:+.0%}{tail}"
         LOG.info(msg)
         return Note(message=msg, data={**data, "measured_bytes": int(measured), "error": round(error, 4),
