@@ -133,7 +133,7 @@ def end_of_run(trainer: Any, plan: EvalPlan, *, tell: Any, emit: Any, eta_s: flo
     if evaluates_at_end(plan, step, trainer.eval_dataset is not None):
         phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
         tell(phase, eta_s)
-        about = f" (about {format_seconds(eta_s)})" if eta_s else ""
+        about = f" (about {format_seconds(eta_s)})" if eta_s and eta_s >= 1 else ""
         emit(Note(message=f"{phase}...{about}", data={"kind": "phase", "phase": "evaluating",
                                                     "rows": len(trainer.eval_dataset), "eta_s": eta_s}))
         trainer.evaluate()
