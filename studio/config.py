@@ -293,7 +293,8 @@ class HubConfig:
 
     repo_id: str | None = _help("Hub repo to push to, e.g. 'you/my-adapter'.", default=None)
     private: bool = _help("Create the repo as private.", default=True)
-    push: PushKind = _help("What to publish: adapter or merged.", default="adapter", kind="radio")
+    push: PushKind = _help("What to publish: adapter (small, loads on top of the base), merged (a standalone 16-bit model) or gguf (one file for llama.cpp and Ollama, checked against the merged model).", default="adapter",
+                           kind="radio")
 
     def __post_init__(self) -> None:
         check_choices(self, "hub")

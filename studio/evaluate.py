@@ -274,9 +274,11 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
     steps = 2 + (2 if accuracy else 0)
     done = [0]
 
-    def tick(label: str) -> Callable[[int], None]:
+    def tick(label: str, total: int = n) -> Callable[[int], None]:
+        """Progress of one phase over its ``total`` rows: ``tuned loss: 3/8 rows``."""
         def f(k: int) -> None:
-            report_progress(min((done[0] + k / max(n, 1)) / steps, 1.0), label)
+            report_progress(min((done[0] + k / max(total, 1)) / steps, 1.0), f"{label}: {min(k, total)}/{total} rows")
+        f(0)
         return f
 
     per_row: list[RowResult] = []
@@ -308,7 +310,7 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
         index = [r.index for r in scored]
         for side, name in (("tuned", adapter), ("base", BASE)):
             outputs = engine.generate_batch([prompts[i] for i in index], params, adapter=name,
-                                            batch_size=batch_size, progress=tick(f"{side} answers"),
+                                            batch_size=batch_size, progress=tick(f"{side} answers", len(index)),
                                             stop_event=stop_event,
                                             answer_end=extractor.end_finder() if stop_at_answer else None)
             done[0] += 1

@@ -212,7 +212,9 @@ def evaluate_pairs(run_dir: str | Path, *, rows: int | None = None, batch_size: 
     logps = {}
     for k, (side, name) in enumerate((("tuned", adapter), ("base", BASE))):
         def tick(done: int, k: int = k, side: str = side) -> None:
-            report_progress(min((k + done / max(2 * n, 1)) / 2, 1.0), f"{side} log-probabilities")
+            report_progress(min((k + done / max(2 * n, 1)) / 2, 1.0),
+                            f"{side} log-probabilities: {min(done, 2 * n)}/{2 * n} answers (chosen and rejected)")
+        tick(0)
         logps[side] = answer_logps(engine, rendered, adapter=name, batch_size=batch_size, progress=tick)
     beta = beta_of(cfg)
     base = pair_scores(*logps["base"])

@@ -94,3 +94,27 @@ def test_chat_flags_are_the_generation_parameters():
                               "--stop", "###", "--stop", "END"])
     assert chat.params_from_args(args) == GenerationParams(max_new_tokens=5, do_sample=True, top_k=3, seed=9,
                                                            stop=("###", "END"))
+
+
+def test_eval_and_compare_say_each_phase_on_stderr(wp_run, capsys):
+    """Minutes on a CPU are never silent: phase, rows done/total and elapsed time on stderr (issue 23.1)."""
+    import re
+
+    out = _json_out(capsys, ["eval", "--run", str(wp_run), "--rows", "3", "--json", "--max-new-tokens", "8",
+                             "--device", "cpu"])
+    assert out["rows"] == 3
+    main(["eval", "--run", str(wp_run), "--rows", "3", "--max-new-tokens", "8", "--device", "cpu"])
+    err = capsys.readouterr().err
+    for phase in ("loading the model", "tuned loss: 3/3 rows", "base loss: 3/3 rows", "tuned answers: 3/3 rows",
+                  "base answers: 3/3 rows"):
+        assert re.search(re.escape(phase) + r" · elapsed \d\d:\d\d", err), (phase, err)
+    assert err.index("tuned loss: 3/3") < err.index("base answers: 3/3")
+    compare = _json_out(capsys, ["chat", "--run", str(wp_run), "--prompt", PROMPT, "--compare", "--json",
+                                 "--max-new-tokens", "6", "--device", "cpu"])
+    assert compare["tuned"] and compare["base"]
+    main(["chat", "--run", str(wp_run), "--prompt", PROMPT, "--compare", "--max-new-tokens", "6", "--device", "cpu"])
+    err = capsys.readouterr().err
+    lines = [line.split(" · elapsed ")[0] for line in err.splitlines() if " · elapsed " in line]
+    assert lines[0].startswith("loading the model of") and lines[2:] == [
+        "answering with the tuned model", "tuned answer: 6 tokens (length)",
+        "answering with the base model", "base answer: 6 tokens (length)"], err

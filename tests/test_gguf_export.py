@@ -140,7 +140,7 @@ def test_push_gguf_to_the_hub_and_a_broken_export_is_never_pushed(text_run, hub,
     url = push(text_run, "solver-gguf", TOKEN, gguf="q8_0")
     repo = hub.repo("tester/solver-gguf")
     assert url.endswith("/tester/solver-gguf")
-    name = "solver-gguf-q8_0.gguf"
+    name = "solver-q8_0.gguf"  # the repo name without its kind ending, as the app and the CLI name it
     assert {name, "Modelfile", "README.md"} <= set(repo.files)
     assert repo.files[name] == (text_run / "export" / "gguf" / name).read_bytes()
     readme = repo.files["README.md"].decode()

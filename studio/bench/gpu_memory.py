@@ -34,7 +34,7 @@ def gpu_memory(*, steps: int = 50, max_length: int = 1024, batch_size: int = 4, 
     """On a GPU: LoRA on a random ~1B Llama (bf16 and 4-bit), packed to ``max_length`` with SDPA; reports tokens/s,
     peak memory and the memory estimate's error for each."""
     from studio.config import RunConfig
-    from studio.events import Failed, Log, Note
+    from studio.events import Failed, Log, Note, Started
     from studio.paths import ASSETS
     from studio.training import TrainingJob
 
@@ -60,14 +60,15 @@ def gpu_memory(*, steps: int = 50, max_length: int = 1024, batch_size: int = 4, 
                 report(f"{quant}: failed: {job.result.message} {job.result.suggestion}")
                 continue
             logs = [e for e in events if isinstance(e, Log)]
+            started = next(e for e in events if isinstance(e, Started))  # after the phase notes (preparing...)
             note = next((e for e in events if isinstance(e, Note) and "estimate error" in e.message), None)
             tps = statistics.median([e.tokens_per_s for e in logs[1:] if e.tokens_per_s] or [0])
             row = {"quantization": quant, "tokens_per_s": round(tps, 1),
                    "peak_gb": round(max(e.peak_memory_bytes or 0 for e in logs) / 1024 ** 3, 2),
                    "estimate_gb": job.estimate.total_gb if job.estimate else None,
                    "estimate_error": note.data.get("error") if note else None,
-                   "trainable_params": events[0].loaded.get("trainable_params"),
-                   "total_params": events[0].loaded.get("total_params"), "device": events[0].device}
+                   "trainable_params": started.loaded.get("trainable_params"),
+                   "total_params": started.loaded.get("total_params"), "device": started.device}
             rows.append(row)
             report(f"{quant}: {row}")
     return rows

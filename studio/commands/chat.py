@@ -55,7 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
         index = index_from_args(args)
     quiet_libraries()
+    phases = None
+    if args.compare:  # two answers one after the other: minutes on a CPU, each phase said on stderr
+        from studio.commands.phases import PhaseLines
+
+        phases = PhaseLines()
+        phases.say(f"loading the model of {args.run}")
     engine = ChatEngine.from_run(args.run, device=args.device, quantization=args.quantization)
+    if phases is not None:
+        phases.say(f"loaded {engine.base_model} + {engine.active}")
+    args.phases = phases
     for extra in args.adapter:
         engine.set_adapter(engine.load_adapter(extra))
     adapter = BASE if args.base_only else None
@@ -77,17 +86,17 @@ def _one(engine, args, params, adapter) -> int:
     kw = dict(params=params, system_prompt=args.system)
     if args.compare:
         stream = engine.stream_compare(args.prompt, **kw)
+        phases = getattr(args, "phases", None)
         if args.json:
-            for _ in stream:
-                pass
+            for side, reply in (("tuned", stream.tuned), ("base", stream.base)):
+                _answer(phases, side, reply, lambda r: [None for _ in r])
             _json({"base": stream.base.text, "tuned": stream.tuned.text,
                    "finish_reason": {"base": stream.base.finish_reason, "tuned": stream.tuned.finish_reason},
                    "adapter": stream.tuned.adapter})
             return 0
-        print("--- tuned ---", flush=True)
-        _echo(stream.tuned)
-        print("--- base ---", flush=True)
-        _echo(stream.base)
+        for side, reply in (("tuned", stream.tuned), ("base", stream.base)):
+            print(f"--- {side} ---", flush=True)
+            _answer(phases, side, reply, _echo)
         return 0
     stream = engine.stream(args.prompt, **kw, adapter=adapter)
     if args.json:
@@ -97,6 +106,15 @@ def _one(engine, args, params, adapter) -> int:
         return 0
     _echo(stream)
     return 0
+
+
+def _answer(phases, side: str, reply, consume) -> None:
+    """One side of a comparison, its start and its length on stderr."""
+    if phases is not None:
+        phases.say(f"answering with the {side} model")
+    consume(reply)
+    if phases is not None:
+        phases.say(f"{side} answer: {reply.n_tokens} tokens ({reply.finish_reason})")
 
 
 def _echo(stream) -> None:

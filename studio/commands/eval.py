@@ -47,20 +47,16 @@ def run(args: argparse.Namespace) -> int:
         from studio.commands.eval_harness import run_harness_command
 
         return run_harness_command(args)
-    tty = sys.stderr.isatty() and not args.json
+    from studio.commands.phases import PhaseLines
 
-    def progress(fraction: float, label: str) -> None:
-        if tty:
-            print(f"\r{label}: {fraction:5.1%}".ljust(60), end="", file=sys.stderr, flush=True)
-
+    progress = PhaseLines()  # phase, rows done/total and elapsed time on stderr (stdout keeps the table or JSON)
     if _is_preference(args.run):
-        return _pairs(args, progress, tty)
+        return _pairs(args, progress)
 
     report = evaluate_run(args.run, rows=args.rows, extractor=extractor, max_new_tokens=args.max_new_tokens,
                           batch_size=args.batch_size, device=args.device, accuracy=not args.no_accuracy,
                           progress=progress)
-    if tty:
-        print(file=sys.stderr)
+    progress.end_line()
     if args.per_row:
         from dataclasses import asdict
 
@@ -92,14 +88,13 @@ def _is_preference(run_dir: str) -> bool:
     return config.is_file() and is_preference_run(load_config(config))
 
 
-def _pairs(args: argparse.Namespace, progress, tty: bool) -> int:
+def _pairs(args: argparse.Namespace, progress) -> int:
     """A preference run: base vs tuned preference accuracy, margins and reward accuracy on the held-out pairs."""
     from studio.evaluate_pairs import evaluate_pairs
 
     report = evaluate_pairs(args.run, rows=args.rows, batch_size=args.batch_size, device=args.device,
                             progress=progress)
-    if tty:
-        print(file=sys.stderr)
+    progress.end_line()
     if args.per_row:
         from dataclasses import asdict
 

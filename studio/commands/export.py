@@ -30,12 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GGUF tensor type (with --format gguf).")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="Export folder (default: RUN/export/<adapter|merged|gguf>).")
-    parser.add_argument("--repo", metavar="NAME", help="The Hub repo the card should name (title, usage lines).")
+    parser.add_argument("--repo", metavar="NAME", help="The Hub repo the card should name (title, usage lines, the "
+                        "GGUF file's name). Default: the run's hub.repo_id, else a name from its model and data.")
+    parser.add_argument("--keep-merged", action="store_true",
+                        help="With --format gguf: keep the intermediate merged model (RUN/export/merged) instead of "
+                             "removing it once the GGUF is written.")
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
+def progress_lines() -> Any:
+    """A ``progress(fraction, message)`` printing ``[ 40%] merge: ... · elapsed 00:12`` lines on stderr."""
+    from studio.commands.phases import PhaseLines
+
+    clock = PhaseLines()
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction * 100:3.0f}%] {message} · elapsed {clock.elapsed()}", file=sys.stderr, flush=True)
+    return progress
 
 
 def _report_gguf(result: object) -> int:
@@ -47,21 +58,24 @@ def _report_gguf(result: object) -> int:
     print(result.check.summary(), file=sys.stderr)
     for name in result.files:
         print(f"  wrote {result.path / name}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(result.path)
     return 0 if result.passed else 1
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.hub import default_export_dir, export
+    from studio.hub import default_export_dir, export, load_facts
 
+    repo = args.repo or load_facts(args.run).config.hub.repo_id  # as the Publish tab and studio push name it
     if args.format == "gguf":
         from studio.hub.gguf_export import export_gguf
 
-        return _report_gguf(export_gguf(args.run, args.out, args.outtype, repo_id=args.repo, device=args.device,
-                                        progress=_progress))
+        return _report_gguf(export_gguf(args.run, args.out, args.outtype, repo_id=repo, device=args.device,
+                                        progress=progress_lines(), keep_merged=args.keep_merged))
     merged = args.format == "merged"
     out = args.out or default_export_dir(args.run, merged)
-    result = export(args.run, out, merged=merged, repo_id=args.repo, device=args.device, progress=_progress)
+    result = export(args.run, out, merged=merged, repo_id=repo, device=args.device, progress=progress_lines())
     return print_export(result)
 
 

@@ -1,4 +1,5 @@
-"""``studio push``: publish a run's adapter or merged model to the Hugging Face Hub, or export it to a folder.
+"""``studio push``: publish a run's adapter, merged model or checked GGUF to the Hugging Face Hub, or export it to a
+folder.
 
 The token comes from HF_TOKEN or the stored ``hf auth login``; there is deliberately no ``--token`` flag, because a
 token typed on the command line lands in the shell history.
@@ -6,7 +7,6 @@ token typed on the command line lands in the shell history.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from studio.config import ModelConfig, TrainConfig, choices_of
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Only write the export (weights, tokenizer, README.md, loss curve) into DIR; no upload.")
     parser.add_argument("--card", metavar="FILE", type=Path,
                         help="Use this README.md instead of the generated model card.")
+    parser.add_argument("--keep-merged", action="store_true",
+                        help="With --format gguf: keep the intermediate merged model (RUN/export/merged) instead of "
+                             "removing it once the GGUF is written.")
     parser.add_argument("--message", metavar="TEXT", help="Commit message.")
     parser.add_argument("--max-shard-size", default="2GB", help="Largest safetensors shard of a merged model.")
     parser.add_argument("--dtype", default="auto", choices=choices_of(ModelConfig, "compute_dtype"),
@@ -55,18 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=choices_of(TrainConfig, "device"), help="Where to merge.")
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"[{fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
+    from studio.commands.export import progress_lines
     from studio.errors import HubError
     from studio.hub import export, load_facts, push
 
     facts = load_facts(args.run)
     hub_cfg = facts.config.hub
+    progress = progress_lines()
     merged = args.merged if args.merged is not None else hub_cfg.push == "merged"
-    gguf = args.outtype if args.format == "gguf" else None
+    asked = args.format or (None if args.merged is not None else hub_cfg.push)
+    gguf = args.outtype if asked == "gguf" else None
     if args.format in ("adapter", "merged"):
         merged = args.format == "merged"
     private = args.private if args.private is not None else hub_cfg.private
@@ -81,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
         from studio.hub.gguf_export import export_gguf
 
         res = export_gguf(args.run, args.export_only, gguf, repo_id=args.repo or hub_cfg.repo_id, card=card,
-                          device=args.device, progress=_progress)
+                          device=args.device, progress=progress, keep_merged=args.keep_merged)
         return _report_gguf(res)
     if args.export_only is not None:
         result = export(args.run, args.export_only, merged=merged, card=card, repo_id=args.repo or hub_cfg.repo_id,
                         max_shard_size=args.max_shard_size, dtype=args.dtype, device=args.device,
-                        progress=_progress)
+                        progress=progress)
         from studio.commands.export import print_export
 
         return print_export(result)
@@ -94,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if not repo:
         raise HubError("no repo to push to: pass --repo NAME (or set hub.repo_id in the run's config), or use "
                        "--export-only DIR to write a folder without pushing")
-    url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=_progress,
+    url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=progress,
                commit_message=args.message, max_shard_size=args.max_shard_size, dtype=args.dtype,
-               device=args.device, gguf=gguf)
+               device=args.device, gguf=gguf, keep_merged=args.keep_merged)
     print(url)
     return 0

@@ -68,7 +68,7 @@ def _follow(job, show: bool, tty: bool, stop) -> None:
     from studio.events import Eval, Log, Note, Started
     from studio.signals import signal_name
 
-    cursor, announced = 0, False
+    cursor, announced = job.first_event, False  # a resumed run's earlier events were printed by its first run
     while True:
         if stop.received and not announced:
             announced = True

@@ -183,14 +183,14 @@ def _gguf_section(gguf: dict[str, Any], repo: str, has_repo: bool) -> list[str]:
 
     name = repo.split("/")[-1].lower()
     cmd = commands(gguf["file"], repo if has_repo else None, name)
-    mark = "✅" if gguf.get("passed") else "⚠️"
-    size = format_bytes(int(gguf.get("size") or 0))
+    mark = "⏳" if gguf.get("pending") else "✅" if gguf.get("passed") else "⚠️"
+    size = f", {format_bytes(int(gguf['size']))}" if gguf.get("size") else ""
     lines = ["## GGUF (llama.cpp, Ollama)", "",
-             f"`{gguf['file']}` ({gguf['outtype']}, {size}), converted with llama.cpp's "
+             f"`{gguf['file']}` ({gguf['outtype']}{size}), converted with llama.cpp's "
              "converter; the chat template and end-of-sequence token the model was trained with are embedded in it.",
              "", f"**Parity check:** {mark} {gguf['summary']}.", ""]
     lines += [f"- {line}" for line in gguf.get("lines") or []]
-    if not gguf.get("passed"):
+    if gguf.get("passed") is False:
         lines += ["", "**This export failed its check: do not rely on it.**"]
     lines += ["", "The check reloads the GGUF with transformers' GGUF loader, renders each probe prompt in the trained "
               "format, answers greedily and compares the tokens with the merged model; the GGUF's embedded template "

@@ -75,10 +75,12 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
     for metric, (_, tuned) in evals.metrics.items():
         if tuned is None or metric not in INDEX_METRICS:
             continue
+        n = metric_n(evals, metric)
         results.append(EvalResult(task_type="text-generation", task_name="Text Generation",
                                   dataset_type=dataset_type, dataset_name=f"{dataset_type} (held-out split)",
                                   dataset_split="held-out", metric_type=metric, metric_value=round(tuned, 6),
-                                  metric_name=METRIC_NAMES[metric]))
+                                  metric_name=METRIC_NAMES[metric] + (f" (n={n})" if n else ""),
+                                  metric_args={"n": n} if n else None))
     return ModelCardData(
         base_model=facts.base_id if facts.base_on_hub else None,
         library_name="transformers" if merged else "peft",
@@ -89,6 +91,13 @@ def card_metadata(facts: RunFacts, *, merged: bool = False, repo_id: str | None 
         model_name=model_name if results else None,
         eval_results=results or None,
     )
+
+
+def metric_n(evals: Any, metric: str) -> int | None:
+    """How many held-out rows (or pairs) a metric was measured on: the scored rows for an accuracy, else all."""
+    if metric in ("accuracy", "unclear_rate") and evals.scored is not None:
+        return evals.scored
+    return evals.rows
 
 
 def parse_card(card: str) -> tuple[Any, str]:

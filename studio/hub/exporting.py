@@ -207,6 +207,14 @@ def _base_vocab(facts: RunFacts) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------- export
+def phased(progress: Progress, phase: str) -> Progress:
+    """``progress`` with each message named by its phase (``merge: loading the base model...``), so a status line
+    says which of merge, convert, check or push is running; a message that already names it is left alone."""
+    def report(fraction: float, message: str) -> None:
+        progress(fraction, message if message.startswith(f"{phase}:") else f"{phase}: {message}")
+    return report
+
+
 def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, card: str | None = None, *,
            repo_id: str | None = None, max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto",
            probe: str | None = None, reuse: bool = False, progress: Progress | None = None) -> ExportResult:
@@ -228,7 +236,7 @@ def export(run_dir: str | Path, out_dir: str | Path, merged: bool = False, card:
     Raises:
         HubError: no adapter, a non-empty foreign ``out_dir``, or merged answers that differ.
     """
-    progress = progress or _noop
+    progress = phased(progress or _noop, "merge" if merged else "export")
     facts = load_facts(run_dir)
     out_dir = Path(out_dir).expanduser()
     adapter_file = _check_adapter(facts) / "adapter_model.safetensors"

@@ -163,6 +163,8 @@ class EvalSummary:
     metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     samples: list[dict[str, str]] = field(default_factory=list)
     rows: int | None = None
+    scored: int | None = None
+    """Rows whose answer could be scored (an extractable reference answer): the n of an accuracy."""
     kind: str | None = None
     """``preference`` for held-out pairs (``studio.evaluate_pairs``), else None."""
 
@@ -184,6 +186,9 @@ def summarise_eval(facts: RunFacts) -> EvalSummary:
                 out.metrics[key] = (b if is_number(b) else None, t if is_number(t) else None)
     out.dataset = res.get("dataset") if isinstance(res.get("dataset"), str) else None
     out.rows = res.get("rows") if isinstance(res.get("rows"), int) else None
+    counts = res.get("counts") if isinstance(res.get("counts"), dict) else {}
+    scored = (counts.get("tuned") or {}).get("scored") if isinstance(counts.get("tuned"), dict) else None
+    out.scored = scored if isinstance(scored, int) and not isinstance(scored, bool) else None
     out.kind = res.get("kind") if isinstance(res.get("kind"), str) else None
     for s in res.get("per_row") or res.get("samples") or []:  # EvalReport.to_dict() rows, or plain samples
         if not isinstance(s, dict) or not s.get("prompt"):

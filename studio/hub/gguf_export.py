@@ -68,13 +68,30 @@ def _noop(fraction: float, message: str) -> None:
     pass
 
 
+KIND_SUFFIXES = ("-gguf", "-merged", "-lora", "-qlora", "-dora")
+"""Endings of a repo name that say what kind of export it holds, not what the model is (left out of file names)."""
+
+
 def gguf_name(facts: Any, repo_id: str | None, outtype: str) -> str:
-    """``<repo name>-<outtype>.gguf``; without a repo, ``<model>-<dataset>-<outtype>.gguf``."""
+    """``<repo name>-<outtype>.gguf`` (the repo name without a kind ending such as ``-gguf`` or ``-lora``); without
+    a repo, ``<model>-<dataset>-<outtype>.gguf``. The app and the CLI both name the file here, so the run's default
+    repo names of every kind give the same file."""
     from studio.hub.facts import default_repo_name
     from studio.runs import _slug
 
-    name = repo_id.split("/")[-1] if repo_id else default_repo_name(facts, "gguf").removesuffix("-gguf")
+    name = repo_id.split("/")[-1] if repo_id else default_repo_name(facts, "gguf")
+    for suffix in KIND_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[:-len(suffix)]
+            break
     return f"{_slug(name)}-{outtype}.gguf"
+
+
+def pending_gguf(facts: Any, repo_id: str | None, outtype: str) -> dict[str, Any]:
+    """What the model card says about a GGUF before it is exported: its file and type; the parity check is run
+    (and written into the card) by the export."""
+    return {"file": gguf_name(facts, repo_id, outtype), "outtype": outtype, "pending": True, "passed": None,
+            "summary": "run by the export, before anything is pushed; its result replaces this line", "lines": []}
 
 
 def converter_available() -> bool:
@@ -158,7 +175,7 @@ def prompt_format_of(facts: Any, tokenizer: Any) -> Any:
 def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype: str = "q8_0", *,
                 repo_id: str | None = None, card: str | None = None, probes: list[str] | None = None,
                 max_probes: int = MAX_PROBES, merged_dir: str | Path | None = None, device: str = "auto",
-                progress: Progress | None = None) -> GGUFExport:
+                progress: Progress | None = None, keep_merged: bool = True) -> GGUFExport:
     """Merge, convert to GGUF, check against the merged model, write the Modelfile and README.
 
     Args:
@@ -170,6 +187,8 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
         probes: prompts for the parity check (default: the run's probe prompts, else held-out questions).
         merged_dir: where the merged model is (re)used (default ``RUN/export/merged``).
         progress: ``callback(fraction, message)``.
+        keep_merged: keep the merged model this export made (for a later export or push to reuse); False removes
+            it once the GGUF is written and checked (a merged folder that was there before is always kept).
 
     Raises:
         HubError: unknown outtype, no converter, no adapter, a failed merge or conversion. A failed *check*
@@ -197,7 +216,7 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
     t0 = time.time()
     progress(0.0, "stage 1/3 merge: the adapter into a 16-bit copy of the base")
     merged = export(run_dir, merged_at, merged=True, repo_id=repo_id, device=device, reuse=True,
-                    progress=lambda f, m: progress(0.4 * f, f"merge: {m}"))
+                    progress=lambda f, m: progress(0.4 * f, m))  # named "merge: ..." by export
     stages.append(Stage("merge" + (" (reused)" if merged.reused else ""), time.time() - t0,
                         _folder_size(merged_at, [f for f in merged.files if f.endswith(".safetensors")])))
     progress(0.4, stages[-1].describe())
@@ -230,6 +249,12 @@ def export_gguf(run_dir: str | Path, out_dir: str | Path | None = None, outtype:
     progress(0.93, stages[-1].describe() + f"; {check.summary()}")
     result = GGUFExport(path=out, gguf_file=name, outtype=outtype, check=check, stages=stages, notes=notes,
                         merged_dir=merged_at)
+    if not keep_merged and not merged.reused:
+        size = _folder_size(merged_at)
+        shutil.rmtree(merged_at, ignore_errors=True)
+        result.merged_dir = None
+        result.notes.append(f"removed the intermediate merged model ({format_bytes(size)} in {merged_at}); "
+                            "--keep-merged keeps it")
     (out / "Modelfile").write_text(modelfile_text(name, pieces, fmt, tok), encoding="utf-8")
     from studio.hub.card import LOSS_CURVE, loss_curve_png, render_card
 

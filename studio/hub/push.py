@@ -269,7 +269,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
          merged: bool = False, card: str | None = None, progress: Progress | None = None, *,
          endpoint: str | None = None, export_dir: str | Path | None = None, commit_message: str | None = None,
          max_shard_size: str | int = "2GB", dtype: str = "auto", device: str = "auto",
-         gguf: str | None = None) -> str:
+         gguf: str | None = None, keep_merged: bool = True) -> str:
     """Export a run (adapter or merged) and upload it to ``repo_id``; returns the repo URL.
 
     The token is checked first (``whoami``) so a bad token fails before any merge. The export lands in
@@ -287,6 +287,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         endpoint: Hub URL; default ``HF_ENDPOINT`` or https://huggingface.co.
         gguf: publish a checked GGUF of this outtype (f16, bf16, q8_0) with its Modelfile instead; an export that
             fails its parity check is never uploaded.
+        keep_merged: with ``gguf``, keep the intermediate merged model (see :func:`export_gguf`).
 
     Raises:
         HubError: one sentence with the fix.
@@ -294,23 +295,26 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
     from studio.hub.exporting import default_export_dir, export
     from studio.hub.gguf_export import export_gguf
 
+    from studio.hub.exporting import phased
+
     progress = progress or (lambda f, m: None)
+    pushing = phased(progress, "push")
     tok = _require_token(token)
     url = hub_endpoint(endpoint)
-    progress(0.0, f"checking the token with {url}")
+    pushing(0.0, f"checking the token with {url}")
     account = whoami(tok, endpoint=url)
-    progress(0.01, account.describe())
+    pushing(0.01, account.describe())
     full_id = full_repo_id(repo_id, account)
     if gguf:
         res = export_gguf(run_dir, export_dir, gguf, repo_id=full_id, card=card, device=device,
-                          progress=lambda f, m: progress(0.02 + 0.48 * f, m))
+                          keep_merged=keep_merged, progress=lambda f, m: progress(0.02 + 0.48 * f, m))
         if not res.passed:
             raise HubError(f"{res.check.summary()}: this GGUF is not pushed; the export is kept in {res.path} for a "
                            "look, and the merged model or the adapter can be published instead")
         return upload_folder(res.path, full_id, tok, private=private, endpoint=url, account=account,
                              commit_message=commit_message or f"Upload GGUF {gguf} from run {Path(run_dir).name} "
                                                               "(Fine-Tune Studio)",
-                             progress=lambda f, m: progress(0.5 + 0.5 * f, m))
+                             progress=lambda f, m: pushing(0.5 + 0.5 * f, m))
     out = Path(export_dir) if export_dir is not None else default_export_dir(run_dir, merged)
     result = export(run_dir, out, merged=merged, card=card, repo_id=full_id, max_shard_size=max_shard_size,
                     dtype=dtype, device=device, reuse=True,
@@ -319,7 +323,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | Token | None = None, pr
         progress(0.5, f"note: {note}")
     return upload_folder(result.path, full_id, tok, private=private, endpoint=url, account=account,
                          commit_message=commit_message or _commit_message(merged, run_dir),
-                         progress=lambda f, m: progress(0.5 + 0.5 * f, m))
+                         progress=lambda f, m: pushing(0.5 + 0.5 * f, m))
 
 
 def _commit_message(merged: bool, run_dir: str | Path) -> str:

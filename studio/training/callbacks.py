@@ -34,6 +34,8 @@ def callback_class() -> type:
             self.tokens_last: float | None = None
             self.estimate_checked = False
             self.room: Any = None
+            self.eval_s: float | None = None
+            """The last evaluation's measured seconds (a periodic one), or None before any."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t_begin = self.t_last = time.perf_counter()
@@ -78,6 +80,7 @@ def callback_class() -> type:
             done = state.global_step - self.step_begin
             rate = done / max(now - self.t_begin, 1e-9)
             remaining = max(state.max_steps - state.global_step, 0)
+            final_eval = self._final_eval_s(state.max_steps, rate)
             mem, peak = memory_now(self.run.device)
             speed = self.run.speed(dt)
             if tps is None and speed.get("tokens_per_s"):
@@ -88,7 +91,7 @@ def callback_class() -> type:
                         samples_per_s=_round(steps * batch / dt),
                         steps_per_s=_round(steps / dt), num_tokens=int(num_tokens) if num_tokens is not None else None,
                         memory_bytes=mem, peak_memory_bytes=peak, total_steps=state.max_steps,
-                        eta_s=_round(remaining / rate) if rate > 0 and done else None,
+                        eta_s=_round(remaining / rate + (final_eval or 0.0)) if rate > 0 and done else None,
                         metrics=method_metrics(logs))
             self.t_last, self.step_last = now, state.global_step
             self.run.progress(event.step, event.total_steps or 0, event.loss, event.eta_s)
@@ -102,8 +105,17 @@ def callback_class() -> type:
                 if note is not None:
                     self.emit(note)
 
+        def _final_eval_s(self, max_steps: int, rate: float) -> float | None:
+            """The end-of-run evaluation's seconds: the last evaluation's measured time, else its cost in steps at
+            the measured step rate; None without one (kept on the run state for the phase's ETA)."""
+            steps = self.run.final_eval_steps(max_steps=max_steps) if self.run.final_eval_steps else 0.0
+            seconds = None if not steps else self.eval_s if self.eval_s else steps / rate if rate > 0 else None
+            self.run.final_eval_s = seconds
+            return seconds
+
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             metrics = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+            self.eval_s = as_float(metrics.get("eval_runtime")) or self.eval_s
             self.emit(Eval(step=state.global_step, epoch=_round(state.epoch),
                            eval_loss=as_float(metrics.get("eval_loss")), metrics=metrics))
 

@@ -109,16 +109,33 @@ def plan_for(tc: Any, prepared: Any, world_size: int = 1) -> EvalPlan:
     return plan_eval(tc, eval_rows=eval_rows, rows_per_step=rows_per_step, total_steps=total)
 
 
-def end_of_run(trainer: Any, plan: EvalPlan, *, tell: Any, emit: Any) -> None:
-    """After the last step: the final weights' eval loss (a visible phase; skipped when that step was just
-    evaluated or the best checkpoint is kept), then a note of the checkpoint adapter/ keeps and why."""
+def evaluates_at_end(plan: EvalPlan, step: int, has_eval: bool) -> bool:
+    """Whether :func:`end_of_run` evaluates the held-out rows after ``step`` (not when that step was just evaluated,
+    nor when the best checkpoint is kept)."""
+    return has_eval and not plan.keep_best and (not plan.steps or bool(step % plan.steps))
+
+
+def final_eval_steps(plan: EvalPlan, *, eval_rows: int, rows_per_step: int, max_steps: int) -> float:
+    """The end-of-run evaluation's cost in training steps (the cost model above), 0 when there is none."""
+    if not evaluates_at_end(plan, max_steps, eval_rows > 0):
+        return 0.0
+    return eval_rows / (3 * max(rows_per_step, 1))
+
+
+def end_of_run(trainer: Any, plan: EvalPlan, *, tell: Any, emit: Any, eta_s: float | None = None) -> None:
+    """After the last step: the final weights' eval loss (a visible phase with its estimated time ``eta_s``;
+    skipped when that step was just evaluated or the best checkpoint is kept), then a note of the checkpoint
+    adapter/ keeps and why."""
     from studio.events import Note
+    from studio.formatting import format_seconds
 
     step = trainer.state.global_step
-    if trainer.eval_dataset is not None and not plan.keep_best and (not plan.steps or step % plan.steps):
+    if evaluates_at_end(plan, step, trainer.eval_dataset is not None):
         phase = f"evaluating {len(trainer.eval_dataset)} held-out rows after the last step"
-        tell(phase)
-        emit(Note(message=f"{phase}...", data={"kind": "phase"}))
+        tell(phase, eta_s)
+        about = f" (about {format_seconds(eta_s)})" if eta_s and eta_s >= 1 else ""
+        emit(Note(message=f"{phase}...{about}", data={"kind": "phase", "phase": "evaluating",
+                                                    "rows": len(trainer.eval_dataset), "eta_s": eta_s}))
         trainer.evaluate()
     kept = kept_note(trainer, plan, trainer.state.max_steps)
     if kept:

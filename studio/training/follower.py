@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import runs
-from studio.events import TERMINAL, Event, EventLog, Failed, Log, Note, Started, event_from_dict
+from studio.events import TERMINAL, Eval, Event, EventLog, Failed, Log, Note, Started, event_from_dict
 from studio.training.state import JobStatus
 
 CHILD_LOG = "child.log"
@@ -139,7 +139,7 @@ class RunProcess:
         return self._ended.wait(timeout)
 
     def status(self) -> JobStatus:
-        """Phase and progress, from the events in the folder."""
+        """Phase and progress, from the events in the folder; elapsed time stops at the run's end."""
         events = self._mine()
         started = next((e for e in reversed(events) if isinstance(e, Started)), None)
         log = next((e for e in reversed(events) if isinstance(e, Log)), None)
@@ -155,12 +155,20 @@ class RunProcess:
             state = "running" if started else "preparing"
         step = getattr(end, "step", None) or (log.step if log else started.start_step if started else 0)
         began = float(self.record.get("start_time") or time.time())
-        message = getattr(end, "message", "") or ("" if started or note is None else note.message) or \
-            ("" if started else "starting the training process")
+        now = time.time()
+        phase = _phase_now(events) if state == "running" else None
+        if phase is not None:  # after the last step: the phase's name, its ETA counting down from its start
+            message = phase.message.split("...")[0]  # its ETA is shown beside it
+            eta = phase.data.get("eta_s")
+            eta = max(0.0, float(eta) - (now - phase.time)) if eta is not None else None
+        else:
+            message = getattr(end, "message", "") or ("" if started or note is None else note.message) or \
+                ("" if started else "starting the training process")
+            eta = log.eta_s if log and state == "running" else None
+        ended = end.time if end is not None else (events[-1].time if events and not self.alive else None)
         return JobStatus(state=state, run_dir=str(self.run_dir), step=step or 0,
                          total_steps=started.total_steps if started else 0, loss=log.loss if log else None,
-                         eta_s=log.eta_s if log and state == "running" else None,
-                         elapsed_s=round(time.time() - began, 1), message=message)
+                         eta_s=eta, elapsed_s=round(max(0.0, (ended or now) - began), 1), message=message)
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -220,6 +228,17 @@ class RunProcess:
             log.append(Note(level="warning", message=f"the training process ended without saving{code}: the run "
                             f"is interrupted; " + (f"resume it from {ckpt.name}" if ckpt else "no checkpoint yet")))
         self.events.refresh()
+
+
+def _phase_now(events: list[Event]) -> Note | None:
+    """The phase note (the final evaluation...) the run is in: the last one, when no start, step or evaluation came
+    after it (the phases before the start are shown by the preparing state's message)."""
+    for e in reversed(events):
+        if isinstance(e, Note) and e.data.get("kind") == "phase":
+            return e
+        if isinstance(e, (Log, Eval, Started)):
+            return None
+    return None
 
 
 def last_lines(path: Path, n: int = LAST_LINES) -> list[str]:

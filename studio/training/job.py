@@ -1,6 +1,7 @@
 """``TrainingJob``: one fine-tuning run in a daemon thread (prepare, train, save, fail readably)."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,10 +18,10 @@ from studio.training import trackers
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
-from studio.training.eval_during import EvalPlan, end_of_run, eval_callbacks, plan_for
+from studio.training.eval_during import EvalPlan, end_of_run, eval_callbacks, final_eval_steps, plan_for
 from studio.training.failures import explain_failure
 from studio.training.memory import memory_now, release_memory
-from studio.training.state import JobStatus, RunState, as_float
+from studio.training.state import JobStatus, RunState, as_float, first_run_rss
 
 LOG = logging.getLogger("studio.training")
 _LIB_LOGGERS = ("studio", "transformers", "trl", "peft", "accelerate", "datasets")
@@ -78,7 +79,8 @@ class TrainingJob:
                 runs.create_run_dir(cfg, Path(runs_dir or cfg.train.output_dir))
             self.resume_from = None
             self.events = EventLog(self.run_dir / runs.EVENTS if self.main else None)
-        self._cursor_start = len(self.events)
+        self.first_event = len(self.events)
+        """The index of this job's first event in ``events`` (a resumed run's log starts with its earlier ones)."""
         self.state = RunState(run_dir=self.run_dir, model_name=cfg.model.name_or_path, main=self.main,
                               resumed=self.resume_from is not None)
         """Phase, progress and facts of this run, shared with the trainer callback (:mod:`studio.training.state`)."""
@@ -119,7 +121,7 @@ class TrainingJob:
     @property
     def result(self) -> Event | None:
         """The terminal event (Finished, Stopped or Failed) of this job, once there is one."""
-        events, _ = self.events.since(self._cursor_start)
+        events, _ = self.events.since(self.first_event)
         return next((e for e in reversed(events) if isinstance(e, TERMINAL)), None)
 
     def emit(self, event: Event) -> None:
@@ -155,12 +157,13 @@ class TrainingJob:
         rec, start = recipe(cfg.train.method), resolve_start(cfg)
         kept_format = keep_prompt_format(cfg, start) if start is not None else []
         st.device = resolve_device(cfg.train.device)
-        st.rss_start = memory_now(st.device)[0]
+        st.rss_start, st.peak_start = memory_now(st.device)
+        st.first_rss = first_run_rss(st.rss_start)
         if st.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         # data first (with the tokenizer the model will have): the speed plan sizes packed micro-batches from the
         # rows' real lengths, and picks the attention kernel the model must be loaded with
-        st.tell("preparing the data")
+        self._phase("preparing the data", "preparing")
         if self.main:  # a run killed from here on reads "interrupted", not "new" (load_run checks this pid)
             runs.write_environment(self.run_dir, {**runs.read_json(self.run_dir / runs.ENVIRONMENT),
                                                   "pid": os.getpid(), "run_dir": str(self.run_dir)})
@@ -183,7 +186,7 @@ class TrainingJob:
             self.emit(Note(level="warning", message=self.eval_plan.warning, data={"kind": "evaluation"}))
         for line in speed_lines:
             LOG.info("speed plan: %s", line)
-        st.tell("loading the model")
+        self._phase("loading the model", "loading")
         # k-bit models are prepared by the plan (no fp32 upcast with bf16 compute), not by peft inside load_base
         base = load_base(model_config_for_plan(cfg.model, plan), device=st.device, for_training=True,
                          kbit_prep=False, tokenizer=tokenizer)
@@ -203,6 +206,8 @@ class TrainingJob:
         st.gradient_checkpointing, st.gc_reason = plan.gradient_checkpointing, plan.gc_reason
         st.speed_lines, st.loaded, st.trainable_params = speed_lines, loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
+        st.final_eval_steps = functools.partial(final_eval_steps, self.eval_plan, eval_rows=st.eval_rows,
+                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum * runs.world_size())
         env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
@@ -218,7 +223,7 @@ class TrainingJob:
         step = trainer.state.global_step
         stopped = st.stop.is_set() and step < trainer.state.max_steps
         if not stopped:  # the final eval loss (unless just evaluated), and which checkpoint adapter/ keeps
-            end_of_run(trainer, self.eval_plan, tell=st.tell, emit=self.emit)
+            end_of_run(trainer, self.eval_plan, tell=st.tell, emit=self.emit, eta_s=st.final_eval_s)
         adapter = self.run_dir / runs.ADAPTER
         trainer.save_model(str(adapter))
         if self.main and self.tokenizer is not None:
@@ -233,6 +238,12 @@ class TrainingJob:
         self.emit(event)
         self._cleanup()
         return event
+
+    def _phase(self, message: str, phase: str) -> None:
+        """A phase before the first step, named in the status line (in-process) and as a note (the app's view of a
+        run in its own process, and ``studio train``'s stderr)."""
+        self.state.tell(message)
+        self.emit(Note(message=f"{message}...", data={"kind": "phase", "phase": phase}))
 
     def _model_progress(self, fraction: float, message: str) -> None:
         """A first GGUF dequantization shows in the status line; its start and end become notes."""

@@ -18,6 +18,16 @@ from studio.events import Note, Started
 
 LOG = logging.getLogger("studio.training")
 
+_FIRST_RSS: list[int] = []
+"""The process's RSS when its first run began (a process fact, written once)."""
+
+
+def first_run_rss(rss_now: int) -> int:
+    """The RSS at the start of this process's first run (``rss_now`` when this is the first)."""
+    if not _FIRST_RSS:
+        _FIRST_RSS.append(rss_now)
+    return _FIRST_RSS[0]
+
 
 def _token_window() -> Any:
     from studio.speed.flops import TokenWindow
@@ -72,11 +82,22 @@ class RunState:
     loss: float | None = None
     eta_s: float | None = None
     message: str = ""
+    phase_at: float | None = None
+    """When the current after-training phase (the final evaluation) began: its ``eta_s`` counts down from there."""
     # ---- the run's facts, set by the training thread before training
     device: str = "cpu"
     rss_start: int = 0
+    peak_start: int = 0
+    """The process's peak memory before this run (CPU: ``ru_maxrss``): above ``rss_start`` when the process held
+    more before (an earlier run, a dequantization), so its RSS growth undercounts the run."""
+    first_rss: int = 0
+    """The process's RSS when its first run began: below ``rss_start`` when an earlier run's memory is still held."""
     train_rows: int = 0
     eval_rows: int = 0
+    final_eval_steps: Any = None
+    """``f(max_steps) -> float``: the end-of-run evaluation's cost in training steps (0 without one), or None."""
+    final_eval_s: float | None = None
+    """The end-of-run evaluation's estimated seconds (the callback's figure at the last log; counted in the ETA)."""
     gradient_checkpointing: bool = False
     gc_reason: str = ""
     attention_reason: str = ""
@@ -114,11 +135,15 @@ class RunState:
     def progress(self, step: int, total_steps: int, loss: float | None, eta_s: float | None) -> None:
         with self.lock:
             self.step, self.total_steps, self.loss, self.eta_s, self.message = step, total_steps, loss, eta_s, ""
+            self.phase_at = None
 
-    def tell(self, message: str) -> None:
-        """What the run is doing before its first step (preparing the data, loading the model...)."""
+    def tell(self, message: str, eta_s: float | None = None) -> None:
+        """What the run is doing outside its steps (preparing the data, loading the model, evaluating...), with the
+        phase's estimated time when known."""
         with self.lock:
             self.message = message
+            if eta_s is not None:
+                self.eta_s, self.phase_at = eta_s, time.time()
 
     def end(self, phase: str, message: str | None = None) -> None:
         with self.lock:
@@ -129,8 +154,11 @@ class RunState:
 
     def status(self) -> JobStatus:
         with self.lock:
+            eta = self.eta_s
+            if eta is not None and self.phase_at is not None:
+                eta = max(0.0, eta - (time.time() - self.phase_at))
             return JobStatus(state=self.phase, run_dir=str(self.run_dir), step=self.step,
-                             total_steps=self.total_steps, loss=self.loss, eta_s=self.eta_s,
+                             total_steps=self.total_steps, loss=self.loss, eta_s=eta,
                              elapsed_s=round((self.ended_at or time.time()) - self.started_at, 1),
                              message=self.message)
 
@@ -164,22 +192,41 @@ class RunState:
         return snap
 
     def estimate_note(self, measured_peak: int) -> Note | None:
-        """The memory estimate against the measured peak (GPU) or RSS growth (CPU), or None without an estimate."""
+        """The memory estimate against the measured peak (GPU) or RSS growth (CPU), or None without an estimate.
+
+        On CPU the growth since the run began is the run's memory only in a process that held little before it;
+        one that already held memory (an earlier run's, still resident or as an earlier peak: more than a quarter
+        of the estimate above its RSS at the start of its first run, or above its RSS now) reuses it without
+        growing, so the note gives the process's peak RSS (the memory chart's figure), says why, and gives no
+        error figure."""
         if self.estimate is None:
             return None
         gb = 1024 ** 3
-        measured = measured_peak if self.device == "cuda" else max(measured_peak - self.rss_start, 1)
         est = self.estimate.total_gb * gb
+        gc_on = self.gradient_checkpointing
+        tail = f"; gradient checkpointing {'on' if gc_on else 'off'}"
+        data = {"estimated_bytes": int(est), "peak_bytes": int(measured_peak), "device": self.device,
+                "gradient_checkpointing": gc_on, "gradient_checkpointing_reason": self.gc_reason}
+        held = max(self.rss_start - (self.first_rss or self.rss_start), self.peak_start - self.rss_start)
+        if self.device != "cuda" and held > est / 4:
+            msg = (f"memory: estimated {est / gb:.2f} GB; process RSS peak {measured_peak / gb:.2f} GB (not "
+                   f"comparable: this process already held {self.rss_start / gb:.2f} GB when the run began, from "
+                   f"an earlier load, so the run's own growth of {max(measured_peak - self.rss_start, 0) / gb:.2f} "
+                   f"GB undercounts it){tail}")
+            LOG.info(msg)
+            return Note(message=msg, data={**data, "measured_bytes": int(measured_peak), "error": None,
+                                           "measured": "process RSS peak (already loaded)"})
+        measured = measured_peak if self.device == "cuda" else max(measured_peak - self.rss_start, 1)
         error = (est - measured) / measured
         where = "GPU peak allocated" if self.device == "cuda" else "process RSS growth"
-        gc_on = self.gradient_checkpointing
-        msg = (f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}); "
-               f"estimate error {error:+.0%}; gradient checkpointing {'on' if gc_on else 'off'}")
+        how = "" if self.device == "cuda" else \
+            f": the RSS peak of {measured_peak / gb:.2f} GB in the memory chart less the {self.rss_start / gb:.2f} GB " \
+            f"held before the run"
+        msg = f"memory: estimated {est / gb:.2f} GB, measured {measured / gb:.2f} GB ({where}{how}); " \
+              f"estimate error {error:+.0%}{tail}"
         LOG.info(msg)
-        return Note(message=msg, data={"estimated_bytes": int(est), "measured_bytes": int(measured),
-                                       "peak_bytes": int(measured_peak), "error": round(error, 4),
-                                       "device": self.device, "gradient_checkpointing": gc_on,
-                                       "gradient_checkpointing_reason": self.gc_reason})
+        return Note(message=msg, data={**data, "measured_bytes": int(measured), "error": round(error, 4),
+                                       "measured": where})
 
 
 def as_float(x: Any) -> float | None:

@@ -83,9 +83,25 @@ def gen_params(values: dict[str, Any], budget: int = DEFAULT_MAX_NEW_TOKENS) -> 
 def eval_tables(report: Any) -> tuple[list[list[Any]], list[list[Any]]]:
     """(summary table, per-row table) of an ``EvalReport``."""
     mark = {True: "✅", False: "❌", None: ""}
-    rows = [[r.index + 1, r.prompt, r.reference_answer or r.reference or "", r.base_answer or "",
-             mark[r.base_correct], r.tuned_answer or "", mark[r.tuned_correct]] for r in report.per_row]
+    rows = [[r.index + 1, r.prompt, r.reference_answer or r.reference or "", answer_cell(r.base_answer, r.base_output),
+             mark[r.base_correct], answer_cell(r.tuned_answer, r.tuned_output), mark[r.tuned_correct]]
+            for r in report.per_row]
     return report.table(), rows
+
+
+ANSWER_CHARS = 160
+"""How much of an answer's text the per-row table shows when no answer was found in it."""
+
+
+def answer_cell(answer: str | None, output: str | None) -> str:
+    """The extracted answer; where none was found, the answer's own text (cut), so a blank never hides it."""
+    if answer is not None:
+        return answer
+    if output is None:
+        return ""
+    text = " ".join(output.split())
+    text = text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS - 1] + "…"
+    return f"(no answer found) {text}" if text else "(no answer found: empty)"
 
 
 # ----------------------------------------------------------------------------------------------------------- UI

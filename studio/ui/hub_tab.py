@@ -50,14 +50,36 @@ def run_defaults(run_dir: str | None) -> tuple[str, bool, str]:
     return hub.repo_id or default_repo_name(facts, hub.push), hub.private, hub.push
 
 
-def card_for(run_dir: str | None, repo_id: str | None, kind: str) -> str:
-    """The rendered model card (markdown with YAML metadata), or empty with no run. A GGUF card is written by the
-    export (it states the parity check), so this one is the merged model's until then."""
+def card_for(run_dir: str | None, repo_id: str | None, kind: str, outtype: str = "q8_0") -> str:
+    """The rendered model card (markdown with YAML metadata), or empty with no run. With GGUF chosen it describes
+    the GGUF file (named as the export will name it); the export writes the parity check's result into it."""
     if not run_dir:
         return ""
     from studio.hub import render_card
 
-    return render_card(run_dir, repo_id=(repo_id or "").strip() or None, merged=kind in ("merged", "gguf"))
+    repo = (repo_id or "").strip() or None
+    gguf = None
+    if kind == "gguf":
+        from studio.hub.facts import load_facts
+        from studio.hub.gguf_export import pending_gguf
+
+        gguf = pending_gguf(load_facts(run_dir), repo, outtype or "q8_0")
+    return render_card(run_dir, repo_id=repo, merged=kind in ("merged", "gguf"), gguf=gguf)
+
+
+def repo_for_kind(run_dir: str | None, repo: str | None, kind: str) -> str | None:
+    """The run's default repo name for ``kind`` when ``repo`` is still a default name (of any kind), so switching
+    to GGUF offers ``…-gguf``; a name the user typed is kept (None: keep it)."""
+    if not run_dir:
+        return None
+    from studio.hub.facts import default_repo_name, load_facts
+
+    try:
+        facts = load_facts(run_dir)
+    except (StudioError, OSError):
+        return None
+    defaults = {default_repo_name(facts, k) for k in ("adapter", "merged", "gguf")}
+    return default_repo_name(facts, kind) if (repo or "").strip() in defaults | {""} else None
 
 
 def describe_gguf(result: Any) -> str:
@@ -135,7 +157,8 @@ class PublishHandles:
 
 
 def render(studio: Any, ctx: AppContext) -> PublishHandles:
-    gr.Markdown("### Publish\nPush the adapter (or a merged model) with a model card to the Hugging Face Hub, or "
+    gr.Markdown("### Publish\nPush the adapter, a merged model or a checked GGUF with a model card to the Hugging "
+                "Face Hub, or "
                 "export it to a folder. The card is rendered from the run and is yours to edit before pushing.")
     choices = run_choices(studio)
     first = choices[0][1] if choices else None
@@ -184,21 +207,29 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         gr.Warning(text)
         return {error: error_box(text)}
 
-    def on_pick(run_value: str | None) -> dict:
+    def on_pick(run_value: str | None, otype: str = "q8_0") -> dict:
         try:
             repo, priv, kd = run_defaults(run_value)
-            text = card_for(run_value, repo, kd)
+            text = card_for(run_value, repo, kd, otype)
             return {repo_id: repo, private: priv, kind: kd, card: text, preview: card_preview(text),
                     error: error_box(None), link: ""}
         except Exception as err:  # noqa: BLE001 - one sentence
             return fail(err)
 
-    def on_rerender(run_value: str | None, repo: str, kd: str) -> dict:
+    def on_rerender(run_value: str | None, repo: str, kd: str, otype: str = "q8_0") -> dict:
         try:
-            text = card_for(run_value, repo, kd)
+            text = card_for(run_value, repo, kd, otype)
             return {card: text, preview: card_preview(text), error: error_box(None)}
         except Exception as err:  # noqa: BLE001
             return fail(err)
+
+    def on_kind(run_value: str | None, repo: str, kd: str, otype: str = "q8_0") -> dict:
+        """A new kind: the default repo name follows it (a typed one stays), and the card describes it."""
+        new_repo = repo_for_kind(run_value, repo, kd)
+        out = on_rerender(run_value, new_repo or repo, kd, otype)
+        if new_repo is not None:
+            out[repo_id] = new_repo
+        return out
 
     def on_check(tok: str) -> dict:
         try:
@@ -259,29 +290,33 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         except Exception as err:  # noqa: BLE001
             return fail(err)
 
-    def refresh(current: str | None, run_dir: str | None) -> dict:
+    def refresh(current: str | None, run_dir: str | None, otype: str = "q8_0") -> dict:
         opts = run_choices(studio)
         values = [v for _, v in opts]
         value = next((v for v in (current, run_dir) if v and v in values), values[0] if values else None)
         if value == current:
             return {run: gr.update(choices=opts)}
-        return {run: gr.update(choices=opts, value=value), **on_pick(value)}
+        return {run: gr.update(choices=opts, value=value), **on_pick(value, otype)}
 
     everything = [repo_id, private, kind, card, preview, error, link]
     hidden = dict(api_visibility="undocumented", show_progress="hidden")
     publishing = dict(concurrency_limit=1, concurrency_id="publish")
-    run.input(on_pick, run, everything, api_name="publish_pick_run", **hidden)
-    kind.input(on_rerender, [run, repo_id, kind], [card, preview, error], api_name="publish_kind", **hidden)
-    rerender.click(on_rerender, [run, repo_id, kind], [card, preview, error], api_name="render_card")
+    run.input(on_pick, [run, outtype], everything, api_name="publish_pick_run", **hidden)
+    kind.input(on_kind, [run, repo_id, kind, outtype], [repo_id, card, preview, error], api_name="publish_kind",
+               **hidden)
+    outtype.input(on_rerender, [run, repo_id, kind, outtype], [card, preview, error], api_name="publish_outtype",
+                  **hidden)
+    rerender.click(on_rerender, [run, repo_id, kind, outtype], [card, preview, error], api_name="render_card")
     card.change(card_preview, card, preview, trigger_mode="always_last", api_name="card_preview", **hidden)
     check.click(on_check, token, [account, error], api_name="whoami")
     push.click(on_push, [run, repo_id, private, kind, card, token, outtype], [status, link, error], api_name="push",
                **publishing)
     export.click(on_export, [run, repo_id, kind, card, export_dir, outtype], [status, error], api_name="export",
                  **publishing)
-    run.focus(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs", **hidden)
+    run.focus(refresh, [run, ctx.run_dir, outtype], [run, *everything], api_name="publish_runs", **hidden)
     if ctx.tabs is not None:
-        ctx.tabs.change(refresh, [run, ctx.run_dir], [run, *everything], api_name="publish_runs_on_tab", **hidden)
+        ctx.tabs.change(refresh, [run, ctx.run_dir, outtype], [run, *everything], api_name="publish_runs_on_tab",
+                        **hidden)
     return PublishHandles(form=form, run=run, repo_id=repo_id, private=private, kind=kind, outtype=outtype,
                           token=token, check=check,
                           account=account, card=card, preview=preview, rerender=rerender, push=push,

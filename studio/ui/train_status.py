@@ -58,6 +58,8 @@ def status_line(studio: Any, view: Any) -> tuple[str, str, float]:
     total = s.total_steps or st.total_steps
     loss = next((v for v in reversed(s.loss) if v is not None), None)
     eta = s.eta_s if s.eta_s is not None else st.eta_s
+    if st.message and st.eta_s is not None:  # a phase after the steps (the final evaluation): its own countdown
+        eta = st.eta_s
     parts = progress_parts(step, total, loss=loss, eta_s=eta if state in ("running", "stopping") else None)
     accuracy = next((v for v in reversed(s.metrics.get("rewards/accuracies", ())) if v is not None), None)
     if accuracy is not None:
