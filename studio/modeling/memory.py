@@ -132,11 +132,14 @@ def _model_config_for(model_cfg: Any) -> Any:
     preset = find_preset(model_cfg.name_or_path)
     if preset and preset.arch:
         return preset.arch
+    from studio.modeling.sources import config_path, hub_problem
+
+    problem = hub_problem(model_cfg.name_or_path, model_cfg.revision)  # at once, not after ~25 s of retries
+    if problem:
+        raise ModelError(f"no memory estimate: {problem}")
     from studio.imports import ml_libs
     ml_libs()
     from transformers import AutoConfig
-
-    from studio.modeling.sources import config_path
 
     try:
         path, extra = config_path(model_id(model_cfg))
