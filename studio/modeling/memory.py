@@ -150,6 +150,17 @@ def _model_config_for(model_cfg: Any) -> Any:
                          f"({str(exc).splitlines()[0][:160]})") from None
 
 
+def read_model_config(model_cfg: Any) -> Any:
+    """The model's transformers config without loading weights: a preset's bundled shapes, else its config file.
+
+    Raises:
+        ModelError: the config can't be read (the Hub out of reach included, at once).
+    """
+    from studio.modeling.params import transformers_config
+
+    return transformers_config(_model_config_for(model_cfg))
+
+
 def device_memory(device: str = "auto") -> tuple[str, str, float]:
     """``(device, name, GB)`` of the first GPU, or of system RAM on CPU."""
     import torch

@@ -135,6 +135,8 @@ class EstimateView:
     params: str
     error: str | None = None
     estimate: Any = None
+    time: str = ""
+    """The run's time before Start (measured on this machine, or from FLOPs), or ""."""
 
 
 def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
@@ -156,7 +158,19 @@ def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
     share = est.lora_params / est.total_params if est.total_params else 0
     params = (f"**Trainable (LoRA) parameters: {_count(est.lora_params)}** of {_count(est.total_params)} "
               f"({share:.2%}); the base model stays frozen.")
-    return EstimateView(figure=fig, summary=summary, params=params, estimate=est)
+    return EstimateView(figure=fig, summary=summary, params=params, estimate=est,
+                        time=time_text(cfg, getattr(studio, "runs_dir", None), est.lora_params))
+
+
+def time_text(cfg: RunConfig, runs_dir: Any, lora_params: int = 0) -> str:
+    """``⏱ Time: ~2 min (30 steps × 4.0 s/step). Measured on this machine by run ...`` ("" when unknown)."""
+    from studio.speed.run_time import estimate_run_time
+
+    try:
+        found = estimate_run_time(cfg, runs_dir, lora_params=lora_params)
+    except Exception:  # noqa: BLE001 - an estimate never fails the tab
+        return ""
+    return f"⏱ {found.summary()}" if found is not None else ""
 
 
 # ----------------------------------------------------------------------------------------------------------- UI
@@ -168,6 +182,8 @@ class ModelHandles:
     attention: gr.Markdown
     memory: gr.Plot
     summary: gr.Markdown
+    run_time: gr.Markdown
+    """The run's time before Start, beside the memory estimate."""
     params: gr.Markdown
     error: gr.Markdown
     estimate: Callable[[dict], dict]
@@ -226,6 +242,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     params = gr.Markdown(elem_id="model-params")
     memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")
     summary = gr.Markdown(elem_id="model-memory-summary")
+    run_time = gr.Markdown(elem_id="model-time-estimate")
     next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
                    "there change this estimate).", "train", "Next: Train →")
 
@@ -235,7 +252,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     lora_form = LoraForm(r=r, alpha=alpha, dropout=dropout, target_modules=target, bias=bias, use_rslora=rslora,
                          use_dora=dora)
     ctx.forms.model, ctx.forms.lora = model_form, lora_form
-    estimate_outputs = [memory, summary, params, attention, error, use_offline]
+    estimate_outputs = [memory, summary, params, attention, error, use_offline, run_time]
 
     def estimate(values: dict) -> dict:
         """The chart and counts for the forms; a refused value or an unreachable model clears them (never stale)."""
@@ -243,11 +260,12 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
             cfg = ctx.forms.read(values)
         except StudioError as err:
             return {error: error_box(str(err)), memory: charts._empty("Estimated training memory", "No estimate", 230),
-                    summary: "", params: "", attention: gr.skip(), use_offline: gr.update(visible=False)}
+                    summary: "", params: "", attention: gr.skip(), use_offline: gr.update(visible=False), run_time: ""}
         problem, label = offline_offer(cfg.model.name_or_path, cfg.model.revision)
         view = build_estimate(cfg, studio)
         return {memory: view.figure, summary: view.summary, params: view.params, attention: attention_text(cfg),
-                error: error_box(problem or view.error), use_offline: gr.update(visible=bool(problem), value=label)}
+                error: error_box(problem or view.error), use_offline: gr.update(visible=bool(problem), value=label),
+                run_time: view.time}
 
     section_widgets = [w for form in (model_form, lora_form) for w in vars(form).values()]
 
@@ -299,8 +317,8 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         triggers = [w for w in section_widgets if w is not name]
         if ctx.forms.train is not None:
             t = ctx.forms.train
-            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device, t.method)
-                         if w is not None]
+            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device, t.method,
+                                     t.max_steps, t.grad_accum, t.processes) if w is not None]
         if ctx.forms.data is not None:
             triggers.append(ctx.forms.data.max_length)
         gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,
@@ -315,5 +333,5 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
 
     ctx.after_render.append(wire)
     return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,
-                        summary=summary, params=params, error=error, estimate=estimate, pick_model=pick_model,
+                        summary=summary, run_time=run_time, params=params, error=error, estimate=estimate, pick_model=pick_model,
                         use_offline=use_offline, use_offline_model=use_offline_model)

@@ -2,6 +2,8 @@
 model offered; an out-of-range number (LoRA rank 0) is refused where typed and clears the estimate."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pytest
 
@@ -105,3 +107,37 @@ def test_the_rank_box_shows_the_error_under_itself(app):
     bad, good = fns[0].validator(0), fns[0].validator(16)
     assert bad == gr.validate(False, "Rank r must be from 1 to 1024 (got 0)")
     assert good["is_valid"] is True
+
+
+# ------------------------------------------------------------------------ 23.10 time estimate, Save config
+def test_the_time_estimate_sits_beside_the_memory_estimate(app):
+    h, t, ctx, blocks = app
+    values = {**_values(ctx), t.form.max_steps: 12}
+    out = h.estimate(values)
+    text = out[h.run_time]
+    assert text.startswith("⏱ Time:") and "12 steps ×" in text
+    assert "From FLOPs" in text or "Measured on this machine" in text, "it says where the figure comes from"
+    changing = {fn for fn in blocks.fns.values() if h.run_time in fn.outputs
+                and any(target[0] == t.form.max_steps._id for target in fn.targets)}
+    assert changing, "a new max_steps updates the estimate"
+
+
+def test_a_refused_value_clears_the_time_estimate(app):
+    h, _, ctx, _ = app
+    assert h.estimate({**_values(ctx), h.lora.r: 0})[h.run_time] == ""
+
+
+def test_save_config_writes_the_forms_and_never_a_token(tmp_path, monkeypatch):
+    from studio.config import load_config
+
+    secret = "hf_0123456789abcdefSECRET"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    built = compose(Studio(runs_dir=tmp_path / "runs"), initial=initial_config(demo=True),
+                    tabs=("studio.ui.model_tab", "studio.ui.train_tab", "studio.ui.hub_tab"))
+    ctx, hub = built.ctx, built.handles["publish"]
+    assert hub.token not in ctx.forms.components(), "the token box is not part of the config"
+    values = {**ctx.forms.write(ctx.initial), hub.token: secret}
+    saved = next(v for v in built.config_bar["save"](values).values() if isinstance(v, dict) and v.get("visible"))
+    text = Path(saved["value"]).read_text(encoding="utf-8")
+    assert secret not in text and "token" not in text.lower()
+    assert load_config(saved["value"]) == ctx.forms.read(values)
