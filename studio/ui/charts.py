@@ -54,8 +54,9 @@ def token_histogram(lengths: Sequence[int], max_length: int) -> go.Figure:
                                  marker_color=TRAIN_COLOR, name="rows", hovertemplate="%{x} tokens: %{y} rows"))
     fig.add_vline(x=max_length, line=dict(color=CUT_COLOR, width=2, dash="dash"))
     # the cut-off is named in the title: a label beside the line is clipped when the line is near the edge
-    fig.update_layout(**{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 75}}, bargap=0.05, showlegend=False)
-    fig.update_layout(title_text=f"Token length per row<br><span style='color:{CUT_COLOR};font-size:13px'>- - "
+    # one line: plotly places a two-line title's first line above the chart, where it is cut
+    fig.update_layout(**_LAYOUT, bargap=0.05, showlegend=False)
+    fig.update_layout(title_text=f"Token length per row <span style='color:{CUT_COLOR};font-size:13px'>- - "
                                  f"max_length={max_length}: {cut} of {plural(len(lengths), 'row')} cut</span>")
     fig.update_xaxes(title="tokens", range=[0, max(max(lengths), max_length) * 1.05])
     fig.update_yaxes(title="rows")
@@ -77,10 +78,10 @@ def memory_bar(parts: dict[str, float], device_gb: float, device_name: str, *,
     total = sum(parts.values())
     fig.add_vline(x=device_gb, line=dict(color=CUT_COLOR, width=3))
     fig.update_layout(**{**_LAYOUT, "height": 260 if measured_gb is None else 300}, barmode="stack")
-    # the device is named in the title (a label at the line sat on the legend and the toolbar)
-    fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB<br>"
-                                 f"<span style='color:{CUT_COLOR};font-size:13px'>│ {device_name}: "
-                                 f"{device_gb:.1f} GB</span>", margin_t=75,
+    # the device is named in the title (a label at the line sat on the legend and the toolbar), on one line: plotly
+    # places a two-line title's first line above the chart, where it was cut
+    fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB "
+                                 f"<span style='color:{CUT_COLOR};font-size:13px'>│ {device_name}</span>",
                       legend_y=-0.25)
     fig.update_xaxes(ticksuffix=" GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
     return fig

@@ -1,6 +1,6 @@
 """A config field's gradio widget and its value conversions, derived from the field's metadata
-(``studio.config_fields``): how it is edited, widget value -> config value and back. Only :func:`widget` imports
-gradio."""
+(``studio.config_fields``): how it is edited, widget value -> config value and back, and a number's range refused
+in words where it is typed. Only the functions that build widgets or events import gradio."""
 from __future__ import annotations
 
 import typing
@@ -128,9 +128,13 @@ def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
         return gr.Slider(bounds.pop("minimum"), bounds.pop("maximum"), **{**({"step": 1} if base is int else {}),
                                                                            **bounds, **args})
     if kind == "number":
-        box = gr.Number(**{"precision": 0 if base is int else None, **bounds, **args})
-        if bounds.get("minimum") is not None or bounds.get("maximum") is not None:
-            refuse_where_typed(box, cls, name)
+        number_args = {"precision": 0 if base is int else None, **bounds, **args}
+        if bounds.get("minimum") is None and bounds.get("maximum") is None:
+            return gr.Number(**number_args)
+        from studio.ui.range_number import RangeNumber
+
+        box = RangeNumber(**number_args)
+        refuse_where_typed(box, cls, name)
         return box
     if kind == "lines":
         return gr.Textbox(**{"lines": 2, **args})
@@ -138,16 +142,17 @@ def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
 
 
 def refuse_where_typed(box: Component, cls: type, name: str) -> None:
-    """A bounded number box shows an out-of-range value as its own error at once (gradio's validation message
-    under the field) instead of gradio's passing toast; handlers then get the value and :func:`from_widget`
-    refuses it in one sentence (so an estimate built on it is cleared, not left stale)."""
+    """A bounded number box (a ``RangeNumber``: no passing toast from gradio) shows an out-of-range value in its own
+    help line at once (``⚠ Rank r must be from 1 to 1024 (got 0)``, outlined red) and its help again once the value
+    is back in range; handlers get the value and :func:`from_widget` refuses it in one sentence, so what they drew
+    from it (the memory estimate, the parameter count) is cleared, not left stale."""
     import gradio as gr
 
-    box.raise_if_out_of_bounds = lambda *_: None  # the range is checked by bounds_problem, in words
+    help_text = box.info
 
     def check(value: Any) -> Any:
         problem = bounds_problem(cls, name, value)
-        return gr.validate(problem is None, problem or "")
+        return gr.update(info=f"⚠ {problem}" if problem else help_text,
+                         elem_classes=["studio-invalid"] if problem else [])
 
-    box.input(lambda value: None, inputs=box, outputs=None, validator=check, preprocess=False,
-              show_progress="hidden", api_visibility="private")
+    box.change(check, inputs=box, outputs=box, preprocess=False, show_progress="hidden", api_visibility="private")

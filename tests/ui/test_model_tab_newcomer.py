@@ -96,17 +96,19 @@ def test_a_bounded_number_box_lets_the_value_through_to_be_refused_in_words(app)
     h, _, _, _ = app
     assert h.lora.r.minimum == 1 and h.lora.r.maximum == 1024, "the range stays on the box (its arrows)"
     assert h.lora.r.preprocess(0) == 0
+    assert type(h.lora.r).preprocess(type(h.lora.r)(minimum=1, maximum=1024, render=False), 0) == 0, \
+        "a class, not an instance patch: gradio rebuilds a session's copy from the class"
 
 
-def test_the_rank_box_shows_the_error_under_itself(app):
-    """The box's own input event has a validator: gradio paints its message under the field at once."""
+def test_the_rank_box_shows_the_error_in_its_own_help_line(app):
+    """The box's own change event rewrites its help line: the range sentence at once, the help again when fixed."""
     h, _, _, blocks = app
-    fns = [fn for fn in blocks.fns.values() if fn.validator is not None
-           and any(t[0] == h.lora.r._id and t[1] == "input" for t in fn.targets)]
+    fns = [fn for fn in blocks.fns.values() if fn.outputs == [h.lora.r]
+           and any(t[0] == h.lora.r._id and t[1] == "change" for t in fn.targets)]
     assert len(fns) == 1 and fns[0].inputs == [h.lora.r]
-    bad, good = fns[0].validator(0), fns[0].validator(16)
-    assert bad == gr.validate(False, "Rank r must be from 1 to 1024 (got 0)")
-    assert good["is_valid"] is True
+    bad, good = fns[0].fn(0), fns[0].fn(16)
+    assert bad["info"] == "⚠ Rank r must be from 1 to 1024 (got 0)" and bad["elem_classes"] == ["studio-invalid"]
+    assert good["info"] == LoraConfig.__dataclass_fields__["r"].metadata["help"] and good["elem_classes"] == []
 
 
 # ------------------------------------------------------------------------ 23.10 time estimate, Save config

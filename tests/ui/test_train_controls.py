@@ -98,6 +98,13 @@ def test_stop_is_enabled_while_live_and_the_stopped_run_is_preselected_for_resum
 
 
 # --------------------------------------------------------------------------------------------------- plurals
+def test_chart_titles_are_one_line():
+    """A two-line plotly title is drawn with its first line above the chart, where it is cut (the memory chart's)."""
+    titles = [charts.memory_bar({"weights": 1.0}, 16.0, "system RAM").layout.title.text,
+              charts.token_histogram([10, 20, 300], 256).layout.title.text]
+    assert all("<br>" not in t for t in titles), titles
+
+
 def test_counts_of_one_read_as_english(tmp_path):
     from studio.events import Started
 
