@@ -82,7 +82,8 @@ def test_a_newcomers_first_hour_on_the_demo(app):
             expect(name).not_to_have_value(HUB_ID, timeout=30_000)
             expect(page.locator("#model-error")).to_be_hidden()
             expect(offer).to_be_hidden()
-            page.locator("#config-defaults").click()  # back to the demo model for a quick run
+            name.click()  # back to the demo model for a quick run
+            page.get_by_role("option", name=re.compile("demo-tiny")).click()
             expect(name).to_have_value(re.compile("demo"), timeout=30_000)
 
             # ---- 23.6: rank 0 is refused where it is typed
