@@ -80,8 +80,8 @@ def describe_source(name_or_path: str, hub_reachable: Callable[[str], bool] | No
         reach = hub_reach()
         if not reach.ok:
             return Source("hub", model, reachable=False,
-                          note=f"⚠ {model} would come from the Hugging Face Hub, which is out of reach ({reach.why}), "
-                               f"and it is not in the local cache")
+                          note=f"⚠ {model} would come from the Hugging Face Hub, which is out of reach "
+                               f"({reach.why}), and it is not in the local cache")
     return Source("hub", model, note=f"{model} from the Hugging Face Hub")
 
 

@@ -127,8 +127,8 @@ class CheckedReward:
         if not isinstance(out, (list, tuple)):
             raise RewardError(f"reward {self.where} returned {type(out).__name__}, not a list of {n} numbers")
         if len(out) != n:
-            raise RewardError(f"reward {self.where} returned {plural(len(out), 'value')} for {plural(n, 'completion')}; it must "
-                              f"return one number per completion")
+            raise RewardError(f"reward {self.where} returned {plural(len(out), 'value')} for "
+                              f"{plural(n, 'completion')}; it must return one number per completion")
         values: list[float | None] = []
         for v in out:
             if v is None:

@@ -259,8 +259,9 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         try:
             cfg = ctx.forms.read(values)
         except StudioError as err:
-            return {error: error_box(str(err)), memory: charts._empty("Estimated training memory", "No estimate", 230),
-                    summary: "", params: "", attention: gr.skip(), use_offline: gr.update(visible=False), run_time: ""}
+            return {error: error_box(str(err)), summary: "", params: "", run_time: "", attention: gr.skip(),
+                    memory: charts._empty("Estimated training memory", "No estimate", 230),
+                    use_offline: gr.update(visible=False)}
         problem, label = offline_offer(cfg.model.name_or_path, cfg.model.revision)
         view = build_estimate(cfg, studio)
         return {memory: view.figure, summary: view.summary, params: view.params, attention: attention_text(cfg),
@@ -333,5 +334,5 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
 
     ctx.after_render.append(wire)
     return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,
-                        summary=summary, run_time=run_time, params=params, error=error, estimate=estimate, pick_model=pick_model,
-                        use_offline=use_offline, use_offline_model=use_offline_model)
+                        summary=summary, run_time=run_time, params=params, error=error, estimate=estimate,
+                        pick_model=pick_model, use_offline=use_offline, use_offline_model=use_offline_model)

@@ -236,7 +236,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     form = TrainForm(**edits)
     ctx.forms.train = form
     tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason,
-                    pref_plot, stop_btn, resume_btn, resume_run]
+                    stop_btn, resume_btn, resume_run, pref_plot]
 
     shared_charts = figure_cache()
 
@@ -268,8 +268,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                 loss_fig, metrics_fig,
                 "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
                 failed if changed else gr.skip(),
-                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), pref,
-                *buttons)
+                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), *buttons,
+                pref)
 
     def on_tick(v: TrainView) -> tuple:
         v, new = follow(studio, v)

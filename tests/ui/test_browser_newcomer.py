@@ -25,7 +25,8 @@ SECRET = "hf_newcomer_browser_SECRET_5e2a"
 TITLES_FIT = """id => { const root = document.querySelector(`#${id} .js-plotly-plot`);
     if (!root) return null;
     const box = root.getBoundingClientRect();
-    return [...root.querySelectorAll('[class^="gtitle"], .annotation-text')].filter(t => t.textContent.trim()).map(t => {
+    const texts = [...root.querySelectorAll('[class^="gtitle"], .annotation-text')];
+    return texts.filter(t => t.textContent.trim()).map(t => {
         const r = t.getBoundingClientRect();
         return [t.textContent, r.top >= box.top - 1 && r.left >= box.left - 1 && r.right <= box.right + 1]; }); }"""
 X_TICKS = """id => [...document.querySelectorAll(`#${id} .xtick text`)].map(t => t.textContent)"""

@@ -14,7 +14,7 @@ from studio.ui.app import compose, initial_config
 from studio.ui.train_tab import TrainView
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP, RESUME, RESUME_RUN = 10, 11, 12
+STOP, RESUME, RESUME_RUN = 9, 10, 11
 """Where the Stop button, the Resume button and the Resume list are in the timer's outputs."""
 
 
