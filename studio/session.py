@@ -68,6 +68,7 @@ class Studio:
         Raises:
             BusyError: a run is in progress (the message names its run directory).
             ConfigError: more processes than GPUs, FSDP or DeepSpeed where they cannot run.
+            ModelError: the model's weights must come from the Hub, which is out of reach.
             TrainingError: ``resume`` has no checkpoint.
         """
         from studio.errors import BusyError
@@ -79,6 +80,9 @@ class Studio:
                 from studio.runs import load_run
 
                 cfg = load_run(resume).config
+            from studio.modeling.sources import check_reachable
+
+            check_reachable(cfg.model.name_or_path, cfg.model.revision)  # offline Hub: one line now, not a failed run
             if getattr(cfg.train, "method", "sft") == "grpo":
                 from studio.rewards import check_user_code_allowed, parse_specs
 

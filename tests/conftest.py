@@ -123,3 +123,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """A Hub endpoint that refuses connections, no offline flag, no remembered answer (use a made-up model id,
+    which is in no Hub cache)."""
+    import socket
+
+    from studio.modeling import hub_reach
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is: a connection is refused at once
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub_reach.forget()
+    yield
+    hub_reach.forget()

@@ -77,7 +77,7 @@ def test_early_stopping_on_the_demo_keeps_the_best_checkpoint_and_reports_accura
     assert final.keys() == kept_weights.keys()
     assert all((final[k] == kept_weights[k]).all() for k in final)
     env = json.loads((job.run_dir / "environment.json").read_text())
-    assert env["evaluation"]["keep_best"] and any("eval every 1 steps" in line for line in env["speed_lines"])
+    assert env["evaluation"]["keep_best"] and any("eval every 1 step on" in line for line in env["speed_lines"])
 
 
 @pytest.mark.slow

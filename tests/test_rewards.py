@@ -80,7 +80,7 @@ def test_a_user_function_is_called_with_the_columns_it_names(tmp_path):
 
 @pytest.mark.parametrize("body, called, message", [
     ("def score(completions, **kw):\n    return [1.0]\n", True,
-     r"returned 1 values for 2 completions; it must return one number per completion"),
+     r"returned 1 value for 2 completions; it must return one number per completion"),
     ("def score(completions, **kw):\n    return ['high', 1]\n", True, r"returned 'high', not a number"),
     ("def score(completions, **kw):\n    return 1.0\n", True, r"returned float, not a list of 2 numbers"),
     ("def score(completions, **kw):\n    raise KeyError('answer_col')\n", True,

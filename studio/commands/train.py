@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
     config_path = args.config or str(load_run(args.resume).config_path)  # not a run folder: TrainingError
     cfg = load_config(config_path).with_overrides(args.overrides)
+    from studio.modeling.sources import check_reachable
+
+    check_reachable(cfg.model.name_or_path, cfg.model.revision)  # offline Hub: one line at once, no run folder
     _quiet_libraries()
     job = TrainingJob(cfg, args.runs_dir, resume=args.resume, extra_callbacks=default_callbacks(cfg),
                       run_dir=args.run_dir)

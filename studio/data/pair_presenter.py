@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.data.formats import PAIRED, UNPAIRED
+from studio.formatting import plural
 
 PREFERENCE_FORMATS = (PAIRED, UNPAIRED)
 MEASURED_ROWS = 1000
@@ -63,7 +64,7 @@ def build_pair_view(cfg: Any, tokenizer: Any, loaded: Any, n_rows: int = 3) -> P
     mapping = ", ".join(f"{role} ← `{col}`" for role, col in pp.mapping.items())
     detected = "detected" if cfg.data.format == "auto" else "chosen"
     answers = "each answer with its label" if loaded.format == UNPAIRED else "the prompt once, then both answers"
-    view.summary = (f"**{n} rows**{measured} · columns {', '.join(f'`{c}`' for c in pp.columns)}  \n"
+    view.summary = (f"**{plural(n, 'row')}**{measured} · columns {', '.join(f'`{c}`' for c in pp.columns)}  \n"
                     f"Format **{pp.format}** ({detected}) · {mapping}  \n"
                     f"Preference rows (method **{chosen_method.upper()}**): {answers}, rendered with the model's chat template "
                     f"and tokenized by `{cfg.model.name_or_path}` (green = the answer tokens the trainer scores).")

@@ -88,7 +88,7 @@ def load_data(cfg: "DataConfig", progress: Progress | None = None) -> LoadedData
     loaded = []
     for i, src in enumerate(cfg.sources):
         progress(0.9 * i / len(cfg.sources), f"loading {src.path}"
-                 + (f" ({i + 1} of {len(cfg.sources)} sources)" if len(cfg.sources) > 1 else ""))
+                 + (f" ({i + 1} of {plural(len(cfg.sources), 'source')})" if len(cfg.sources) > 1 else ""))
         ds = load_source(src)
         fmt, mapping, proposed = _source_detect(ds, cfg.format, src.columns)
         loaded.append((ds, fmt, mapping, proposed, src.weight))
@@ -175,7 +175,7 @@ def preview(cfg: "RunConfig", tokenizer: Any, n_rows: int = 5, loaded: LoadedDat
     shown = min(n_rows, len(ds))
     progress(0.3, f"rendering {shown} row{'s' if shown != 1 else ''} for the preview")
     rows = [render(ds[i], tokenizer, spec, where=f"row {i + 1}") for i in range(shown)]
-    progress(0.4, f"tokenizing all {len(ds)} rows for the statistics")
+    progress(0.4, f"tokenizing all {plural(len(ds), 'row')} for the statistics")
     figures = _figures(ds, tokenizer, spec)
     progress(0.9, "computing the statistics")
     stats = _with_empty_answers(compute_stats(figures["full_length"], figures["trained"], figures["kept"],

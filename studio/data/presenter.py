@@ -86,7 +86,8 @@ def build_preview(cache: PreviewCache, cfg: RunConfig, n_rows: int = 3, progress
     if pairs is not None:  # preference rows: the prompt once, both answers, per-side statistics
         view.preview, view.summary, view.highlighted = pairs.preview, pairs.summary, pairs.highlighted
         view.lengths, view.stats_rows, view.warnings = pairs.lengths, pairs.stats_rows, pairs.warnings
-        report(1.0, f"preview ready: {len(pairs.preview.rows[:n_rows])} pairs shown, {len(pairs.lengths)} measured")
+        shown = plural(len(pairs.preview.rows[:n_rows]), "pair")
+        report(1.0, f"preview ready: {shown} shown, {len(pairs.lengths)} measured")
         return view
     view.preview = pv
     view.summary = _summary(cfg, pv, len(loaded.dataset))

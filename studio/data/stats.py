@@ -31,14 +31,16 @@ class DataStats:
         """Plain-language warnings for the UI and CLI."""
         out = []
         if self.truncated_rows:
-            out.append(f"{self.truncated_rows} of {self.n_rows} rows ({self.truncated_fraction:.1%}) are longer "
-                       f"than max_length={self.max_length} and will be cut; raise max_length or shorten them.")
+            verb = "is" if self.truncated_rows == 1 else "are"
+            out.append(f"{self.truncated_rows} of {plural(self.n_rows, 'row')} ({self.truncated_fraction:.1%}) {verb} "
+                       f"longer than max_length={self.max_length} and will be cut; raise max_length or shorten them.")
         if self.zero_trained_rows:
             has = "has" if self.zero_trained_rows == 1 else "have"
             out.append(f"{plural(self.zero_trained_rows, 'row')} {has} no trained tokens (no answer, a missing "
                        f"response marker, or cut before the answer): they train nothing and are dropped.")
         if self.empty_answer_rows:
-            out.append(f"{self.empty_answer_rows} of {self.n_rows} rows have an empty answer"
+            has = "has" if self.empty_answer_rows == 1 else "have"
+            out.append(f"{self.empty_answer_rows} of {plural(self.n_rows, 'row')} {has} an empty answer"
                        f"{f' (column {self.answer_column!r})' if self.answer_column else ''}: they teach the model "
                        f"to stop at once; fill them in or remove them.")
         if self.duplicate_rows:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import HubError, StudioError
+from studio.formatting import plural
 from studio.hub.card import LOSS_CURVE, loss_curve_png, render_card
 from studio.hub.facts import RunFacts, load_facts
 from studio.hub.merge import ProbeCheck, export_merged
@@ -150,7 +151,7 @@ def _export_adapter(facts: RunFacts, out_dir: Path, notes: list[str], progress: 
         notes.append(f"the tokenizer has {tokenizer_len - base_vocab} more tokens than the base model but the "
                      "adapter holds no embedding rows: retrain with a current Studio so the new rows are saved")
     elif rows:
-        notes.append(f"the run added tokens: the adapter carries the resized embeddings ({rows} rows)")
+        notes.append(f"the run added tokens: the adapter carries the resized embeddings ({plural(rows, 'row')})")
     return written
 
 

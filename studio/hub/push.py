@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import HubError, hub_unreachable
-from studio.formatting import format_bytes
+from studio.formatting import format_bytes, plural
 
 IGNORE = (".studio-export.json", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*")
 """Never uploaded, on top of huggingface_hub's own ``DEFAULT_IGNORE_PATTERNS`` (.git, .cache/huggingface)."""
@@ -251,7 +251,7 @@ def _upload(folder: Path, repo_id: str, tok: Token, private: bool, commit_messag
             # against the endpoint it read at import time, which fails for an endpoint passed in later.
             pass
         size = sum((folder / name).stat().st_size for name in names)
-        progress(0.05, f"uploading {len(names)} files ({format_bytes(size)})")
+        progress(0.05, f"uploading {plural(len(names), 'file')} ({format_bytes(size)})")
         with disable_progress_bars():  # its live display would redraw over our progress lines
             api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model", ignore_patterns=list(IGNORE),
                               commit_message=commit_message or "Upload fine-tuned model with Fine-Tune Studio")

@@ -132,11 +132,14 @@ def _model_config_for(model_cfg: Any) -> Any:
     preset = find_preset(model_cfg.name_or_path)
     if preset and preset.arch:
         return preset.arch
+    from studio.modeling.sources import config_path, hub_problem
+
+    problem = hub_problem(model_cfg.name_or_path, model_cfg.revision)  # at once, not after ~25 s of retries
+    if problem:
+        raise ModelError(f"no memory estimate: {problem}")
     from studio.imports import ml_libs
     ml_libs()
     from transformers import AutoConfig
-
-    from studio.modeling.sources import config_path
 
     try:
         path, extra = config_path(model_id(model_cfg))
@@ -145,6 +148,17 @@ def _model_config_for(model_cfg: Any) -> Any:
     except (OSError, ValueError) as exc:
         raise ModelError(f"can't read the config of {model_cfg.name_or_path!r} to estimate memory "
                          f"({str(exc).splitlines()[0][:160]})") from None
+
+
+def read_model_config(model_cfg: Any) -> Any:
+    """The model's transformers config without loading weights: a preset's bundled shapes, else its config file.
+
+    Raises:
+        ModelError: the config can't be read (the Hub out of reach included, at once).
+    """
+    from studio.modeling.params import transformers_config
+
+    return transformers_config(_model_config_for(model_cfg))
 
 
 def device_memory(device: str = "auto") -> tuple[str, str, float]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import DataError
+from studio.formatting import plural
 from studio.rewards.builtin import reference_answer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +30,9 @@ class PromptStats:
 
     def warnings(self) -> list[str]:
         n = self.without_reference
-        return [f"{n} of {self.rows} rows have no reference answer: the answer reward skips them"] if n else []
+        has = "has" if n == 1 else "have"
+        return [f"{n} of {plural(self.rows, 'row')} {has} no reference answer: the answer reward skips them"] \
+            if n else []
 
 
 @dataclass

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from studio.formatting import plural
+
 MIN_POINTS = 4
 """Logging steps needed before judging (earlier and later thirds are compared)."""
 MIN_CLIMB = 0.2
@@ -78,7 +80,7 @@ def collapse_signs(history: Sequence[StepSignals]) -> tuple[list[str], list[str]
     if len(stripped) >= 3:
         text, n = Counter(stripped).most_common(1)[0]
         if n >= len(stripped) / 2 and len(text) <= SHORT:
-            signs.append(f"{n} of {len(stripped)} completions are the same short text")
+            signs.append(f"{n} of {plural(len(stripped), 'completion')} are the same short text")
             samples += [c for c in latest if c.strip() == text]
     lengths = [h.mean_length for h in history if h.mean_length is not None]
     if len(lengths) >= MIN_POINTS:

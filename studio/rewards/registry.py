@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from studio.config_grpo import REWARD_OPTIONS, USER_HELP, RewardSpec, is_user_reward, parse_specs  # noqa: F401
 from studio.errors import RewardError
+from studio.formatting import plural
 from studio.rewards import builtin
 
 LOG = logging.getLogger("studio.rewards")
@@ -126,8 +127,8 @@ class CheckedReward:
         if not isinstance(out, (list, tuple)):
             raise RewardError(f"reward {self.where} returned {type(out).__name__}, not a list of {n} numbers")
         if len(out) != n:
-            raise RewardError(f"reward {self.where} returned {len(out)} values for {n} completions; it must "
-                              f"return one number per completion")
+            raise RewardError(f"reward {self.where} returned {plural(len(out), 'value')} for "
+                              f"{plural(n, 'completion')}; it must return one number per completion")
         values: list[float | None] = []
         for v in out:
             if v is None:

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.formatting import plural
 from studio.modeling.memory import decide_checkpointing
 from studio.speed.attention import choose_packed_attention
 from studio.speed.boosters import apply_named_booster, choose_booster
@@ -144,11 +145,12 @@ def plan_speed(cfg: Any, model_config: Any = None, device: str = "auto", *, mean
         batch_reason = _packed_batch_reason(rows, packs, per_row, mean_tokens, tc, floor, raised)
     elif packing:
         packs = rows
-        batch_reason = (f"{rows} packs of up to {tc.max_length} tokens (row lengths unknown: a step may hold more "
-                        f"than train.batch_size={rows} rows)")
+        batch_reason = (f"{plural(rows, 'pack')} of up to {tc.max_length} tokens (row lengths unknown: a step may "
+                        f"hold more than train.batch_size={plural(rows, 'row')})")
     else:
         packs = rows
-        batch_reason = f"{rows} rows" + (" without padding" if dev == "cpu" else " padded to the longest in the batch")
+        batch_reason = plural(rows, "row") + (" without padding" if dev == "cpu"
+                                              else " padded to the longest in the batch")
 
     est = estimate
     if est is None and model_config is not None:
@@ -193,19 +195,21 @@ def _packed_batch_reason(rows: int, packs: int, per_row: float, mean_tokens: flo
     expected = packs * per_pack
     size = f"{tc.max_length} tokens"
     if raised_from:
-        text = (f"{packs} pack(s) of up to {size}, raised from {raised_from} (which hold ~{rows} rows of "
-                f"~{mean_tokens:.0f} tokens): a step needs >= {floor} tokens to hide per-step overhead on this GPU "
-                f"(never more packs than train.batch_size); a step trains ~{expected:.0f} rows, not {rows}")
+        text = (f"{plural(packs, 'pack')} of up to {size}, raised from {raised_from} (which hold "
+                f"~{plural(rows, 'row')} of ~{mean_tokens:.0f} tokens): a step needs >= {floor} tokens to hide "
+                f"per-step overhead on this GPU (never more packs than train.batch_size); a step trains "
+                f"~{plural(round(expected), 'row')}, not {rows}")
     elif expected > 1.25 * rows:
-        why = f"one pack already holds ~{per_pack:.0f} rows" if packs == 1 else "packs come whole"
-        text = (f"{packs} pack(s) of up to {size} hold ~{expected:.0f} rows of ~{mean_tokens:.0f} tokens, not "
-                f"train.batch_size={rows}: {why} (lower train.max_length to get closer)")
+        why = f"one pack already holds ~{plural(round(per_pack), 'row')}" if packs == 1 else "packs come whole"
+        text = (f"{plural(packs, 'pack')} of up to {size} {'holds' if packs == 1 else 'hold'} "
+                f"~{plural(round(expected), 'row')} of ~{mean_tokens:.0f} tokens, not train.batch_size={rows}: {why} "
+                f"(lower train.max_length to get closer)")
     else:
-        return (f"{packs} pack(s) of up to {size} ~ {rows} rows of ~{mean_tokens:.0f} tokens "
+        return (f"{plural(packs, 'pack')} of up to {size} ~ {plural(rows, 'row')} of ~{mean_tokens:.0f} tokens "
                 f"(train.batch_size counts rows, packed or not)")
     accum = getattr(tc, "grad_accum", 1) or 1
-    return text + (f"; ~{expected * accum:.0f} rows per optimizer step (grad_accum {accum}), so fewer steps per "
-                   f"epoch; learning rate unchanged")
+    return text + (f"; ~{plural(round(expected * accum), 'row')} per optimizer step (grad_accum {accum}), so "
+                   f"fewer steps per epoch; learning rate unchanged")
 
 
 def _compute_is_fp16(model_cfg: Any, device: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.errors import ConfigError
+from studio.formatting import plural
 
 AUTO_SHARE = 0.10
 """The share of training time the automatic evaluation interval may cost."""
@@ -82,22 +83,23 @@ def plan_eval(tc: Any, *, eval_rows: int, rows_per_step: int, total_steps: int) 
     warning = None
     if total_steps and steps > total_steps:
         if keep_best:
-            raise ConfigError(f"train.eval_steps ({steps}) is larger than the run ({total_steps} steps): early "
-                              f"stopping and keeping the best checkpoint need evaluations during the run; set "
+            raise ConfigError(f"train.eval_steps ({steps}) is larger than the run ({plural(total_steps, 'step')}): "
+                              f"early stopping and keeping the best checkpoint need evaluations during the run; set "
                               f"train.eval_steps to at most {max(1, total_steps // 2)}")
         if how == "set":
-            warning = (f"train.eval_steps ({steps}) is larger than the run ({total_steps} steps): the held-out rows "
-                       f"are evaluated at the end only")
-        return EvalPlan(None, f"eval at the end only ({eval_rows} held-out rows; every {steps} steps would be "
-                              f"longer than the run)", warning=warning)
+            warning = (f"train.eval_steps ({steps}) is larger than the run ({plural(total_steps, 'step')}): the "
+                       f"held-out rows are evaluated at the end only")
+        return EvalPlan(None, f"eval at the end only ({plural(eval_rows, 'held-out row')}; every "
+                              f"{plural(steps, 'step')} would be longer than the run)", warning=warning)
     share = cost_share(eval_rows, rows_per_step, steps)
-    reason = f"eval every {steps} steps on {eval_rows} held-out rows (~{share:.0%} of training time, {how})"
+    reason = (f"eval every {plural(steps, 'step')} on {plural(eval_rows, 'held-out row')} (~{share:.0%} of training "
+              f"time, {how})")
     if acc_rows:
-        reason += f"; task accuracy on {acc_rows} rows at each evaluation"
+        reason += f"; task accuracy on {plural(acc_rows, 'row')} at each evaluation"
     if keep_best:
         reason += f"; adapter/ = the best checkpoint by {metric}"
     if patience:
-        reason += f"; stops after {patience} evaluations without improvement"
+        reason += f"; stops after {plural(patience, 'evaluation')} without improvement"
     return EvalPlan(steps, reason, patience, keep_best, metric, acc_rows, warning)
 
 
@@ -166,6 +168,6 @@ def kept_note(trainer: Any, plan: EvalPlan, max_steps: int) -> str | None:
     metric = plan.metric.replace("eval_", "eval ")
     stopped = state.global_step < max_steps and plan.patience
     why = (f"stopped early at step {state.global_step} of {max_steps}: the {metric} did not improve for "
-           f"{plan.patience} evaluations; " if stopped else "")
+           f"{plural(plan.patience, 'evaluation')}; " if stopped else "")
     return (f"{why}adapter/ is the checkpoint of step {state.best_global_step}, the best {metric} "
             f"({state.best_metric:.4g})")

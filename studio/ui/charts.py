@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import plotly.graph_objects as go
 
 from studio.events import Checkpoint, Eval, Event, Failed, Finished, Log, Note, Probe, Started, Stopped
-from studio.formatting import format_value
+from studio.formatting import format_value, plural
 
 GB = 1024 ** 3
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=90), height=340,
@@ -30,6 +30,20 @@ def _empty(title: str, message: str, height: int = 320) -> go.Figure:
     return fig
 
 
+def whole_steps(fig: go.Figure, steps: Iterable[int | None]) -> go.Figure:
+    """Tick the step axes (every subplot's x) at whole steps only: plotly's automatic ticks put 0.5 and 1.5 on a
+    short run. The tick spacing is 1, 2 or 5 times a power of ten, about six ticks over the steps drawn."""
+    import math
+
+    values = [s for s in steps if s is not None]
+    span = max(1, (max(values) - min(values)) if values else 1)
+    raw = span / 6
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    dtick = next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power)
+    fig.update_xaxes(tickmode="linear", tick0=0, dtick=max(1, int(dtick)), tickformat="d")
+    return fig
+
+
 # ------------------------------------------------------------------------------------------------ data tab
 def token_histogram(lengths: Sequence[int], max_length: int) -> go.Figure:
     """Histogram of full token lengths with the ``max_length`` cut-off drawn (rows right of it are cut)."""
@@ -40,9 +54,10 @@ def token_histogram(lengths: Sequence[int], max_length: int) -> go.Figure:
                                  marker_color=TRAIN_COLOR, name="rows", hovertemplate="%{x} tokens: %{y} rows"))
     fig.add_vline(x=max_length, line=dict(color=CUT_COLOR, width=2, dash="dash"))
     # the cut-off is named in the title: a label beside the line is clipped when the line is near the edge
-    fig.update_layout(**{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 75}}, bargap=0.05, showlegend=False)
-    fig.update_layout(title_text=f"Token length per row<br><span style='color:{CUT_COLOR};font-size:13px'>- - "
-                                 f"max_length={max_length}: {cut} of {len(lengths)} rows cut</span>")
+    # one line: plotly places a two-line title's first line above the chart, where it is cut
+    fig.update_layout(**_LAYOUT, bargap=0.05, showlegend=False)
+    fig.update_layout(title_text=f"Token length per row <span style='color:{CUT_COLOR};font-size:13px'>- - "
+                                 f"max_length={max_length}: {cut} of {plural(len(lengths), 'row')} cut</span>")
     fig.update_xaxes(title="tokens", range=[0, max(max(lengths), max_length) * 1.05])
     fig.update_yaxes(title="rows")
     return fig
@@ -63,10 +78,10 @@ def memory_bar(parts: dict[str, float], device_gb: float, device_name: str, *,
     total = sum(parts.values())
     fig.add_vline(x=device_gb, line=dict(color=CUT_COLOR, width=3))
     fig.update_layout(**{**_LAYOUT, "height": 260 if measured_gb is None else 300}, barmode="stack")
-    # the device is named in the title (a label at the line sat on the legend and the toolbar)
-    fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB<br>"
-                                 f"<span style='color:{CUT_COLOR};font-size:13px'>│ {device_name}: "
-                                 f"{device_gb:.1f} GB</span>", margin_t=75,
+    # the device is named in the title (a label at the line sat on the legend and the toolbar), on one line: plotly
+    # places a two-line title's first line above the chart, where it was cut
+    fig.update_layout(title_text=f"Estimated training memory: {total:.2f} GB of {device_gb:.1f} GB "
+                                 f"<span style='color:{CUT_COLOR};font-size:13px'>│ {device_name}</span>",
                       legend_y=-0.25)
     fig.update_xaxes(ticksuffix=" GB", range=[0, max(total, device_gb, measured_gb or 0) * 1.08])
     return fig
@@ -170,8 +185,9 @@ class RunSeries:
         self.status, self.run_dir = "running", e.run_dir
         self.total_steps, self.start_step, self.step = e.total_steps, e.start_step, e.start_step
         self.estimate_gb = (e.estimate or {}).get("total_gb")
-        self.lines.append(f"started {e.model} on {e.device}: {e.total_steps} steps, {e.train_rows} train / "
-                          f"{e.eval_rows} eval rows" + (f"; {e.attention_reason}" if e.attention_reason else "")
+        self.lines.append(f"started {e.model} on {e.device}: {plural(e.total_steps, 'step')}, {e.train_rows} train / "
+                          f"{plural(e.eval_rows, 'eval row')}"
+                          + (f"; {e.attention_reason}" if e.attention_reason else "")
                           + (f" (resumed at step {e.start_step})" if e.start_step else ""))
         self.speed = list(e.speed)
         self.lines.extend(f"speed plan: {line}" for line in self.speed)
@@ -240,7 +256,7 @@ def loss_figure(series: RunSeries, overlays: Sequence[tuple[str, Sequence[tuple[
     fig.update_layout(**_LAYOUT)
     fig.update_layout(title_text="Loss")
     fig.update_xaxes(title="step")
-    return fig
+    return whole_steps(fig, [*x, *ex, *(s for _, points in overlays for s, _ in points)])
 
 
 def metrics_figure(series: RunSeries) -> go.Figure:
@@ -268,4 +284,4 @@ def metrics_figure(series: RunSeries) -> go.Figure:
     for ann in fig.layout.annotations:  # subplot titles: smaller, so they never reach the toolbar or the ticks
         ann.font = dict(size=13)
     fig.update_layout(**{**_LAYOUT, "height": 480, "margin": dict(l=60, r=20, t=50, b=40)}, showlegend=False)
-    return fig
+    return whole_steps(fig, series.steps)

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from studio.errors import ConfigError
+from studio.formatting import plural
 from studio.ui.common import error_box, warn
 
 CHUNK_HEADERS = ["#", "Source", "Score", "Chunk"]
@@ -58,7 +59,7 @@ def render(studio: Any, run: Any, adapter_path: Any, system: Any, params: list[A
             yield gr.skip(), gr.skip(), gr.skip(), "_Indexing the documents…_", error_box(None)
             index = open_index(docs.strip())
             g = Grounding.retrieve(index, text.strip(), int(k or TOP_K))
-            note = f"{len(index.chunks)} chunks ({index.retriever}); retrieval {g.seconds * 1000:.0f} ms."
+            note = f"{plural(len(index.chunks), 'chunk')} ({index.retriever}); retrieval {g.seconds * 1000:.0f} ms."
             note = f"{note} {index.notice}." if index.notice else note
             yield "", "", g.table(), f"{note} _Answering…_", gr.skip()
             engine, name = open_engine(studio, source)

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import plotly.graph_objects as go
 
 from studio.events import Completions, Event, Log, Note, Started
-from studio.ui.charts import _LAYOUT, _empty
+from studio.ui.charts import _LAYOUT, _empty, whole_steps
 
 COMPLETION_ROWS = 24
 """Sampled completions kept for the table (newest first)."""
@@ -93,7 +93,7 @@ def reward_figure(series: GrpoSeries) -> go.Figure:
     _lines(fig, series, [(f"rewards/{n}/mean", n) for n in series.reward_names()], dash="dot")
     fig.update_layout(**_LAYOUT, title_text="Rewards: total and each reward's mean")
     fig.update_xaxes(title="step")
-    return fig
+    return whole_steps(fig, series.steps)
 
 
 def spread_figure(series: GrpoSeries) -> go.Figure:
@@ -114,4 +114,4 @@ def spread_figure(series: GrpoSeries) -> go.Figure:
     fig.update_layout(**_LAYOUT, title_text="Reward spread, clipped share, KL; completion length (right)",
                       yaxis2=dict(overlaying="y", side="right", title="tokens", rangemode="tozero"))
     fig.update_xaxes(title="step")
-    return fig
+    return whole_steps(fig, series.steps)

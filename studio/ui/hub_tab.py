@@ -16,6 +16,7 @@ import gradio as gr
 
 from studio.config import HubConfig, field_help
 from studio.errors import HubError, StudioError
+from studio.formatting import plural
 from studio.ui.common import AppContext, Reporter, error_box, error_text
 from studio.ui.forms import HubForm
 
@@ -285,7 +286,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
                                        progress=Reporter(progress))
             notes = "".join(f"\n- {n}" for n in result.notes)
             probe = f"\n- probe check: {result.probe.describe()}" if result.probe is not None else ""
-            return {status: f"✅ Exported {len(result.files)} files to `{result.path}`{notes}{probe}",
+            return {status: f"✅ Exported {plural(len(result.files), 'file')} to `{result.path}`{notes}{probe}",
                     error: error_box(None)}
         except Exception as err:  # noqa: BLE001
             return fail(err)

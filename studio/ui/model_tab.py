@@ -53,6 +53,16 @@ def preset_note(name_or_path: str) -> str:
     return "\n".join(lines)
 
 
+def offline_offer(name_or_path: str, revision: str | None = None) -> tuple[str | None, str]:
+    """``(problem, button label)``: the sentence when the model needs the Hub and the Hub is out of reach (None
+    otherwise, fast), and the label of the button that switches to the offline model the app itself uses."""
+    from studio.modeling.sources import hub_problem, offline_model
+
+    problem = hub_problem(name_or_path or "", revision)
+    model, _ = offline_model()
+    return problem, f"Use {model.split('/')[-1]} (works offline)"
+
+
 def _note_text(note: Any) -> str:
     if isinstance(note, dict):
         return "; ".join(f"{k}: {v}" for k, v in note.items())
@@ -125,6 +135,8 @@ class EstimateView:
     params: str
     error: str | None = None
     estimate: Any = None
+    time: str = ""
+    """The run's time before Start (measured on this machine, or from FLOPs), or ""."""
 
 
 def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
@@ -146,7 +158,19 @@ def build_estimate(cfg: RunConfig, studio: Any = None) -> EstimateView:
     share = est.lora_params / est.total_params if est.total_params else 0
     params = (f"**Trainable (LoRA) parameters: {_count(est.lora_params)}** of {_count(est.total_params)} "
               f"({share:.2%}); the base model stays frozen.")
-    return EstimateView(figure=fig, summary=summary, params=params, estimate=est)
+    return EstimateView(figure=fig, summary=summary, params=params, estimate=est,
+                        time=time_text(cfg, getattr(studio, "runs_dir", None), est.lora_params))
+
+
+def time_text(cfg: RunConfig, runs_dir: Any, lora_params: int = 0) -> str:
+    """``⏱ Time: ~2 min (30 steps × 4.0 s/step). Measured on this machine by run ...`` ("" when unknown)."""
+    from studio.speed.run_time import estimate_run_time
+
+    try:
+        found = estimate_run_time(cfg, runs_dir, lora_params=lora_params)
+    except Exception:  # noqa: BLE001 - an estimate never fails the tab
+        return ""
+    return f"⏱ {found.summary()}" if found is not None else ""
 
 
 # ----------------------------------------------------------------------------------------------------------- UI
@@ -158,10 +182,15 @@ class ModelHandles:
     attention: gr.Markdown
     memory: gr.Plot
     summary: gr.Markdown
+    run_time: gr.Markdown
+    """The run's time before Start, beside the memory estimate."""
     params: gr.Markdown
     error: gr.Markdown
     estimate: Callable[[dict], dict]
     """``estimate(values) -> {component: update}``: the handler behind the memory chart."""
+    use_offline: gr.Button
+    """Shown when the model needs the Hub and the Hub is out of reach: switches to the offline model."""
+    use_offline_model: Callable[[dict], dict]
     pick_model: Callable[[dict], dict]
     """``pick_model(values) -> {component: update}``: apply a preset's settings when the model is a preset."""
 
@@ -208,9 +237,12 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         rslora = edit(LoraConfig, "use_rslora", lc.use_rslora)
         dora = edit(LoraConfig, "use_dora", lc.use_dora)
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="model-error")
+    use_offline = gr.Button(offline_offer(m.name_or_path)[1], visible=False, variant="primary", size="sm",
+                            elem_id="model-use-offline")
     params = gr.Markdown(elem_id="model-params")
     memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")
     summary = gr.Markdown(elem_id="model-memory-summary")
+    run_time = gr.Markdown(elem_id="model-time-estimate")
     next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
                    "there change this estimate).", "train", "Next: Train →")
 
@@ -220,16 +252,21 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     lora_form = LoraForm(r=r, alpha=alpha, dropout=dropout, target_modules=target, bias=bias, use_rslora=rslora,
                          use_dora=dora)
     ctx.forms.model, ctx.forms.lora = model_form, lora_form
-    estimate_outputs = [memory, summary, params, attention, error]
+    estimate_outputs = [memory, summary, params, attention, error, use_offline, run_time]
 
     def estimate(values: dict) -> dict:
+        """The chart and counts for the forms; a refused value or an unreachable model clears them (never stale)."""
         try:
             cfg = ctx.forms.read(values)
         except StudioError as err:
-            return {error: error_box(str(err)), memory: gr.skip(), summary: "", params: "", attention: gr.skip()}
+            return {error: error_box(str(err)), summary: "", params: "", run_time: "", attention: gr.skip(),
+                    memory: charts._empty("Estimated training memory", "No estimate", 230),
+                    use_offline: gr.update(visible=False)}
+        problem, label = offline_offer(cfg.model.name_or_path, cfg.model.revision)
         view = build_estimate(cfg, studio)
         return {memory: view.figure, summary: view.summary, params: view.params, attention: attention_text(cfg),
-                error: error_box(view.error)}
+                error: error_box(problem or view.error), use_offline: gr.update(visible=bool(problem), value=label),
+                run_time: view.time}
 
     section_widgets = [w for form in (model_form, lora_form) for w in vars(form).values()]
 
@@ -252,6 +289,13 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
 
     settable: set = set()
 
+    def use_offline_model(values: dict) -> dict:
+        """The offline model the app itself uses, with its preset's settings (the button under the Hub warning)."""
+        from studio.modeling.sources import offline_model
+
+        model, _ = offline_model()
+        return {name: model, **pick_model({**values, name: model})}
+
     def on_forms_written(values: dict) -> dict:
         """A whole config was written into the forms: the preset note and the estimate for it."""
         return {note: preset_note(values.get(name) or ""), **estimate(values)}
@@ -268,11 +312,14 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
                             api_visibility="undocumented")
         name.input(pick_model, inputs=inputs, outputs=[note, *estimate_outputs, *sorted(settable, key=id)],
                    show_progress="minimal", trigger_mode="always_last", api_name="pick_model")
+        use_offline.click(use_offline_model, inputs=inputs,
+                          outputs=[name, note, *estimate_outputs, *sorted(settable - {name}, key=id)],
+                          show_progress="minimal", api_name="use_offline_model")
         triggers = [w for w in section_widgets if w is not name]
         if ctx.forms.train is not None:
             t = ctx.forms.train
-            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device, t.method)
-                         if w is not None]
+            triggers += [w for w in (t.batch_size, t.gradient_checkpointing, t.optim, t.device, t.method,
+                                     t.max_steps, t.grad_accum, t.processes) if w is not None]
         if ctx.forms.data is not None:
             triggers.append(ctx.forms.data.max_length)
         gr.on([w.change for w in triggers], estimate, inputs=inputs, outputs=estimate_outputs,
@@ -287,4 +334,5 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
 
     ctx.after_render.append(wire)
     return ModelHandles(model=model_form, lora=lora_form, note=note, attention=attention, memory=memory,
-                        summary=summary, params=params, error=error, estimate=estimate, pick_model=pick_model)
+                        summary=summary, run_time=run_time, params=params, error=error, estimate=estimate,
+                        pick_model=pick_model, use_offline=use_offline, use_offline_model=use_offline_model)

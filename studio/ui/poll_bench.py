@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from studio.formatting import plural
+
 
 @dataclass
 class PollLoadResult:
@@ -130,7 +132,7 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
             job.wait()
             result.alone_cpu_s = os.times().children_user + os.times().children_system - children
             result.alone_step_s = _step_times(job.run_dir, warmup)
-            report(f"alone: {len(result.alone_step_s)} steps, median "
+            report(f"alone: {plural(len(result.alone_step_s), 'step')}, median "
                    f"{statistics.median(result.alone_step_s) * 1e3:.1f} ms")
             child = subprocess.Popen([sys.executable, "-m", "studio.ui.poll_bench", url, str(clients), str(interval)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

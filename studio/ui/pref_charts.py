@@ -11,7 +11,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from studio.ui.charts import _LAYOUT, _empty, _xy, RunSeries
+from studio.ui.charts import _LAYOUT, RunSeries, _empty, _xy, whole_steps
 
 AT_START = "policy = reference at step 1"
 LN2 = math.log(2)
@@ -102,7 +102,7 @@ def preference_figure(series: RunSeries, method: str = "") -> go.Figure:
     fig.update_layout(**{**_LAYOUT, "height": 300 * rows + 80, "margin": dict(l=60, r=20, t=70, b=70),
                          "legend": {**_LAYOUT["legend"], "y": -0.35 / rows}})
     fig.update_layout(title_text=f"{name}: what the preference loss sees")
-    return fig
+    return whole_steps(fig, series.steps)
 
 
 def _logged(series: RunSeries, key: str) -> bool:

@@ -94,6 +94,18 @@ def run_choices(studio: Any) -> tuple[list[str], list[str]]:
     return [r.name for r in runs], resumable
 
 
+def controls(studio: Any, state: str | None = None) -> tuple[bool, bool, list[str], str | None]:
+    """``(stop enabled, resume enabled, resumable runs, run to preselect)`` for the app's run in ``state``: Stop
+    only while a run is live, Resume only when no run is live and one can be resumed; a run that just stopped (or
+    failed, or was interrupted) with a checkpoint is the one preselected."""
+    job = getattr(studio, "job", None)
+    state = state or (job.status().state if job is not None else "idle")
+    live = state in LIVE
+    _, resumable = run_choices(studio)
+    own = job.run_dir.name if job is not None and state in ("stopped", "failed", "interrupted") else None
+    return live, not live and bool(resumable), resumable, own if own in resumable else None
+
+
 def start(studio: Any, cfg: Any, resume: str | None = None) -> tuple[str, str | None]:
     """Start (or resume) a run; returns (message, run_dir). A second start raises BusyError."""
     if resume:
@@ -184,16 +196,17 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     with gr.Accordion("More settings", open=False):
         rows(MORE_ROWS)
         edit("probe_prompts")
-    all_runs, resumable = run_choices(studio)
+    all_runs, _ = run_choices(studio)
+    can_stop, can_resume, resumable, _ = controls(studio)
     with gr.Row(equal_height=True):
         with gr.Column(scale=1, min_width=200):
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             start_reason = gr.Markdown("", elem_id="train-start-reason")
-        stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        stop_btn = gr.Button("Stop", variant="stop", interactive=can_stop, elem_id="train-stop")
         resume_run = gr.Dropdown(resumable, value=resumable[0] if resumable else None, label="Resume run",
                                  info="Stopped, failed or interrupted runs with a checkpoint.", scale=2,
                                  elem_id="train-resume-run")
-        resume_btn = gr.Button("Resume", elem_id="train-resume")
+        resume_btn = gr.Button("Resume", interactive=can_resume, elem_id="train-resume")
     error = gr.Markdown(visible=False, elem_classes=["studio-error"], elem_id="train-error")
     status = gr.Markdown("No run yet. Set the hyperparameters and press **Start**.", elem_classes=["studio-status"],
                         elem_id="train-status")
@@ -223,7 +236,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     form = TrainForm(**edits)
     ctx.forms.train = form
     tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason,
-                    pref_plot]
+                    stop_btn, resume_btn, resume_run, pref_plot]
 
     shared_charts = figure_cache()
 
@@ -245,11 +258,18 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
             if live else ""
         loss_fig, metrics_fig, pref_fig = shared_charts(v) if force else (gr.skip(), gr.skip(), None)
         pref = gr.skip() if not force else gr.update(value=pref_fig, visible=pref_fig is not None)
+        buttons = (gr.skip(),) * 3
+        if changed:
+            can_stop, can_resume, resumable, own = controls(studio, state)
+            picked = {"value": own} if own else {}
+            buttons = (gr.update(interactive=can_stop), gr.update(interactive=can_resume),
+                       gr.update(choices=resumable, **picked))
         return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
                 loss_fig, metrics_fig,
                 "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
                 failed if changed else gr.skip(),
-                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), pref)
+                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), *buttons,
+                pref)
 
     def on_tick(v: TrainView) -> tuple:
         v, new = follow(studio, v)
@@ -272,7 +292,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
             return {error: error_box(text)}
         gr.Info(message)
         return {error: error_box(None), ctx.run_dir: run_dir, status: message, start_btn: gr.update(interactive=False),
-                start_reason: "⏳ Starting…"}
+                start_reason: "⏳ Starting…", stop_btn: gr.update(interactive=True),
+                resume_btn: gr.update(interactive=False)}
 
     def on_resume(name: str | None) -> dict:
         if not name:
@@ -286,7 +307,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
             gr.Warning(text)
             return {error: error_box(text)}
         gr.Info(message)
-        return {error: error_box(None), ctx.run_dir: run_dir, status: message}
+        return {error: error_box(None), ctx.run_dir: run_dir, status: message, stop_btn: gr.update(interactive=True),
+                resume_btn: gr.update(interactive=False)}
 
     def on_stop() -> dict:
         from studio.training.follower import RunProcess
@@ -303,26 +325,29 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         v.overlays = overlay_points(studio, names)
         return v, charts.loss_figure(v.series, v.overlays, v.reference)
 
-    def refresh_runs(current: list[str]) -> tuple:
-        names, res = run_choices(studio)
+    def refresh_runs(current: list[str], picked: str | None = None) -> tuple:
+        """The overlay and Resume lists from the runs folder (the Resume pick kept while it is still resumable)."""
+        names, _ = run_choices(studio)
+        _, can_resume, res, own = controls(studio)
+        keep = picked if picked in res else own or (res[0] if res else None)
         return (gr.update(choices=names, value=[n for n in (current or []) if n in names]),
-                gr.update(choices=res, value=res[0] if res else None))
+                gr.update(choices=res, value=keep), gr.update(interactive=can_resume))
 
     def wire() -> None:
         hidden = dict(api_visibility="undocumented", show_progress="hidden")
         control = dict(concurrency_limit=1, concurrency_id="train-control")
         start_btn.click(on_start, inputs=ctx.forms.components(),
-                        outputs=[error, ctx.run_dir, status, start_btn, start_reason], api_name="start_training",
-                        **control)
-        resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status],
+                        outputs=[error, ctx.run_dir, status, start_btn, start_reason, stop_btn, resume_btn],
+                        api_name="start_training", **control)
+        resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status, stop_btn, resume_btn],
                          api_name="resume_training", **control)
         stop_btn.click(on_stop, outputs=[error], api_name="stop_training", **control)
         timer.tick(on_tick, inputs=view, outputs=tick_outputs, show_progress="hidden", concurrency_limit=None,
                    trigger_mode="once", api_name="poll")
         overlay.change(on_overlay, inputs=[overlay, view], outputs=[view, loss_plot], **hidden)
-        gr.on([overlay.focus, resume_run.focus], refresh_runs, inputs=overlay, outputs=[overlay, resume_run],
-              **hidden)
-        ctx.blocks.load(lambda: refresh_runs([]), outputs=[overlay, resume_run], **hidden)
+        gr.on([overlay.focus, resume_run.focus], refresh_runs, inputs=[overlay, resume_run],
+              outputs=[overlay, resume_run, resume_btn], **hidden)
+        ctx.blocks.load(lambda: refresh_runs([]), outputs=[overlay, resume_run, resume_btn], **hidden)
 
     ctx.after_render.append(wire)
     return TrainHandles(form=form, start=start_btn, stop=stop_btn, resume=resume_btn, resume_run=resume_run,

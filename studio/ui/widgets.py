@@ -1,6 +1,6 @@
 """A config field's gradio widget and its value conversions, derived from the field's metadata
-(``studio.config_fields``): how it is edited, widget value -> config value and back. Only :func:`widget` imports
-gradio."""
+(``studio.config_fields``): how it is edited, widget value -> config value and back, and a number's range refused
+in words where it is typed. Only the functions that build widgets or events import gradio."""
 from __future__ import annotations
 
 import typing
@@ -35,13 +35,39 @@ def edit_kind(cls: type, name: str) -> str:
     return "text"
 
 
+def bounds_problem(cls: type, name: str, value: Any) -> str | None:
+    """``"Rank r must be from 1 to 1024 (got 0)"`` when a number is outside its field's metadata range, else None
+    (blanks and non-numbers are for the config's own checks)."""
+    meta = field_of(cls, name).metadata
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    if (low is None or value >= low) and (high is None or value <= high):
+        return None
+    fmt = lambda x: f"{x:g}"  # noqa: E731
+    if low is not None and high is not None:
+        words = f"from {fmt(low)} to {fmt(high)}"
+    else:
+        words = f"at least {fmt(low)}" if low is not None else f"at most {fmt(high)}"
+    return f"{meta.get('label', name)} must be {words} (got {fmt(value)})"
+
+
 def from_widget(cls: type, name: str, value: Any, section: str = "") -> Any:
     """A widget value as the config field ``cls.name`` is built from it (``config_fields.build`` types it):
-    the field's ``read``, else by its edit kind (one item per line, blanks -> None or "needs a number")."""
+    the field's ``read``, else by its edit kind (one item per line, blanks -> None or "needs a number"); a number
+    outside the field's range is refused here, naming the field.
+
+    Raises:
+        ConfigError: a required number is blank or out of its range.
+    """
     meta = field_of(cls, name).metadata
     if meta.get("read"):
         return meta["read"](value)
     kind = edit_kind(cls, name)
+    if kind == "number":
+        problem = bounds_problem(cls, name, value)
+        if problem:
+            raise ConfigError(f"{section + '.' if section else ''}{name}: {problem}")
     if kind == "lines":
         items = value.splitlines() if isinstance(value, str) else list(value or [])
         return [line.strip() for line in items if line.strip()]
@@ -102,7 +128,31 @@ def widget(cls: type, name: str, value: Any, **kw: Any) -> Component:
         return gr.Slider(bounds.pop("minimum"), bounds.pop("maximum"), **{**({"step": 1} if base is int else {}),
                                                                            **bounds, **args})
     if kind == "number":
-        return gr.Number(**{"precision": 0 if base is int else None, **bounds, **args})
+        number_args = {"precision": 0 if base is int else None, **bounds, **args}
+        if bounds.get("minimum") is None and bounds.get("maximum") is None:
+            return gr.Number(**number_args)
+        from studio.ui.range_number import RangeNumber
+
+        box = RangeNumber(**number_args)
+        refuse_where_typed(box, cls, name)
+        return box
     if kind == "lines":
         return gr.Textbox(**{"lines": 2, **args})
     return gr.Textbox(**args)
+
+
+def refuse_where_typed(box: Component, cls: type, name: str) -> None:
+    """A bounded number box (a ``RangeNumber``: no passing toast from gradio) shows an out-of-range value in its own
+    help line at once (``⚠ Rank r must be from 1 to 1024 (got 0)``, outlined red) and its help again once the value
+    is back in range; handlers get the value and :func:`from_widget` refuses it in one sentence, so what they drew
+    from it (the memory estimate, the parameter count) is cleared, not left stale."""
+    import gradio as gr
+
+    help_text = box.info
+
+    def check(value: Any) -> Any:
+        problem = bounds_problem(cls, name, value)
+        return gr.update(info=f"⚠ {problem}" if problem else help_text,
+                         elem_classes=["studio-invalid"] if problem else [])
+
+    box.change(check, inputs=box, outputs=box, preprocess=False, show_progress="hidden", api_visibility="private")
