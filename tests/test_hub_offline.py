@@ -104,3 +104,47 @@ def test_studio_train_names_the_model_and_the_offline_one(unreachable_hub, monke
     assert rc == 2 and len(lines) == 1, err
     assert HUB_ID in lines[0] and "out of reach" in lines[0] and sources.offline_model()[0] in lines[0]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _offline_run(tiny_cfg, tmp_path):
+    """A run folder whose base model is a Hub id that is in no cache (its config only: nothing may load)."""
+    from studio import runs
+
+    cfg = tiny_cfg()
+    cfg.model.name_or_path = HUB_ID
+    run_dir = tmp_path / "runs" / "offline-run"
+    run_dir.mkdir(parents=True)
+    cfg.save(run_dir / runs.CONFIG)
+    return run_dir
+
+
+@pytest.mark.parametrize("argv", [
+    ["chat", "--prompt", "hi"],
+    ["chat", "--prompt", "hi", "--compare"],
+    ["chat", "--prompt", "hi", "--base-only"],
+    ["eval", "--rows", "2"],
+    ["export", "--format", "merged"],
+    ["export", "--format", "gguf"],
+])
+def test_run_commands_on_a_hub_base_say_so_in_one_line(unreachable_hub, monkeypatch, tiny_cfg, tmp_path, capsys,
+                                                       argv):
+    from studio.cli import main
+
+    _no_file_requests(monkeypatch)
+    run_dir = _offline_run(tiny_cfg, tmp_path)
+    rc = main([argv[0], "--run", str(run_dir), *argv[1:]])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1, err
+    assert HUB_ID in lines[0] and "out of reach" in lines[0] and sources.offline_model()[0] in lines[0]
+
+
+def test_loading_a_hub_base_offline_is_refused_before_any_file_is_asked_for(unreachable_hub, monkeypatch):
+    """Every loader (playground, arena, merge, push) goes through ``load_base``."""
+    from studio.config import ModelConfig
+    from studio.modeling import load_base
+
+    _no_file_requests(monkeypatch)
+    with pytest.raises(ModelError, match="out of reach") as err:
+        load_base(ModelConfig(name_or_path=HUB_ID))
+    assert HUB_ID in str(err.value)

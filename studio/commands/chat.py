@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and args.base_only:
         raise ConfigError("--compare and --base-only exclude each other")
     params = params_from_args(args)
+    from studio.commands.base_reach import check_run_base
+
+    check_run_base(args.run)  # an offline Hub: one sentence now, before documents are read or anything loads
     index = None
     if args.docs:  # bad documents are said before the model loads
         from studio.retrieval.chat_docs import index_from_args

@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-new-tokens and --batch-size must be >= 1")
     extractor = AnswerExtractor("regex", args.answer_regex) if args.answer_regex else \
         AnswerExtractor("exact") if args.exact else AnswerExtractor()
+    from studio.commands.base_reach import check_run_base
+
+    check_run_base(args.run)  # an offline Hub: one sentence now, not the libraries' retries
     quiet_libraries()
     if args.harness:
         from studio.commands.eval_harness import run_harness_command

@@ -67,6 +67,10 @@ def _report_gguf(result: object) -> int:
 def run(args: argparse.Namespace) -> int:
     from studio.hub import default_export_dir, export, load_facts
 
+    if args.format != "adapter":  # merging loads the base: an offline Hub is one sentence now
+        from studio.commands.base_reach import check_run_base
+
+        check_run_base(args.run)
     repo = args.repo or load_facts(args.run).config.hub.repo_id  # as the Publish tab and studio push name it
     if args.format == "gguf":
         from studio.hub.gguf_export import export_gguf

@@ -83,6 +83,9 @@ def load_base(model_cfg: Any, *, device: str = "auto", for_training: bool = Fals
     Raises:
         ModelError: the model can't be found or loaded as asked.
     """
+    from studio.modeling.sources import check_reachable
+
+    check_reachable(model_cfg.name_or_path, model_cfg.revision)  # an offline Hub: one sentence, not ~25 s of retries
     import torch
     from studio.imports import ml_libs
     ml_libs()
