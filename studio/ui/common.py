@@ -48,6 +48,9 @@ class AppContext:
     """Callbacks ``chain(dependency, first)`` that attach a tab's refresh (``dependency.then(...)``) to every event that
     writes a whole config into the forms (page load, "Open config…", "New run from defaults"); ``first`` is the page
     load (the one that may carry an ``api_name``)."""
+    time_lines: list[Any] = field(default_factory=list)
+    """The ``gr.Markdown`` lines that show the run's time estimate (the Model tab's beside the memory chart, the Train
+    tab's beside Start): the Model tab's estimate handler writes the same ``time_text`` into each."""
 
 
 def error_text(err: BaseException) -> str:

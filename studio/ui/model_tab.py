@@ -243,6 +243,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     memory = gr.Plot(label="Memory estimate", show_label=False, elem_id="model-memory")
     summary = gr.Markdown(elem_id="model-memory-summary")
     run_time = gr.Markdown(elem_id="model-time-estimate")
+    ctx.time_lines.insert(0, run_time)
     next_step(ctx, "set the hyperparameters and start training in the **Train** tab (batch size and max_length "
                    "there change this estimate).", "train", "Next: Train →")
 
@@ -252,21 +253,21 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
     lora_form = LoraForm(r=r, alpha=alpha, dropout=dropout, target_modules=target, bias=bias, use_rslora=rslora,
                          use_dora=dora)
     ctx.forms.model, ctx.forms.lora = model_form, lora_form
-    estimate_outputs = [memory, summary, params, attention, error, use_offline, run_time]
+    estimate_outputs = [memory, summary, params, attention, error, use_offline]  # + ctx.time_lines, once all exist
 
     def estimate(values: dict) -> dict:
         """The chart and counts for the forms; a refused value or an unreachable model clears them (never stale)."""
         try:
             cfg = ctx.forms.read(values)
         except StudioError as err:
-            return {error: error_box(str(err)), summary: "", params: "", run_time: "", attention: gr.skip(),
+            return {error: error_box(str(err)), summary: "", params: "", attention: gr.skip(),
                     memory: charts._empty("Estimated training memory", "No estimate", 230),
-                    use_offline: gr.update(visible=False)}
+                    use_offline: gr.update(visible=False), **dict.fromkeys(ctx.time_lines, "")}
         problem, label = offline_offer(cfg.model.name_or_path, cfg.model.revision)
         view = build_estimate(cfg, studio)
         return {memory: view.figure, summary: view.summary, params: view.params, attention: attention_text(cfg),
                 error: error_box(problem or view.error), use_offline: gr.update(visible=bool(problem), value=label),
-                run_time: view.time}
+                **dict.fromkeys(ctx.time_lines, view.time)}  # one text for every time line (Model and Train tabs)
 
     section_widgets = [w for form in (model_form, lora_form) for w in vars(form).values()]
 
@@ -301,6 +302,7 @@ def render(studio: Any, ctx: AppContext) -> ModelHandles:
         return {note: preset_note(values.get(name) or ""), **estimate(values)}
 
     def wire() -> None:
+        estimate_outputs.extend(ctx.time_lines)  # every tab has rendered: the Train tab's line is there too
         settable.update(section_widgets)
         if ctx.forms.train is not None:
             settable.update(w for w in vars(ctx.forms.train).values() if w is not None)

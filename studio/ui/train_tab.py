@@ -173,6 +173,8 @@ class TrainHandles:
     on_overlay: Callable[[list[str], TrainView], tuple]
     method: Any = None
     """The Method block (``method_widgets.MethodBlock``)."""
+    run_time: Any = None
+    """The run's time estimate beside Start (the same line as the Model tab's)."""
 
 
 def render(studio: Any, ctx: AppContext) -> TrainHandles:
@@ -202,6 +204,8 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         with gr.Column(scale=1, min_width=200):
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             start_reason = gr.Markdown("", elem_id="train-start-reason")
+            run_time = gr.Markdown("", elem_id="train-time-estimate")  # written by the Model tab's estimate
+            ctx.time_lines.append(run_time)
         stop_btn = gr.Button("Stop", variant="stop", interactive=can_stop, elem_id="train-stop")
         resume_run = gr.Dropdown(resumable, value=resumable[0] if resumable else None, label="Resume run",
                                  info="Stopped, failed or interrupted runs with a checkpoint.", scale=2,
@@ -354,4 +358,4 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                         overlay=overlay, status=status, progress=progress, loss_plot=loss_plot,
                         metrics_plot=metrics_plot, pref_plot=pref_plot, log_tail=log_tail, error=error, view=view, timer=timer,
                         on_start=on_start, on_tick=on_tick, on_stop=on_stop, on_resume=on_resume,
-                        on_overlay=on_overlay, method=method_block)
+                        on_overlay=on_overlay, method=method_block, run_time=run_time)

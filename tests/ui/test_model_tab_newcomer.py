@@ -125,8 +125,21 @@ def test_the_time_estimate_sits_beside_the_memory_estimate(app):
 
 
 def test_a_refused_value_clears_the_time_estimate(app):
-    h, _, ctx, _ = app
-    assert h.estimate({**_values(ctx), h.lora.r: 0})[h.run_time] == ""
+    h, t, ctx, _ = app
+    out = h.estimate({**_values(ctx), h.lora.r: 0})
+    assert out[h.run_time] == "" and out[t.run_time] == ""
+
+
+def test_the_train_tab_shows_the_same_time_beside_start(app):
+    """One source of truth: the Model tab's estimate writes the Train tab's line too, on the same field changes."""
+    h, t, ctx, blocks = app
+    out = h.estimate({**_values(ctx), t.form.max_steps: 7})
+    assert out[t.run_time] == out[h.run_time] and "7 steps ×" in out[t.run_time]
+    for field in (t.form.max_steps, t.form.batch_size, h.lora.r):
+        assert any(t.run_time in fn.outputs and any(target[0] == field._id for target in fn.targets)
+                   for fn in blocks.fns.values()), f"a change of {field.label} refreshes the Train tab's line"
+    assert any(t.run_time in fn.outputs and fn.name == "on_forms_written" for fn in blocks.fns.values()), \
+        "a config written into the forms (page load, Open config) fills it"
 
 
 def test_save_config_writes_the_forms_and_never_a_token(tmp_path, monkeypatch):
