@@ -61,7 +61,8 @@ def test_push_with_a_card_file(hub, hub_run, tmp_path, monkeypatch):
     (["--repo", "x"], None, {}, "No Hugging Face token found: set HF_TOKEN"),
     (["--repo", "x"], "hf_bad", {}, "rejected the token (401 Unauthorized)"),
     (["--repo", "x"], TOKEN, {"create": 500}, "server error (500)"),
-    ([], TOKEN, {}, "no repo to push to: pass --repo NAME"),
+    ([], None, {}, "no --repo given, and the default repo"),
+    ([], "hf_bad", {}, "needs your Hugging Face username, which can't be known"),
 ])
 def test_errors_are_one_line_and_exit_2(hub, hub_run, monkeypatch, capsys, args, env_token, fail, match):
     if env_token:
@@ -71,6 +72,19 @@ def test_errors_are_one_line_and_exit_2(hub, hub_run, monkeypatch, capsys, args,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and match in err[-1]
     assert TOKEN not in "\n".join(err)
+
+
+def test_push_without_repo_goes_to_the_runs_default_repo_and_says_so(hub, hub_run, monkeypatch, capsys):
+    """The same default as the Publish tab (``default_repo_name`` for the kind), under the token's account."""
+    from studio.hub.facts import default_repo_name, load_facts
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    name = default_repo_name(load_facts(hub_run), "adapter")
+    assert main(["push", "--run", str(hub_run)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"{hub.url}/tester/{name}"
+    assert f"no --repo given: pushing to tester/{name}" in captured.err
+    assert "adapter_model.safetensors" in hub.repo(f"tester/{name}").files
 
 
 def test_not_a_run_dir(tmp_path, capsys):

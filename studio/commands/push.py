@@ -7,7 +7,9 @@ token typed on the command line lands in the shell history.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from studio.config import ModelConfig, TrainConfig, choices_of
 
@@ -17,6 +19,7 @@ token: set HF_TOKEN (e.g. `read -s HF_TOKEN && export HF_TOKEN`) or run `hf auth
 HF_ENDPOINT points the push at a private Hub mirror.
 
 examples:
+  studio push --run runs/my-run                                 # the run's default repo (as the Publish tab names it)
   studio push --run runs/my-run --repo my-adapter               # private adapter repo under your account
   studio push --run runs/my-run --repo my-org/my-model --merged --public
   studio push --run runs/my-run --export-only exports/my-run    # no network needed
@@ -29,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="The run directory (runs/<name>).")
     parser.add_argument("--repo", metavar="NAME",
-                        help="Hub repo: 'name' (under your account) or 'owner/name'. Default: the run's hub.repo_id.")
+                        help="Hub repo: 'name' (under your account) or 'owner/name'. Default: the run's hub.repo_id, "
+                             "else the name the Publish tab offers (model-data-method) under your account.")
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--merged", action="store_true", default=None,
                       help="Publish the adapter merged into a 16-bit copy of the base (a 4-bit base is reloaded in "
@@ -92,12 +96,33 @@ def run(args: argparse.Namespace) -> int:
         from studio.commands.export import print_export
 
         return print_export(result)
-    repo = args.repo or hub_cfg.repo_id
-    if not repo:
-        raise HubError("no repo to push to: pass --repo NAME (or set hub.repo_id in the run's config), or use "
-                       "--export-only DIR to write a folder without pushing")
+    repo = args.repo or default_repo(facts, "gguf" if gguf else "merged" if merged else "adapter")
     url = push(args.run, repo, None, private=private, merged=merged, card=card, progress=progress,
                commit_message=args.message, max_shard_size=args.max_shard_size, dtype=args.dtype,
                device=args.device, gguf=gguf, keep_merged=args.keep_merged)
     print(url)
     return 0
+
+
+def default_repo(facts: Any, kind: str) -> str:
+    """The repo a push without ``--repo`` goes to, said on stderr: the run's ``hub.repo_id``, else the name the
+    Publish tab offers for ``kind`` (``default_repo_name``), under the token's account.
+
+    Raises:
+        HubError: no username can be known (no token, a rejected token, no Hub), so there is no default repo.
+    """
+    from studio.errors import HubError
+    from studio.hub import whoami
+    from studio.hub.facts import default_repo_name
+    from studio.hub.push import full_repo_id
+
+    name = facts.config.hub.repo_id or default_repo_name(facts, kind)
+    try:
+        account = whoami()
+    except HubError as err:
+        raise HubError(f"no --repo given, and the default repo {name!r} needs your Hugging Face username, which "
+                       f"can't be known: {err}; or pass --repo owner/name, or --export-only DIR to write a folder "
+                       f"without pushing") from None
+    repo = full_repo_id(name, account)
+    print(f"no --repo given: pushing to {repo} (the run's default repo)", file=sys.stderr, flush=True)
+    return repo
