@@ -101,6 +101,62 @@ def test_the_eta_at_the_last_step_counts_the_final_evaluation(tmp_path):
     assert run.status().message.startswith("evaluating") and 0 < run.status().eta_s <= 12.5
 
 
+def test_the_final_evaluation_counts_the_task_accuracy_answers(tmp_path):
+    """With ``eval_accuracy_rows``: the cost model adds the answers' decoding passes, and a measured evaluation adds
+    the seconds spent answering (measured after ``eval_runtime``)."""
+    from studio.training.callbacks import callback_class
+    from studio.training.eval_during import EvalPlan, final_eval_steps
+    from studio.training.state import RunState
+
+    with_answers = EvalPlan(steps=3, reason="", accuracy_rows=4)
+    loss_only = EvalPlan(steps=3, reason="")
+    kw = dict(eval_rows=6, rows_per_step=2, max_steps=10, answer_passes=96)
+    assert final_eval_steps(loss_only, **kw) == pytest.approx(6 / 6)
+    assert final_eval_steps(with_answers, **kw) == pytest.approx((6 + 96) / 6)
+    assert final_eval_steps(EvalPlan(None, "", accuracy_rows=4), **kw) == pytest.approx(1.0), \
+        "an end-only evaluation answers nothing"
+
+    run = RunState(run_dir=tmp_path, model_name="m", main=False, final_eval_steps=lambda max_steps: 2.0)
+    emitted: list = []
+    cb = callback_class()(run, emitted.append)
+    args = SimpleNamespace(world_size=1, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+                           save_steps=0, save_strategy="no")
+    state = SimpleNamespace(global_step=0, max_steps=4, epoch=0.0)
+    control = SimpleNamespace(should_training_stop=False, should_save=False)
+    cb.on_train_begin(args, state, control)
+    state.global_step = 4
+    cb.on_evaluate(args, state, control, metrics={"eval_loss": 2.4, "eval_runtime": 2.5,
+                                                  "eval_accuracy": 0.5, "eval_accuracy_runtime": 30.0})
+    cb.on_log(args, state, control, logs={"loss": 2.4})
+    assert emitted[-1].eta_s == 32.5 and run.final_eval_s == 32.5
+
+
+def test_the_task_metric_times_its_answers_and_counts_its_passes(monkeypatch):
+    from studio.inference import batch
+    from studio.training import task_metric
+
+    class Rows(list):
+        column_names = ["input_ids", "completion_mask"]
+
+    class Tok:
+        def decode(self, ids, skip_special_tokens=True):
+            return f"#### {len(ids)}"
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [0] * 4}
+
+    rows = Rows({"input_ids": [1, 2, 3, 4], "completion_mask": [0, 0, 1, 1]} for _ in range(10))
+    clock = iter([100.0, 107.0])
+    monkeypatch.setattr(task_metric, "time", SimpleNamespace(perf_counter=lambda: next(clock)))  # this module only
+    monkeypatch.setattr(batch, "generate_texts", lambda model, tok, prompts, params, **kw: ["#### 2"] * len(prompts))
+    cb = task_metric.task_metric_callback(rows, Tok(), rows=9)
+    assert cb.answer_passes == 2 * 64, "9 rows in batches of 8: two batches of the 64-token floor budget"
+    metrics: dict = {}
+    model = SimpleNamespace(training=False, eval=lambda: None, train=lambda: None)
+    cb.on_evaluate(None, None, None, model=model, metrics=metrics)
+    assert metrics["eval_accuracy"] == 1.0 and metrics["eval_accuracy_runtime"] == 7.0
+
+
 def test_the_memory_note_of_an_already_loaded_process_says_what_it_measured(tmp_path):
     """A process that already held memory grows little: its growth is not the run's memory (issue 23.4)."""
     from studio.training.state import RunState

@@ -4,7 +4,9 @@ kept as ``adapter/``.
 
 The cost model: one evaluation is a forward pass over the held-out rows, about a third of a training step's work per
 row (forward + backward ≈ 3 forwards), so evaluating every ``k`` steps costs ``eval_rows / (3 · rows_per_step · k)``
-of the training time; the automatic ``k`` keeps that at or under :data:`AUTO_SHARE`.
+of the training time; the automatic ``k`` keeps that at or under :data:`AUTO_SHARE`. The task accuracy's answers
+(``eval_accuracy_rows``) add their decoding: each pass (one new token for a batch of rows) reads the whole model as
+a row's forward does, so it is counted as one row's forward, a third of a row's training work.
 """
 from __future__ import annotations
 
@@ -117,11 +119,14 @@ def evaluates_at_end(plan: EvalPlan, step: int, has_eval: bool) -> bool:
     return has_eval and not plan.keep_best and (not plan.steps or bool(step % plan.steps))
 
 
-def final_eval_steps(plan: EvalPlan, *, eval_rows: int, rows_per_step: int, max_steps: int) -> float:
-    """The end-of-run evaluation's cost in training steps (the cost model above), 0 when there is none."""
+def final_eval_steps(plan: EvalPlan, *, eval_rows: int, rows_per_step: int, max_steps: int,
+                     answer_passes: int = 0) -> float:
+    """The end-of-run evaluation's cost in training steps (the cost model above), 0 when there is none:
+    ``answer_passes`` decoding passes of the task accuracy's answers are added when it answers them."""
     if not evaluates_at_end(plan, max_steps, eval_rows > 0):
         return 0.0
-    return eval_rows / (3 * max(rows_per_step, 1))
+    answers = answer_passes if plan.steps and plan.accuracy_rows else 0  # the metric runs at periodic evals only
+    return (eval_rows + answers) / (3 * max(rows_per_step, 1))
 
 
 def end_of_run(trainer: Any, plan: EvalPlan, *, tell: Any, emit: Any, eta_s: float | None = None) -> None:

@@ -207,7 +207,8 @@ class TrainingJob:
         st.speed_lines, st.loaded, st.trainable_params = speed_lines, loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
         st.final_eval_steps = functools.partial(final_eval_steps, self.eval_plan, eval_rows=st.eval_rows,
-                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum * runs.world_size())
+                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum * runs.world_size(),
+                                                answer_passes=getattr(self, "answer_passes", 0))
         env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
@@ -296,8 +297,9 @@ class TrainingJob:
                         has_eval=prepared.eval is not None)
         base.update(self.eval_plan.trainer_kwargs())
         args = rec.config_class()(**wiring.trainer_kwargs(rec, self.cfg, base, sft_speed_kwargs(plan), self.device))
-        callbacks = [*eval_callbacks(self.eval_plan, eval_dataset=prepared.eval, tokenizer=self.tokenizer),
-                     callback_class()(self.state, self.emit)]
+        during = eval_callbacks(self.eval_plan, eval_dataset=prepared.eval, tokenizer=self.tokenizer)
+        self.answer_passes = sum(getattr(cb, "answer_passes", 0) for cb in during)  # the final eval's answers
+        callbacks = [*during, callback_class()(self.state, self.emit)]
         tb = self._tensorboard_callback()
         if tb is not None:
             callbacks.append(tb)

@@ -1,9 +1,15 @@
 """The task metric at each evaluation during training: greedy answers to the first held-out rows, their final answer
 extracted as ``studio eval`` does (after ``####``, or the run's regex), compared with the reference's; the share
-correct is added to the evaluation's metrics as ``eval_accuracy`` (so the best checkpoint can be chosen by it)."""
+correct is added to the evaluation's metrics as ``eval_accuracy`` (so the best checkpoint can be chosen by it), and
+the seconds spent answering as ``eval_accuracy_runtime`` (``eval_runtime`` is measured before the answers)."""
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
+
+GEN_BATCH = 8
+"""Rows answered together (``generate_texts``' batch)."""
 
 
 def held_out_questions(eval_dataset: Any, tokenizer: Any, rows: int) -> list[tuple[list[int], str]]:
@@ -39,6 +45,9 @@ def task_metric_callback(eval_dataset: Any, tokenizer: Any, *, rows: int, extrac
     budget = token_budget([r for _, r, _ in questions], tokenizer)
 
     class TaskMetric(TrainerCallback):
+        answer_passes = math.ceil(len(questions) / GEN_BATCH) * budget
+        """Sequential decoding passes of one evaluation's answers (batches x new tokens), for the ETA's cost model."""
+
         def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
             if metrics is None or model is None or not questions:
                 return
@@ -46,14 +55,16 @@ def task_metric_callback(eval_dataset: Any, tokenizer: Any, *, rows: int, extrac
 
             was_training = model.training
             model.eval()
+            began = time.perf_counter()
             try:
                 with torch.no_grad():
                     texts = generate_texts(model, tokenizer, [p for p, _, _ in questions],
-                                           GenerationParams(max_new_tokens=budget),
+                                           GenerationParams(max_new_tokens=budget), batch_size=GEN_BATCH,
                                            answer_end=extractor.end_finder())
             finally:
                 if was_training:
                     model.train()
+            metrics["eval_accuracy_runtime"] = round(time.perf_counter() - began, 4)
             correct = sum(extractor.extract(t) == ref for t, (_, _, ref) in zip(texts, questions))
             metrics["eval_accuracy"] = correct / len(questions)
 
