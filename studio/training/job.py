@@ -207,8 +207,8 @@ class TrainingJob:
         st.speed_lines, st.loaded, st.trainable_params = speed_lines, loaded.to_dict(), loaded.trainable_params
         st.model_config, st.peak = self.model.config, self._peak_flops()
         st.final_eval_steps = functools.partial(final_eval_steps, self.eval_plan, eval_rows=st.eval_rows,
-                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum * runs.world_size(),
-                                                answer_passes=getattr(self, "answer_passes", 0))
+                                                rows_per_step=cfg.train.batch_size * cfg.train.grad_accum
+                                                * runs.world_size(), answer_passes=getattr(self, "answer_passes", 0))
         env = environment_info(st.device)
         env.update({"pid": os.getpid(), "run_dir": str(self.run_dir), "data_fingerprint": prepared.fingerprint,
                     "data": {"train_rows": st.train_rows, "eval_rows": st.eval_rows,
