@@ -121,8 +121,7 @@ def default_repo(facts: Any, kind: str) -> str:
         account = whoami()
     except HubError as err:
         raise HubError(f"no --repo given, and the default repo {name!r} needs your Hugging Face username, which "
-                       f"can't be known: {err}; or pass --repo owner/name, or --export-only DIR to write a folder "
-                       f"without pushing") from None
+                       f"can't be known: {err}; or use --export-only DIR to write a folder without pushing") from None
     repo = full_repo_id(name, account)
     print(f"no --repo given: pushing to {repo} (the run's default repo)", file=sys.stderr, flush=True)
     return repo
