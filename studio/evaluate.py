@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.errors import ConfigError, DataError
+from studio.formatting import plural
 
 SEPARATOR = "####"
 _NUMBER = re.compile(r"(?<![\w.])(-|\u2212)?\s?\$?\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d])")
@@ -277,7 +278,7 @@ def evaluate_run(run_dir: str | Path, *, rows: int | None = None, extractor: Ans
     def tick(label: str, total: int = n) -> Callable[[int], None]:
         """Progress of one phase over its ``total`` rows: ``tuned loss: 3/8 rows``."""
         def f(k: int) -> None:
-            report_progress(min((done[0] + k / max(total, 1)) / steps, 1.0), f"{label}: {min(k, total)}/{total} rows")
+            report_progress(min((done[0] + k / max(total, 1)) / steps, 1.0), f"{label}: {min(k, total)}/{plural(total, 'row')}")
         f(0)
         return f
 
