@@ -95,3 +95,23 @@ def test_bench_train_method_smoke_json():
     assert runs["orpo", "plain"]["first_loss"] == pytest.approx(runs["orpo", "studio"]["first_loss"], rel=0.01)
     assert all(report["ratios"][f"{m}_{k}"] > 0 for m in ("dpo", "orpo") for k in ("steps_per_s", "peak_rss"))
     assert "dpo: studio / plain TRL steps/s" in proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_train_grpo_smoke_json():
+    """Studio's GRPO against a plain TRL GRPOTrainer on the demo model: both train, figures and ratios come back
+    (no timing is judged), with the load average beside them."""
+    proc = subprocess.run([sys.executable, "-m", "studio.cli", "bench", "train", "--smoke", "--method", "grpo",
+                           "--steps", "2", "--warmup", "0", "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs = {r["run"]: r for r in report["runs"]}
+    assert set(runs) == {"studio", "plain"}
+    for r in runs.values():
+        assert not r.get("error"), r
+        assert r["steps"] == 2 and r["steps_per_s"] > 0 and r["peak_rss_bytes"] > 0
+        assert 0 < r["mean_completion_length"] <= 16  # the smoke's max_completion_length
+    assert report["ratios"]["grpo_steps_per_s"] > 0 and report["ratios"]["grpo_peak_rss"] > 0
+    assert len(report["load_average"]) == 3
+    assert "grpo: studio / plain TRL steps/s" in proc.stderr and "load average:" in proc.stderr
