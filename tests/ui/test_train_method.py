@@ -196,3 +196,19 @@ def test_grpo_shows_its_sampling_settings_and_they_round_trip(app, tmp_path):
     assert (back.method, back.num_generations, back.max_completion_length, back.kl_beta) == ("grpo", 2, 16, 0.04)
     cfg.train.num_generations = None  # empty: the device default
     assert ctx.forms.read(ctx.forms.write(cfg)).train.num_generations is None
+
+
+def test_a_grpo_run_gets_no_preference_chart(app):
+    """GRPO's signals are in the GRPO panel (reward charts, completions): the preference chart stays hidden."""
+    h, ctx, studio, *_ = app
+    raw = initial_config(demo=True).to_dict()
+    raw["train"]["method"] = "grpo"
+    events = [Started(run_dir="runs/grpo-run", model="m", total_steps=2),
+              *[Log(step=i + 1, loss=0.0, metrics={"reward": 0.5 * i, "rewards/answer/mean": 0.5 * i})
+                for i in range(2)], Finished(step=2, adapter_path="runs/grpo-run/adapter")]
+    studio.job = _Job(RunConfig.from_dict(raw), events)
+    try:
+        out = h.on_tick(TrainView())
+        assert out[0].method == "grpo" and out[-1]["visible"] is False
+    finally:
+        studio.job = None
