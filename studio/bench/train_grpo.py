@@ -6,7 +6,9 @@ SmolLM2-135M-Instruct (``--smoke``: the tiny demo model, smaller batch and compl
 batch 8 with 4 completions of at most 64 tokens per question, temperature 1, beta 0, ``--steps`` steps. Runs:
 ``studio`` (``TrainingJob``) and ``plain`` (what a person writes from TRL's docs: conversational prompts, the
 reference column, the same two reward functions, ``peft_config``). Each run is its own process
-(``python -m studio.bench.train_grpo --worker SPEC``), in alternated order over ``--rounds``.
+(``python -m studio.bench.train_grpo --worker SPEC``), in alternated order over ``--rounds``. Beside wall-time
+steps/s, each run's CPU seconds per step (``time.process_time``): on a shared machine wall time swings ~10x with the
+load, so read both and the load average printed with them.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -128,6 +131,11 @@ def worker(spec: dict) -> dict:
         def __init__(self, *a: Any) -> None:
             super().__init__(*a)
             self.lengths: list[float] = []
+            self.cpu: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            super().on_step_end(args, state, control, **kwargs)
+            self.cpu.append(time.process_time())  # this process's CPU seconds: steadier than wall time under load
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             super().on_log(args, state, control, logs=logs, **kwargs)
@@ -138,12 +146,13 @@ def worker(spec: dict) -> dict:
     marks = holder["timer"].marks
     warm = min(spec["warmup"], max(len(marks) - 2, 0))
     dt = max(marks[-1][0] - marks[warm][0], 1e-9)
-    lengths = holder["timer"].lengths
+    lengths, cpu = holder["timer"].lengths, holder["timer"].cpu
     return {"setup": "grpo", "run": spec["run"], "steps": len(marks), "timed_steps": len(marks) - 1 - warm,
             "steps_per_s": (len(marks) - 1 - warm) / dt, "tokens_per_s": None,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "first_loss": holder["timer"].first_loss,
-            "mean_completion_length": sum(lengths) / len(lengths) if lengths else None}
+            "mean_completion_length": sum(lengths) / len(lengths) if lengths else None,
+            "cpu_s_per_step": (cpu[-1] - cpu[warm]) / max(len(cpu) - 1 - warm, 1) if len(cpu) > 1 else None}
 
 
 def _spawn(spec: dict, timeout: float) -> dict:
@@ -182,6 +191,11 @@ def bench_train_grpo(*, model: str | None = None, steps: int = 8, warmup: int = 
     lines = format_summary(summary)
     for line in lines:
         report(line.split("; first-step loss")[0] + " (the completion lengths are sampled: compare them too)")
+    cpu = {r["run"]: r.get("cpu_s_per_step") for r in results if not r.get("error")}
+    if cpu.get("studio") and cpu.get("plain"):
+        summary["ratios"]["grpo_cpu_s_per_step"] = round(cpu["studio"] / cpu["plain"], 3)
+        report(f"grpo: studio / plain TRL CPU seconds per step {summary['ratios']['grpo_cpu_s_per_step']} "
+               f"(lower is faster; this process's CPU time, steadier than wall time on a shared machine)")
     load = os.getloadavg()
     report(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return {"model": model, "steps": steps, "warmup": warmup, "rounds": rounds, "rows": rows, "runs": results,
@@ -193,7 +207,8 @@ def _line(r: dict) -> str:
         return f"round {r['round']}: grpo {r['run']:6s} failed: {r['error']}"
     length = r.get("mean_completion_length")
     return (f"round {r['round']}: grpo {r['run']:6s} {r['steps_per_s']:.3f} steps/s, peak RSS "
-            f"{r['peak_rss_bytes'] / 2**30:.2f} GB, mean completion {length or 0:.1f} tokens "
+            f"{r['peak_rss_bytes'] / 2**30:.2f} GB, {r.get('cpu_s_per_step') or 0:.1f} CPU s/step, mean completion "
+            f"{length or 0:.1f} tokens "
             f"({r['timed_steps']} timed steps)")
 
 
