@@ -110,3 +110,23 @@ def test_loss_gaps_compare_every_step_both_runs_logged():
     gap = loss_gaps(results)["uniform"]
     assert gap["steps"] == 3 and gap["max"] == 0.1 and abs(gap["mean"] - 0.2 / 3) < 1e-6
     assert gap["mean_loss"] == 0.0
+
+
+@pytest.mark.slow
+def test_bench_train_grpo_smoke_json():
+    """Studio's GRPO against a plain TRL GRPOTrainer on the demo model: both train, figures and ratios come back
+    (no timing is judged), with the load average beside them."""
+    proc = subprocess.run([sys.executable, "-m", "studio.cli", "bench", "train", "--smoke", "--method", "grpo",
+                           "--steps", "2", "--warmup", "0", "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs = {r["run"]: r for r in report["runs"]}
+    assert set(runs) == {"studio", "plain"}
+    for r in runs.values():
+        assert not r.get("error"), r
+        assert r["steps"] == 2 and r["steps_per_s"] > 0 and r["peak_rss_bytes"] > 0
+        assert 0 < r["mean_completion_length"] <= 16  # the smoke's max_completion_length
+    assert all(report["ratios"][k] > 0 for k in ("grpo_steps_per_s", "grpo_peak_rss", "grpo_cpu_s_per_step"))
+    assert len(report["load_average"]) == 3
+    assert "grpo: studio / plain TRL steps/s" in proc.stderr and "load average:" in proc.stderr

@@ -105,3 +105,25 @@ def test_grpo_continues_an_sft_run(tmp_path):
     assert isinstance(result, Finished), getattr(result, "message", result)
     assert set(seen) == set(earlier) and all(torch.equal(seen[k], earlier[k]) for k in earlier)
     assert any(isinstance(e, Completions) for e in job.events.all())
+
+
+def test_after_sft_the_kl_reference_is_the_sft_adapter(tmp_path):
+    """GRPO with kl_beta > 0 from an SFT run: TRL 1.16 copies the loaded adapter into a frozen ``ref`` adapter, so
+    the policy equals the reference at step 1 (KL 0, where the bare base would give KL > 0); the run's saved
+    adapter is its own alone (no ``ref`` copy beside it)."""
+    raw = grpo_config(tmp_path / "runs").to_dict()
+    raw["train"].update(method="sft", run_name="sft-first", learning_rate=3e-2, max_length=128, max_steps=3)
+    sft = TrainingJob(RunConfig.from_dict(raw))
+    assert isinstance(sft.run(), Finished)
+
+    def first_kl(start_from):
+        job = TrainingJob(grpo_config(tmp_path / "runs", max_steps=1, kl_beta=0.5, start_from=start_from))
+        result = job.run()
+        assert isinstance(result, Finished), getattr(result, "message", result)
+        return next(e for e in job.events.all() if isinstance(e, Log)).metrics["kl"], job
+
+    kl, job = first_kl(str(sft.run_dir))
+    assert kl == pytest.approx(0.0, abs=1e-6)
+    assert not (job.run_dir / "adapter" / "ref").exists()
+    assert sorted(p.name for p in (job.run_dir / "adapter").glob("adapter_*")) == ["adapter_config.json",
+                                                                                  "adapter_model.safetensors"]

@@ -3,7 +3,7 @@
     studio bench train-overhead [--config FILE] [--steps 40] [--rounds 2]
     studio bench learn [--steps 30] [--rows 20] [--json] [--method grpo|dpo|orpo|kto|simpo]
     studio bench poll-load [--clients 20] [--steps 150] [--interval 1.0]
-    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json] [--method dpo|orpo|kto|simpo]
+    studio bench train [--smoke] [--steps 10] [--rounds 1] [--warmup 2] [--json] [--method grpo|dpo|orpo|kto|simpo]
     studio bench memory [--steps 2]
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ BENCHES = {"train-overhead": "Studio's training engine vs a plain TRL SFTTrainer
            "train": "Studio's engine vs plain TRL SFTTrainer + peft on the real SmolLM2, uniform and skewed chats, "
                     "each run in its own process: steps/s, real tokens/s, peak RSS, first-step loss, ratios "
                     "(--smoke: the demo model, a few steps); --method dpo|orpo|kto|simpo (repeatable): the "
-                    "bundled pairs, Studio vs a plain TRL trainer of that method: steps/s and peak RSS ratios."}
+                    "bundled pairs, Studio vs a plain TRL trainer of that method: steps/s and peak RSS ratios; "
+                    "--method grpo: Studio's GRPO vs a plain TRL GRPOTrainer on the word problems, same rewards."}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train: rows per setup (default 60).")
     parser.add_argument("--method", action="append", choices=("sft", "grpo", "dpo", "orpo", "kto", "simpo"),
                         default=None, help="learn: grpo trains with rewards (smollm2_grpo.yaml), dpo/orpo/kto/simpo on "
-                        "the bundled pairs (smollm2_dpo.yaml), instead of SFT; train: a preference method against "
-                        "plain TRL (repeatable).")
+                        "the bundled pairs (smollm2_dpo.yaml), instead of SFT; train: a preference method (repeatable) or "
+                        "grpo against plain TRL.")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="train: the Studio runs' train.precision (the plain TRL baseline stays fp32).")
     parser.add_argument("--setup", dest="setups", action="append", choices=("uniform", "skewed"),
@@ -178,6 +179,17 @@ def _train(args: argparse.Namespace) -> int:
     from studio.bench.train import bench_train
 
     methods = tuple(m for m in (args.method or []) if m != "sft")
+    if "grpo" in methods:
+        from studio.bench.train_grpo import bench_train_grpo
+
+        result = bench_train_grpo(steps=args.steps or (3 if args.smoke else 8), rows=args.rows,
+                                  warmup=(1 if args.smoke else 2) if args.warmup is None else args.warmup,
+                                  rounds=args.rounds or 1, smoke=args.smoke,
+                                  report=(lambda line: print(line, file=sys.stderr, flush=True))
+                                  if args.json else print)
+        if args.json:
+            print(json.dumps(result))
+        return 0 if all(not r.get("error") for r in result["runs"]) else 1
     if methods:
         from studio.bench.train_pref import bench_train_pref
 

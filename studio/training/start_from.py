@@ -1,7 +1,8 @@
 """Start a run from an earlier run's adapter (``train.start_from``; the usual recipe is SFT, then DPO): check the
 earlier run fits (same base model, an adapter saved), keep its prompt format, and load its adapter as the one this
-run trains. For DPO/KTO, TRL then copies it into a frozen ``ref`` adapter: the reference is the earlier run's model,
-still one copy of the base weights."""
+run trains. For DPO/KTO, and GRPO with ``kl_beta`` > 0, TRL 1.16 then copies it into a frozen ``ref`` adapter: the
+reference is the earlier run's model (not the bare base), still one copy of the base weights; saves keep the trained
+adapter only (:func:`save_trained_adapter_only`)."""
 from __future__ import annotations
 
 import logging
@@ -93,3 +94,23 @@ def load_trainable(model: Any, start: StartFrom) -> Any:
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
+
+
+REFERENCE_ADAPTER = "ref"
+"""The name TRL gives the frozen copy of a loaded adapter (the DPO/KTO/GRPO reference)."""
+
+
+def save_trained_adapter_only(model: Any) -> None:
+    """Make ``model.save_pretrained`` (the run's adapter folder and its checkpoints) leave TRL's frozen reference
+    copy out: a saved run holds the adapter it trained, not a ``ref/`` duplicate of where it started. A model
+    without a reference adapter is left as it is."""
+    adapters = getattr(model, "peft_config", None)
+    if not isinstance(adapters, dict) or REFERENCE_ADAPTER not in adapters:
+        return
+    save = model.save_pretrained
+
+    def save_pretrained(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("selected_adapters", [name for name in adapters if name != REFERENCE_ADAPTER])
+        return save(*args, **kwargs)
+
+    model.save_pretrained = save_pretrained

@@ -101,6 +101,10 @@ class TrainForm:
     beta: Component = None
     loss_type: Component = None
     simpo_gamma: Component = None
+    num_generations: Component = None
+    max_completion_length: Component = None
+    temperature: Component = None
+    kl_beta: Component = None
     start_from: Component = None
     precision: Component = None
 

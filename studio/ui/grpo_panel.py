@@ -27,12 +27,19 @@ def user_code_state(studio: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------- Data tab preview
-def render_reward_preview(studio: Any, ctx: AppContext) -> None:
-    """The reward preview: each ``train.rewards`` entry scored on the first rows' reference and corrupted answers."""
+def preview_shown(method: str | None) -> dict:
+    """The reward preview's visibility for ``train.method``: shown for GRPO only."""
+    return gr.update(visible=method == "grpo")
+
+
+def render_reward_preview(studio: Any, ctx: AppContext) -> Any:
+    """The reward preview: each ``train.rewards`` entry scored on the first rows' reference and corrupted answers.
+    Shown only while the Train tab's method is grpo (it follows the radio and any config written into the forms)."""
     from studio.data.preview_cache import PreviewCache
 
     cache = PreviewCache(size=2)
-    with gr.Accordion("Reward preview (GRPO)", open=False, elem_id="reward-preview-box"):
+    with gr.Accordion("Reward preview (GRPO)", open=False, visible=ctx.initial.train.method == "grpo",
+                      elem_id="reward-preview-box") as box:
         gr.Markdown("For `train.method: grpo`: each reward scored on sample completions before training (the row's "
                     "own reference answer, and a corrupted one), so a right answer should score high and a wrong "
                     "one low. " + USER_CODE_NOTE.format(state=user_code_state(studio)))
@@ -59,8 +66,15 @@ def render_reward_preview(studio: Any, ctx: AppContext) -> None:
         return gr.update(value=notes, visible=True, elem_classes=[]), gr.update(
             value=preview.table(), headers=preview.headers())
 
-    ctx.after_render.append(lambda: button.click(on_preview, inputs=ctx.forms.components(),
-                                                 outputs=[warnings, table], api_name="reward_preview"))
+    def wire() -> None:
+        button.click(on_preview, inputs=ctx.forms.components(), outputs=[warnings, table], api_name="reward_preview")
+        method = ctx.forms.train.method if ctx.forms.train is not None else None
+        if method is not None:  # .change: the radio, and a config opened or reset into the forms
+            method.change(preview_shown, inputs=method, outputs=box, show_progress="hidden",
+                          api_visibility="undocumented")
+
+    ctx.after_render.append(wire)
+    return box
 
 
 # ----------------------------------------------------------------------------------------- Train tab panel

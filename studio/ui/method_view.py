@@ -17,6 +17,8 @@ BLURBS = {
     "grpo": "GRPO: sample several answers per prompt and reward the good ones (the #### answer, the format...).",
 }
 SETTINGS = {"beta": ("dpo", "orpo", "kto", "simpo"), "loss_type": ("dpo", "kto"), "simpo_gamma": ("simpo",),
+            "num_generations": ("grpo",), "max_completion_length": ("grpo",), "temperature": ("grpo",),
+            "kl_beta": ("grpo",),
             "start_from": ("sft", "dpo", "orpo", "kto", "simpo", "grpo")}
 """The method settings (``TrainConfig`` fields) and the methods they apply to; the method registry's own list wins
 where it has one (:func:`applies`)."""

@@ -137,7 +137,7 @@ def figure_cache(size: int = 8) -> Callable[[TrainView], tuple[Any, Any]]:
     @functools.lru_cache(maxsize=size)
     def build(key: _ChartsAt) -> tuple[Any, Any, Any]:
         v = key.view
-        pref = pref_charts.preference_figure(v.series, v.method) if v.method != "sft" else None
+        pref = pref_charts.preference_figure(v.series, v.method) if v.method not in ("sft", "grpo") else None
         return charts.loss_figure(v.series, v.overlays, v.reference), charts.metrics_figure(v.series), pref
 
     def get(v: TrainView) -> tuple[Any, Any, Any]:

@@ -43,3 +43,27 @@ def test_the_reference_column_is_mapped_in_the_data_tab(tmp_path):
     forms = compose(Studio(runs_dir=tmp_path), initial=cfg).ctx.forms
     assert "reference" in forms.data.mapping
     assert forms.read(forms.write(cfg)).data.sources[0].columns["reference"] == "answer"
+
+
+def _wired(blocks, trigger, output) -> list:
+    """The handlers fired by ``trigger``'s change whose outputs include ``output``."""
+    return [f for f in blocks.fns.values() if (trigger._id, "change") in [tuple(t) for t in f.targets]
+            and output in f.outputs]
+
+
+def test_the_reward_preview_shows_only_for_grpo_and_follows_the_method(tmp_path):
+    from studio.config import ASSETS_CONFIGS, load_config
+
+    def composed(cfg):
+        app = compose(Studio(runs_dir=tmp_path), initial=cfg)
+        box = next(b for b in app.blocks.blocks.values() if getattr(b, "elem_id", None) == "reward-preview-box")
+        return app, box
+
+    app, box = composed(initial_config(demo=True))
+    assert box.visible is False  # SFT: hidden
+    handlers = _wired(app.blocks, app.ctx.forms.train.method, box)
+    assert len(handlers) == 1, "the Train tab's method radio drives the Data tab's reward preview"
+    assert handlers[0].fn("grpo")["visible"] is True
+    assert all(handlers[0].fn(m)["visible"] is False for m in ("sft", "dpo", "kto"))
+    _, box = composed(load_config(ASSETS_CONFIGS / "smollm2_grpo.yaml"))
+    assert box.visible is True  # a GRPO config opens with the preview shown

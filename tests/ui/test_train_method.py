@@ -175,3 +175,40 @@ def test_a_dpo_run_gets_its_chart_and_the_status_line_its_reward_accuracy(app):
         assert "reward accuracy 75%" in status_line(studio, view)[1]
     finally:
         studio.job = None
+
+
+GRPO_SETTINGS = ("num_generations", "max_completion_length", "temperature", "kl_beta")
+
+
+def test_grpo_shows_its_sampling_settings_and_they_round_trip(app, tmp_path):
+    from studio.config import ASSETS_CONFIGS, load_config
+
+    h, ctx, *_ = app
+    w = h.method.widgets
+    assert not any(w[n].visible for n in GRPO_SETTINGS)  # the app opens on SFT
+    names = [n for n in ("beta", "loss_type", "simpo_gamma", *GRPO_SETTINGS) if n in w]
+    grpo = dict(zip(names, h.method.on_method("grpo")))
+    assert all(grpo[n]["visible"] for n in GRPO_SETTINGS) and not grpo["beta"]["visible"]
+    assert not any(dict(zip(names, h.method.on_method("dpo")))[n]["visible"] for n in GRPO_SETTINGS)
+    cfg = load_config(ASSETS_CONFIGS / "smollm2_grpo.yaml")
+    cfg.train.num_generations, cfg.train.max_completion_length, cfg.train.kl_beta = 2, 16, 0.04
+    back = ctx.forms.read(ctx.forms.write(cfg)).train
+    assert (back.method, back.num_generations, back.max_completion_length, back.kl_beta) == ("grpo", 2, 16, 0.04)
+    cfg.train.num_generations = None  # empty: the device default
+    assert ctx.forms.read(ctx.forms.write(cfg)).train.num_generations is None
+
+
+def test_a_grpo_run_gets_no_preference_chart(app):
+    """GRPO's signals are in the GRPO panel (reward charts, completions): the preference chart stays hidden."""
+    h, ctx, studio, *_ = app
+    raw = initial_config(demo=True).to_dict()
+    raw["train"]["method"] = "grpo"
+    events = [Started(run_dir="runs/grpo-run", model="m", total_steps=2),
+              *[Log(step=i + 1, loss=0.0, metrics={"reward": 0.5 * i, "rewards/answer/mean": 0.5 * i})
+                for i in range(2)], Finished(step=2, adapter_path="runs/grpo-run/adapter")]
+    studio.job = _Job(RunConfig.from_dict(raw), events)
+    try:
+        out = h.on_tick(TrainView())
+        assert out[0].method == "grpo" and out[-1]["visible"] is False
+    finally:
+        studio.job = None

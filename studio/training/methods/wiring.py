@@ -89,6 +89,10 @@ def plan_lines(rec: Recipe, device: str) -> list[str]:
 def build_trainer(rec: Recipe, args: Any, *, model: Any, tokenizer: Any, prepared: Any, peft_config: Any,
                   callbacks: list[Any], token_window: Any) -> Any:
     """The method's trainer on the prepared data (``peft_config`` None when the model already has its adapter)."""
+    from studio.training.start_from import save_trained_adapter_only
+
     extra = {"token_window": token_window} if rec.data == "sft" else {}
-    return rec.trainer_class()(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
-                               processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)
+    trainer = rec.trainer_class()(model=model, args=args, train_dataset=prepared.train, eval_dataset=prepared.eval,
+                                  processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)
+    save_trained_adapter_only(trainer.model)  # a start_from run: TRL's frozen "ref" copy stays out of the saves
+    return trainer
