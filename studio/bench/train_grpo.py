@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.bench.train import _timer
+from studio.bench.train import _studio, _timer
 from studio.bench.train_pref import format_summary, summarize
 
 RESULT_MARK = "STUDIO_BENCH_TRAIN_GRPO "
@@ -95,18 +95,6 @@ def _plain(cfg: Any, timer_cls: Any, holder: dict) -> None:
     trainer.remove_callback(PrinterCallback)
     holder.update(trainer=trainer, timer=timer)
     trainer.train()
-
-
-def _studio(cfg: Any, timer_cls: Any, holder: dict) -> None:
-    from studio.events import Failed
-    from studio.training import TrainingJob
-
-    timer = timer_cls()
-    job = TrainingJob(cfg, extra_callbacks=[timer])
-    holder.update(job=job, timer=timer)
-    job.start().wait()
-    if isinstance(job.result, Failed):
-        raise RuntimeError(f"studio run failed: {job.result.message}")
 
 
 def worker(spec: dict) -> dict:

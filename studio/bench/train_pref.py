@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.bench.train import _timer
+from studio.bench.train import _studio, _timer
 
 RESULT_MARK = "STUDIO_BENCH_TRAIN_PREF "
 METHODS = ("dpo", "orpo", "kto", "simpo")
@@ -93,18 +93,6 @@ def _plain(cfg: Any, timer_cls: Any, holder: dict) -> None:
     trainer.remove_callback(PrinterCallback)
     holder.update(trainer=trainer, timer=timer)
     trainer.train()
-
-
-def _studio(cfg: Any, timer_cls: Any, holder: dict) -> None:
-    from studio.events import Failed
-    from studio.training import TrainingJob
-
-    timer = timer_cls()
-    job = TrainingJob(cfg, extra_callbacks=[timer])
-    holder.update(job=job, timer=timer)
-    job.start().wait()
-    if isinstance(job.result, Failed):
-        raise RuntimeError(f"studio run failed: {job.result.message}")
 
 
 def worker(spec: dict) -> dict:
