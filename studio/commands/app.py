@@ -102,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
         except BaseException:
             sys.stdout.write(log.getvalue())
             raise
-    from studio.priority import yield_to_runs
-
-    yield_to_runs()  # the runs it starts keep the cores; its viewers wait a little under load
     print(f"Fine-Tune Studio is running on {local_url}", flush=True)
     if auth and generated:
         print(f"Login required: user {auth[0]!r}, password {auth[1]!r} (generated for this session; shown once)")

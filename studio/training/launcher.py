@@ -166,19 +166,14 @@ def launch(cfg: Any, runs_dir: str | Path, *, resume: str | Path | None = None) 
         argv = launch_command(cfg, run_dir, resume=resume is not None)
         import signal
 
-        from studio.priority import spawn
-
-        def launch() -> subprocess.Popen:
-            # SIGTERM blocked until the child's GracefulStop takes it: a Stop pressed at once is kept, not fatal
-            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            try:
-                with open(run_dir / CHILD_LOG, "ab") as log:
-                    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            env=env, cwd=os.getcwd(), start_new_session=True)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-
-        popen = spawn(launch)  # at the app's own priority, above the threads that serve its viewers
+        # SIGTERM blocked until the child's GracefulStop takes it: a Stop pressed at once is kept, not fatal
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with open(run_dir / CHILD_LOG, "ab") as log:
+                popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=os.getcwd(), start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         write_process(run_dir, popen.pid, processes=cfg.train.processes, command=argv)
     finally:
         os.close(lock)

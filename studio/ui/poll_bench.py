@@ -121,11 +121,6 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
         blocks = build_app(studio, initial=initial_config(demo=True))
         _, url, _ = blocks.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False,
                                   **launch_kwargs())
-        from studio.priority import app_nice, yield_to_runs
-
-        lowered = yield_to_runs()  # as `studio app` does
-        report(f"app threads at nice +{app_nice() if lowered else 0} ({lowered} threads; STUDIO_APP_NICE=0 turns it "
-               f"off), its runs at the app's own priority")
         try:
             children = os.times().children_user + os.times().children_system
             job = studio.start_training(cfg)

@@ -10,8 +10,7 @@ from studio.cli import main
 
 
 @pytest.mark.slow
-def test_poll_load_bench_prints_p95_and_a_ratio(capsys, monkeypatch):
-    monkeypatch.setenv("STUDIO_APP_NICE", "0")  # in-process: leave this test process's priority alone
+def test_poll_load_bench_prints_p95_and_a_ratio(capsys):
     rc = main(["bench", "poll-load", "--clients", "2", "--steps", "12", "--warmup", "2", "--interval", "0.2",
                "--set", "data.max_rows=40", "--set", "train.max_length=48", "--set", "train.batch_size=2"])
     out = capsys.readouterr().out
