@@ -8,9 +8,14 @@ from pathlib import Path
 from studio import runs
 
 
+PROGRESS = re.compile(r" · elapsed \d+:\d\d(:\d\d)?$")
+"""A phase/progress line of ``studio.commands.phases``."""
+
+
 def one_clear_line(text: str, pattern: str) -> str:
-    """``text`` (what the user saw) is one line matching ``pattern``, without a traceback; returns the line."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    """``text`` (what the user saw) is one line matching ``pattern``, without a traceback; returns the line. Progress
+    lines a command prints on stderr before it fails (``loading the model · elapsed 00:00``) are not error text."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not PROGRESS.search(ln)]
     assert "Traceback" not in text and 'File "' not in text, text
     assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{text}"
     assert re.search(pattern, lines[0], re.I), f"{pattern!r} not in {lines[0]!r}"

@@ -68,7 +68,7 @@ def test_semicolon_upload_is_read_as_two_columns(app, tmp_path):
 
 TRAIN = [
     ("learning rate 5", {"learning_rate": 5.0}, r"learning_rate must be < 1"),
-    ("batch size 0", {"batch_size": 0}, r"batch_size must be > 0"),
+    ("batch size 0", {"batch_size": 0}, r"batch.size must be at least 1 \(got 0\)"),
     ("warmup 1", {"warmup_ratio": 1.0}, r"warmup_ratio must be in \[0, 1\)"),
 ]
 

@@ -76,8 +76,10 @@ def test_child_killed_with_sigkill_is_interrupted_and_resumable_and_one_run_per_
     message, _ = start(studio, None, resume=job.run_dir.name)  # the Train tab's Resume: a new child, same folder
     resumed = studio.job
     assert "Resuming" in message and resumed is not job and resumed.result is None
-    _wait_for(lambda: any(s > step for s in log_steps(job.run_dir)), what="a step after the resume")
-    assert resumed.status().state == "running" and resumed._last(Started).start_step == step
+    # the killed child may have logged steps past its last checkpoint: wait for the new child's own step
+    _wait_for(lambda: resumed.status().state == "running" and resumed.status().step > step,
+              what="a step of the resumed process")
+    assert resumed._last(Started).start_step == step and any(s > step for s in log_steps(job.run_dir))
     assert studio.stop_training() and resumed.wait(60)
     assert isinstance(resumed.result, Stopped) and runs.load_run(job.run_dir).status == "stopped"
 
