@@ -62,7 +62,8 @@ def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
                         early_stopping_patience=3, keep_best=True, best_metric="accuracy", eval_accuracy_rows=4,
                         probe_prompts=["first prompt", "second prompt"], device="cpu", processes=2,
                         distributed="fsdp", method="dpo", beta=0.3, loss_type="ipo", simpo_gamma=0.8,
-                        start_from=str(tmp_path / "runs" / "an-sft-run"), precision="fp32")
+                        start_from=str(tmp_path / "runs" / "an-sft-run"), precision="fp32",
+                        num_generations=2, max_completion_length=48, temperature=0.7, kl_beta=0.05)
     cfg = RunConfig.from_dict(raw)
     form, forms = _train_tab(tmp_path, initial=cfg)
     default = TrainConfig()
