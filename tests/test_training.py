@@ -56,7 +56,7 @@ def test_run_finishes_loss_goes_down_and_events_are_written(finished):
     # the speed plan is recorded: what is on and why; the checkpointing choice with the measured peak
     assert [line.split(":")[0] for line in events[0].speed] == [
         "attention", "packing", "booster", "gradient checkpointing", "k-bit preparation", "micro-batch", "precision",
-        "evaluation"]
+        "CPU threads", "evaluation"]
     assert events[0].gradient_checkpointing is False and "gradient checkpointing: off" in events[0].speed[3]
     note = next(e for e in events if isinstance(e, Note) and e.message.startswith("memory: estimated"))
     assert note.data["gradient_checkpointing"] is False and note.data["peak_bytes"] > 0

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from studio import runs
 from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
+from studio.speed import cpu_share
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training import trackers
 from studio.training.args import sft_args
@@ -180,6 +181,9 @@ class TrainingJob:
                                       mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
         speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
+        threads_line = cpu_share.plan_line(st.device, runs.world_size())
+        if threads_line:
+            speed_lines.append(threads_line)
         self.eval_plan = plan_for(cfg.train, prepared, runs.world_size())
         speed_lines.append(f"evaluation: {self.eval_plan.reason}")
         if self.eval_plan.warning:
@@ -303,6 +307,8 @@ class TrainingJob:
         tb = self._tensorboard_callback()
         if tb is not None:
             callbacks.append(tb)
+        if self.device == "cpu" and runs.world_size() == 1:  # N gloo processes share the cores by OMP_NUM_THREADS
+            callbacks.append(cpu_share.callback())
         from transformers import TrainerCallback
 
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job

@@ -1,0 +1,148 @@
+"""CPU threads that follow the cores other programs leave free.
+
+torch's OpenMP threads wait for each other at the end of every parallel op. When another program (the app serving
+browsers, a browser, a second job) takes one of the cores, one training thread is preempted and the others spin
+until it runs again, at every op: measured on 2 cores with 20 browser sessions polling the app, a step went from
+46 ms to 4 s (the run's CPU time 16x) with 2 threads, and stayed at 57 ms with 1. So a run on the CPU measures,
+about four times a second, how much of its cores other processes used (``/proc/stat`` minus its own CPU time) and
+trains on the cores left, up to the thread count it started with (``OMP_NUM_THREADS`` or torch's default).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+LOG = logging.getLogger(__name__)
+
+WINDOW_S = 0.25
+"""Shortest time between two measurements (a step shorter than this is measured over several)."""
+USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def busy_cpu_s(cpus: set[int] | None = None, stat: str = "/proc/stat") -> float | None:
+    """Seconds the given CPUs (all, when None) have spent busy since boot, or None where there is no ``/proc/stat``."""
+    try:
+        with open(stat, encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        name, *values = line.split()
+        if not name.startswith("cpu") or name == "cpu" or not values:
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (values + ["0"] * 8)[:8])
+        total += user + nice + system + irq + softirq + steal
+    return total / USER_HZ
+
+
+def own_cpu_s() -> float:
+    """CPU seconds this process has used (every thread)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def threads_for(free_cores: float, current: int, most: int) -> int:
+    """Threads to train on when ``free_cores`` cores are left by other programs: drop a thread when less than half
+    a core is left for it, add one back when three quarters of a core is free for it (no flapping in between)."""
+    down = int(free_cores + 0.5)
+    if down < current:
+        return max(1, down)
+    up = int(free_cores + 0.25)
+    return min(most, max(current, up))
+
+
+@dataclass
+class CpuShare:
+    """Follows other programs' use of this process's cores and sets torch's thread count to the cores left.
+
+    ``busy``, ``own``, ``clock`` and ``set_threads`` are injectable for tests."""
+
+    most: int
+    cpus: set[int] | None = None
+    busy: Callable[[], float | None] = None  # type: ignore[assignment]
+    own: Callable[[], float] = own_cpu_s
+    clock: Callable[[], float] = time.monotonic
+    set_threads: Callable[[int], None] = None  # type: ignore[assignment]
+    current: int = 0
+    changes: list[tuple[int, int, float]] = field(default_factory=list)
+    """Every change made: ``(from, to, other programs' cores)``."""
+    _last: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.current = self.current or self.most
+        if self.busy is None:
+            self.busy = lambda: busy_cpu_s(self.cpus)
+        if self.set_threads is None:
+            import torch
+
+            self.set_threads = torch.set_num_threads
+
+    @property
+    def cores(self) -> int:
+        return len(self.cpus) if self.cpus else (os.cpu_count() or 1)
+
+    def tick(self) -> int:
+        """Measure (at most every ``WINDOW_S``) and set the thread count; returns it."""
+        now, busy, own = self.clock(), self.busy(), self.own()
+        if busy is None:
+            return self.current
+        if self._last is None:
+            self._last = (now, busy, own)
+            return self.current
+        t0, busy0, own0 = self._last
+        if now - t0 < WINDOW_S:
+            return self.current
+        self._last = (now, busy, own)
+        others = max(0.0, ((busy - busy0) - (own - own0)) / (now - t0))
+        want = threads_for(self.cores - others, self.current, self.most)
+        if want != self.current:
+            LOG.info("CPU threads %d -> %d: other programs use %.1f of the %d cores", self.current, want, others,
+                     self.cores)
+            self.changes.append((self.current, want, round(others, 2)))
+            self.set_threads(want)
+            self.current = want
+        return self.current
+
+
+def plan_line(device: str, processes: int = 1) -> str | None:
+    """The speed plan's line for CPU threads, or None off the CPU."""
+    if device != "cpu":
+        return None
+    import torch
+
+    if processes > 1:
+        return f"CPU threads: {torch.get_num_threads()} per process -- the cores shared between {processes} processes"
+    return (f"CPU threads: up to {torch.get_num_threads()}, fewer while other programs use the cores -- waiting "
+            "threads spin at every op when one of them is preempted (a step 70x slower measured)")
+
+
+def callback(most: int | None = None) -> object:
+    """A ``TrainerCallback`` that ticks a :class:`CpuShare` at each step's start (and each logged step)."""
+    import torch
+    from transformers import TrainerCallback
+
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = None
+    share = CpuShare(most=most or torch.get_num_threads(), cpus=cpus)
+
+    class CpuShareCallback(TrainerCallback):
+        """Trains on the cores other programs leave free (see :mod:`studio.speed.cpu_share`)."""
+
+        def __init__(self) -> None:
+            self.share = share
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.share.tick()
+
+        def on_substep_end(self, args, state, control, **kwargs):
+            self.share.tick()
+
+    return CpuShareCallback()
