@@ -110,16 +110,21 @@ class CpuShare:
         return self.current
 
 
-def plan_line(device: str, processes: int = 1) -> str | None:
-    """The speed plan's line for CPU threads, or None off the CPU."""
+def plan_lines(device: str, processes: int = 1) -> list[str]:
+    """The speed plan's line for CPU threads (none off the CPU)."""
     if device != "cpu":
-        return None
+        return []
     import torch
 
     if processes > 1:
-        return f"CPU threads: {torch.get_num_threads()} per process -- the cores shared between {processes} processes"
-    return (f"CPU threads: up to {torch.get_num_threads()}, fewer while other programs use the cores -- waiting "
-            "threads spin at every op when one of them is preempted (a step 70x slower measured)")
+        return [f"CPU threads: {torch.get_num_threads()} per process -- the cores shared between {processes} processes"]
+    return [f"CPU threads: up to {torch.get_num_threads()}, fewer while other programs use the cores -- waiting "
+            "threads spin at every op when one of them is preempted (a step 70x slower measured)"]
+
+
+def callbacks(device: str, processes: int = 1) -> list:
+    """The run's :func:`callback` on the CPU with one process (N gloo processes split the cores by OMP_NUM_THREADS)."""
+    return [callback()] if device == "cpu" and processes == 1 else []
 
 
 def callback(most: int | None = None) -> object:

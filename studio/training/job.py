@@ -181,9 +181,7 @@ class TrainingJob:
                                       mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
         speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
-        threads_line = cpu_share.plan_line(st.device, runs.world_size())
-        if threads_line:
-            speed_lines.append(threads_line)
+        speed_lines += cpu_share.plan_lines(st.device, runs.world_size())
         self.eval_plan = plan_for(cfg.train, prepared, runs.world_size())
         speed_lines.append(f"evaluation: {self.eval_plan.reason}")
         if self.eval_plan.warning:
@@ -303,12 +301,8 @@ class TrainingJob:
         args = rec.config_class()(**wiring.trainer_kwargs(rec, self.cfg, base, sft_speed_kwargs(plan), self.device))
         during = eval_callbacks(self.eval_plan, eval_dataset=prepared.eval, tokenizer=self.tokenizer)
         self.answer_passes = sum(getattr(cb, "answer_passes", 0) for cb in during)  # the final eval's answers
-        callbacks = [*during, callback_class()(self.state, self.emit)]
-        tb = self._tensorboard_callback()
-        if tb is not None:
-            callbacks.append(tb)
-        if self.device == "cpu" and runs.world_size() == 1:  # N gloo processes share the cores by OMP_NUM_THREADS
-            callbacks.append(cpu_share.callback())
+        callbacks = [*during, callback_class()(self.state, self.emit), *cpu_share.callbacks(self.device, runs.world_size()),
+                     *[tb for tb in [self._tensorboard_callback()] if tb is not None]]
         from transformers import TrainerCallback
 
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
