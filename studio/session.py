@@ -163,9 +163,11 @@ class Studio:
     # ----------------------------------------------------------------------------------------------------- hub
     def publish(self, run_dir: str | Path, repo_id: str | None = None, token: Any = None, *, private: bool = True,
                 merged: bool = False, card: str | None = None, export_dir: str | Path | None = None,
-                progress: Any = None, device: str = "auto", gguf: str | None = None) -> str:
+                progress: Any = None, device: str = "auto", gguf: str | None = None, keep_merged: bool = False) -> str:
         """Push a run to ``repo_id`` (returns the repo URL), or only export it into ``export_dir`` (returns the
         folder) when no ``repo_id`` is given. See :func:`studio.hub.push` / :func:`studio.hub.export`.
+        ``keep_merged``: with ``gguf``, keep the intermediate merged model (``RUN/export/merged``), as the CLI's
+        ``--keep-merged``; by default it is removed once the GGUF is checked (a merged export made before stays).
 
         A merged export loads a full 16-bit copy of the base: while a run trains on the GPU it needs
         ``device="cpu"``, and the chat engine is released first so its memory is free.
@@ -181,14 +183,14 @@ class Studio:
             raise HubError("give a repo id to push to, or a folder to export into")
         if not repo_id:
             return str(self.export_run(run_dir, export_dir, merged=merged, card=card, progress=progress,
-                                       device=device, gguf=gguf).path)
+                                       device=device, gguf=gguf, keep_merged=keep_merged).path)
         with self._publish_guard(merged or bool(gguf), device):
             return push(run_dir, repo_id, token, private=private, merged=merged, card=card, progress=progress,
-                        export_dir=export_dir, device=device, gguf=gguf)
+                        export_dir=export_dir, device=device, gguf=gguf, keep_merged=keep_merged)
 
     def export_run(self, run_dir: str | Path, export_dir: str | Path, *, merged: bool = False,
                    card: str | None = None, repo_id: str | None = None, progress: Any = None,
-                   device: str = "auto", gguf: str | None = None) -> Any:
+                   device: str = "auto", gguf: str | None = None, keep_merged: bool = False) -> Any:
         """Export a run into a local folder (``studio.hub.export``, or ``export_gguf`` with a ``gguf`` outtype)
         under the same guards as :meth:`publish`; returns the ``ExportResult`` (files, notes, probe check) or the
         ``GGUFExport`` (files, stages, parity check)."""
@@ -199,7 +201,7 @@ class Studio:
 
             with self._publish_guard(True, device):
                 return export_gguf(run_dir, export_dir, gguf, card=card, repo_id=repo_id, device=device,
-                                   progress=progress)
+                                   progress=progress, keep_merged=keep_merged)
         with self._publish_guard(merged, device):
             return export(run_dir, export_dir, merged=merged, card=card, repo_id=repo_id, device=device,
                           progress=progress)

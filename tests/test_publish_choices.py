@@ -51,8 +51,8 @@ def test_with_gguf_chosen_the_card_describes_the_gguf_file(hub_run):
     assert hub_tab.repo_for_kind(str(hub_run), "my-own-name", "gguf") is None  # a typed name is kept
 
 
-def test_the_app_and_the_cli_name_the_gguf_file_alike_and_the_cli_leaves_no_merged_folder(hub_run, fake_converter,
-                                                                                         capsys):
+def test_the_app_and_the_cli_name_the_gguf_file_alike_and_leave_no_merged_folder(hub_run, fake_converter,
+                                                                                 capsys):
     from studio.hub.facts import load_facts
     from studio.hub.gguf_export import gguf_name
 
@@ -71,6 +71,11 @@ def test_the_app_and_the_cli_name_the_gguf_file_alike_and_the_cli_leaves_no_merg
 
     for phase in ("merge: loading the base model", "stage 2/3 convert", "stage 3/3 check"):  # each phase, timed
         assert re.search(r"\] " + re.escape(phase) + r".* · elapsed \d\d:\d\d", err), (phase, err)
+    from studio.session import Studio
+
+    app = Studio(runs_dir=hub_run.parent)  # the Publish tab's Export: no merged folder left either (issue 23.8)
+    app.export_run(hub_run, hub_run / "export" / "app-gguf", gguf="f16", device="cpu")
+    assert not (hub_run / "export" / "merged").exists(), "the app left the intermediate merged model behind"
     assert main(["export", "--run", str(hub_run), "--format", "gguf", "--outtype", "f16", "--device", "cpu",
                  "--keep-merged"]) == 0
     assert (hub_run / "export" / "merged" / "config.json").is_file()
@@ -114,16 +119,16 @@ def test_publish_and_export_name_each_phase_in_their_status(hub_run, hub, tmp_pa
 
     handles = compose(Studio(runs_dir=hub_run.parent), initial=initial_config(demo=True)).handles["publish"]
     merging = FakeProgress()
-    out = handles.on_export(str(hub_run), "demo-merged", "merged", "", str(tmp_path / "merged"), "q8_0", merging)
+    out = handles.on_export(str(hub_run), "demo-merged", "merged", "", str(tmp_path / "merged"), "q8_0", progress=merging)
     assert "Exported" in out[handles.status], out
     text = monotonic_and_readable(merging.calls)
     assert "merge: loading the base model" in text and "merge: merging the adapter" in text, text
     gguf = FakeProgress()
-    out = handles.on_export(str(hub_run), "demo-gguf", "gguf", "", str(tmp_path / "gguf"), "f16", gguf)
+    out = handles.on_export(str(hub_run), "demo-gguf", "gguf", "", str(tmp_path / "gguf"), "f16", progress=gguf)
     text = monotonic_and_readable(gguf.calls)
     assert all(phase in text for phase in ("merge: ", "convert: ", "check: ")), text
     pushing = FakeProgress()
-    out = handles.on_push(str(hub_run), "phases-lora", True, "adapter", "# card\n", TEST_TOKEN, "q8_0", pushing)
+    out = handles.on_push(str(hub_run), "phases-lora", True, "adapter", "# card\n", TEST_TOKEN, "q8_0", progress=pushing)
     assert "Pushed" in out[handles.status], out
     text = monotonic_and_readable(pushing.calls)
     assert "push: checking the token" in text and "push: uploading" in text and "export: copying the adapter" in text

@@ -175,6 +175,9 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
         kind = gr.Radio(KINDS, value=kind0, label="What to publish", elem_id="publish-kind", info=h("push"), scale=3)
         outtype = gr.Dropdown(OUTTYPES, value="q8_0", label="GGUF type", elem_id="publish-outtype", scale=1,
                               info="Tensor type of the GGUF (only for GGUF).")
+        keep = gr.Checkbox(False, label="Keep the merged model", elem_id="publish-keep-merged", scale=1,
+                           info="GGUF only: keep RUN/export/merged (2 bytes a parameter) for a later merged push; "
+                                "removed once the GGUF is checked by default, as `studio export` does.")
     with gr.Row(equal_height=True):
         token = gr.Textbox(type="password", label="Hugging Face token (optional)", scale=3, elem_id="publish-token",
                            placeholder="hf_… (kept in memory for this request only; empty = HF_TOKEN or your login)")
@@ -241,7 +244,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             return out
 
     def on_push(run_value: str | None, repo: str, priv: bool, kd: str, text: str, tok: str, otype: str = "q8_0",
-                progress: gr.Progress = gr.Progress()) -> dict:
+                keep_merged: bool = False, progress: gr.Progress = gr.Progress()) -> dict:
         try:
             if not run_value:
                 raise HubError("Pick a run with an adapter first (train one in the Train tab)")
@@ -250,7 +253,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             gguf = otype if kd == "gguf" else None
             url = studio.publish(run_value, repo.strip(), tok or None, private=bool(priv), merged=kd == "merged",
                                  card=(text if text.strip() else None) if not gguf else None,
-                                 progress=Reporter(progress), gguf=gguf)
+                                 progress=Reporter(progress), gguf=gguf, keep_merged=bool(keep_merged))
             gr.Info(f"Pushed to {url}")
             what = f"a GGUF ({gguf})" if gguf else "a merged model" if kd == "merged" else "the adapter"
             parity = ""
@@ -267,7 +270,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             return out
 
     def on_export(run_value: str | None, repo: str, kd: str, text: str, folder: str, otype: str = "q8_0",
-                  progress: gr.Progress = gr.Progress()) -> dict:
+                  keep_merged: bool = False, progress: gr.Progress = gr.Progress()) -> dict:
         from studio.hub import default_export_dir
 
         try:
@@ -277,7 +280,7 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
             if kd == "gguf":
                 out = Path(folder.strip()).expanduser() if (folder or "").strip() else None
                 result = studio.export_run(run_value, out, repo_id=(repo or "").strip() or None, gguf=otype,
-                                           progress=Reporter(progress))
+                                           progress=Reporter(progress), keep_merged=bool(keep_merged))
                 return {status: describe_gguf(result), error: error_box(None)}
             out = Path(folder.strip()).expanduser() if (folder or "").strip() else \
                 default_export_dir(run_value, merged)
@@ -310,9 +313,9 @@ def render(studio: Any, ctx: AppContext) -> PublishHandles:
     rerender.click(on_rerender, [run, repo_id, kind, outtype], [card, preview, error], api_name="render_card")
     card.change(card_preview, card, preview, trigger_mode="always_last", api_name="card_preview", **hidden)
     check.click(on_check, token, [account, error], api_name="whoami")
-    push.click(on_push, [run, repo_id, private, kind, card, token, outtype], [status, link, error], api_name="push",
+    push.click(on_push, [run, repo_id, private, kind, card, token, outtype, keep], [status, link, error], api_name="push",
                **publishing)
-    export.click(on_export, [run, repo_id, kind, card, export_dir, outtype], [status, error], api_name="export",
+    export.click(on_export, [run, repo_id, kind, card, export_dir, outtype, keep], [status, error], api_name="export",
                  **publishing)
     run.focus(refresh, [run, ctx.run_dir, outtype], [run, *everything], api_name="publish_runs", **hidden)
     if ctx.tabs is not None:

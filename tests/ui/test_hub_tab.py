@@ -158,12 +158,12 @@ def test_export_and_push_report_progress(served, hub_base_run, hub, tmp_path):
     handles = compose(Studio(runs_dir=hub_base_run.parent), initial=initial_config(demo=True)).handles["publish"]
     exporting = FakeProgress()
     out = handles.on_export(str(hub_base_run), "demo-lora", "adapter", "# card\n", str(tmp_path / "out"), "q8_0",
-                            exporting)
+                            progress=exporting)
     assert "Exported" in out[handles.status], out
     text = monotonic_and_readable(exporting.calls)
     assert "copying the adapter" in text and "exported to" in text, text
     pushing = FakeProgress()
-    out = handles.on_push(str(hub_base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", pushing)
+    out = handles.on_push(str(hub_base_run), "progress-lora", True, "adapter", "# card\n", TOKEN, "q8_0", progress=pushing)
     assert "Pushed" in out[handles.status], out
     text = monotonic_and_readable(pushing.calls)
     assert "checking the token" in text and "uploading" in text and "pushed to" in text, text
