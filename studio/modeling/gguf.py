@@ -9,6 +9,7 @@ into place, a completion marker written last), as for the demo model.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from studio.errors import ModelError
 from studio.formatting import format_bytes
@@ -195,7 +196,7 @@ def _dequantize(src: Path, out: Path, header: dict[str, Any], report: Progress) 
     except Exception as exc:  # noqa: BLE001 - transformers raises many types on odd GGUF tokenizers
         raise ModelError(f"{name}: the tokenizer could not be read from the GGUF ({_first_line(exc)})") from None
     size = format_bytes(src.stat().st_size)
-    with _Ticker(report, 0.1, 0.85, f"Dequantizing {header['tensors']} tensors of {name} ({size})"):
+    with _Ticker(report, 0.1, 0.85, f"Dequantizing {header['tensors']} tensors of {name} ({size})"), _no_bar():
         try:
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
         except Exception as exc:  # noqa: BLE001
@@ -206,6 +207,25 @@ def _dequantize(src: Path, out: Path, header: dict[str, Any], report: Progress) 
     params = sum(p.numel() for p in model.parameters())
     return {"source": str(src), "source_name": name, "architecture": header["architecture"],
             "gguf_name": header["name"], "parameters": params, "seconds": round(time.monotonic() - started, 1)}
+
+
+@contextlib.contextmanager
+def _no_bar() -> Iterator[None]:
+    """transformers' GGUF loader draws its own tqdm bar (not behind its progress-bar switch); our phase line already
+    says what happens, so the bar is off while it runs (issue 23.7: nothing a user cannot act on)."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    bar = getattr(loader, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    loader.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        loader.tqdm = bar
 
 
 def _save_plain(model: Any, out: Path) -> None:
