@@ -8,7 +8,8 @@ batch 8 with 4 completions of at most 64 tokens per question, temperature 1, bet
 reference column, the same two reward functions, ``peft_config``). Each run is its own process
 (``python -m studio.bench.train_grpo --worker SPEC``), in alternated order over ``--rounds``. Beside wall-time
 steps/s, each run's CPU seconds per step (``time.process_time``): on a shared machine wall time swings ~10x with the
-load, so read both and the load average printed with them.
+load, so read both and the load average printed with them. Studio ends each completion after its ``#### <number>``
+line (:mod:`studio.training.methods.grpo_stop`); plain TRL runs every completion to its end token or the limit.
 """
 from __future__ import annotations
 

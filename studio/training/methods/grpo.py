@@ -59,6 +59,8 @@ def _config_class() -> type:
 
         studio_rewards: list = dataclasses.field(default_factory=list)
         studio_reward_dir: str | None = None
+        studio_stop_at_answer: bool = False
+        """End each completion after its ``#### <number>`` line (:mod:`studio.training.methods.grpo_stop`)."""
 
     StudioGRPOConfig.__module__ = __name__
     StudioGRPOConfig.__qualname__ = "StudioGRPOConfig"
@@ -74,6 +76,7 @@ def __getattr__(name: str) -> Any:
 def _args(cfg: Any, base: dict[str, Any]) -> dict[str, Any]:
     from studio.config_grpo import grpo_settings
     from studio.rewards import parse_specs
+    from studio.training.methods.grpo_stop import stops_at_answer
 
     config = _config_class()
     names = {f.name for f in dataclasses.fields(config)}
@@ -84,7 +87,8 @@ def _args(cfg: Any, base: dict[str, Any]) -> dict[str, Any]:
     out.update(per_device_train_batch_size=cfg.train.batch_size, gradient_accumulation_steps=cfg.train.grad_accum,
                num_generations=s.num_generations, max_completion_length=s.max_completion_length,
                temperature=s.temperature, beta=s.beta, reward_weights=[sp.weight for sp in specs],
-               studio_rewards=list(cfg.train.rewards), log_completions=False, eval_strategy="no",
+               studio_rewards=list(cfg.train.rewards),
+               studio_stop_at_answer=stops_at_answer([sp.name for sp in specs]), log_completions=False, eval_strategy="no",
                remove_unused_columns=False, disable_dropout=True)
     out.pop("eval_steps", None)
     return out
@@ -107,6 +111,17 @@ def _trainer_class() -> type:
             super().__init__(*args, reward_funcs=reward_funcs, **kwargs)
             self.studio_history: list[Any] = []
             self.studio_warned = False
+
+        def _generate_single_turn(self, prompt_ids: Any, *args: Any, **kwargs: Any) -> Any:
+            """TRL's generation; with ``studio_stop_at_answer``, each completion ends after its ``####`` line."""
+            if not getattr(self.args, "studio_stop_at_answer", False) or self.use_vllm \
+                    or self.use_transformers_continuous_batching:
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            from studio.training.methods.grpo_stop import answer_stop
+
+            with answer_stop(self.accelerator.unwrap_model(self.model_wrapped), self._tokenizer,
+                             self.eos_token_ids):
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
 
         def _studio_emit(self) -> Any:
             """The run's event sink: the Studio callback's ``emit`` (None outside a Studio job)."""
