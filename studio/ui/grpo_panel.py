@@ -85,6 +85,8 @@ class GrpoView:
     key: str = ""
     cursor: int = 0
     series: GrpoSeries = field(default_factory=GrpoSeries)
+    shown: bool = False
+    """The panel is visible in this browser (it opens hidden)."""
 
 
 def follow(studio: Any, view: GrpoView) -> tuple[GrpoView, bool]:
@@ -92,7 +94,7 @@ def follow(studio: Any, view: GrpoView) -> tuple[GrpoView, bool]:
     job = studio.job
     key = f"{job.run_dir}#{id(job)}" if job is not None else ""
     if key != view.key:
-        view = GrpoView(key=key)
+        view = GrpoView(key=key, shown=view.shown)
     if job is None:
         return view, False
     events, view.cursor = job.events.since(view.cursor)
@@ -120,8 +122,11 @@ def render_train_panel(studio: Any, ctx: AppContext) -> None:
     def on_tick(v: GrpoView) -> tuple:
         v, new = follow(studio, v)
         s = v.series
-        if not new:
+        if not new or not (s.active or v.shown):  # nothing new, or a run without GRPO signals: the panel stays hidden
             return (v,) + (gr.skip(),) * 5
+        v.shown = s.active
+        if not s.active:
+            return v, gr.update(visible=False), *(gr.skip(),) * 4
         warn = gr.update(value=warning_html(s), visible=True) if s.warning else gr.update(visible=False)
         rows = gr.update(value=s.table(), headers=s.table_headers()) if s.completions else gr.skip()
         return v, gr.update(visible=s.active), warn, reward_figure(s), spread_figure(s), rows

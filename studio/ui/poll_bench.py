@@ -3,7 +3,8 @@
 One call trains the same config twice in the served app: once with nobody watching (the baseline) and once while
 ``clients`` sessions each call the Train tab's ``/poll`` every ``interval`` seconds (what its ``gr.Timer`` does in
 a browser); the sessions run in a child process, as browsers are not in the server's process, and the run trains in
-its own process, as the app's Start launches it. Prints the poll latency (median, p95) and the training step time with pollers over without, as a ratio.
+its own process, as the app's Start launches it. Prints the poll latency (median, p95), the training step time with
+pollers over without as a ratio, and where the CPU went: the run's, the app's per poll served, the pollers' own.
 Step times come from the run's own ``Log`` events (``logging_steps=1``), after ``warmup`` steps.
 """
 from __future__ import annotations
@@ -35,6 +36,14 @@ class PollLoadResult:
     polled_cpu_s: float = 0.0
     app_cpu_s: float = 0.0
     """CPU seconds the app (this process) spent while the pollers polled the run (serving them)."""
+    polled_wall_s: float = 0.0
+    """Seconds the run trained under the pollers."""
+    pollers_cpu_s: float = 0.0
+    """CPU seconds of the pollers' process while they polled (the browsers' side, not the app's)."""
+
+    @property
+    def polls_per_s(self) -> float:
+        return len(self.latencies_s) / max(self.polled_wall_s, 1e-9)
 
     @property
     def p95_s(self) -> float:
@@ -53,8 +62,11 @@ class PollLoadResult:
                 f"{statistics.median(self.polled_step_s) * 1e3:.1f} ms with pollers vs "
                 f"{statistics.median(self.alone_step_s) * 1e3:.1f} ms without: slowdown ratio {self.slowdown:.3f}; "
                 f"the run's CPU time {self.polled_cpu_s:.1f} s vs {self.alone_cpu_s:.1f} s (ratio "
-                f"{self.polled_cpu_s / max(self.alone_cpu_s, 1e-9):.3f}); the app's CPU per poll "
-                f"{self.app_cpu_s / max(len(self.latencies_s), 1) * 1e3:.1f} ms")
+                f"{self.polled_cpu_s / max(self.alone_cpu_s, 1e-9):.3f}); {self.polls_per_s:.1f} polls served per s; "
+                f"the app's CPU per poll {self.app_cpu_s / max(len(self.latencies_s), 1) * 1e3:.1f} ms "
+                f"({self.app_cpu_s / max(self.polled_wall_s, 1e-9):.0%} of a core); the pollers' own CPU per poll "
+                f"{self.pollers_cpu_s / max(len(self.latencies_s), 1) * 1e3:.1f} ms "
+                f"({self.pollers_cpu_s / max(self.polled_wall_s, 1e-9):.0%} of a core)")
 
 
 def _step_times(run_dir: Path, warmup: int) -> list[float]:
@@ -87,7 +99,8 @@ def _poller(url: str, interval: float, stop: threading.Event, latencies: list[fl
 
 def pollers_main(url: str, clients: int, interval: float) -> None:
     """The browsers, in their own process (as real ones are): prints READY once every session is connected, polls
-    until stdin closes, then prints one JSON line ``{"latencies_s": [...], "errors": [...]}``."""
+    until stdin closes, then prints one JSON line ``{"latencies_s": [...], "errors": [...], "cpu_s": ...}`` (its
+    own CPU seconds from READY on)."""
     import json
     import sys
 
@@ -99,12 +112,13 @@ def pollers_main(url: str, clients: int, interval: float) -> None:
     for t in threads:
         t.start()
     ready.wait()
+    cpu = time.process_time()
     print("READY", flush=True)
     sys.stdin.read()
     stop.set()
     for t in threads:
         t.join(30)
-    print(json.dumps({"latencies_s": latencies, "errors": errors}), flush=True)
+    print(json.dumps({"latencies_s": latencies, "errors": errors, "cpu_s": time.process_time() - cpu}), flush=True)
 
 
 def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: int = 5, interval: float = 1.0,
@@ -135,13 +149,16 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
             if child.stdout.readline().strip() != "READY":  # every session connected before the run starts
                 raise RuntimeError("the polling sessions did not start")
             children, app = os.times().children_user + os.times().children_system, time.process_time()
+            began = time.perf_counter()
             job = studio.start_training(cfg)
             job.wait()  # the run's process is reaped here; the pollers' only after communicate
+            result.polled_wall_s = time.perf_counter() - began
             result.polled_cpu_s = os.times().children_user + os.times().children_system - children
             result.app_cpu_s = time.process_time() - app
             out, _ = child.communicate("", timeout=120)
             polled = json.loads(out.strip().splitlines()[-1])
             result.latencies_s, result.errors = polled["latencies_s"], polled["errors"]
+            result.pollers_cpu_s = polled.get("cpu_s", 0.0)
             result.polled_step_s = _step_times(job.run_dir, warmup)
         finally:
             if studio.current_job is not None:  # the run has its own process: it would outlive this one

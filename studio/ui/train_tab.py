@@ -1,12 +1,12 @@
 """Train tab: hyperparameters, Start / Stop / Resume, and live charts of the one run the app holds.
 
-The run trains in its own process (``Studio.start_training``); this tab only reads its folder's events. A ``gr.Timer`` polls it with a
-cursor kept per browser in ``gr.State``, so a reloaded page or a second browser replays the log from the start and
-then follows the same live run. Closing the page never touches the run.
+The run trains in its own process (``Studio.start_training``); this tab only reads its folder's events, once for the
+whole app (``chart_feed.ChartFeed``). A ``gr.Timer`` polls that shared reading; each browser keeps in ``gr.State`` which
+version of it it has drawn, so a reloaded page or a second browser draws the whole run from the start and then follows
+the same live run. Closing the page never touches the run.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -14,18 +14,17 @@ import gradio as gr
 
 from studio.config import TrainConfig
 from studio.errors import BusyError
-from studio.formatting import format_seconds
 from studio.ui import charts, pref_charts
+from studio.ui.chart_feed import ChartFeed, ChartSnapshot, job_key
 from studio.ui.common import AppContext, error_box, error_text, next_step
 from studio.ui.forms import TrainForm, widget
 from studio.ui.method_view import check_start_from, method_of
 from studio.ui.method_widgets import render_method
-from studio.ui.train_status import failure_box, progress_html, status_line
+from studio.ui.train_status import failure_box, progress_html, status_line  # noqa: F401 (tests read it here)
 
 TAB_ID = "train"
 LABEL = "3 · Train"
 POLL_S = 1.0
-TAIL_LINES = 40
 LIVE = ("preparing", "running", "stopping")
 ROWS = (("max_steps", "epochs", "learning_rate", "lr_scheduler", "warmup_ratio"),
         ("batch_size", "grad_accum", "gradient_checkpointing", "packing"))
@@ -40,29 +39,32 @@ MORE_ROWS = (("optim", "weight_decay", "max_grad_norm", "seed", "booster"),
 # ----------------------------------------------------------------------------------------------------- core glue
 @dataclass
 class TrainView:
-    """One browser's view of the app's run: which job it follows, how far it has read, and the curves so far."""
+    """One browser's view of the app's run: which job it follows, how far it has read, and the curves so far.
+
+    From the Train tab's timer, ``series`` is the shared snapshot's (read it, never change it) and ``version`` says
+    which snapshot this browser has drawn; :func:`follow` fills a view of its own instead."""
 
     key: str = ""
     cursor: int = 0
     series: charts.RunSeries = field(default_factory=charts.RunSeries)
     overlays: list[tuple[str, list[tuple[int, float]]]] = field(default_factory=list)
     shown_status: str = ""
-    drawn: bool = False
-    """The charts were drawn once in this browser (the first tick always draws)."""
+    shown_state: str = ""
+    """The run's phase when the buttons were last set (they are set again only when it changes)."""
+    version: int = -1
+    """The ``ChartSnapshot.version`` whose charts and log this browser shows (-1: nothing drawn yet)."""
+    pref_shown: bool = False
+    """The preference chart is visible in this browser."""
     method: str = "sft"
     """The followed run's ``train.method`` (its own signals get a chart when it is not SFT)."""
     reference: tuple[float, str] | None = None
     """Where its loss starts by design (DPO: ln 2), drawn dotted on the loss chart."""
 
 
-def _job_key(job: Any) -> str:
-    return f"{job.run_dir}#{id(job)}" if job is not None else ""
-
-
 def follow(studio: Any, view: TrainView) -> tuple[TrainView, bool]:
     """Read the job's new events into ``view`` (replaying from 0 when the job changed); True when any arrived."""
     job = studio.job
-    key = _job_key(job)
+    key = job_key(job)
     if key != view.key:
         view = TrainView(key=key, overlays=view.overlays)
         cfg = getattr(job, "cfg", None)
@@ -119,31 +121,47 @@ def start(studio: Any, cfg: Any, resume: str | None = None) -> tuple[str, str | 
     return f"Started {job.run_dir.name}: loading the model and the data…", str(job.run_dir)
 
 
-@dataclass(frozen=True)
-class _ChartsAt:
-    """A chart-cache key: one job at one cursor with the same overlays; ``view`` rides along, not compared."""
-
-    at: tuple
-    view: TrainView = field(compare=False, repr=False)
-
-
-def figure_cache(size: int = 8) -> Callable[[TrainView], tuple[Any, Any]]:
-    """The charts of one job at one cursor, built once for every browser following it (building the two plotly
-    figures costs ~0.1 s of CPU; twenty browsers rebuilding them each step slowed the run they watch ~3x).
-
-    One per app (made in ``render``): what it shares between sessions is figures that depend on the run's events up
-    to the cursor only, never mutated after they are built. ``functools.lru_cache`` is thread-safe."""
-
-    @functools.lru_cache(maxsize=size)
-    def build(key: _ChartsAt) -> tuple[Any, Any, Any]:
-        v = key.view
-        pref = pref_charts.preference_figure(v.series, v.method) if v.method not in ("sft", "grpo") else None
-        return charts.loss_figure(v.series, v.overlays, v.reference), charts.metrics_figure(v.series), pref
-
-    def get(v: TrainView) -> tuple[Any, Any, Any]:
-        return build(_ChartsAt((v.key, v.cursor, tuple((name, len(points)) for name, points in v.overlays)), v))
-
-    return get
+def poll_outputs(studio: Any, snap: ChartSnapshot, v: TrainView) -> tuple:
+    """The timer's outputs for a browser whose view is ``v`` (updated in place) at the shared snapshot ``snap``:
+    only what changed since this browser's last tick is sent, the rest is ``gr.skip()`` (the plots are sent once
+    per snapshot version, already serialized; the buttons only when the run's phase changed)."""
+    skip = gr.skip()
+    status = snap.status if snap.status != v.shown_status else skip
+    progress = snap.progress if status is not skip else skip
+    v.shown_status = snap.status
+    first, charts_new = v.version < 0, snap.version != v.version
+    v.version = snap.version
+    loss = metrics = log = pref = skip
+    if charts_new:
+        loss = charts.loss_figure(snap.series, v.overlays, snap.reference) if v.overlays else snap.loss
+        metrics, log = snap.metrics, snap.log_tail
+        show = snap.pref is not None
+        if first or show != v.pref_shown:  # its visibility is sent when it changes (and on a browser's first draw)
+            pref = gr.update(value=snap.pref, visible=show)
+        elif show:
+            pref = snap.pref
+        v.pref_shown = show
+    failed = start = reason = skip
+    buttons = (skip,) * 3
+    if snap.state != v.shown_state:
+        v.shown_state = state = snap.state
+        s = snap.series
+        if state == "failed":
+            message, suggestion = s.failure or (s.message, "")
+            failed = gr.update(value=failure_box(message, suggestion), visible=True)
+        else:
+            failed = error_box(None)
+        live = state in LIVE
+        job = studio.job
+        name = job.run_dir.name if live and job is not None and snap.key == job_key(job) else ""
+        reason = f"⏳ Disabled while run `{name}` is {state}: one run at a time. Press **Stop** to end it." \
+            if live else ""
+        start = gr.update(interactive=not live)
+        can_stop, can_resume, resumable, own = controls(studio, state)
+        picked = {"value": own} if own else {}
+        buttons = (gr.update(interactive=can_stop), gr.update(interactive=can_resume),
+                   gr.update(choices=resumable, **picked))
+    return (v, status, progress, loss, metrics, log, failed, start, reason, *buttons, pref)
 
 
 # ----------------------------------------------------------------------------------------------------------- UI
@@ -175,6 +193,8 @@ class TrainHandles:
     """The Method block (``method_widgets.MethodBlock``)."""
     run_time: Any = None
     """The run's time estimate beside Start (the same line as the Model tab's)."""
+    feed: ChartFeed | None = None
+    """The app's shared reading of its run (``builds`` counts its figure builds)."""
 
 
 def render(studio: Any, ctx: AppContext) -> TrainHandles:
@@ -242,44 +262,20 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
     tick_outputs = [view, status, progress, loss_plot, metrics_plot, log_tail, error, start_btn, start_reason,
                     stop_btn, resume_btn, resume_run, pref_plot]
 
-    shared_charts = figure_cache()
-
-    def draw(v: TrainView, force: bool = False) -> tuple:
-        """Outputs for ``tick_outputs``; plots are skipped when nothing new arrived."""
-        state, text, frac = status_line(studio, v)
-        changed = force or text != v.shown_status
-        v.shown_status = text
-        s = v.series
-        eta = f" · ETA {format_seconds(s.eta_s)}" if state in ("running", "stopping") and s.eta_s is not None else ""
-        if state == "failed":
-            message, suggestion = s.failure or (s.message, "")
-            failed = gr.update(value=failure_box(message, suggestion), visible=True)
-        else:
-            failed = error_box(None)
-        live = state in LIVE
-        name = studio.job.run_dir.name if live and studio.job is not None else ""
-        reason = f"⏳ Disabled while run `{name}` is {state}: one run at a time. Press **Stop** to end it." \
-            if live else ""
-        loss_fig, metrics_fig, pref_fig = shared_charts(v) if force else (gr.skip(), gr.skip(), None)
-        pref = gr.skip() if not force else gr.update(value=pref_fig, visible=pref_fig is not None)
-        buttons = (gr.skip(),) * 3
-        if changed:
-            can_stop, can_resume, resumable, own = controls(studio, state)
-            picked = {"value": own} if own else {}
-            buttons = (gr.update(interactive=can_stop), gr.update(interactive=can_resume),
-                       gr.update(choices=resumable, **picked))
-        return (v, text if changed else gr.skip(), progress_html(frac, state, eta) if changed else gr.skip(),
-                loss_fig, metrics_fig,
-                "\n".join(s.lines[-TAIL_LINES:]) if force else gr.skip(),
-                failed if changed else gr.skip(),
-                gr.update(interactive=not live) if changed else gr.skip(), reason if changed else gr.skip(), *buttons,
-                pref)
+    feed = ChartFeed(period=POLL_S)
 
     def on_tick(v: TrainView) -> tuple:
-        v, new = follow(studio, v)
-        force = new or not v.drawn
-        v.drawn = True
-        return draw(v, force=force)
+        snap = feed.current(studio)
+        if snap.key != v.key:  # a new run (or the first tick): drawn from its start
+            v = TrainView(key=snap.key, overlays=v.overlays, pref_shown=v.pref_shown)
+        v.series, v.cursor, v.method, v.reference = snap.series, snap.cursor, snap.method, snap.reference
+        return poll_outputs(studio, snap, v)
+
+    def on_poll(v: TrainView) -> tuple:
+        """``on_tick`` for gradio: the view is changed in place, so the session's state is only set again when it
+        is a new one (setting a ``gr.State`` costs gradio a config rebuild)."""
+        out = on_tick(v)
+        return (gr.skip(), *out[1:]) if out[0] is v else out
 
     def on_start(values: dict) -> dict:
         try:
@@ -346,7 +342,7 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
         resume_btn.click(on_resume, inputs=resume_run, outputs=[error, ctx.run_dir, status, stop_btn, resume_btn],
                          api_name="resume_training", **control)
         stop_btn.click(on_stop, outputs=[error], api_name="stop_training", **control)
-        timer.tick(on_tick, inputs=view, outputs=tick_outputs, show_progress="hidden", concurrency_limit=None,
+        timer.tick(on_poll, inputs=view, outputs=tick_outputs, show_progress="hidden", concurrency_limit=None,
                    trigger_mode="once", api_name="poll")
         overlay.change(on_overlay, inputs=[overlay, view], outputs=[view, loss_plot], **hidden)
         gr.on([overlay.focus, resume_run.focus], refresh_runs, inputs=[overlay, resume_run],
@@ -358,4 +354,4 @@ def render(studio: Any, ctx: AppContext) -> TrainHandles:
                         overlay=overlay, status=status, progress=progress, loss_plot=loss_plot,
                         metrics_plot=metrics_plot, pref_plot=pref_plot, log_tail=log_tail, error=error, view=view, timer=timer,
                         on_start=on_start, on_tick=on_tick, on_stop=on_stop, on_resume=on_resume,
-                        on_overlay=on_overlay, method=method_block, run_time=run_time)
+                        on_overlay=on_overlay, method=method_block, run_time=run_time, feed=feed)

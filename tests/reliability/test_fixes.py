@@ -239,20 +239,37 @@ def test_the_train_tab_shows_a_disk_warning_while_the_run_is_live(tmp_path):
     assert "⚠️ disk: 1.0 KB free in X, but the next checkpoint needs 2 MB" in text
 
 
-def test_browsers_at_the_same_point_of_a_run_share_its_charts():
-    from studio.events import Log, Started
-    from studio.ui.train_tab import TrainView, figure_cache
+def test_browsers_following_one_run_share_its_charts():
+    """The app's feed reads the run once per period for every browser: one build for many readers, a new build
+    only when events arrived, and another app (or another job) gets its own."""
+    from studio.events import EventLog, Log, Started
+    from studio.ui.chart_feed import ChartFeed
 
-    def view(n):
-        v = TrainView(key="run#1", cursor=n)
-        v.series.add([Started(run_dir="r", model="m", total_steps=9)] + [Log(step=i, loss=1.0) for i in range(1, n)])
-        return v
+    class Job:
+        run_dir, alive, cfg = "r", True, None
 
-    cache = figure_cache()
-    a, b = cache(view(4)), cache(view(4))
-    assert a[0] is b[0] and a[1] is b[1]  # built once for both browsers
-    assert cache(view(5))[0] is not a[0]  # a new event: new charts
-    other = view(4)
-    other.key = "run#2"
-    assert cache(other)[0] is not a[0]  # another job at the same cursor: its own charts
-    assert figure_cache()(view(4))[0] is not a[0]  # another app: its own cache
+        def __init__(self):
+            self.events = EventLog(events=[Started(run_dir="r", model="m", total_steps=9), Log(step=1, loss=1.0)])
+
+        def status(self):
+            from studio.training.state import JobStatus
+
+            return JobStatus(state="running", run_dir="r", step=1, total_steps=9)
+
+    now = [0.0]
+    studio = type("S", (), {"job": Job()})()
+    feed = ChartFeed(period=1.0, clock=lambda: now[0])
+    a, b = feed.current(studio), feed.current(studio)
+    assert a is b and feed.builds == 1  # built once for both browsers
+    studio.job.events.append(Log(step=2, loss=0.9))
+    assert feed.current(studio) is a, "within the period the snapshot stands"
+    now[0] = 1.0
+    c = feed.current(studio)
+    assert c.version == a.version + 1 and c.loss is not a.loss and c.series.steps == [1, 2] and feed.builds == 2
+    assert a.series.steps == [1], "a published snapshot never changes"
+    now[0] = 2.0
+    assert feed.current(studio).loss is c.loss and feed.builds == 2, "no new events: the same charts"
+    studio.job = Job()
+    other = feed.current(studio)
+    assert other.key != c.key and other.series.steps == [1] and feed.builds == 3  # another job: its own
+    assert ChartFeed().current(studio) is not other  # another app: its own feed

@@ -14,6 +14,7 @@ from studio.events import Finished, Log, Started
 from studio.session import Studio
 from studio.ui import pref_charts
 from studio.ui.app import compose, initial_config
+from studio.ui.chart_feed import as_figure
 from studio.ui.charts import RunSeries, loss_figure
 from studio.ui.method_view import finished_runs, start_from_note
 from studio.ui.train_status import status_line
@@ -170,8 +171,8 @@ def test_a_dpo_run_gets_its_chart_and_the_status_line_its_reward_accuracy(app):
         out = h.on_tick(TrainView())
         view, pref = out[0], out[-1]
         assert view.method == "dpo" and pref["visible"] is True
-        assert "rewards/chosen" in pref_charts.trace_keys(pref["value"])
-        assert out[3].layout.shapes, "the loss chart marks ln 2"
+        assert "rewards/chosen" in pref_charts.trace_keys(as_figure(pref["value"]))
+        assert as_figure(out[3]).layout.shapes, "the loss chart marks ln 2"
         assert "reward accuracy 75%" in status_line(studio, view)[1]
     finally:
         studio.job = None

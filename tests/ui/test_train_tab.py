@@ -12,6 +12,7 @@ from studio.config import RunConfig, TrainConfig
 from studio.session import Studio
 from studio.ui.app import compose, initial_config
 from studio.ui.forms import edit_kind
+from studio.ui.chart_feed import as_figure
 from studio.ui.train_status import progress_html, status_line
 from studio.ui.train_tab import TrainView
 
@@ -123,7 +124,7 @@ def test_start_streams_events_into_charts_and_a_second_start_is_busy(app):
     assert h.on_tick(view)[1] == SKIP, "nothing new: the status is not sent again"
     fresh = h.on_tick(TrainView())  # a new browser (fresh cursor) replays the whole log
     assert "**finished**" in fresh[1] and "step 3/3" in fresh[1], fresh[1]
-    fig = fresh[3]
+    fig = as_figure(fresh[3])
     train_trace = next(t for t in fig.data if t.name == "train loss")
     assert list(train_trace.x) == [1, 2, 3]
 
