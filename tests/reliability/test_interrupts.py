@@ -89,7 +89,12 @@ def test_a_run_killed_while_preparing_its_data_reads_interrupted(tmp_path):
 def test_max_new_tokens_past_the_context_is_blamed_on_itself(chat_run, capsys, monkeypatch):
     from studio.cli import main
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at import: the libraries' own switches too (no 40 s of retries)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     assert main(["chat", "--run", str(chat_run), "--device", "cpu", "--prompt", "hi", "--max-new-tokens",
                  "100000"]) == 2
     one_clear_line(capsys.readouterr().err,
