@@ -15,6 +15,7 @@ from studio.environment import environment_info
 from studio.errors import StudioError, TrainingError
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training import trackers
+from studio.training.arenas import share_main_arena
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
@@ -99,6 +100,7 @@ class TrainingJob:
         """Run in a daemon thread; returns at once."""
         if self._thread is not None:
             raise TrainingError("this job was already started")
+        share_main_arena(self.cfg.train.device)  # a CPU run's thread frees into the main heap (see arenas.py)
         self._thread = threading.Thread(target=self.run, name=f"train-{self.run_dir.name}", daemon=True)
         self._thread.start()
         return self
@@ -287,7 +289,7 @@ class TrainingJob:
             return None
 
     def _build_trainer(self, prepared: Any, peft_config: Any, plan: Any) -> Any:
-        from transformers import PrinterCallback, ProgressCallback
+        from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
         from studio.speed import sft_speed_kwargs
         from studio.training.methods import recipe, wiring
@@ -303,8 +305,6 @@ class TrainingJob:
         tb = self._tensorboard_callback()
         if tb is not None:
             callbacks.append(tb)
-        from transformers import TrainerCallback
-
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
             callbacks.append(cb if isinstance(cb, TrainerCallback) else cb(self))
         trainer = wiring.build_trainer(rec, args, model=self.model, tokenizer=self.tokenizer, prepared=prepared,
