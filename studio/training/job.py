@@ -16,6 +16,7 @@ from studio.errors import StudioError, TrainingError
 from studio.speed import cpu_share
 from studio.events import TERMINAL, Event, EventLog, Failed, Finished, Note, Stopped
 from studio.training import trackers
+from studio.training.arenas import share_main_arena
 from studio.training.args import sft_args
 from studio.damage import resume_skipped
 from studio.training.callbacks import callback_class
@@ -100,6 +101,7 @@ class TrainingJob:
         """Run in a daemon thread; returns at once."""
         if self._thread is not None:
             raise TrainingError("this job was already started")
+        share_main_arena(self.cfg.train.device)  # a CPU run's thread frees into the main heap (see arenas.py)
         self._thread = threading.Thread(target=self.run, name=f"train-{self.run_dir.name}", daemon=True)
         self._thread.start()
         return self
@@ -289,7 +291,7 @@ class TrainingJob:
             return None
 
     def _build_trainer(self, prepared: Any, peft_config: Any, plan: Any) -> Any:
-        from transformers import PrinterCallback, ProgressCallback
+        from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
         from studio.speed import sft_speed_kwargs
         from studio.training.methods import recipe, wiring
@@ -303,8 +305,6 @@ class TrainingJob:
         self.answer_passes = sum(getattr(cb, "answer_passes", 0) for cb in during)  # the final eval's answers
         callbacks = [*during, callback_class()(self.state, self.emit), *cpu_share.callbacks(self.device, runs.world_size()),
                      *[tb for tb in [self._tensorboard_callback()] if tb is not None]]
-        from transformers import TrainerCallback
-
         for cb in self.extra_callbacks:  # an instance as is; any other callable (a class too) gets the job
             callbacks.append(cb if isinstance(cb, TrainerCallback) else cb(self))
         trainer = wiring.build_trainer(rec, args, model=self.model, tokenizer=self.tokenizer, prepared=prepared,
