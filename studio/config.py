@@ -23,6 +23,7 @@ from studio.config_fields import setting as _help
 from studio.config_methods import (DEFAULT_BETA, LOSS_TYPES, METHOD_SHAPES, check_evaluation,  # noqa: F401
                                    check_method)
 from studio.errors import ConfigError
+from studio.config_grpo import REWARD_LINES_HELP, rewards_from_lines, rewards_to_lines
 from studio.config_values import CHECKPOINTING_SHOWN, checkpointing_word, parse_checkpointing, repo_id_problem
 
 DEMO_MODEL = "studio/demo-tiny"
@@ -240,9 +241,10 @@ class TrainConfig:
                                      "at the model's decoder layer) or DeepSpeed ZeRO-2/3.", default="ddp",
                                      label="Multi-process strategy")
     rewards: list[dict] = _help("GRPO: rewards with weights, each {name, weight, ...options}: answer, format, "
-                                "length (target, unit), regex (pattern) or path/to/file.py:function.",
-                                default_factory=lambda: [{"name": "answer", "weight": 1.0},
-                                                         {"name": "format", "weight": 0.5}], label="Rewards")
+                                "length (target, unit), regex (pattern) or path/to/file.py:function. In the app: "
+                                + REWARD_LINES_HELP, default_factory=lambda: [{"name": "answer", "weight": 1.0},
+                                                                             {"name": "format", "weight": 0.5}],
+                                label="Rewards", kind="lines", read=rewards_from_lines, show=rewards_to_lines)
     num_generations: int | None = _help("GRPO: completions sampled per prompt; must divide batch_size x "
                                         "grad_accum (empty: 4 on a CPU, 8 on a GPU).", default=None, minimum=2,
                                         label="Generations per prompt")
@@ -252,6 +254,9 @@ class TrainConfig:
                                maximum=2.0, step=0.05, label="Temperature")
     kl_beta: float = _help("GRPO: KL penalty towards the starting model (0: none, and no reference pass).",
                            default=0.0, minimum=0, label="KL beta")
+    stop_at_answer: bool = _help("GRPO: end each sampled completion after its #### <number> line when the answer "
+                                 "or format reward is on (nothing after it can earn a reward; fewer wasted tokens).",
+                                 default=True, label="Stop at the #### line")
     precision: Precision = _help(
         "Training precision: auto (bf16 base with fp32 LoRA on CPUs with AVX512-BF16/AMX for SFT, else fp32; "
         "GPU: model.compute_dtype), fp32 or bf16.", default="auto", kind="radio", label="Precision")

@@ -164,3 +164,85 @@ def parse_specs(raw: Any) -> list[RewardSpec]:
     if not specs:
         raise RewardError(f"train.rewards is empty: GRPO needs at least one reward ({_names_list()})")
     return specs
+
+
+# ---------------------------------------------------------------------------- the reward list as lines of text
+REWARD_LINES_HELP = ("One reward a line: name, weight, then options as key=value (quote a value with spaces). "
+                     "answer: the number after #### equals the reference. format: some working, then one "
+                     "#### <number> line at the end. length: a penalty past target= tokens (unit=chars to count "
+                     "characters). regex: pattern= must match. path/to/file.py:function: your own function "
+                     "(local apps only). E.g. \"answer 1\", \"format 0.5\", \"length 0.2 target=120\".")
+
+
+def _option_text(value: Any) -> str:
+    import shlex
+
+    text = str(value)
+    return shlex.quote(text) if text != shlex.quote(text) else text
+
+
+def rewards_to_lines(value: Any) -> str:
+    """``train.rewards`` as the Train tab's text: ``answer 1``, ``length 0.2 target=120``, one reward a line."""
+    lines = []
+    for item in value or []:
+        item = {"name": item} if isinstance(item, str) else dict(item)
+        weight = item.pop("weight", 1.0)
+        name = str(item.pop("name", ""))
+        parts = [_option_text(name), f"{weight:g}" if isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                 else str(weight)]
+        parts += [f"{k}={_option_text(v)}" for k, v in item.items()]
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
+
+
+def _typed(name: str, key: str, text: str, where: str) -> Any:
+    default = REWARD_OPTIONS.get(name, {}).get(key)
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"train.rewards {where}: {key} must be a whole number, got {text!r}") from None
+    return text
+
+
+def rewards_from_lines(value: Any) -> list[dict]:
+    """The Train tab's reward text back to ``train.rewards`` (a list is kept as it is; the names, weights and
+    options are checked later by :func:`parse_specs`).
+
+    Raises:
+        ConfigError: a line whose weight is not a number, an option without ``=``, an unclosed quote.
+    """
+    import shlex
+
+    if not isinstance(value, str):
+        return list(value or [])
+    out = []
+    for number, line in enumerate(value.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"line {number} ({line.strip()[:60]!r})"
+        lexer = shlex.shlex(line, posix=True)
+        lexer.whitespace_split, lexer.escape, lexer.commenters = True, "", ""  # a regex keeps its backslashes
+        try:
+            words = list(lexer)
+        except ValueError as exc:
+            raise ConfigError(f"train.rewards {where}: {exc}") from None
+        item: dict[str, Any] = {"name": words[0]}
+        for word in words[1:]:
+            key, eq, text = word.partition("=")
+            if eq:
+                if key == "weight" or key == "name":
+                    raise ConfigError(f"train.rewards {where}: write the weight as the second word, "
+                                      f"e.g. \"{words[0]} 0.5\"")
+                item[key] = _typed(words[0], key, text, where)
+            elif "weight" not in item:
+                try:
+                    item["weight"] = float(word)
+                except ValueError:
+                    raise ConfigError(f"train.rewards {where}: the weight must be a number, got {word!r}") from None
+            else:
+                raise ConfigError(f"train.rewards {where}: {word!r} is neither the weight nor an option "
+                                  f"(write options as key=value)")
+        item.setdefault("weight", 1.0)
+        out.append(item)
+    return out

@@ -35,3 +35,37 @@ def test_device_defaults_are_small_on_a_cpu_and_fit_the_batch():
     assert grpo_settings(TrainConfig(batch_size=2), "cpu").num_generations == 2  # the divisor nearest 4
     explicit = grpo_settings(TrainConfig(num_generations=2, max_completion_length=16, kl_beta=0.04), "cpu")
     assert (explicit.num_generations, explicit.max_completion_length, explicit.beta) == (2, 16, 0.04)
+
+
+def test_reward_lines_round_trip_keep_backslashes_and_name_the_bad_line():
+    from studio.config_grpo import rewards_from_lines, rewards_to_lines
+
+    rewards = [{"name": "answer", "weight": 1.0}, {"name": "length", "weight": 0.2, "target": 120, "unit": "chars"},
+               {"name": "regex", "weight": 0.5, "pattern": r"^\S.*\n#### -?\d+$"},
+               {"name": "my rewards.py:score", "weight": 1.5, "note": "it's here"}]
+    text = rewards_to_lines(rewards)
+    assert text.splitlines()[:2] == ["answer 1", "length 0.2 target=120 unit=chars"]
+    assert rewards_from_lines(text) == rewards
+    assert rewards_from_lines(r"regex 1 pattern=####\s\d+") == [{"name": "regex", "weight": 1.0,
+                                                                  "pattern": r"####\s\d+"}]
+    assert rewards_from_lines("\n# a comment\nformat") == [{"name": "format", "weight": 1.0}]
+    for bad, words in [("answer 1\nlength 1 target=long", "line 2 .*target must be a whole number"),
+                       ("answer 1 2", "'2' is neither the weight nor an option"),
+                       ("regex 1 pattern='abc", "line 1 .*No closing quotation"),
+                       ("answer weight=2", "write the weight as the second word")]:
+        with pytest.raises(ConfigError, match=words):
+            rewards_from_lines(bad)
+
+
+def test_the_speed_plan_names_the_sampling_the_rewards_and_the_stop():
+    from studio.training.methods.grpo import plan_lines
+
+    train = TrainConfig(method="grpo", num_generations=2, batch_size=2, max_completion_length=24, temperature=0.8)
+    lines = plan_lines(type("Cfg", (), {"train": train})(), "cpu")
+    assert lines[0] == "sampling: 2 completions per prompt, at most 24 tokens each, temperature 0.8; rewards: " \
+                       "answer x1, format x0.5"
+    assert lines[1].startswith("stop at the answer: each completion ends after its #### <number> line")
+    train.stop_at_answer = False
+    assert "off (train.stop_at_answer: false)" in plan_lines(type("Cfg", (), {"train": train})(), "cpu")[1]
+    train.stop_at_answer, train.rewards = True, [{"name": "length", "weight": 1.0}]
+    assert len(plan_lines(type("Cfg", (), {"train": train})(), "cpu")) == 1  # no reward reads the #### line

@@ -88,3 +88,15 @@ def test_generate_inside_answer_stop_ends_after_the_answer_line_and_is_restored_
 def test_the_stop_is_on_for_the_rewards_that_read_the_answer_line_only():
     assert stops_at_answer(["answer"]) and stops_at_answer(["format", "length"])
     assert not stops_at_answer(["length"]) and not stops_at_answer(["regex", "my.py:score"])
+
+
+def test_the_trainer_args_carry_the_switch():
+    """``train.stop_at_answer: false`` reaches the trainer's config as no stop, even with the answer reward."""
+    from studio.config import RunConfig
+    from studio.training.methods.grpo import _args
+
+    cfg = RunConfig.from_dict({"train": {"method": "grpo", "batch_size": 2, "num_generations": 2}})
+    base = {"output_dir": "unused", "use_cpu": True}
+    assert _args(cfg, base)["studio_stop_at_answer"] is True
+    cfg.train.stop_at_answer = False
+    assert _args(cfg, base)["studio_stop_at_answer"] is False

@@ -182,7 +182,7 @@ class TrainingJob:
         plan = self.plan = plan_speed(wiring.plan_config(rec, cfg), device=st.device,
                                       mean_tokens=wiring.mean_tokens(rec, prepared.train))
         st.estimate = self._planned_estimate(plan)
-        speed_lines = plan.lines() + wiring.plan_lines(rec, st.device)
+        speed_lines = plan.lines() + wiring.plan_lines(rec, st.device, cfg)
         speed_lines += cpu_share.plan_lines(st.device, runs.world_size())
         self.eval_plan = plan_for(cfg.train, prepared, runs.world_size())
         speed_lines.append(f"evaluation: {self.eval_plan.reason}")

@@ -105,6 +105,8 @@ class TrainForm:
     max_completion_length: Component = None
     temperature: Component = None
     kl_beta: Component = None
+    rewards: Component = None
+    stop_at_answer: Component = None
     start_from: Component = None
     precision: Component = None
 

@@ -18,7 +18,7 @@ BLURBS = {
 }
 SETTINGS = {"beta": ("dpo", "orpo", "kto", "simpo"), "loss_type": ("dpo", "kto"), "simpo_gamma": ("simpo",),
             "num_generations": ("grpo",), "max_completion_length": ("grpo",), "temperature": ("grpo",),
-            "kl_beta": ("grpo",),
+            "kl_beta": ("grpo",), "stop_at_answer": ("grpo",), "rewards": ("grpo",),
             "start_from": ("sft", "dpo", "orpo", "kto", "simpo", "grpo")}
 """The method settings (``TrainConfig`` fields) and the methods they apply to; the method registry's own list wins
 where it has one (:func:`applies`)."""

@@ -15,9 +15,10 @@ from studio.ui.common import AppContext, error_box
 from studio.ui.forms import widget
 from studio.ui.method_view import applies, finished_runs, loss_choices, method_choices, start_from_note
 
-SETTINGS = ("beta", "loss_type", "simpo_gamma", "num_generations", "max_completion_length", "temperature", "kl_beta")
+SETTINGS = ("beta", "loss_type", "simpo_gamma", "num_generations", "max_completion_length", "temperature", "kl_beta",
+            "stop_at_answer", "rewards")
 """The method settings shown beside the radio (those ``TrainConfig`` has), each only for the methods it applies to
-(GRPO's sampling settings for grpo; its reward list is in the config file)."""
+(GRPO's sampling settings, its stop and its reward list, one reward a line, for grpo)."""
 
 
 def has_field(name: str) -> bool:

@@ -1,5 +1,5 @@
 """GRPO in a real browser on the real SmolLM2 (issue 24): the app opens as a first launch (SFT, the word problems),
-GRPO is picked in the Train tab, the Data tab's reward preview appears and scores a correct reference high and a
+GRPO is picked in the Train tab and a reward typed into its list, the Data tab's reward preview appears and scores a correct reference high and a
 corrupted one low, two short GRPO steps train, and the reward chart and the sampled-completions table fill in."""
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def test_grpo_reward_preview_charts_and_completions_on_the_real_model(grpo_app, 
             for elem_id, value in (("train-num-generations", 2), ("train-max-completion-length", 12),
                                    ("train-max-steps", 2), ("train-batch-size", 2)):
                 set_number(page, elem_id, value)
+            # the reward list is edited as text, one reward a line: a third reward reaches preview and training
+            rewards = page.locator("#train-rewards textarea")
+            expect(rewards).to_have_value("answer 1\nformat 0.5")
+            rewards.fill("answer 1\nformat 0.5\nlength 0.2 target=40")
             # ---- the Data tab's reward preview: the reference scores high, the corrupted answer low
             tab(page, "1 · Data")
             box = page.locator("#reward-preview-box")
@@ -75,6 +79,7 @@ def test_grpo_reward_preview_charts_and_completions_on_the_real_model(grpo_app, 
             assert all(float(r["answer"]) == 1.0 and float(r["format"]) == 1.0 for r in good), good
             assert all(float(r["answer"]) == 0.0 for r in bad), bad
             assert min(float(r["total"]) for r in good) > max(float(r["total"]) for r in bad), rows
+            assert all(float(r["length"]) <= 0 for r in rows), rows  # the typed third reward, a penalty
             shot(page, "grpo-1-reward-preview")
             # ---- two GRPO steps: the reward chart and the completions table fill in
             tab(page, "3 · Train")
@@ -89,6 +94,7 @@ def test_grpo_reward_preview_charts_and_completions_on_the_real_model(grpo_app, 
             expect(page.locator("#grpo-completions [role=gridcell]").first).to_be_visible(timeout=60_000)
             samples = _table(page, "grpo-completions")
             assert samples and samples[0]["step"] == "2", samples  # newest first
-            assert all(float(s["reward"]) >= 0 and {"answer", "format"} <= set(s) for s in samples), samples
+            assert all(float(s["reward"]) >= 0 and {"answer", "format", "length"} <= set(s)
+                       for s in samples), samples
             shot(page, "grpo-2-train")
     report(session, grpo_app, TIMINGS, t_all, "grpo-timings.txt")

@@ -178,7 +178,7 @@ def test_a_dpo_run_gets_its_chart_and_the_status_line_its_reward_accuracy(app):
         studio.job = None
 
 
-GRPO_SETTINGS = ("num_generations", "max_completion_length", "temperature", "kl_beta")
+GRPO_SETTINGS = ("num_generations", "max_completion_length", "temperature", "kl_beta", "stop_at_answer", "rewards")
 
 
 def test_grpo_shows_its_sampling_settings_and_they_round_trip(app, tmp_path):
@@ -197,6 +197,31 @@ def test_grpo_shows_its_sampling_settings_and_they_round_trip(app, tmp_path):
     assert (back.method, back.num_generations, back.max_completion_length, back.kl_beta) == ("grpo", 2, 16, 0.04)
     cfg.train.num_generations = None  # empty: the device default
     assert ctx.forms.read(ctx.forms.write(cfg)).train.num_generations is None
+
+
+def test_the_reward_list_is_edited_as_lines_and_a_bad_line_is_named(app):
+    """The Rewards box shows ``train.rewards`` one reward a line; what is typed there is what the run gets."""
+    from studio.config import ASSETS_CONFIGS, load_config
+    from studio.errors import ConfigError
+
+    h, ctx, *_ = app
+    box = h.method.widgets["rewards"]
+    cfg = load_config(ASSETS_CONFIGS / "smollm2_grpo.yaml")
+    values = ctx.forms.write(cfg)
+    assert values[box] == "\n".join(f"{r['name']} {r['weight']:g}" for r in cfg.train.rewards)
+    values[box] = "answer 2\nlength 0.25 target=40 unit=chars\nregex 0.5 pattern='#### \\d+$'"
+    values[h.method.widgets["stop_at_answer"]] = False
+    train = ctx.forms.read(values).train
+    assert train.rewards == [{"name": "answer", "weight": 2.0},
+                             {"name": "length", "weight": 0.25, "target": 40, "unit": "chars"},
+                             {"name": "regex", "weight": 0.5, "pattern": "#### \\d+$"}]
+    assert train.stop_at_answer is False
+    values[box] = "answer 1\nformat heavy"
+    with pytest.raises(ConfigError, match=r"train.rewards line 2 \('format heavy'\): the weight must be a number"):
+        ctx.forms.read(values)
+    values[box] = "answer 1\nsteps 1"
+    with pytest.raises(ConfigError, match="unknown reward 'steps'; rewards are answer, format"):
+        ctx.forms.read(values)
 
 
 def test_a_grpo_run_gets_no_preference_chart(app):

@@ -73,10 +73,35 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def stop_at_answer(train: Any, specs: list[Any]) -> bool:
+    """Whether the run's completions end at their ``####`` line: ``train.stop_at_answer`` and a reward that reads
+    only up to it."""
+    from studio.training.methods.grpo_stop import stops_at_answer
+
+    return bool(getattr(train, "stop_at_answer", True)) and stops_at_answer([sp.name for sp in specs])
+
+
+def plan_lines(cfg: Any, device: str) -> list[str]:
+    """The speed plan's GRPO lines: what is sampled per prompt, and whether completions stop at the ``####`` line."""
+    from studio.config_grpo import grpo_settings
+    from studio.rewards import parse_specs
+
+    s = grpo_settings(cfg.train, device)
+    specs = parse_specs(cfg.train.rewards)
+    lines = [f"sampling: {s.num_generations} completions per prompt, at most {s.max_completion_length} tokens each, "
+             f"temperature {s.temperature:g}; rewards: " + ", ".join(f"{sp.label} x{sp.weight:g}" for sp in specs)]
+    if stop_at_answer(cfg.train, specs):
+        lines.append("stop at the answer: each completion ends after its #### <number> line (the answer and format "
+                     "rewards read nothing after it; train.stop_at_answer: false samples to the limit)")
+    elif getattr(cfg.train, "stop_at_answer", True) is False:
+        lines.append("stop at the answer: off (train.stop_at_answer: false): completions run to their end token or "
+                     "the limit")
+    return lines
+
+
 def _args(cfg: Any, base: dict[str, Any]) -> dict[str, Any]:
     from studio.config_grpo import grpo_settings
     from studio.rewards import parse_specs
-    from studio.training.methods.grpo_stop import stops_at_answer
 
     config = _config_class()
     names = {f.name for f in dataclasses.fields(config)}
@@ -88,7 +113,7 @@ def _args(cfg: Any, base: dict[str, Any]) -> dict[str, Any]:
                num_generations=s.num_generations, max_completion_length=s.max_completion_length,
                temperature=s.temperature, beta=s.beta, reward_weights=[sp.weight for sp in specs],
                studio_rewards=list(cfg.train.rewards),
-               studio_stop_at_answer=stops_at_answer([sp.name for sp in specs]), log_completions=False, eval_strategy="no",
+               studio_stop_at_answer=stop_at_answer(cfg.train, specs), log_completions=False, eval_strategy="no",
                remove_unused_columns=False, disable_dropout=True)
     out.pop("eval_steps", None)
     return out

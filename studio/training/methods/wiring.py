@@ -74,9 +74,13 @@ def trainer_kwargs(rec: Recipe, cfg: Any, base: dict[str, Any], speed: dict[str,
     return rec.args(cfg, merged)
 
 
-def plan_lines(rec: Recipe, device: str) -> list[str]:
+def plan_lines(rec: Recipe, device: str, cfg: Any = None) -> list[str]:
     """Lines the run adds to its speed plan for this method."""
     lines = []
+    if rec.name == "grpo" and cfg is not None:
+        from studio.training.methods.grpo import plan_lines as grpo_lines
+
+        lines += grpo_lines(cfg, device)
     if rec.preference:
         lines.append(f"method: {rec.name} ({rec.title}); "
                      + ("reference = the same model with its adapter disabled (no second copy)" if rec.uses_reference
