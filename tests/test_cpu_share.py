@@ -135,3 +135,34 @@ def test_a_cpu_run_gives_up_a_thread_to_a_busy_program(tmp_path):
             hog.wait()
         torch.set_num_threads(threads)
     assert seen and seen[0].share.changes and seen[0].share.changes[0][:2] == (2, 1)
+
+
+def test_inside_the_window_a_tick_reads_only_the_clock():
+    box = FakeBox()
+    reads = []
+    share = CpuShare(most=2, cpus={0, 1}, busy=lambda: reads.append(1) or box.busy, own=lambda: box.own,
+                     clock=lambda: box.t, set_threads=box.set.append)
+    share.tick()
+    for _ in range(50):  # one generated token each: far shorter than the window
+        box.advance(0.001, others=1.0, own=1.0)
+        share.tick()
+    assert len(reads) == 1 and share.ticks == 51
+    box.advance(0.3, others=1.0, own=1.0)
+    assert share.tick() == 1 and len(reads) == 2  # measured once the window has passed: a core is taken
+
+
+def test_each_generated_token_ticks_the_share():
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    from studio.demo import ensure_demo_model
+    from studio.speed.cpu_share import TickEachToken
+    from studio.training.methods.grpo_stop import generation_processors
+
+    model = AutoModelForCausalLM.from_pretrained(ensure_demo_model())
+    box = FakeBox()
+    share = box.share()
+    with generation_processors(model, [lambda: TickEachToken(share)]):
+        model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    assert share.ticks == 6
+    assert "generate" not in vars(model)  # restored

@@ -23,12 +23,24 @@ def grpo_config(runs_dir, model="studio/demo-tiny", **train):
 
 def test_a_two_step_grpo_run_logs_rewards_and_sampled_completions(tmp_path):
     job = TrainingJob(grpo_config(tmp_path / "runs"))
+    shares = []
+    build = job._build_trainer
+
+    def keep_share(*args, **kwargs):  # the CPU threads' follower, to count its ticks after the run
+        trainer = build(*args, **kwargs)
+        shares.extend(cb.share for cb in trainer.callback_handler.callbacks if hasattr(cb, "share"))
+        return trainer
+
+    job._build_trainer = keep_share
     result = job.run()
     assert isinstance(result, Finished), getattr(result, "message", result)
     events = job.events.all()
     assert isinstance(events[0], Started) or any(isinstance(e, Started) for e in events)
     logs = [e for e in events if isinstance(e, Log)]
     assert [e.step for e in logs] == [1, 2]
+    # generation follows the free cores too: a tick per generated token, beyond one at each step's start
+    generated = sum(int(e.metrics["completions/mean_length"]) for e in logs)
+    assert len(shares) == 1 and shares[0].ticks >= 2 + generated, (shares[0].ticks, generated)
     for key in ("reward", "reward_std", "frac_reward_zero_std", "rewards/answer/mean", "rewards/format/mean",
                 "completions/mean_length", "completions/clipped_ratio"):
         assert key in logs[-1].metrics, key

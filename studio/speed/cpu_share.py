@@ -70,6 +70,8 @@ class CpuShare:
     clock: Callable[[], float] = time.monotonic
     set_threads: Callable[[int], None] = None  # type: ignore[assignment]
     current: int = 0
+    ticks: int = 0
+    """Calls of :meth:`tick` so far (most return at once, inside the window)."""
     changes: list[tuple[int, int, float]] = field(default_factory=list)
     """Every change made: ``(from, to, other programs' cores)``."""
     _last: tuple[float, float, float] | None = None
@@ -88,16 +90,19 @@ class CpuShare:
         return len(self.cpus) if self.cpus else (os.cpu_count() or 1)
 
     def tick(self) -> int:
-        """Measure (at most every ``WINDOW_S``) and set the thread count; returns it."""
-        now, busy, own = self.clock(), self.busy(), self.own()
+        """Measure (at most every ``WINDOW_S``; a call in between only reads the clock) and set the thread count;
+        returns it."""
+        self.ticks += 1
+        now = self.clock()
+        if self._last is not None and now - self._last[0] < WINDOW_S:
+            return self.current
+        busy, own = self.busy(), self.own()
         if busy is None:
             return self.current
         if self._last is None:
             self._last = (now, busy, own)
             return self.current
         t0, busy0, own0 = self._last
-        if now - t0 < WINDOW_S:
-            return self.current
         self._last = (now, busy, own)
         others = max(0.0, ((busy - busy0) - (own - own0)) / (now - t0))
         want = threads_for(self.cores - others, self.current, self.most)
@@ -108,6 +113,18 @@ class CpuShare:
             self.set_threads(want)
             self.current = want
         return self.current
+
+
+class TickEachToken:
+    """A logits processor that ticks a :class:`CpuShare` at every generated token (it measures only every
+    ``WINDOW_S``): generation, most of a GRPO step, follows the free cores too, not only the step's start."""
+
+    def __init__(self, share: CpuShare) -> None:
+        self.share = share
+
+    def __call__(self, input_ids: object, scores: object) -> object:
+        self.share.tick()
+        return scores
 
 
 def plan_lines(device: str, processes: int = 1) -> list[str]:

@@ -138,14 +138,21 @@ def _trainer_class() -> type:
             self.studio_warned = False
 
         def _generate_single_turn(self, prompt_ids: Any, *args: Any, **kwargs: Any) -> Any:
-            """TRL's generation; with ``studio_stop_at_answer``, each completion ends after its ``####`` line."""
-            if not getattr(self.args, "studio_stop_at_answer", False) or self.use_vllm \
-                    or self.use_transformers_continuous_batching:
-                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
-            from studio.training.methods.grpo_stop import answer_stop
+            """TRL's generation; with ``studio_stop_at_answer``, each completion ends after its ``####`` line, and
+            on a CPU the thread count follows the free cores at every token too (a step is mostly generation)."""
+            from studio.training.methods.grpo_stop import EndAtAnswer, generation_processors
 
-            with answer_stop(self.accelerator.unwrap_model(self.model_wrapped), self._tokenizer,
-                             self.eos_token_ids):
+            makers: list[Any] = []
+            if getattr(self.args, "studio_stop_at_answer", False):
+                makers.append(lambda: EndAtAnswer(self._tokenizer, self.eos_token_ids))
+            share = next((cb.share for cb in self.callback_handler.callbacks if hasattr(cb, "share")), None)
+            if share is not None:
+                from studio.speed.cpu_share import TickEachToken
+
+                makers.append(lambda: TickEachToken(share))
+            if not makers or self.use_vllm or self.use_transformers_continuous_batching:
+                return super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            with generation_processors(self.accelerator.unwrap_model(self.model_wrapped), makers):
                 return super()._generate_single_turn(prompt_ids, *args, **kwargs)
 
         def _studio_emit(self) -> Any:

@@ -58,10 +58,16 @@ class EndAtAnswer:
         return scores
 
 
-@contextlib.contextmanager
-def answer_stop(model: Any, tokenizer: Any, eos_ids: Sequence[int]) -> Iterator[None]:
+def answer_stop(model: Any, tokenizer: Any, eos_ids: Sequence[int]) -> Any:
     """While open, ``model.generate`` (this instance only) adds a fresh :class:`EndAtAnswer` to the logits
     processors of each call; the original ``generate`` is back on exit."""
+    return generation_processors(model, [lambda: EndAtAnswer(tokenizer, eos_ids)])
+
+
+@contextlib.contextmanager
+def generation_processors(model: Any, makers: Sequence[Callable[[], Any]]) -> Iterator[None]:
+    """While open, each ``model.generate`` call (this instance only) adds one fresh processor from each maker to its
+    logits processors; the original ``generate`` is back on exit."""
     own = "generate" in vars(model)
     original = model.generate
 
@@ -69,7 +75,7 @@ def answer_stop(model: Any, tokenizer: Any, eos_ids: Sequence[int]) -> Iterator[
         from transformers import LogitsProcessorList
 
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-        processors.append(EndAtAnswer(tokenizer, eos_ids))
+        processors.extend(make() for make in makers)
         return original(*args, logits_processor=processors, **kwargs)
 
     model.generate = generate
