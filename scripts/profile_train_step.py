@@ -60,6 +60,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"), help="studio's train.precision")
+    ap.add_argument("--top", type=int, default=0, help="also print the N ops with the most self CPU time")
     ns = ap.parse_args()
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -92,7 +94,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = bench_train.run_config("uniform", model=model, data=ASSETS / "datasets" / "chat.jsonl",
-                                     out=Path(tmp), steps=ns.steps, packing=False, smoke=ns.smoke)
+                                     out=Path(tmp), steps=ns.steps, packing=False, smoke=ns.smoke,
+                                     precision=ns.precision)
         holder: dict = {}
         cb = Prof(lambda: holder["trainer"] if "trainer" in holder else holder["job"].trainer)
         (bench_train._plain if ns.engine == "plain" else bench_train._studio)(cfg, lambda: cb, holder)
@@ -104,7 +107,10 @@ def main() -> int:
             totals[e.key] = e.cpu_time_total / 1e3 / steps
         if "ChunkedLogProbFunction" in e.key or e.key.startswith("autograd::engine::evaluate_function: ChunkedLog"):
             totals[e.key] = e.cpu_time_total / 1e3 / steps
-    print(json.dumps({"engine": ns.engine, "ms_per_step_wall": wall, "ms_per_step": totals, **info}))
+    print(json.dumps({"engine": ns.engine, "precision": ns.precision, "ms_per_step_wall": wall,
+                      "ms_per_step": totals, **info}))
+    if ns.top:
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=ns.top, max_name_column_width=50))
     return 0
 
 

@@ -45,8 +45,12 @@ def sft_measured(monkeypatch):
     monkeypatch.setattr(prec, "CPU_BF16_METHODS", {"sft": "measured for the test"})
 
 
-def test_auto_stays_fp32_until_bf16_is_measured_for_the_method():
+def test_auto_is_bf16_for_sft_as_measured_and_fp32_for_a_method_not_measured():
     choice, why = prec.choose_precision(_cfg(), "cpu", support=NATIVE)
+    assert choice == "bf16" and "losses 0.08 % apart" in why and "projections return fp32" in why
+    cfg = _cfg()
+    object.__setattr__(cfg.train, "method", "grpo")
+    choice, why = prec.choose_precision(cfg, "cpu", support=NATIVE)
     assert choice == "fp32" and "not yet measured" in why and "train.precision: bf16" in why
 
 
@@ -104,6 +108,8 @@ def test_bf16_and_fp32_runs_of_the_demo_start_at_the_same_loss(tiny_cfg, cpu_kin
                 self.seen = (args.bf16, {str(p.dtype) for p in model.parameters() if p.requires_grad},
                              {str(p.dtype) for p in model.parameters() if not p.requires_grad},
                              {str(v.dtype) for s in optimizer.state.values() for v in s.values() if v.dim()})
+                self.fp32_out = sum("forward" in vars(m) for n, m in model.named_modules()
+                                    if n.endswith("base_layer"))  # studio.speed.bf16_linear's projections
 
     losses, seen = {}, {}
     for native in (True, False):
@@ -113,8 +119,8 @@ def test_bf16_and_fp32_runs_of_the_demo_start_at_the_same_loss(tiny_cfg, cpu_kin
         job.run()
         assert job.plan.precision == ("bf16" if native else "fp32"), job.plan.precision_reason
         losses[native] = [e.loss for e in job.events.all() if isinstance(e, Log) and e.loss is not None]
-        seen[native] = peek.seen
-    assert seen[True] == (True, {"torch.float32"}, {"torch.bfloat16"}, {"torch.float32"})
-    assert seen[False] == (False, {"torch.float32"}, {"torch.float32"}, {"torch.float32"})
+        seen[native] = (*peek.seen, peek.fp32_out > 0)
+    assert seen[True] == (True, {"torch.float32"}, {"torch.bfloat16"}, {"torch.float32"}, True)
+    assert seen[False] == (False, {"torch.float32"}, {"torch.float32"}, {"torch.float32"}, False)
     assert len(losses[True]) == len(losses[False]) == 3
     assert all(abs(a - b) <= 0.01 * b for a, b in zip(losses[True], losses[False])), losses

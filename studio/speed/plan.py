@@ -264,10 +264,15 @@ def model_config_for_plan(model_cfg: Any, plan: SpeedPlan) -> Any:
 
 def prepare_for_training(model: Any, plan: SpeedPlan) -> Any:
     """k-bit preparation per the plan (load the model with ``for_training=False`` so peft's upcast is not run
-    first). Returns the :class:`~studio.speed.kbit.KbitPrep`."""
+    first), or on a CPU bf16 plan the fp32 outputs of :mod:`studio.speed.bf16_linear`. Returns the
+    :class:`~studio.speed.kbit.KbitPrep` (None without quantization)."""
     from studio.speed.kbit import prepare_kbit_model
 
     if plan.kbit == "none":
+        if plan.device == "cpu" and plan.precision == "bf16":  # the LoRA update added in fp32, not rounded away
+            from studio.speed.bf16_linear import keep_residual_fp32
+
+            keep_residual_fp32(model)
         return None
     compute = None
     if plan.kbit == "peft":

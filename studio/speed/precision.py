@@ -1,8 +1,8 @@
 """Training precision: ``train.precision`` auto | fp32 | bf16, decided per device, CPU kind and method.
 
 On CPUs with native bf16 (AVX512-BF16 or AMX, asked of torch, never guessed from a model name) a LoRA step runs
-the frozen base in bf16 with the LoRA weights and the optimizer in fp32 under ``torch.autocast`` (a plain SmolLM2
-LoRA step on a quiet AVX512-BF16 box: ~2x the fp32 steps/s, losses within 0.5 % over 5 steps; see STACK-NOTES).
+the frozen base in bf16 with the LoRA weights and the optimizer in fp32 under ``torch.autocast``, its projections
+returning fp32 so the LoRA update is not rounded away (:mod:`studio.speed.bf16_linear`).
 Where the CPU lacks it, bf16 is emulated and slower, so ``auto`` stays fp32 as before. Each training method says whether bf16 was measured safe for
 it on CPU (:data:`CPU_BF16_METHODS`): preference losses compare small log-probability margins that bf16 can swamp,
 so they stay fp32 until measured (a method module registers itself with :func:`allow_cpu_bf16`). On a GPU ``auto``
@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-CPU_BF16_METHODS: dict[str, str] = {}
-"""Methods measured safe (and faster) in bf16 on CPUs with native bf16, with what was measured. Empty for now:
-``studio bench train --setup uniform --precision bf16 --steps 20`` on SmolLM2 (AVX512-BF16 + AMX, quiet box) ran
-1.81x plain TRL's fp32 steps/s at 0.70x its peak RSS, first-step loss 0.04 % apart, but the losses drifted up by
-1.7 % on average (3.7 % at most) over the 20 steps, with the LM head and loss already in fp32: past the 1 % this
-needs, so ``auto`` stays fp32 and ``train.precision: bf16`` is the user's choice."""
+CPU_BF16_METHODS: dict[str, str] = {
+    "sft": "measured on SmolLM2: 1.82x plain TRL's fp32 steps/s against 1.53x in fp32, losses 0.08 % apart over "
+           "20 steps"}
+"""Methods measured safe (and faster) in bf16 on CPUs with native bf16, with what was measured.
+``studio bench train --setup uniform --precision bf16 --steps 20 --rounds 2`` on SmolLM2 (AVX512-BF16 + AMX): with
+the whole base in bf16 the losses lagged fp32's by 1.7 % on average (3.7 % at most), the LoRA update rounded away
+in bf16 outputs; with the projections returning fp32 (:mod:`studio.speed.bf16_linear`) 0.08 % (0.21 % at most),
+at 1.82x plain TRL's steps/s where Studio's fp32 ran 1.47-1.53x, and 0.74x its peak RSS."""
+
+
+BF16_WHAT = "bf16 base whose projections return fp32, fp32 LoRA and optimizer (autocast)"
 
 
 def allow_cpu_bf16(method: str, measured: str) -> None:
@@ -54,20 +59,19 @@ def choose_precision(cfg: Any, device: str, *, support: tuple[bool, str] | None 
         return "fp32", "fp32 as configured (train.precision)"
     if setting == "bf16":
         if native:
-            return "bf16", f"bf16 base, fp32 LoRA and optimizer (autocast) as configured; this CPU has {what}"
+            return "bf16", f"{BF16_WHAT} as configured; this CPU has {what}"
         return "bf16", (f"bf16 as configured, but this CPU has {what}: bf16 is emulated and likely slower than fp32 "
                         f"(train.precision: auto picks fp32 here)")
     if not native:
         return "fp32", f"fp32 (auto): this CPU has {what}, so bf16 would be emulated and slower"
     if method not in CPU_BF16_METHODS:
         return "fp32", (f"fp32 (auto): bf16 on this CPU ({what}) is not yet measured at fp32's loss for {method} "
-                        f"(measured on SmolLM2: 1.8x faster, but the loss drifted 1.7 % over 20 steps; preference margins are smaller still); "
-                        f"train.precision: bf16 forces it")
+                        f"(it is for sft); train.precision: bf16 forces it")
     if cfg.model.quantization != "none":
         return "fp32", f"fp32 (auto): bf16 on CPU is measured for unquantized bases, not {cfg.model.quantization}"
     if cfg.model.compute_dtype == "fp32":
         return "fp32", "fp32 (auto): model.compute_dtype is fp32"
-    return "bf16", f"bf16 base, fp32 LoRA and optimizer (auto: this CPU has {what}; {CPU_BF16_METHODS[method]})"
+    return "bf16", f"{BF16_WHAT} (auto: this CPU has {what}; {CPU_BF16_METHODS[method]})"
 
 
 def compute_dtype_for(precision: str, model_cfg: Any, device: str) -> str:
