@@ -145,7 +145,10 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 def _describe(annotation: Any) -> str:
     args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    names = [_TYPE_NAMES.get(a, getattr(a, "__name__", str(a))) for a in args]
+    if typing.get_origin(annotation) is list:
+        return "a list"
+    names = [_TYPE_NAMES.get(a, "a list" if typing.get_origin(a) is list else getattr(a, "__name__", str(a)))
+             for a in args]
     return " or ".join(dict.fromkeys(names))
 
 
@@ -181,6 +184,9 @@ def build(cls: type, raw: Any, section: str) -> Any:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key {section}.{key}{hint}; {section} has: {', '.join(names)}")
         value = _coerce(value, value_type(cls, key)[0])
+        read = field_of(cls, key).metadata.get("read")
+        if read is not None and isinstance(value, str) and typing.get_origin(value_type(cls, key)[0]) is list:
+            value = read(value)  # a list written as the app's text (e.g. train.rewards, one reward a line)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{section}.{key} must be a finite number, got {value}")
         if not _type_ok(value, types_of[key]):

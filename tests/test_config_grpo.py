@@ -69,3 +69,16 @@ def test_the_speed_plan_names_the_sampling_the_rewards_and_the_stop():
     assert "off (train.stop_at_answer: false)" in plan_lines(type("Cfg", (), {"train": train})(), "cpu")[1]
     train.stop_at_answer, train.rewards = True, [{"name": "length", "weight": 1.0}]
     assert len(plan_lines(type("Cfg", (), {"train": train})(), "cpu")) == 1  # no reward reads the #### line
+
+
+def test_the_config_file_and_set_take_the_reward_lines_too(tmp_path):
+    from studio.config import RunConfig, load_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  method: grpo\n  rewards: |\n    answer 1\n    length 0.2 target=40\n", encoding="utf-8")
+    assert load_config(path).train.rewards == [{"name": "answer", "weight": 1.0},
+                                               {"name": "length", "weight": 0.2, "target": 40}]
+    cfg = RunConfig().with_overrides(["train.rewards=format 0.5"])
+    assert cfg.train.rewards == [{"name": "format", "weight": 0.5}]
+    with pytest.raises(ConfigError, match="train.rewards must be a list, got 5"):
+        RunConfig().with_overrides(["train.rewards=5"])
