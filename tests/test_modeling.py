@@ -7,9 +7,12 @@ from studio import modeling as m
 from studio.config import RunConfig
 from studio.errors import ModelError
 
-TOLERANCE = {False: 0.05, True: 0.20}
-"""How far the estimate's tensor part may be from the tensor peak a run holds, by gradient checkpointing (measured
-on SmolLM2 at batch 8 x 64: +0.9 % off, +16.9 % on: the checkpointed model keeps a whole layer's saved tensors)."""
+TOLERANCE = {False: (-0.05, 0.05), True: (-0.05, 0.35)}
+"""How far below and above the tensor peak a run holds the estimate's tensor part may be, by gradient checkpointing.
+Measured on SmolLM2 at batch 8 x 64: fp32 +0.9 % off, +16.9 % on; a bf16 base (CPUs with AVX512-BF16/AMX) +2.8 %
+off, +29.8 % on. Checkpointed, the LM head's logits are most of the activations, and the estimate counts every
+position where the word problems train 38 % of them; with a bf16 base the weights halve, so that over-count is a
+larger share of the total. An estimate below the peak (an out-of-memory surprise) stays within 5 % either way."""
 
 
 def test_presets_are_valid_configs():
@@ -142,7 +145,8 @@ def test_estimate_is_close_to_the_tracked_tensor_peak_of_real_runs():
 
     for cfg in cases(steps=2):
         row = compare(cfg)
-        assert abs(row["error"]) < TOLERANCE[row["gradient_checkpointing"]], row
+        low, high = TOLERANCE[row["gradient_checkpointing"]]
+        assert low < row["error"] < high, row
 
 
 def test_presets_carry_the_base_licence_for_the_card():

@@ -232,7 +232,12 @@ def estimate_memory(cfg: Any, model_config: Any = None, *, gradient_checkpointin
     mlp_acts = 4 * i_sz if a.gated_mlp else 2 * i_sz
     # saved tensors per token per layer: norms (in/out, fp32 copies), q/k/v (+ rope copies), attention out,
     # residuals, MLP intermediates; LoRA inputs after dropout
-    per_layer = cbytes * (4 * h + 2 * qd + 3 * kvd + qd + mlp_acts) + 4 * 2 * h
+    # a bf16 base on a CPU returns fp32 from its projections (studio.speed.bf16_linear): fp32 activations, plus the
+    # bf16 copies autocast makes of each LoRA input
+    abytes = 4 if dev == "cpu" and mc.quantization == "none" else cbytes
+    per_layer = abytes * (4 * h + 2 * qd + 3 * kvd + qd + mlp_acts) + 4 * 2 * h
+    if abytes != cbytes:
+        per_layer += cbytes * (5 * h + qd + i_sz)
     if lc.dropout > 0:
         per_layer += cbytes * counts.lora_inputs // max(a.num_hidden_layers, 1)
     act_full = tokens * per_layer * a.num_hidden_layers

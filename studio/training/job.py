@@ -1,6 +1,7 @@
 """``TrainingJob``: one fine-tuning run in a daemon thread (prepare, train, save, fail readably)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -268,13 +269,12 @@ class TrainingJob:
             LOG.warning("prompt format not saved: %s", exc)
 
     def _planned_estimate(self, plan: Any) -> Any:
-        """The memory estimate for the planned micro-batch and checkpointing choice (None without a model config)."""
-        import dataclasses
-
+        """The memory estimate for the planned micro-batch, checkpointing and precision (None without a model config)."""
         from studio.modeling import estimate_memory
+        from studio.speed.plan import model_config_for_plan
 
-        cfg = self.cfg
-        planned = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=plan.per_device_batch))
+        cfg, train = self.cfg, dataclasses.replace(self.cfg.train, batch_size=plan.per_device_batch)
+        planned = dataclasses.replace(cfg, model=model_config_for_plan(cfg.model, plan), train=train)
         try:
             return estimate_memory(planned, device=self.device, gradient_checkpointing=plan.gradient_checkpointing)
         except StudioError as exc:

@@ -76,7 +76,7 @@ def test_widget_values_are_typed(app):
     cfg = ctx.forms.read(values)
     assert cfg.train.batch_size == 8 and isinstance(cfg.train.batch_size, int)
     assert cfg.train.learning_rate == 0.001 and cfg.train.eval_steps is None
-    numeric = [f.name for f in dataclasses.fields(type(train)) if f.name not in ("run_name", "probe_prompts")]
+    numeric = [f.name for f in dataclasses.fields(type(train)) if f.name not in ("run_name", "probe_prompts", "rewards")]
     for name in numeric:
         widget = getattr(train, name)
         assert isinstance(widget, (gr.Number, gr.Slider, gr.Dropdown, gr.Checkbox, gr.Radio)), name

@@ -64,7 +64,9 @@ def test_train_widgets_show_and_read_back_the_config_they_were_built_on(tmp_path
                         probe_prompts=["first prompt", "second prompt"], device="cpu", processes=2,
                         distributed="fsdp", method="dpo", beta=0.3, loss_type="ipo", simpo_gamma=0.8,
                         start_from=str(tmp_path / "runs" / "an-sft-run"), precision="fp32",
-                        num_generations=2, max_completion_length=48, temperature=0.7, kl_beta=0.05)
+                        num_generations=2, max_completion_length=48, temperature=0.7, kl_beta=0.05,
+                        stop_at_answer=False, rewards=[{"name": "answer", "weight": 2.0},
+                                                       {"name": "regex", "weight": 0.5, "pattern": r"#### \d+"}])
     cfg = RunConfig.from_dict(raw)
     form, forms = _train_tab(tmp_path, initial=cfg)
     default = TrainConfig()

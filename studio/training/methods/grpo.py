@@ -84,11 +84,13 @@ def stop_at_answer(train: Any, specs: list[Any]) -> bool:
 def plan_lines(cfg: Any, device: str) -> list[str]:
     """The speed plan's GRPO lines: what is sampled per prompt, and whether completions stop at the ``####`` line."""
     from studio.config_grpo import grpo_settings
+    from studio.formatting import plural
     from studio.rewards import parse_specs
 
     s = grpo_settings(cfg.train, device)
     specs = parse_specs(cfg.train.rewards)
-    lines = [f"sampling: {s.num_generations} completions per prompt, at most {s.max_completion_length} tokens each, "
+    each = plural(s.max_completion_length, "token")
+    lines = [f"sampling: {plural(s.num_generations, 'completion')} per prompt, at most {each} each, "
              f"temperature {s.temperature:g}; rewards: " + ", ".join(f"{sp.label} x{sp.weight:g}" for sp in specs)]
     if stop_at_answer(cfg.train, specs):
         lines.append("stop at the answer: each completion ends after its #### <number> line (the answer and format "
