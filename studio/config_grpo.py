@@ -177,8 +177,7 @@ REWARD_LINES_HELP = ("One reward a line: name, weight, then options as key=value
 def _option_text(value: Any) -> str:
     import shlex
 
-    text = str(value)
-    return shlex.quote(text) if text != shlex.quote(text) else text
+    return shlex.quote(str(value))  # unchanged where nothing needs quoting
 
 
 def rewards_to_lines(value: Any) -> str:
@@ -231,7 +230,7 @@ def rewards_from_lines(value: Any) -> list[dict]:
         for word in words[1:]:
             key, eq, text = word.partition("=")
             if eq:
-                if key == "weight" or key == "name":
+                if key in ("weight", "name"):
                     raise ConfigError(f"train.rewards {where}: write the weight as the second word, "
                                       f"e.g. \"{words[0]} 0.5\"")
                 item[key] = _typed(words[0], key, text, where)
