@@ -86,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
     from studio.imports import silence_unactionable
     from studio.session import Studio
+    from studio.speed.priority import serve_below_runs
     from studio.ui.app import build_app, initial_config, launch_kwargs
 
     silence_unactionable()
+    serve_below_runs()  # from here on the app's threads yield the CPU to the runs it starts
     studio = Studio(runs_dir=args.runs_dir) if args.runs_dir else Studio()
     studio.app_host, studio.app_share = args.host, bool(args.share)  # user reward code: loopback only
     blocks = build_app(studio, initial=initial_config(demo=want_demo(args)))

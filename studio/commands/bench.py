@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=20, help="poll-load: concurrent browser sessions.")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="poll-load: seconds between one session's polls (the Train tab's timer); 0: flat out.")
+    parser.add_argument("--app-same-priority", action="store_true",
+                        help="poll-load: the app serves at its runs' priority (by default below it, as studio app).")
     from studio.bench.gpu import add_arguments as gpu_arguments
 
     gpu_arguments(parser.add_argument_group("gpu"))
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = default_config(args.steps)
         cfg = cfg.with_overrides([*args.overrides, f"train.max_steps={args.steps}", "train.logging_steps=1"])
         result = poll_load(cfg, clients=args.clients, steps=args.steps, warmup=args.warmup, interval=args.interval,
-                           report=lambda line: print(line, flush=True))
+                           serve_below=not args.app_same_priority, report=lambda line: print(line, flush=True))
         print(f"p95 {result.p95_s * 1e3:.1f} ms")
         print(f"ratio {result.slowdown:.3f}")
         return 0

@@ -5,7 +5,10 @@ browsers, a browser, a second job) takes one of the cores, one training thread i
 until it runs again, at every op: measured on 2 cores with 20 browser sessions polling the app, a step went from
 46 ms to 4 s (the run's CPU time 16x) with 2 threads, and stayed at 57 ms with 1. So a run on the CPU measures,
 about four times a second, how much of its cores other processes used (``/proc/stat`` minus its own CPU time) and
-trains on the cores left, up to the thread count it started with (``OMP_NUM_THREADS`` or torch's default).
+trains on the cores left, up to the thread count it started with (``OMP_NUM_THREADS`` or torch's default). The
+app's own threads, which serve browsers in the idle scheduling class (:mod:`studio.speed.priority`), are not counted:
+the kernel runs them only in the run's gaps (:class:`YieldingThreads`). A niced program still is: a run that kept its
+2 threads beside 20 threads at nice 10 (0.8 of a core) measured its steps 4.8x slower.
 """
 from __future__ import annotations
 
@@ -47,6 +50,79 @@ def own_cpu_s() -> float:
     return t.user + t.system
 
 
+class YieldingThreads:
+    """CPU time of the threads that yield this process its cores: those of its session (one scheduling group on
+    Linux) in the idle scheduling class, as the app serving browsers (:mod:`studio.speed.priority`). The kernel runs
+    them only on time the run leaves, so they are not counted as taking its cores. Idle-class threads of another
+    session do not yield to it (sessions share the CPU as groups) and count as any program.
+
+    :meth:`cpu_s` only grows: each thread adds what it used since the last call (its first sighting adds nothing)."""
+
+    SCHED_IDLE = 5
+    REFRESH_S = 10.0
+    """Seconds a process's session is cached (a pid reused by another session is seen within this)."""
+
+    def __init__(self, proc: str = "/proc", clock: Callable[[], float] = time.monotonic) -> None:
+        self.proc, self.clock = proc, clock
+        self.session = os.getsid(0) if hasattr(os, "getsid") else None
+        self.total = 0.0
+        self._seen: dict[int, float] = {}
+        self._sessions: dict[int, int] = {}
+        self._refreshed = -self.REFRESH_S
+
+    @staticmethod
+    def _fields(path: str) -> list[str] | None:
+        try:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                data = fh.read()
+        except OSError:
+            return None
+        return data[data.rfind(")") + 2:].split()  # from field 3 (state) on: the name may hold spaces
+
+    def _pids(self) -> list[int]:
+        """This session's processes but this one."""
+        if self.clock() - self._refreshed > self.REFRESH_S:
+            self._sessions, self._refreshed = {}, self.clock()
+        me, out = os.getpid(), []
+        try:
+            names = os.listdir(self.proc)
+        except OSError:
+            return []
+        for name in names:
+            if not name.isdigit() or int(name) == me:
+                continue
+            pid = int(name)
+            if pid not in self._sessions:
+                fields = self._fields(f"{self.proc}/{name}/stat")
+                if fields is None or len(fields) < 4:
+                    continue
+                self._sessions[pid] = int(fields[3])
+            if self._sessions[pid] == self.session:
+                out.append(pid)
+        return out
+
+    def cpu_s(self) -> float:
+        """Seconds the session's idle-class threads have used since this object's first call."""
+        if self.session is None or not os.path.isdir(self.proc):
+            return 0.0
+        seen: dict[int, float] = {}
+        for pid in self._pids():
+            try:
+                tids = os.listdir(f"{self.proc}/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                fields = self._fields(f"{self.proc}/{pid}/task/{tid}/stat")
+                if fields is None or len(fields) < 39 or int(fields[38]) != self.SCHED_IDLE:
+                    continue
+                used = (int(fields[11]) + int(fields[12])) / USER_HZ
+                seen[int(tid)] = used
+                if int(tid) in self._seen:
+                    self.total += max(0.0, used - self._seen[int(tid)])
+        self._seen = seen
+        return self.total
+
+
 def threads_for(free_cores: float, current: int, most: int) -> int:
     """Threads to train on when ``free_cores`` cores are left by other programs: drop a thread when less than half
     a core is left for it, add one back when three quarters of a core is free for it (no flapping in between)."""
@@ -66,7 +142,8 @@ class CpuShare:
     most: int
     cpus: set[int] | None = None
     busy: Callable[[], float | None] = None  # type: ignore[assignment]
-    own: Callable[[], float] = own_cpu_s
+    own: Callable[[], float] = None  # type: ignore[assignment]
+    """CPU seconds not counted as other programs': this process's and its session's idle-class threads'."""
     clock: Callable[[], float] = time.monotonic
     set_threads: Callable[[int], None] = None  # type: ignore[assignment]
     current: int = 0
@@ -80,6 +157,9 @@ class CpuShare:
         self.current = self.current or self.most
         if self.busy is None:
             self.busy = lambda: busy_cpu_s(self.cpus)
+        if self.own is None:
+            yielding = YieldingThreads()
+            self.own = lambda: own_cpu_s() + yielding.cpu_s()
         if self.set_threads is None:
             import torch
 

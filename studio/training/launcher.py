@@ -1,8 +1,8 @@
 """The app's Start: a run in its own ``studio train`` process (``torchrun`` with N processes), never in the app.
 
-The run folder is the only channel: the launcher makes it (config.yaml), starts the child in its own session (so a
-Ctrl-C or a kill of the app never reaches it), records its pid and start time in ``process.json`` and sends its
-output to ``child.log``. :mod:`studio.training.follower` reads the folder back.
+The run folder is the only channel: the launcher makes it (config.yaml), starts the child in its own process group
+(so a Ctrl-C or a kill of the app never reaches it), records its pid and start time in ``process.json`` and sends
+its output to ``child.log``. :mod:`studio.training.follower` reads the folder back.
 """
 from __future__ import annotations
 
@@ -164,20 +164,38 @@ def launch(cfg: Any, runs_dir: str | Path, *, resume: str | Path | None = None) 
             raise BusyError(f"a run is in progress: {live[0]} (pid {_pid(live[0])})")
         run_dir = resume if resume is not None else runs.create_run_dir(cfg, runs_dir)
         argv = launch_command(cfg, run_dir, resume=resume is not None)
-        import signal
-
-        # SIGTERM blocked until the child's GracefulStop takes it: a Stop pressed at once is kept, not fatal
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        try:
-            with open(run_dir / CHILD_LOG, "ab") as log:
-                popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, cwd=os.getcwd(), start_new_session=True)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        popen = spawn_child(argv, run_dir / CHILD_LOG, env)
         write_process(run_dir, popen.pid, processes=cfg.train.processes, command=argv)
     finally:
         os.close(lock)
     return RunProcess(run_dir, popen=popen, cfg=cfg)
+
+
+def spawn_child(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The child, at the app's starting priority (:mod:`studio.speed.priority`: the app may serve below it), in its
+    own process group, its output appended to ``log_path``.
+
+    Its own group keeps the terminal's Ctrl-C and hang-up (sent to the foreground group) from it. Not its own
+    session: Linux schedules each session as one group (autogroup) with an equal share of the CPU whatever the nice
+    values, so a run in its own session would share the cores half and half with an app busy serving browsers; in the
+    app's session, the app's lower priority (:mod:`studio.speed.priority`) holds."""
+    from studio.speed.priority import start_run
+
+    return start_run(_popen, argv, log_path, env)
+
+
+def _popen(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    import signal
+
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+    # SIGTERM blocked until the child's GracefulStop takes it: a Stop pressed at once is kept, not fatal
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    cwd=os.getcwd(), **group)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _pid(run_dir: Path) -> Any:

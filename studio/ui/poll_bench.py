@@ -40,6 +40,10 @@ class PollLoadResult:
     """Seconds the run trained under the pollers."""
     pollers_cpu_s: float = 0.0
     """CPU seconds of the pollers' process while they polled (the browsers' side, not the app's)."""
+    run_nice: int = 0
+    """The nice value of the run (the process that started the app)."""
+    app_nice: int = 0
+    """The nice value the app served at (its runs start at the app's starting one)."""
 
     @property
     def polls_per_s(self) -> float:
@@ -66,7 +70,8 @@ class PollLoadResult:
                 f"the app's CPU per poll {self.app_cpu_s / max(len(self.latencies_s), 1) * 1e3:.1f} ms "
                 f"({self.app_cpu_s / max(self.polled_wall_s, 1e-9):.0%} of a core); the pollers' own CPU per poll "
                 f"{self.pollers_cpu_s / max(len(self.latencies_s), 1) * 1e3:.1f} ms "
-                f"({self.pollers_cpu_s / max(self.polled_wall_s, 1e-9):.0%} of a core)")
+                f"({self.pollers_cpu_s / max(self.polled_wall_s, 1e-9):.0%} of a core); nice values: the run "
+                f"{self.run_nice}, the app {self.app_nice}, the pollers 19 (idle class)")
 
 
 def _step_times(run_dir: Path, warmup: int) -> list[float]:
@@ -104,7 +109,9 @@ def pollers_main(url: str, clients: int, interval: float) -> None:
     import json
     import sys
 
-    os.nice(10)  # they stand in for browsers on other machines: the served app and the run come first
+    from studio.speed.priority import lower_this_thread
+
+    lower_this_thread()  # they stand in for browsers on other machines: the served app and the run come first
     stop, lock, latencies, errors = threading.Event(), threading.Lock(), [], []
     ready = threading.Barrier(clients + 1)
     threads = [threading.Thread(target=_poller, args=(url, interval, stop, latencies, errors, lock, ready),
@@ -122,14 +129,31 @@ def pollers_main(url: str, clients: int, interval: float) -> None:
 
 
 def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: int = 5, interval: float = 1.0,
-              report: Callable[[str], None] = print) -> PollLoadResult:
-    """Train ``cfg`` alone, then under ``clients`` polling sessions, in one served app; returns the figures."""
+              serve_below: bool = True, report: Callable[[str], None] = print) -> PollLoadResult:
+    """Train ``cfg`` alone, then under ``clients`` polling sessions, in one served app; returns the figures.
+
+    ``serve_below``: the app serves below its runs' priority, as ``studio app`` does (see
+    :mod:`studio.speed.priority`); False keeps one priority for both."""
     from studio.bench.overhead import default_config
+    from studio.speed import priority
+
+    cfg = cfg or default_config(steps)
+    measure = lambda: _measure(cfg, clients, warmup, interval, report)  # noqa: E731
+    result = priority.in_lower_thread(measure) if serve_below else measure()
+    for err in result.errors[:3]:
+        report(f"poll failed: {err}")
+    report(result.summary())
+    return result
+
+
+def _measure(cfg: Any, clients: int, warmup: int, interval: float, report: Callable[[str], None]) -> PollLoadResult:
     from studio.session import Studio
     from studio.ui.app import build_app, initial_config, launch_kwargs
 
-    cfg = cfg or default_config(steps)
-    result = PollLoadResult(clients=clients)
+    from studio.speed import priority
+
+    nice = priority.thread_nice if priority.per_thread() else lambda: os.nice(0)
+    result = PollLoadResult(clients=clients, run_nice=priority.start_run(nice), app_nice=nice())
     with tempfile.TemporaryDirectory(prefix="studio-poll-bench-") as tmp:
         studio = Studio(runs_dir=Path(tmp) / "runs")
         blocks = build_app(studio, initial=initial_config(demo=True))
@@ -165,9 +189,6 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
                 studio.stop_training()
                 studio.job.wait(120)
             blocks.close()
-    for err in result.errors[:3]:
-        report(f"poll failed: {err}")
-    report(result.summary())
     return result
 
 

@@ -18,9 +18,11 @@ def main() -> int:
     import launch
     from studio.config import load_config
     from studio.session import Studio
+    from studio.speed.priority import serve_below_runs
     from studio.ui.app import build_app, launch_kwargs
 
     cfg = load_config(sys.argv[1])
+    serve_below_runs()  # as studio app: the app's threads below the run it starts
     studio = Studio(runs_dir=sys.argv[2])
     blocks = build_app(studio, initial=cfg)
     _, url, _ = blocks.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False,
