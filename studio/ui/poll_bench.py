@@ -6,6 +6,10 @@ a browser); the sessions run in a child process, as browsers are not in the serv
 its own process, as the app's Start launches it. Prints the poll latency (median, p95), the training step time with
 pollers over without as a ratio, and where the CPU went: the run's, the app's per poll served, the pollers' own.
 Step times come from the run's own ``Log`` events (``logging_steps=1``), after ``warmup`` steps.
+
+The app serves below its run as ``studio app`` does (:mod:`studio.speed.priority`; ``serve_below=False`` serves at
+the run's priority). The sessions stand in for browsers on other machines, so they take only CPU time the run and the
+app leave (nice 19, idle class): browsers on the training box itself compete with the run as any program does.
 """
 from __future__ import annotations
 
