@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT))
 import launch  # noqa: E402  (stdlib-only at import time)
 from conftest import free_port  # noqa: E402
 
+from studio.speed import priority  # noqa: E402
+
 
 def _args(*argv: str) -> argparse.Namespace:
     return launch.build_parser().parse_args(list(argv))
@@ -172,6 +174,10 @@ def test_launch_serves_its_first_page(tmp_path):
 
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
         head = _read_until(proc, "running on")  # the page can answer while gradio's launch() is still returning
+        if priority.per_thread():  # the app serves below the runs it starts (studio.speed.priority)
+            assert os.getpriority(os.PRIO_PROCESS, proc.pid) == priority.LOWEST
+            if hasattr(os, "SCHED_IDLE"):
+                assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
     finally:
         out = head + _stop(proc)
     print(f"\nlaunch.py to first page: {seconds:.1f} s (target < 5 s on an idle 2-core machine)")
