@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 LOWEST = 19
-"""The nice value the app serves at: its user time is then counted apart (``/proc/stat``'s nice column), so the run
-does not take it for another program's (:mod:`studio.speed.cpu_share`)."""
+"""The nice value the app serves at (in the idle scheduling class where there is one; a run's CPU share does not
+count such threads of its session, :class:`studio.speed.cpu_share.YieldingThreads`)."""
 
 _starter: ThreadPoolExecutor | None = None
 _made = threading.Lock()

@@ -45,7 +45,7 @@ class PollLoadResult:
     pollers_cpu_s: float = 0.0
     """CPU seconds of the pollers' process while they polled (the browsers' side, not the app's)."""
     run_nice: int = 0
-    """The nice value of the run (the process that started the app)."""
+    """The nice value the runs start at (the app's starting one)."""
     app_nice: int = 0
     """The nice value the app served at (its runs start at the app's starting one)."""
 
@@ -152,9 +152,8 @@ def poll_load(cfg: Any = None, *, clients: int = 20, steps: int = 150, warmup: i
 
 def _measure(cfg: Any, clients: int, warmup: int, interval: float, report: Callable[[str], None]) -> PollLoadResult:
     from studio.session import Studio
-    from studio.ui.app import build_app, initial_config, launch_kwargs
-
     from studio.speed import priority
+    from studio.ui.app import build_app, initial_config, launch_kwargs
 
     nice = priority.thread_nice if priority.per_thread() else lambda: os.nice(0)
     result = PollLoadResult(clients=clients, run_nice=priority.start_run(nice), app_nice=nice())
