@@ -13,6 +13,21 @@ import pytest  # noqa: E402
 from studio.paths import ASSETS  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _pytest_keeps_its_priority():
+    """A test that lowers pytest's own thread (``studio app``'s ``serve_below_runs`` called in-process) would leave
+    every later test, and each process they start, in the idle class: it fails here instead."""
+    from studio.speed import priority
+
+    if not priority.per_thread():
+        yield
+        return
+    before = (os.sched_getscheduler(0), priority.thread_nice())
+    yield
+    assert (os.sched_getscheduler(0), priority.thread_nice()) == before, \
+        "this test lowered pytest's own thread: call studio.speed.priority in a thread or a child (or patch it)"
+
+
 def tiny_config_dict(runs_dir: str | os.PathLike, **train: object) -> dict:
     """Linear equations on the demo model: 40 rows, 4 steps of batch 2 at max_length 48, no eval, no TensorBoard."""
     return {

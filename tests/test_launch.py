@@ -72,6 +72,7 @@ def test_launch_sets_the_default_concurrency_without_a_second_queue(monkeypatch,
     import studio.ui.app as app
 
     monkeypatch.setattr(app, "build_app", fake_build)
+    monkeypatch.setattr(priority, "serve_below_runs", lambda: False)  # it would lower pytest's own thread
     with pytest.raises(Stop):
         launch.main(["--runs-dir", str(tmp_path / "runs")])
     assert seen["limit"] == str(launch.DEFAULT_CONCURRENCY)
