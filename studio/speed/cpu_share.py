@@ -58,7 +58,8 @@ class YieldingThreads:
 
     :meth:`cpu_s` only grows: each thread adds what it used since the last call (its first sighting adds nothing)."""
 
-    SCHED_IDLE = 5
+    SCHED_IDLE = getattr(os, "SCHED_IDLE", 5)
+    """The idle class's number in ``/proc/<pid>/task/<tid>/stat`` (field 41, the policy)."""
     REFRESH_S = 10.0
     """Seconds a process's session is cached (a pid reused by another session is seen within this)."""
 
@@ -111,14 +112,14 @@ class YieldingThreads:
                 tids = os.listdir(f"{self.proc}/{pid}/task")
             except OSError:
                 continue
-            for tid in tids:
-                fields = self._fields(f"{self.proc}/{pid}/task/{tid}/stat")
+            for name in tids:
+                fields = self._fields(f"{self.proc}/{pid}/task/{name}/stat")
                 if fields is None or len(fields) < 39 or int(fields[38]) != self.SCHED_IDLE:
                     continue
-                used = (int(fields[11]) + int(fields[12])) / USER_HZ
-                seen[int(tid)] = used
-                if int(tid) in self._seen:
-                    self.total += max(0.0, used - self._seen[int(tid)])
+                tid, used = int(name), (int(fields[11]) + int(fields[12])) / USER_HZ  # utime + stime
+                seen[tid] = used
+                if tid in self._seen:
+                    self.total += max(0.0, used - self._seen[tid])
         self._seen = seen
         return self.total
 
